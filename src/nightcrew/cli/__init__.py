@@ -1,0 +1,70 @@
+"""The ``nightcrew`` command. Heavy imports happen inside commands so that
+``nightcrew --help`` is instant; domain errors become one line on stderr and
+the exit code they carry (``NIGHTCREW_DEBUG=1`` shows the traceback)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import traceback
+
+import click
+
+from nightcrew.cli.plan import plan_group
+from nightcrew.cli.run import run_command
+from nightcrew.cli.status import status_command
+from nightcrew.errors import ExitCode, NightcrewError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="nightcrew")
+def cli() -> None:
+    """Run AI coding agents through a plan, unattended: the harness, not the
+    model, decides when each batch is done."""
+
+
+@cli.command("demo")
+@click.option("--keep", is_flag=True, help="Keep the demo directory afterwards.")
+def demo_command(keep: bool) -> None:
+    """Run the offline demo: a sample repo and 3-batch plan, the real Claude
+    Code CLI, and a scripted local model (no key, no network)."""
+    from nightcrew.demo import run_demo
+
+    sys.exit(run_demo(keep=keep))
+
+
+cli.add_command(run_command)
+cli.add_command(plan_group)
+cli.add_command(status_command)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False, prog_name="nightcrew")
+    except click.exceptions.Abort:
+        click.echo("nightcrew: interrupted", err=True)
+        sys.exit(ExitCode.INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(ExitCode.BAD_INPUT if exc.exit_code == 2 else exc.exit_code)
+    except NightcrewError as exc:
+        if os.environ.get("NIGHTCREW_DEBUG"):
+            raise
+        click.echo(f"nightcrew: {exc.message}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("nightcrew: interrupted", err=True)
+        sys.exit(ExitCode.INTERRUPTED)
+    except Exception as exc:
+        if os.environ.get("NIGHTCREW_DEBUG"):
+            raise
+        fd, path = tempfile.mkstemp(prefix="nightcrew-crash-", suffix=".txt")
+        with os.fdopen(fd, "w") as out:
+            traceback.print_exc(file=out)
+        click.echo(
+            f"nightcrew: internal error: {type(exc).__name__}: {exc} (details in {path};"
+            " please report it)",
+            err=True,
+        )
+        sys.exit(ExitCode.WORK_FAILED)

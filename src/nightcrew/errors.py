@@ -1,0 +1,52 @@
+"""Domain errors. Each carries the exit code the CLI ends with; the CLI edge
+turns them into one clean line (``NIGHTCREW_DEBUG=1`` re-raises)."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    WORK_FAILED = 1
+    BAD_INPUT = 2
+    BUDGET_EXCEEDED = 3
+    LOCKED = 4
+    INTERRUPTED = 130
+
+
+class NightcrewError(Exception):
+    exit_code: ExitCode = ExitCode.WORK_FAILED
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadInput(NightcrewError):
+    """The user gave something we cannot use: a plan, config or option."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+class LocatedError(BadInput):
+    """A bad input with a place in a file: renders as ``file:line: message``."""
+
+    def __init__(self, path: str, line: int | None, message: str) -> None:
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {message}")
+        self.path = path
+        self.line = line
+        self.detail = message
+
+
+class LockHeld(NightcrewError):
+    exit_code = ExitCode.LOCKED
+
+
+class IllegalTransition(NightcrewError):
+    """A state change the transition table does not allow (a bug, not input)."""
+
+
+class GitError(NightcrewError):
+    """A git command failed where the run cannot go on."""
