@@ -1,0 +1,33 @@
+"""Shared fixtures. ``sim_env`` runs a scripted model server for tests that drive the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nightcrew.sim import Scenario, SimServer, agent_env
+
+SimStarter = Callable[[Mapping[str, Any]], tuple[SimServer, dict[str, str]]]
+
+
+@pytest.fixture
+def sim_env(tmp_path: Path) -> Iterator[SimStarter]:
+    """Factory ``start(scenario_dict) -> (server, env)``; servers stop at teardown.
+
+    ``env`` points the Claude Code CLI at the server, with ``CLAUDE_CONFIG_DIR`` under
+    this test's ``tmp_path`` so no run reads or writes the real ``~/.claude``.
+    """
+    servers: list[SimServer] = []
+
+    def start(scenario: Mapping[str, Any]) -> tuple[SimServer, dict[str, str]]:
+        server = SimServer(Scenario.from_dict(scenario))
+        server.start()
+        servers.append(server)
+        return server, agent_env(server.url, tmp_path / "claude-config")
+
+    yield start
+    for server in servers:
+        server.stop()
