@@ -1,0 +1,357 @@
+"""Git, through the git command line, with argv lists only.
+
+Every call goes through :func:`_git`, which runs ``git -C <root> ...`` via
+:func:`nightcrew.proc.run` and raises :class:`~nightcrew.errors.GitError`
+(carrying the command and git's own message) when git fails. Repository
+location variables inherited from the environment (``GIT_DIR`` and friends,
+set for example inside a git hook) are dropped so that ``root`` alone decides
+which repository a call works on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+
+from nightcrew import proc
+from nightcrew.errors import GitError
+
+# nightcrew's own state directory inside a project; never committed or cleaned.
+STATE_DIR = ".nightcrew/"
+
+# Upper bound for one git command when no tighter deadline is in force.
+DEFAULT_TIMEOUT_S = 600.0
+
+# Identity used for commits on a machine where none is configured.
+FALLBACK_IDENTITY = {"user.name": "nightcrew", "user.email": "nightcrew@localhost"}
+
+_LOCATION_VARS = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_PREFIX",
+    "GIT_COMMON_DIR",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_NAMESPACE",
+)
+
+# Pathspec that leaves nightcrew's own directory out of `git add`.
+
+_UNMERGED = {"DD", "AU", "UD", "UA", "DU", "AA", "UU"}
+
+_deadline: ContextVar[float | None] = ContextVar("nightcrew_git_deadline", default=None)
+
+
+class GitTimedOut(GitError):
+    """A git command did not finish within its time limit."""
+
+
+@dataclass(frozen=True)
+class StatusEntry:
+    """One line of ``git status --porcelain=v1``."""
+
+    index: str  # X: status in the index ("?" for untracked)
+    worktree: str  # Y: status in the work tree
+    path: str
+    orig_path: str | None = None  # the source of a rename or copy
+
+    @property
+    def code(self) -> str:
+        return self.index + self.worktree
+
+    @property
+    def untracked(self) -> bool:
+        return self.code == "??"
+
+    @property
+    def unmerged(self) -> bool:
+        return self.code in _UNMERGED
+
+    @property
+    def deleted(self) -> bool:
+        return "D" in self.code and not self.unmerged
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Every git command started inside the block must finish before the
+    block's deadline; past it a command raises :class:`GitTimedOut`."""
+    token = _deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def _git_env(extra: Mapping[str, str] | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _LOCATION_VARS}
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    if extra:
+        env.update(extra)
+    return env
+
+
+def _git(
+    root: Path,
+    *args: str,
+    ok_codes: Sequence[int] = (0,),
+    env: Mapping[str, str] | None = None,
+) -> proc.Completed:
+    """Run ``git -C root *args``; raise GitError unless the exit code is in
+    ``ok_codes``. Output is stdout and stderr together."""
+    argv = ["git", "-C", str(root), *args]
+    timeout = DEFAULT_TIMEOUT_S
+    deadline = _deadline.get()
+    if deadline is not None:
+        timeout = min(timeout, deadline - time.monotonic())
+        if timeout <= 0:
+            raise GitTimedOut(f"{shlex.join(argv[3:])}: time limit reached before git started")
+    try:
+        done = proc.run(argv, cwd=Path(root), timeout_s=timeout, env=_git_env(env))
+    except OSError as exc:  # git missing, or root is not a directory
+        raise GitError(f"git {shlex.join(args)} could not start: {exc}") from exc
+    if done.timed_out:
+        raise GitTimedOut(f"git {shlex.join(args)} timed out after {timeout:.0f}s")
+    if done.exit_code not in ok_codes:
+        message = done.output.strip()[-2000:] or "(no output)"
+        raise GitError(f"git {shlex.join(args)} failed (exit {done.exit_code}): {message}")
+    return done
+
+
+def _stdout(done: proc.Completed) -> str:
+    """Output with git's leading ``warning:``/``hint:`` lines dropped (stderr
+    is merged into the output)."""
+    out = done.output
+    while out.startswith(("warning: ", "hint: ")) and "\n" in out:
+        out = out.split("\n", 1)[1]
+    return out
+
+
+def _z_list(out: str) -> list[str]:
+    return [item for item in out.split("\0") if item]
+
+
+# ---- queries ----------------------------------------------------------------
+
+
+def is_repo(root: Path) -> bool:
+    if not Path(root).is_dir():
+        return False
+    try:
+        done = _git(root, "rev-parse", "--is-inside-work-tree", ok_codes=(0, 128))
+    except GitError:
+        return False
+    return done.exit_code == 0 and _stdout(done).strip() == "true"
+
+
+def repo_root(path: Path) -> Path:
+    done = _git(path, "rev-parse", "--show-toplevel")
+    return Path(_stdout(done).strip())
+
+
+def head_sha(root: Path) -> str | None:
+    """The commit HEAD points at; None on an unborn branch."""
+    done = _git(root, "rev-parse", "-q", "--verify", "HEAD^{commit}", ok_codes=(0, 1))
+    if done.exit_code == 1:
+        return None
+    return _stdout(done).strip()
+
+
+def current_branch(root: Path) -> str | None:
+    """The branch name (also on an unborn branch); None when HEAD is detached."""
+    done = _git(root, "symbolic-ref", "--short", "-q", "HEAD", ok_codes=(0, 1))
+    if done.exit_code == 1:
+        return None
+    return _stdout(done).strip()
+
+
+def _git_paths(root: Path, *names: str) -> list[Path]:
+    args: list[str] = []
+    for name in names:
+        args += ["--git-path", name]
+    lines = _stdout(_git(root, "rev-parse", *args)).splitlines()
+    if len(lines) != len(names):
+        raise GitError(f"git rev-parse --git-path gave {len(lines)} paths for {len(names)} names")
+    return [p if p.is_absolute() else Path(root) / p for p in map(Path, lines)]
+
+
+def ensure_excluded(root: Path, pattern: str = STATE_DIR) -> None:
+    """Add ``pattern`` to the repository's ``info/exclude`` once (shared by
+    all worktrees of the repository)."""
+    (exclude,) = _git_paths(root, "info/exclude")
+    try:
+        text = exclude.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    if any(line.strip() == pattern for line in text.splitlines()):
+        return
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    prefix = "" if not text or text.endswith("\n") else "\n"
+    with exclude.open("a", encoding="utf-8") as fh:
+        fh.write(f"{prefix}{pattern}\n")
+
+
+def parse_status_z(out: str) -> list[StatusEntry]:
+    """Parse ``git status --porcelain=v1 -z`` output."""
+    entries: list[StatusEntry] = []
+    records = out.split("\0")
+    i = 0
+    while i < len(records):
+        record = records[i]
+        i += 1
+        if len(record) < 4 or record[2] != " ":
+            continue
+        x, y, path = record[0], record[1], record[3:]
+        orig = None
+        if x in "RC" or y in "RC":
+            orig = records[i] if i < len(records) else None
+            i += 1
+        entries.append(StatusEntry(x, y, path, orig))
+    return entries
+
+
+def status_entries(root: Path) -> list[StatusEntry]:
+    done = _git(
+        root,
+        "status",
+        "--porcelain=v1",
+        "-z",
+        "-uall",
+        env={"GIT_OPTIONAL_LOCKS": "0"},
+    )
+    return parse_status_z(_stdout(done))
+
+
+def is_ancestor(root: Path, a: str, b: str) -> bool:
+    """True when commit ``a`` is an ancestor of (or equal to) ``b``."""
+    done = _git(root, "merge-base", "--is-ancestor", a, b, ok_codes=(0, 1))
+    return done.exit_code == 0
+
+
+_OPERATIONS = (
+    ("rebase-merge", "rebase"),
+    ("rebase-apply", "rebase"),
+    ("MERGE_HEAD", "merge"),
+    ("CHERRY_PICK_HEAD", "cherry-pick"),
+    ("REVERT_HEAD", "revert"),
+    ("BISECT_LOG", "bisect"),
+)
+
+
+def operation_in_progress(root: Path) -> str | None:
+    """ "merge", "rebase", "cherry-pick", "revert" or "bisect" when one is
+    under way in this worktree, else None."""
+    paths = _git_paths(root, *(name for name, _ in _OPERATIONS))
+    for path, (_, operation) in zip(paths, _OPERATIONS, strict=True):
+        if path.exists():
+            return operation
+    return None
+
+
+def recent_commits(root: Path, n: int = 5) -> list[str]:
+    """The last ``n`` commits as ``git log --oneline`` lines, newest first."""
+    if head_sha(root) is None:
+        return []
+    done = _git(root, "log", "--oneline", "--no-decorate", "--no-color", f"-n{n}")
+    return [line for line in _stdout(done).splitlines() if line.strip()]
+
+
+# ---- changes ----------------------------------------------------------------
+
+
+def _empty_tree(root: Path) -> str:
+    return _stdout(_git(root, "hash-object", "-t", "tree", os.devnull)).strip()
+
+
+def _missing_identity(root: Path) -> list[str]:
+    args: list[str] = []
+    for key, fallback in FALLBACK_IDENTITY.items():
+        done = _git(root, "config", "--get", key, ok_codes=(0, 1))
+        if done.exit_code != 0 or not _stdout(done).strip():
+            args += ["-c", f"{key}={fallback}"]
+    return args
+
+
+def commit_all(root: Path, message: str, trailers: Mapping[str, str] | None = None) -> str | None:
+    """Stage everything (except nightcrew's own files) and commit it.
+
+    Returns the new commit's sha, or None when there was nothing to commit.
+    Hooks are skipped: the harness has already run its own gates, and an
+    unattended run cannot answer a hook. A missing user.name/user.email is
+    filled in with nightcrew's own so a fresh machine can commit.
+    """
+    # nightcrew's own files are kept out by info/exclude, not by a pathspec:
+    # `git add` refuses an exclude pathspec that names an ignored path.
+    ensure_excluded(root)
+    _git(root, "add", "-A")
+    staged = _git(root, "diff", "--cached", "--quiet", ok_codes=(0, 1))
+    if staged.exit_code == 0:
+        return None
+    args = [*_missing_identity(root), "commit", "-q", "--no-verify", "-m", message]
+    if trailers:
+        args += ["-m", "\n".join(f"{key}: {value}" for key, value in trailers.items())]
+    _git(root, *args)
+    sha = head_sha(root)
+    if sha is None:
+        raise GitError("git commit succeeded but HEAD is still unborn")
+    return sha
+
+
+def diff_patch(root: Path, base_sha: str | None, *, binary: bool = False) -> str:
+    """Patch from ``base_sha`` (None: the empty tree) to the work tree,
+    including untracked files that are not ignored.
+
+    Works on a throwaway copy of the index (``GIT_INDEX_FILE``) so neither the
+    real index nor the work tree is touched.
+    """
+    base = base_sha or _empty_tree(root)
+    ensure_excluded(root)
+    (index,) = _git_paths(root, "index")
+    with tempfile.TemporaryDirectory(prefix="nightcrew-diff-") as tmp:
+        tmp_index = Path(tmp) / "index"
+        if index.exists():
+            shutil.copyfile(index, tmp_index)
+        env = {"GIT_INDEX_FILE": str(tmp_index)}
+        _git(root, "add", "-A", env=env)
+        out = Path(tmp) / "patch"
+        args = ["diff", "--cached", "--no-color", "--no-ext-diff", f"--output={out}"]
+        if binary:
+            args.append("--binary")
+        _git(root, *args, base, "--", env=env)
+        return out.read_text(encoding="utf-8", errors="replace")
+
+
+def reset_hard(root: Path, sha: str, *, keep: Sequence[str] = (STATE_DIR,)) -> None:
+    """Reset the index and work tree to ``sha`` and delete untracked files
+    that are not ignored (``git clean -fd``: ignored files stay, and so does
+    everything matching ``keep``)."""
+    _git(root, "reset", "-q", "--hard", sha)
+    excludes: list[str] = []
+    for pattern in keep:
+        excludes += ["-e", pattern]
+    _git(root, "clean", "-f", "-d", "-q", *excludes)
+
+
+def changed_files(root: Path, base_sha: str | None) -> list[str]:
+    """Paths changed since ``base_sha`` (None: every tracked file): committed
+    since the base, changed in the index or work tree, and untracked files
+    that are not ignored. Deleted paths are included; sorted, repo-relative."""
+    base = base_sha or _empty_tree(root)
+    names: set[str] = set()
+    diff = ["diff", "--name-only", "-z", "--no-renames", "--no-ext-diff"]
+    names.update(_z_list(_stdout(_git(root, *diff, base, "--"))))
+    if head_sha(root) is not None:
+        names.update(_z_list(_stdout(_git(root, *diff, base, "HEAD", "--"))))
+    names.update(_z_list(_stdout(_git(root, *diff, "--cached", base, "--"))))
+    others = _git(root, "ls-files", "-z", "--others", "--exclude-standard")
+    names.update(_z_list(_stdout(others)))
+    return sorted(n for n in names if not (n + "/").startswith(STATE_DIR))
