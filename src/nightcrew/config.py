@@ -1,0 +1,134 @@
+"""Settings: ``nightcrew.toml`` or ``[tool.nightcrew]`` in ``pyproject.toml``
+supply defaults; command-line options override them.
+
+A bad file is one line naming the file, the line and what is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from nightcrew.errors import LocatedError
+
+DEFAULT_ALLOWED_TOOLS = (
+    "Bash",
+    "Read",
+    "Write",
+    "Edit",
+    "MultiEdit",
+    "Glob",
+    "Grep",
+    "LS",
+    "TodoWrite",
+    "NotebookEdit",
+)
+
+
+class Settings(BaseModel):
+    """Everything a run can be told. Field names are the config keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    agent: Literal["claude"] = "claude"
+    model: str | None = None
+    escalate_model: str | None = None
+    gates: tuple[str, ...] = ()
+    on_failure: Literal["stop", "skip", "retry"] = "retry"
+    max_retries: int = Field(default=2, ge=0, le=50)
+    max_budget_usd: float | None = Field(default=None, gt=0)
+    attempt_timeout: float = Field(default=1800, gt=0)
+    gate_timeout: float = Field(default=1800, gt=0)
+    commit: bool = True
+    allowed_tools: tuple[str, ...] = DEFAULT_ALLOWED_TOOLS
+    pricing: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+    @field_validator("gates")
+    @classmethod
+    def _no_blank_gates(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not g.strip() for g in value):
+            raise ValueError("a gate command is empty")
+        return value
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _key_line(text: str, key: str) -> int | None:
+    pattern = re.compile(rf"^\s*{re.escape(key)}\s*=", re.MULTILINE)
+    match = pattern.search(text)
+    return text.count("\n", 0, match.start()) + 1 if match else None
+
+
+def _table_line(text: str, table: str) -> int | None:
+    pattern = re.compile(rf"^\s*\[{re.escape(table)}\]", re.MULTILINE)
+    match = pattern.search(text)
+    return text.count("\n", 0, match.start()) + 1 if match else None
+
+
+def _read_toml(path: Path) -> tuple[str, dict[str, Any]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LocatedError(str(path), None, f"cannot read: {exc}") from exc
+    try:
+        return text, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        found = re.search(r"at line (\d+)", str(exc))
+        line = int(found.group(1)) if found else None
+        detail = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        raise LocatedError(str(path), line, f"invalid TOML: {detail}") from exc
+
+
+def find_config(root: Path) -> tuple[Path, str, dict[str, Any], int | None] | None:
+    """The config file that applies to ``root``: (path, text, table, table line)."""
+    own = root / "nightcrew.toml"
+    if own.is_file():
+        text, data = _read_toml(own)
+        return own, text, data, None
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file():
+        text, data = _read_toml(pyproject)
+        table = data.get("tool", {}).get("nightcrew")
+        if table is None:
+            return None
+        if not isinstance(table, dict):
+            line = _key_line(text, "nightcrew")
+            raise LocatedError(str(pyproject), line, "[tool.nightcrew] must be a table")
+        return pyproject, text, table, _table_line(text, "tool.nightcrew")
+    return None
+
+
+def load_settings(root: Path, overrides: dict[str, Any] | None = None) -> Settings:
+    """Config file values, then ``overrides`` (command-line options that were
+    given; None values are ignored)."""
+    values: dict[str, Any] = {}
+    found = find_config(root)
+    if found is not None:
+        path, text, table, table_line = found
+        try:
+            Settings(**table)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            key = str(error["loc"][0]) if error["loc"] else ""
+            line = _key_line(text, key) if key else None
+            what = (
+                f"unknown setting '{key}'"
+                if error["type"] == "extra_forbidden"
+                else f"{key}: {error['msg']}"
+            )
+            raise LocatedError(str(path), line or table_line, what) from exc
+        values.update(table)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = value
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = str(error["loc"][0]).replace("_", "-") if error["loc"] else "option"
+        raise LocatedError("command line", None, f"--{key}: {error['msg']}") from exc

@@ -1,0 +1,166 @@
+"""Schema migrations: named, ordered functions, each recorded in ``_migrations``
+when applied. Add a new ``mNNN_…`` function at the end; never edit an applied
+one."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+
+def _script(db: sqlite3.Connection, sql: str) -> None:
+    """Run several statements inside the caller's transaction (executescript
+    would commit it first)."""
+    for statement in sql.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def m001_initial(db: sqlite3.Connection) -> None:
+    _script(
+        db,
+        """
+        CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,                 -- plan | backlog
+            source_path TEXT NOT NULL,          -- plan file, relative to the project root
+            source_sha256 TEXT NOT NULL,
+            config_json TEXT NOT NULL,
+            state TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            prefix_sha256 TEXT,
+            orchestrator_pid INTEGER,
+            message TEXT
+        );
+        CREATE TABLE work_items (
+            id INTEGER PRIMARY KEY,
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            key TEXT NOT NULL,                  -- plan: the batch number
+            number INTEGER,
+            title TEXT NOT NULL,
+            body TEXT NOT NULL,
+            body_sha256 TEXT NOT NULL,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            commit_sha TEXT,
+            message TEXT,
+            UNIQUE (run_id, key)
+        );
+        CREATE TABLE attempts (
+            id INTEGER PRIMARY KEY,
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            item_id INTEGER NOT NULL REFERENCES work_items(id),
+            number INTEGER NOT NULL,
+            backend TEXT NOT NULL,
+            model TEXT,                         -- the model asked for
+            models_json TEXT,                   -- models that answered
+            session_id TEXT,
+            prefix_sha256 TEXT NOT NULL,
+            prompt_sha256 TEXT NOT NULL,
+            base_sha TEXT,
+            commit_sha TEXT,
+            state TEXT NOT NULL,
+            exit_reason TEXT,
+            result_subtype TEXT,
+            is_error INTEGER,
+            tool_calls INTEGER NOT NULL DEFAULT 0,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            agent_seconds REAL,
+            gate_seconds REAL,
+            cost_usd TEXT,                      -- Decimal as text, NULL = unknown
+            cost_source TEXT,
+            agent_pid INTEGER,
+            agent_create_time REAL,
+            evidence_dir TEXT,
+            digest TEXT,
+            signature TEXT,
+            last_text TEXT,
+            UNIQUE (item_id, number)
+        );
+        CREATE TABLE usage_records (
+            id INTEGER PRIMARY KEY,
+            attempt_id INTEGER NOT NULL REFERENCES attempts(id),
+            kind TEXT NOT NULL,                 -- response (live) | final (per model, reported)
+            message_id TEXT,
+            request_id TEXT,
+            model TEXT NOT NULL,
+            input_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            cache_read_tokens INTEGER NOT NULL,
+            cache_write_5m_tokens INTEGER NOT NULL,
+            cache_write_1h_tokens INTEGER NOT NULL,
+            cost_usd TEXT,
+            cost_source TEXT,
+            UNIQUE (attempt_id, kind, message_id, model)
+        );
+        CREATE TABLE gate_results (
+            id INTEGER PRIMARY KEY,
+            attempt_id INTEGER NOT NULL REFERENCES attempts(id),
+            name TEXT NOT NULL,
+            command TEXT,
+            passed INTEGER NOT NULL,
+            duration_s REAL NOT NULL,
+            exit_code INTEGER,
+            timed_out INTEGER NOT NULL,
+            tests_passed INTEGER,
+            tests_failed INTEGER,
+            failed_ids_json TEXT,
+            regressions_json TEXT,
+            output_path TEXT,
+            digest TEXT NOT NULL
+        );
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            ts TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            attempt_id INTEGER,
+            kind TEXT NOT NULL,
+            payload_json TEXT NOT NULL
+        );
+        CREATE TABLE state_history (
+            id INTEGER PRIMARY KEY,
+            ts TEXT NOT NULL,
+            entity TEXT NOT NULL,               -- run | item | attempt
+            entity_id TEXT NOT NULL,
+            from_state TEXT,
+            to_state TEXT NOT NULL,
+            reason TEXT
+        );
+        CREATE INDEX ix_items_run ON work_items(run_id);
+        CREATE INDEX ix_attempts_item ON attempts(item_id);
+        CREATE INDEX ix_attempts_run ON attempts(run_id);
+        CREATE INDEX ix_usage_attempt ON usage_records(attempt_id);
+        CREATE INDEX ix_events_run ON events(run_id, id);
+        CREATE INDEX ix_runs_started ON runs(started_at);
+        """,
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [m001_initial]
+
+
+def apply(db: sqlite3.Connection) -> list[str]:
+    """Apply every migration not yet recorded; return the names applied."""
+    db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+    done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
+    applied = []
+    for migration in MIGRATIONS:
+        name = migration.__name__
+        if name in done:
+            continue
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            migration(db)
+            db.execute(
+                "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
+                (name, datetime.now(UTC).isoformat()),
+            )
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        applied.append(name)
+    return applied

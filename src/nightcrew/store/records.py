@@ -1,0 +1,633 @@
+"""Typed reads and writes of runs, work items, attempts, usage, gates and events.
+
+Every state change goes through :func:`nightcrew.engine.states.check` and is
+appended to ``state_history``; the current state is copied onto the row.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from nightcrew.agents.base import TokenCounts
+from nightcrew.engine.states import AttemptState, ItemState, RunState, State, check
+from nightcrew.store.db import connect, utcnow
+
+
+def _dec(value: str | None) -> Decimal | None:
+    return Decimal(value) if value is not None else None
+
+
+def _dec_text(value: Decimal | None) -> str | None:
+    return str(value) if value is not None else None
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: str
+    kind: str
+    source_path: str
+    source_sha256: str
+    config: dict[str, Any]
+    state: RunState
+    started_at: str
+    finished_at: str | None
+    prefix_sha256: str | None
+    orchestrator_pid: int | None
+    message: str | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> RunRow:
+        return cls(
+            id=row["id"],
+            kind=row["kind"],
+            source_path=row["source_path"],
+            source_sha256=row["source_sha256"],
+            config=json.loads(row["config_json"]),
+            state=RunState(row["state"]),
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            prefix_sha256=row["prefix_sha256"],
+            orchestrator_pid=row["orchestrator_pid"],
+            message=row["message"],
+        )
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    id: int
+    run_id: str
+    key: str
+    number: int | None
+    title: str
+    body: str
+    body_sha256: str
+    state: ItemState
+    attempts: int
+    commit_sha: str | None
+    message: str | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> ItemRow:
+        return cls(
+            id=row["id"],
+            run_id=row["run_id"],
+            key=row["key"],
+            number=row["number"],
+            title=row["title"],
+            body=row["body"],
+            body_sha256=row["body_sha256"],
+            state=ItemState(row["state"]),
+            attempts=row["attempts"],
+            commit_sha=row["commit_sha"],
+            message=row["message"],
+        )
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    id: int
+    run_id: str
+    item_id: int
+    number: int
+    backend: str
+    model: str | None
+    models: list[str]
+    session_id: str | None
+    prefix_sha256: str
+    prompt_sha256: str
+    base_sha: str | None
+    commit_sha: str | None
+    state: AttemptState
+    exit_reason: str | None
+    result_subtype: str | None
+    is_error: bool | None
+    tool_calls: int
+    started_at: str
+    finished_at: str | None
+    agent_seconds: float | None
+    gate_seconds: float | None
+    cost_usd: Decimal | None
+    cost_source: str | None
+    agent_pid: int | None
+    agent_create_time: float | None
+    evidence_dir: str | None
+    digest: str | None
+    signature: str | None
+    last_text: str | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> AttemptRow:
+        return cls(
+            id=row["id"],
+            run_id=row["run_id"],
+            item_id=row["item_id"],
+            number=row["number"],
+            backend=row["backend"],
+            model=row["model"],
+            models=json.loads(row["models_json"] or "[]"),
+            session_id=row["session_id"],
+            prefix_sha256=row["prefix_sha256"],
+            prompt_sha256=row["prompt_sha256"],
+            base_sha=row["base_sha"],
+            commit_sha=row["commit_sha"],
+            state=AttemptState(row["state"]),
+            exit_reason=row["exit_reason"],
+            result_subtype=row["result_subtype"],
+            is_error=None if row["is_error"] is None else bool(row["is_error"]),
+            tool_calls=row["tool_calls"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            agent_seconds=row["agent_seconds"],
+            gate_seconds=row["gate_seconds"],
+            cost_usd=_dec(row["cost_usd"]),
+            cost_source=row["cost_source"],
+            agent_pid=row["agent_pid"],
+            agent_create_time=row["agent_create_time"],
+            evidence_dir=row["evidence_dir"],
+            digest=row["digest"],
+            signature=row["signature"],
+            last_text=row["last_text"],
+        )
+
+
+@dataclass(frozen=True)
+class GateRow:
+    name: str
+    command: str | None
+    passed: bool
+    duration_s: float
+    tests_passed: int | None
+    tests_failed: int | None
+    output_path: str | None
+    digest: str
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Money and tokens over some attempts. ``cost_usd`` is None only when no
+    cost at all is known; ``unknown_cost`` counts attempts whose cost is not."""
+
+    cost_usd: Decimal | None
+    unknown_cost: int
+    tokens: TokenCounts
+
+
+_ATTEMPT_FIELDS = frozenset(
+    {
+        "models_json",
+        "session_id",
+        "commit_sha",
+        "exit_reason",
+        "result_subtype",
+        "is_error",
+        "tool_calls",
+        "finished_at",
+        "agent_seconds",
+        "gate_seconds",
+        "cost_usd",
+        "cost_source",
+        "agent_pid",
+        "agent_create_time",
+        "digest",
+        "signature",
+        "last_text",
+    }
+)
+
+
+class Store:
+    """The project's state. Open with :meth:`open`; one instance per process."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    @classmethod
+    def open(cls, path: Path, *, create: bool = True) -> Store:
+        return cls(connect(path, create=create))
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # ---- state changes ------------------------------------------------------
+
+    def _history(
+        self, entity: str, entity_id: object, old: State | None, new: State, reason: str | None
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO state_history (ts, entity, entity_id, from_state, to_state, reason)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (utcnow(), entity, str(entity_id), old and str(old), str(new), reason),
+        )
+
+    # ---- runs ---------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        kind: str,
+        source_path: str,
+        source_sha256: str,
+        config: dict[str, Any],
+        prefix_sha256: str,
+        pid: int,
+    ) -> RunRow:
+        run_id = utcnow()[:10].replace("-", "") + "-" + uuid.uuid4().hex[:8]
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO runs (id, kind, source_path, source_sha256, config_json, state,"
+                " started_at, prefix_sha256, orchestrator_pid) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    run_id,
+                    kind,
+                    source_path,
+                    source_sha256,
+                    json.dumps(config, sort_keys=True),
+                    RunState.PENDING,
+                    utcnow(),
+                    prefix_sha256,
+                    pid,
+                ),
+            )
+            self._history("run", run_id, None, RunState.PENDING, "created")
+        return self.run(run_id)
+
+    def run(self, run_id: str) -> RunRow:
+        row = self.db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise KeyError(run_id)
+        return RunRow.from_row(row)
+
+    def latest_run(self, source_path: str | None = None) -> RunRow | None:
+        if source_path is None:
+            row = self.db.execute("SELECT * FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()
+        else:
+            row = self.db.execute(
+                "SELECT * FROM runs WHERE source_path = ? ORDER BY started_at DESC LIMIT 1",
+                (source_path,),
+            ).fetchone()
+        return RunRow.from_row(row) if row else None
+
+    def runs_in_state(self, state: RunState) -> list[RunRow]:
+        rows = self.db.execute("SELECT * FROM runs WHERE state = ?", (state,)).fetchall()
+        return [RunRow.from_row(r) for r in rows]
+
+    def set_run_state(
+        self, run_id: str, new: RunState, *, reason: str | None = None, **fields: Any
+    ) -> None:
+        allowed_fields = {"message", "orchestrator_pid", "source_sha256", "config_json"}
+        unknown = set(fields) - allowed_fields
+        if unknown:
+            raise TypeError(f"unknown run fields: {sorted(unknown)}")
+        with self.transaction():
+            old = RunState(
+                self.db.execute("SELECT state FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
+            )
+            check(old, new, what=f"run {run_id}")
+            finished = utcnow() if new != RunState.RUNNING else None
+            sets = ", ".join(f"{k} = ?" for k in fields)
+            self.db.execute(
+                f"UPDATE runs SET state = ?, finished_at = ?{', ' + sets if sets else ''}"
+                " WHERE id = ?",
+                (new, finished, *fields.values(), run_id),
+            )
+            self._history("run", run_id, old, new, reason)
+
+    # ---- work items ---------------------------------------------------------
+
+    def add_item(
+        self, run_id: str, *, key: str, number: int | None, title: str, body: str, sha: str
+    ) -> ItemRow:
+        with self.transaction():
+            cur = self.db.execute(
+                "INSERT INTO work_items (run_id, key, number, title, body, body_sha256, state)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (run_id, key, number, title, body, sha, ItemState.PENDING),
+            )
+            self._history("item", cur.lastrowid, None, ItemState.PENDING, "created")
+        return self.item(int(cur.lastrowid or 0))
+
+    def update_item_text(self, item_id: int, *, title: str, body: str, sha: str) -> None:
+        self.db.execute(
+            "UPDATE work_items SET title = ?, body = ?, body_sha256 = ? WHERE id = ?",
+            (title, body, sha, item_id),
+        )
+
+    def item(self, item_id: int) -> ItemRow:
+        row = self.db.execute("SELECT * FROM work_items WHERE id = ?", (item_id,)).fetchone()
+        if row is None:
+            raise KeyError(item_id)
+        return ItemRow.from_row(row)
+
+    def items(self, run_id: str) -> list[ItemRow]:
+        rows = self.db.execute(
+            "SELECT * FROM work_items WHERE run_id = ? ORDER BY number, id", (run_id,)
+        ).fetchall()
+        return [ItemRow.from_row(r) for r in rows]
+
+    def set_item_state(
+        self,
+        item_id: int,
+        new: ItemState,
+        *,
+        reason: str | None = None,
+        message: str | None = None,
+        commit_sha: str | None = None,
+    ) -> None:
+        with self.transaction():
+            old = ItemState(
+                self.db.execute("SELECT state FROM work_items WHERE id = ?", (item_id,)).fetchone()[
+                    0
+                ]
+            )
+            if old == new:
+                return
+            check(old, new, what=f"work item {item_id}")
+            self.db.execute(
+                "UPDATE work_items SET state = ?, message = ?,"
+                " commit_sha = COALESCE(?, commit_sha) WHERE id = ?",
+                (new, message, commit_sha, item_id),
+            )
+            self._history("item", item_id, old, new, reason)
+
+    # ---- attempts -----------------------------------------------------------
+
+    def start_attempt(
+        self,
+        *,
+        run_id: str,
+        item_id: int,
+        backend: str,
+        model: str | None,
+        prefix_sha256: str,
+        prompt_sha256: str,
+        base_sha: str | None,
+        evidence_dir: Path | None,
+    ) -> AttemptRow:
+        with self.transaction():
+            number = self.db.execute(
+                "SELECT COALESCE(MAX(number), 0) + 1 FROM attempts WHERE item_id = ?",
+                (item_id,),
+            ).fetchone()[0]
+            cur = self.db.execute(
+                "INSERT INTO attempts (run_id, item_id, number, backend, model, prefix_sha256,"
+                " prompt_sha256, base_sha, state, started_at, evidence_dir)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    run_id,
+                    item_id,
+                    number,
+                    backend,
+                    model,
+                    prefix_sha256,
+                    prompt_sha256,
+                    base_sha,
+                    AttemptState.RUNNING,
+                    utcnow(),
+                    str(evidence_dir) if evidence_dir else None,
+                ),
+            )
+            self.db.execute(
+                "UPDATE work_items SET attempts = attempts + 1 WHERE id = ?", (item_id,)
+            )
+            self._history("attempt", cur.lastrowid, None, AttemptState.RUNNING, "started")
+        return self.attempt(int(cur.lastrowid or 0))
+
+    def next_attempt_number(self, item_id: int) -> int:
+        return int(
+            self.db.execute(
+                "SELECT COALESCE(MAX(number), 0) + 1 FROM attempts WHERE item_id = ?", (item_id,)
+            ).fetchone()[0]
+        )
+
+    def attempt(self, attempt_id: int) -> AttemptRow:
+        row = self.db.execute("SELECT * FROM attempts WHERE id = ?", (attempt_id,)).fetchone()
+        if row is None:
+            raise KeyError(attempt_id)
+        return AttemptRow.from_row(row)
+
+    def attempts(
+        self, *, run_id: str | None = None, item_id: int | None = None
+    ) -> list[AttemptRow]:
+        if item_id is not None:
+            rows = self.db.execute(
+                "SELECT * FROM attempts WHERE item_id = ? ORDER BY number", (item_id,)
+            ).fetchall()
+        else:
+            rows = self.db.execute(
+                "SELECT * FROM attempts WHERE run_id = ? ORDER BY id", (run_id,)
+            ).fetchall()
+        return [AttemptRow.from_row(r) for r in rows]
+
+    def running_attempts(self) -> list[AttemptRow]:
+        rows = self.db.execute(
+            "SELECT * FROM attempts WHERE state = ?", (AttemptState.RUNNING,)
+        ).fetchall()
+        return [AttemptRow.from_row(r) for r in rows]
+
+    def update_attempt(self, attempt_id: int, **fields: Any) -> None:
+        unknown = set(fields) - _ATTEMPT_FIELDS
+        if unknown:
+            raise TypeError(f"unknown attempt fields: {sorted(unknown)}")
+        if not fields:
+            return
+        values = [_dec_text(v) if isinstance(v, Decimal) else v for v in fields.values()]
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self.db.execute(f"UPDATE attempts SET {sets} WHERE id = ?", (*values, attempt_id))
+
+    def finish_attempt(
+        self, attempt_id: int, new: AttemptState, *, reason: str | None = None, **fields: Any
+    ) -> None:
+        with self.transaction():
+            old = AttemptState(
+                self.db.execute(
+                    "SELECT state FROM attempts WHERE id = ?", (attempt_id,)
+                ).fetchone()[0]
+            )
+            check(old, new, what=f"attempt {attempt_id}")
+            fields.setdefault("finished_at", utcnow())
+            fields.setdefault("exit_reason", reason)
+            self.update_attempt(attempt_id, **fields)
+            self.db.execute("UPDATE attempts SET state = ? WHERE id = ?", (new, attempt_id))
+            self._history("attempt", attempt_id, old, new, reason)
+
+    # ---- usage --------------------------------------------------------------
+
+    def record_usage(
+        self,
+        attempt_id: int,
+        *,
+        kind: str,
+        message_id: str | None,
+        request_id: str | None,
+        model: str,
+        tokens: TokenCounts,
+        cost_usd: Decimal | None,
+        cost_source: str | None,
+    ) -> None:
+        """Insert or replace one usage record: a response's newest numbers
+        replace its earlier, partial ones (deduplicated by message id)."""
+        self.db.execute(
+            "INSERT INTO usage_records (attempt_id, kind, message_id, request_id, model,"
+            " input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens,"
+            " cache_write_1h_tokens, cost_usd, cost_source) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+            " ON CONFLICT (attempt_id, kind, message_id, model) DO UPDATE SET"
+            " request_id = excluded.request_id, input_tokens = excluded.input_tokens,"
+            " output_tokens = excluded.output_tokens,"
+            " cache_read_tokens = excluded.cache_read_tokens,"
+            " cache_write_5m_tokens = excluded.cache_write_5m_tokens,"
+            " cache_write_1h_tokens = excluded.cache_write_1h_tokens,"
+            " cost_usd = excluded.cost_usd, cost_source = excluded.cost_source",
+            (
+                attempt_id,
+                kind,
+                message_id if message_id is not None else "",
+                request_id,
+                model,
+                tokens.input,
+                tokens.output,
+                tokens.cache_read,
+                tokens.cache_write_5m,
+                tokens.cache_write_1h,
+                _dec_text(cost_usd),
+                cost_source,
+            ),
+        )
+
+    def attempt_tokens(self, attempt_id: int) -> TokenCounts:
+        """Final per-model totals when the agent reported them, else the sum of
+        the responses seen while it streamed."""
+        for kind in ("final", "response"):
+            row = self.db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(input_tokens),0), COALESCE(SUM(output_tokens),0),"
+                " COALESCE(SUM(cache_read_tokens),0), COALESCE(SUM(cache_write_5m_tokens),0),"
+                " COALESCE(SUM(cache_write_1h_tokens),0) FROM usage_records"
+                " WHERE attempt_id = ? AND kind = ?",
+                (attempt_id, kind),
+            ).fetchone()
+            if row[0]:
+                return TokenCounts(row[1], row[2], row[3], row[4], row[5])
+        return TokenCounts()
+
+    def totals(self, attempts: Sequence[AttemptRow]) -> Totals:
+        cost: Decimal | None = None
+        unknown = 0
+        tokens = TokenCounts()
+        for attempt in attempts:
+            tokens = tokens + self.attempt_tokens(attempt.id)
+            if attempt.cost_usd is None:
+                if attempt.state != AttemptState.RUNNING or attempt.finished_at:
+                    unknown += 1
+                continue
+            cost = attempt.cost_usd if cost is None else cost + attempt.cost_usd
+        return Totals(cost, unknown, tokens)
+
+    # ---- gates and events ---------------------------------------------------
+
+    def record_gate(
+        self,
+        attempt_id: int,
+        *,
+        name: str,
+        command: str | None,
+        passed: bool,
+        duration_s: float,
+        exit_code: int | None,
+        timed_out: bool,
+        tests_passed: int | None,
+        tests_failed: int | None,
+        failed_ids: Sequence[str],
+        regressions: Sequence[str],
+        output_path: str | None,
+        digest: str,
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO gate_results (attempt_id, name, command, passed, duration_s, exit_code,"
+            " timed_out, tests_passed, tests_failed, failed_ids_json, regressions_json,"
+            " output_path, digest) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                attempt_id,
+                name,
+                command,
+                int(passed),
+                duration_s,
+                exit_code,
+                int(timed_out),
+                tests_passed,
+                tests_failed,
+                json.dumps(sorted(failed_ids)),
+                json.dumps(list(regressions)),
+                output_path,
+                digest,
+            ),
+        )
+
+    def gates(self, attempt_id: int) -> list[GateRow]:
+        rows = self.db.execute(
+            "SELECT * FROM gate_results WHERE attempt_id = ? ORDER BY id", (attempt_id,)
+        ).fetchall()
+        return [
+            GateRow(
+                name=r["name"],
+                command=r["command"],
+                passed=bool(r["passed"]),
+                duration_s=r["duration_s"],
+                tests_passed=r["tests_passed"],
+                tests_failed=r["tests_failed"],
+                output_path=r["output_path"],
+                digest=r["digest"],
+            )
+            for r in rows
+        ]
+
+    def event(
+        self, run_id: str, kind: str, payload: dict[str, Any], *, attempt_id: int | None = None
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO events (ts, run_id, attempt_id, kind, payload_json) VALUES (?,?,?,?,?)",
+            (utcnow(), run_id, attempt_id, kind, json.dumps(payload, default=str)),
+        )
+
+    def events(self, run_id: str, *, attempt_id: int | None = None) -> list[dict[str, Any]]:
+        if attempt_id is None:
+            rows = self.db.execute(
+                "SELECT * FROM events WHERE run_id = ? ORDER BY id", (run_id,)
+            ).fetchall()
+        else:
+            rows = self.db.execute(
+                "SELECT * FROM events WHERE attempt_id = ? ORDER BY id", (attempt_id,)
+            ).fetchall()
+        return [
+            {
+                "ts": r["ts"],
+                "attempt_id": r["attempt_id"],
+                "kind": r["kind"],
+                "payload": json.loads(r["payload_json"]),
+            }
+            for r in rows
+        ]
+
+    def history(self, entity: str, entity_id: object) -> list[tuple[str | None, str]]:
+        rows = self.db.execute(
+            "SELECT from_state, to_state FROM state_history WHERE entity = ? AND entity_id = ?"
+            " ORDER BY id",
+            (entity, str(entity_id)),
+        ).fetchall()
+        return [(r[0], r[1]) for r in rows]
