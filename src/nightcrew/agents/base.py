@@ -1,0 +1,155 @@
+"""The one small contract every agent backend implements.
+
+A backend turns an :class:`AgentRequest` into a stream of typed
+:class:`AgentEvent` values. The run loop never parses a backend's output: it
+only sees these events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class TokenCounts:
+    """Tokens of one API response or one model's total, in Anthropic's meaning:
+    ``input`` counts uncached prompt tokens only."""
+
+    input: int = 0
+    output: int = 0
+    cache_read: int = 0
+    cache_write_5m: int = 0
+    cache_write_1h: int = 0
+
+    @property
+    def cache_write(self) -> int:
+        return self.cache_write_5m + self.cache_write_1h
+
+    @property
+    def total(self) -> int:
+        return self.input + self.output + self.cache_read + self.cache_write
+
+    def __add__(self, other: TokenCounts) -> TokenCounts:
+        return TokenCounts(
+            self.input + other.input,
+            self.output + other.output,
+            self.cache_read + other.cache_read,
+            self.cache_write_5m + other.cache_write_5m,
+            self.cache_write_1h + other.cache_write_1h,
+        )
+
+
+@dataclass(frozen=True)
+class AgentRequest:
+    prompt: str
+    cwd: Path
+    model: str | None = None
+    fallback_model: str | None = None
+    allowed_tools: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    # Backstop passed to the agent itself; the harness enforces budgets too.
+    max_budget_usd: float | None = None
+    resume_session_id: str | None = None
+    # Where the backend may keep per-attempt files (pid file, stderr log).
+    work_dir: Path | None = None
+
+
+# ---- events -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProcessStarted:
+    """The agent process exists; ``pid`` leads its own process group."""
+
+    pid: int
+    create_time: float
+
+
+@dataclass(frozen=True)
+class SessionStarted:
+    session_id: str
+    model: str | None
+
+
+@dataclass(frozen=True)
+class Text:
+    text: str
+
+
+@dataclass(frozen=True)
+class Thinking:
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    tool_use_id: str
+    name: str
+    input: Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    tool_use_id: str
+    is_error: bool
+    excerpt: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Usage of one API response, as known while it streams.
+
+    The same ``message_id`` may arrive more than once; the newest values win
+    (output tokens grow from a placeholder to the final count).
+    """
+
+    message_id: str
+    request_id: str | None
+    model: str
+    tokens: TokenCounts
+
+
+@dataclass(frozen=True)
+class ModelUsage:
+    """Authoritative per-model totals from the agent's final report."""
+
+    model: str
+    tokens: TokenCounts
+    reported_cost_usd: Decimal | None
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The session ended. ``status`` is ``success`` or ``error``."""
+
+    status: str
+    result_subtype: str | None
+    is_error: bool
+    result_text: str | None
+    reported_cost_usd: Decimal | None
+    model_usage: tuple[ModelUsage, ...]
+    num_turns: int | None = None
+    error: str | None = None
+    session_id: str | None = None
+
+
+AgentEvent = (
+    ProcessStarted | SessionStarted | Text | Thinking | ToolCall | ToolResult | Usage | Finished
+)
+
+
+class AgentBackend(Protocol):
+    """A coding agent the harness can drive. ``run`` yields events until the
+    agent's session ends. Killing the process group named by
+    :class:`ProcessStarted` must make ``run`` finish promptly."""
+
+    name: str
+
+    def run(self, request: AgentRequest) -> AsyncIterator[AgentEvent]: ...
+
+
+StderrSink = Callable[[str], None]

@@ -1,0 +1,311 @@
+"""The Claude Code backend, through ``claude-agent-sdk`` and the CLI it bundles.
+
+The SDK starts the CLI in *our* process group with a pipe for stdin (its
+control channel). To own the agent's lifetime we give the SDK a tiny launcher
+as ``cli_path``: it calls ``setsid()`` (a new session and process group led by
+the agent), writes its pid, and ``exec``s the real CLI. The harness can then
+kill the agent and everything it started (test servers, watchers) as one
+group, and a later ``--resume`` can reap a group whose orchestrator died.
+
+Usage: per-response usage arrives twice: in ``message_start`` (input and cache
+tokens right, output a placeholder) and ``message_delta`` (the final output
+count). Both become :class:`Usage` events keyed by message id; the newest
+wins. The final ``result``'s ``modelUsage`` is the authoritative total.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import stat
+import sys
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any
+
+from nightcrew.agents.base import (
+    AgentEvent,
+    AgentRequest,
+    Finished,
+    ModelUsage,
+    ProcessStarted,
+    SessionStarted,
+    Text,
+    Thinking,
+    TokenCounts,
+    ToolCall,
+    ToolResult,
+    Usage,
+)
+from nightcrew.proc import process_create_time
+from nightcrew.usage.anthropic_format import (
+    reported_cost,
+    tokens_from_model_usage,
+    tokens_from_usage,
+)
+
+PIDFILE_ENV = "NIGHTCREW_AGENT_PIDFILE"
+CLI_ENV = "NIGHTCREW_AGENT_CLI"
+EXCERPT_CHARS = 500
+
+_LAUNCHER = """\
+import os, sys
+os.setsid()
+pidfile = os.environ.get({pidfile_env!r})
+if pidfile:
+    with open(pidfile + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.replace(pidfile + ".tmp", pidfile)
+cli = os.environ[{cli_env!r}]
+os.execv(cli, [cli] + sys.argv[1:])
+"""
+
+
+class AgentNotFound(Exception):
+    pass
+
+
+def find_claude_cli() -> Path:
+    """The CLI bundled in the claude-agent-sdk wheel, else ``claude`` on PATH."""
+    import claude_agent_sdk
+
+    bundled = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
+    if bundled.is_file():
+        return bundled
+    found = shutil.which("claude")
+    if found:
+        return Path(found)
+    raise AgentNotFound(
+        "Claude Code CLI not found: it ships inside the claude-agent-sdk wheel for"
+        " your platform, or install it with `npm install -g @anthropic-ai/claude-code`"
+    )
+
+
+def write_launcher(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "agent-launcher"
+    body = f"#!{sys.executable} -I\n" + _LAUNCHER.format(pidfile_env=PIDFILE_ENV, cli_env=CLI_ENV)
+    path.write_text(body)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+def _excerpt(content: object) -> str:
+    if isinstance(content, str):
+        text = content
+    elif isinstance(content, list):
+        text = " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    else:
+        text = ""
+    return text[:EXCERPT_CHARS]
+
+
+class _Translator:
+    """Turns SDK messages into :class:`AgentEvent` values."""
+
+    def __init__(self) -> None:
+        self.stream_message: tuple[str, str] | None = None  # (message id, model)
+        self.stream_tokens: TokenCounts = TokenCounts()
+
+    def translate(self, message: object) -> Iterable[AgentEvent]:
+        from claude_agent_sdk import (
+            AssistantMessage,
+            ResultMessage,
+            StreamEvent,
+            SystemMessage,
+            TextBlock,
+            ThinkingBlock,
+            ToolResultBlock,
+            ToolUseBlock,
+            UserMessage,
+        )
+
+        if isinstance(message, StreamEvent):
+            yield from self._stream_event(message.event)
+        elif isinstance(message, SystemMessage):
+            if message.subtype == "init":
+                data = message.data
+                yield SessionStarted(str(data.get("session_id", "")), data.get("model"))
+        elif isinstance(message, AssistantMessage):
+            for block in message.content:
+                if isinstance(block, TextBlock) and block.text:
+                    yield Text(block.text)
+                elif isinstance(block, ThinkingBlock) and block.thinking:
+                    yield Thinking(block.thinking)
+                elif isinstance(block, ToolUseBlock):
+                    yield ToolCall(block.id, block.name, dict(block.input))
+            if message.usage and message.message_id:
+                yield Usage(
+                    message.message_id, None, message.model, tokens_from_usage(message.usage)
+                )
+        elif isinstance(message, UserMessage):
+            if isinstance(message.content, list):
+                for block in message.content:
+                    if isinstance(block, ToolResultBlock):
+                        yield ToolResult(
+                            block.tool_use_id, bool(block.is_error), _excerpt(block.content)
+                        )
+        elif isinstance(message, ResultMessage):
+            yield self._finished(message)
+
+    def _stream_event(self, event: dict[str, Any]) -> Iterable[AgentEvent]:
+        kind = event.get("type")
+        if kind == "message_start":
+            msg = event.get("message") or {}
+            self.stream_message = (str(msg.get("id", "")), str(msg.get("model", "")))
+            self.stream_tokens = tokens_from_usage(msg.get("usage") or {})
+            if self.stream_message[0]:
+                yield Usage(
+                    self.stream_message[0], None, self.stream_message[1], self.stream_tokens
+                )
+        elif kind == "message_delta" and self.stream_message:
+            delta = tokens_from_usage(event.get("usage") or {})
+            # message_delta carries the final output count (and, from some
+            # servers, repeats the input numbers).
+            self.stream_tokens = TokenCounts(
+                input=delta.input or self.stream_tokens.input,
+                output=delta.output,
+                cache_read=delta.cache_read or self.stream_tokens.cache_read,
+                cache_write_5m=delta.cache_write_5m or self.stream_tokens.cache_write_5m,
+                cache_write_1h=delta.cache_write_1h or self.stream_tokens.cache_write_1h,
+            )
+            yield Usage(self.stream_message[0], None, self.stream_message[1], self.stream_tokens)
+
+    @staticmethod
+    def _finished(message: Any) -> Finished:
+        per_model = tuple(
+            ModelUsage(
+                model=name,
+                tokens=tokens_from_model_usage(entry),
+                reported_cost_usd=reported_cost(entry.get("costUSD")),
+            )
+            for name, entry in (message.model_usage or {}).items()
+            if isinstance(entry, dict)
+        )
+        errors = message.errors or []
+        return Finished(
+            status="error" if message.is_error else "success",
+            result_subtype=message.subtype,
+            is_error=bool(message.is_error),
+            result_text=message.result,
+            reported_cost_usd=reported_cost(message.total_cost_usd),
+            model_usage=per_model,
+            num_turns=message.num_turns,
+            error="; ".join(str(e) for e in errors) or None,
+            session_id=message.session_id,
+        )
+
+
+_DONE = object()
+
+
+class ClaudeBackend:
+    name = "claude"
+
+    def __init__(self, cli_path: Path | None = None) -> None:
+        self._cli_path = cli_path
+
+    async def run(self, request: AgentRequest) -> AsyncIterator[AgentEvent]:
+        from claude_agent_sdk import ClaudeAgentOptions, query
+
+        cli = self._cli_path or find_claude_cli()
+        work_dir = request.work_dir or request.cwd / ".nightcrew" / "tmp"
+        launcher = write_launcher(work_dir)
+        pidfile = work_dir / "agent.pid"
+        pidfile.unlink(missing_ok=True)
+        stderr_path = work_dir / "agent-stderr.log"
+        stderr_file = stderr_path.open("a", encoding="utf-8")
+        stderr_tail: list[str] = []
+
+        def on_stderr(line: str) -> None:
+            stderr_file.write(line + "\n")
+            stderr_tail.append(line)
+            del stderr_tail[:-20]
+
+        env = {**request.env, PIDFILE_ENV: str(pidfile), CLI_ENV: str(cli)}
+        options = ClaudeAgentOptions(
+            cwd=str(request.cwd),
+            model=request.model,
+            fallback_model=request.fallback_model,
+            permission_mode="acceptEdits",
+            allowed_tools=list(request.allowed_tools),
+            cli_path=str(launcher),
+            env=env,
+            include_partial_messages=True,
+            max_budget_usd=request.max_budget_usd,
+            setting_sources=["user", "project", "local"],
+            resume=request.resume_session_id,
+            stderr=on_stderr,
+        )
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        translator = _Translator()
+
+        async def pump() -> None:
+            try:
+                async for message in query(prompt=request.prompt, options=options):
+                    for event in translator.translate(message):
+                        queue.put_nowait(event)
+            except Exception as exc:  # noqa: BLE001 - becomes a Finished(error) event
+                queue.put_nowait(exc)
+            finally:
+                queue.put_nowait(_DONE)
+
+        async def watch_pid() -> None:
+            while True:
+                with contextlib.suppress(OSError, ValueError):
+                    pid = int(pidfile.read_text())
+                    queue.put_nowait(ProcessStarted(pid, process_create_time(pid) or 0.0))
+                    return
+                await asyncio.sleep(0.01)
+
+        pump_task = asyncio.create_task(pump())
+        pid_task = asyncio.create_task(watch_pid())
+        finished: Finished | None = None
+        try:
+            while True:
+                item = await queue.get()
+                if item is _DONE:
+                    break
+                if isinstance(item, Exception):
+                    if finished is None:
+                        detail = " | ".join(stderr_tail[-3:]) or str(item)
+                        finished = Finished(
+                            status="error",
+                            result_subtype=None,
+                            is_error=True,
+                            result_text=None,
+                            reported_cost_usd=None,
+                            model_usage=(),
+                            error=f"{type(item).__name__}: {item}; {detail}"[:2000],
+                        )
+                    continue
+                if isinstance(item, Finished):
+                    finished = item  # the last result wins: totals are cumulative
+                    continue
+                yield item  # type: ignore[misc]
+            if finished is None:
+                finished = Finished(
+                    status="error",
+                    result_subtype=None,
+                    is_error=True,
+                    result_text=None,
+                    reported_cost_usd=None,
+                    model_usage=(),
+                    error="the agent ended without a result"
+                    + (": " + " | ".join(stderr_tail[-3:]) if stderr_tail else ""),
+                )
+            yield finished
+        finally:
+            pid_task.cancel()
+            if not pump_task.done():
+                pump_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pump_task
+            with contextlib.suppress(asyncio.CancelledError):
+                await pid_task
+            stderr_file.close()
+            pidfile.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                os.unlink(str(pidfile) + ".tmp")

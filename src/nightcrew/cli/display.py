@@ -1,0 +1,138 @@
+"""Console output for a run: a live Rich panel on a terminal, plain timestamped
+lines otherwise (logs, CI, pipes). Console and clock are injected so output is
+testable byte for byte."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from nightcrew.engine.report import Level, Progress, SummaryRow
+
+_STYLE = {"info": "", "warn": "yellow", "error": "bold red"}
+
+
+def money(value: Decimal | None, *, unknown: bool = False) -> str:
+    if value is None:
+        return "unknown"
+    text = f"${value:.4f}"
+    return f"≥{text}" if unknown else text
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def summary_table(rows: list[SummaryRow]) -> Table:
+    table = Table(title="nightcrew run summary", title_justify="left")
+    for name, justify in (
+        ("Batch", "right"),
+        ("Title", "left"),
+        ("State", "left"),
+        ("Attempts", "right"),
+        ("Time", "right"),
+        ("Cost", "right"),
+        ("Commit", "left"),
+    ):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    colors = {"passed": "green", "failed": "red", "skipped": "yellow", "pending": "dim"}
+    for row in rows:
+        table.add_row(
+            str(row.number) if row.number is not None else "-",
+            row.title,
+            Text(row.state, style=colors.get(row.state, "")),
+            str(row.attempts),
+            duration(row.seconds),
+            money(row.cost_usd, unknown=row.cost_unknown) if row.attempts else "-",
+            row.commit[:10] if row.commit else "-",
+        )
+    return table
+
+
+class PlainReporter:
+    """One timestamped line per thing that happened."""
+
+    def __init__(self, console: Console, clock: Callable[[], datetime] = datetime.now) -> None:
+        self.console = console
+        self.clock = clock
+        self._last_tool: str | None = None
+
+    def _line(self, text: str, level: Level = "info") -> None:
+        stamp = self.clock().strftime("%H:%M:%S")
+        self.console.print(
+            f"[{stamp}] {text}", style=_STYLE[level], markup=False, highlight=False, soft_wrap=True
+        )
+
+    def note(self, message: str, level: Level = "info") -> None:
+        self._line(message if level == "info" else f"{level}: {message}", level)
+
+    def progress(self, snapshot: Progress) -> None:
+        if snapshot.current_tool and snapshot.current_tool != self._last_tool:
+            self._line(f"  batch {snapshot.batch_number} › {snapshot.current_tool}")
+        self._last_tool = snapshot.current_tool
+
+    def summary(self, rows: list[SummaryRow], footer: str) -> None:
+        self.console.print(summary_table(rows))
+        self.console.print(footer, markup=False, highlight=False, soft_wrap=True)
+
+    def close(self) -> None:
+        pass
+
+
+class LiveReporter:
+    """A live panel under the scrolling notes: where the run is, what the
+    agent is doing, and what it has cost so far."""
+
+    def __init__(self, console: Console, clock: Callable[[], float] = time.monotonic) -> None:
+        self.console = console
+        self.clock = clock
+        self.snapshot: Progress | None = None
+        self.live = Live(
+            console=console, get_renderable=self._render, refresh_per_second=4, transient=True
+        )
+        self.live.start()
+
+    def _render(self) -> RenderableType:
+        s = self.snapshot
+        if s is None or s.batch_number is None:
+            return Text("nightcrew: starting…", style="dim")
+        elapsed = duration(self.clock() - s.started_at) if s.started_at else "-"
+        head = Text.assemble(
+            ("nightcrew ", "bold"),
+            (f"batch {s.batch_index}/{s.batch_total} ", "cyan"),
+            (f"#{s.batch_number} {s.title}", "bold"),
+            f" · attempt {s.attempt} · {s.model or 'default model'} · {s.phase} · {elapsed}",
+        )
+        tool = Text(f"  ▸ {s.current_tool or '…'}", style="dim")
+        t = s.run_tokens
+        money_line = Text(
+            f"  batch {money(s.batch_cost)} · run {money(s.run_cost)} · tokens"
+            f" {t.input + t.cache_read + t.cache_write:,} in / {t.output:,} out"
+        )
+        return Group(head, tool, money_line)
+
+    def note(self, message: str, level: Level = "info") -> None:
+        text = message if level == "info" else f"{level}: {message}"
+        self.console.print(text, style=_STYLE[level], markup=False, highlight=False)
+
+    def progress(self, snapshot: Progress) -> None:
+        self.snapshot = snapshot
+
+    def summary(self, rows: list[SummaryRow], footer: str) -> None:
+        self.live.stop()
+        self.console.print(summary_table(rows))
+        self.console.print(footer, markup=False, highlight=False)
+
+    def close(self) -> None:
+        self.live.stop()

@@ -1,0 +1,114 @@
+"""``nightcrew run PLAN``: execute a plan's batches unattended."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command("run")
+@click.argument("plan", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--agent", type=click.Choice(["claude"]), default=None, help="Agent backend (default: claude)."
+)
+@click.option("--model", default=None, help="Model for every attempt (default: the agent's).")
+@click.option(
+    "--gate",
+    "gates",
+    multiple=True,
+    help="Shell command that must exit 0 after each batch (repeatable);"
+    " replaces the auto-detected test gate.",
+)
+@click.option(
+    "--on-failure",
+    type=click.Choice(["stop", "skip", "retry"]),
+    default=None,
+    help="What a failed batch does to the run (default: retry).",
+)
+@click.option(
+    "--max-retries",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Retries per batch with --on-failure retry (default: 2).",
+)
+@click.option("--escalate-model", default=None, help="Model for the last retry of a batch.")
+@click.option(
+    "--max-budget-usd",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop the run (exit 3) when it has spent this much.",
+)
+@click.option(
+    "--attempt-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Kill an attempt's agent after this long (default: 1800).",
+)
+@click.option("--start-batch", type=int, default=None, help="First batch to run.")
+@click.option("--end-batch", type=int, default=None, help="Last batch to run.")
+@click.option(
+    "--no-commit", is_flag=True, default=False, help="Leave each batch's changes uncommitted."
+)
+@click.option("--resume", is_flag=True, help="Continue the latest run of PLAN.")
+def run_command(
+    plan: Path,
+    agent: str | None,
+    model: str | None,
+    gates: tuple[str, ...],
+    on_failure: str | None,
+    max_retries: int | None,
+    escalate_model: str | None,
+    max_budget_usd: float | None,
+    attempt_timeout: float | None,
+    start_batch: int | None,
+    end_batch: int | None,
+    no_commit: bool,
+    resume: bool,
+) -> None:
+    """Run PLAN's batches, one fresh agent session each, judged by gates.
+
+    Exit codes: 0 every batch passed (or was skipped by policy), 1 a batch
+    failed, 2 bad input, 3 budget exceeded, 4 another run holds the lock,
+    130 interrupted.
+    """
+    from rich.console import Console
+
+    from nightcrew.agents.claude import ClaudeBackend
+    from nightcrew.cli.display import LiveReporter, PlainReporter
+    from nightcrew.config import load_settings
+    from nightcrew.engine.report import Reporter
+    from nightcrew.engine.runner import Runner, RunOptions
+    from nightcrew.project import Project
+    from nightcrew.work.plan import load_plan
+
+    project = Project.find(Path.cwd())
+    settings = load_settings(
+        project.root,
+        {
+            "agent": agent,
+            "model": model,
+            "gates": gates or None,
+            "on_failure": on_failure,
+            "max_retries": max_retries,
+            "escalate_model": escalate_model,
+            "max_budget_usd": max_budget_usd,
+            "attempt_timeout": attempt_timeout,
+            "commit": False if no_commit else None,
+        },
+    )
+    parsed = load_plan(plan, project.root)
+    console = Console(highlight=False)
+    reporter: Reporter = LiveReporter(console) if console.is_terminal else PlainReporter(console)
+    runner = Runner(
+        project,
+        parsed,
+        settings,
+        ClaudeBackend(),
+        reporter,
+        RunOptions(start_batch=start_batch, end_batch=end_batch, resume=resume),
+    )
+    result = runner.execute()
+    sys.exit(int(result.exit_code))

@@ -1,0 +1,99 @@
+"""``nightcrew status [--json]``: the project's latest run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def status_data(store: Any, run_id: str) -> dict[str, Any]:
+    from nightcrew.store.records import Store
+
+    assert isinstance(store, Store)
+    run = store.run(run_id)
+    totals = store.totals(store.attempts(run_id=run_id))
+    batches = []
+    for item in store.items(run_id):
+        attempts = store.attempts(item_id=item.id)
+        item_totals = store.totals(attempts)
+        gate: dict[str, Any] | None = None
+        if attempts:
+            results = store.gates(attempts[-1].id)
+            tests = next((g for g in results if g.name == "tests"), None)
+            gate = {
+                "passed": bool(results) and all(g.passed for g in results),
+                "tests_passed": tests.tests_passed if tests else None,
+                "tests_failed": tests.tests_failed if tests else None,
+            }
+        batches.append(
+            {
+                "number": item.number,
+                "title": item.title,
+                "state": str(item.state),
+                "attempts": len(attempts),
+                "cost_usd": _num(item_totals.cost_usd),
+                "commit": item.commit_sha,
+                "gate": gate,
+            }
+        )
+    t = totals.tokens
+    return {
+        "run": {
+            "id": run.id,
+            "plan": run.source_path,
+            "state": str(run.state),
+            "started_at": run.started_at,
+            "finished_at": run.finished_at,
+            "cost_usd": _num(totals.cost_usd),
+            "tokens": {
+                "input": t.input,
+                "output": t.output,
+                "cache_read": t.cache_read,
+                "cache_write": t.cache_write,
+            },
+        },
+        "batches": batches,
+    }
+
+
+def _num(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status_command(as_json: bool) -> None:
+    """Show the project's latest run: its state, batches, cost and commits."""
+    from rich.console import Console
+
+    from nightcrew.cli.display import summary_table
+    from nightcrew.engine.runner import summary_rows
+    from nightcrew.errors import BadInput
+    from nightcrew.project import Project
+    from nightcrew.store.records import Store
+
+    project = Project.find(Path.cwd())
+    if not project.store_path.exists():
+        raise BadInput(f"{project.root}: no nightcrew run here yet")
+    store = Store.open(project.store_path, create=False)
+    try:
+        run = store.latest_run()
+        if run is None:
+            raise BadInput(f"{project.root}: no nightcrew run here yet")
+        data = status_data(store, run.id)
+        if as_json:
+            click.echo(json.dumps(data, indent=2))
+            return
+        console = Console(highlight=False)
+        r = data["run"]
+        cost = "unknown" if r["cost_usd"] is None else f"${r['cost_usd']:.4f}"
+        console.print(
+            f"run {r['id']} ({r['plan']}): {r['state']}, started {r['started_at']}, cost {cost}",
+            markup=False,
+        )
+        console.print(summary_table(summary_rows(store, run.id)))
+    finally:
+        store.close()

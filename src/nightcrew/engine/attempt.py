@@ -1,0 +1,223 @@
+"""One agent session: drive a backend's event stream to its end, or stop it.
+
+Three things can stop an agent early: the attempt timeout, the budget, and the
+person (Ctrl-C / SIGTERM). All three go through :class:`Stopper`, which
+records the first reason and kills the agent's process group; the backend's
+stream then ends, and the outcome says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Literal
+
+from nightcrew.agents.base import (
+    AgentBackend,
+    AgentEvent,
+    AgentRequest,
+    Finished,
+    ProcessStarted,
+    SessionStarted,
+    Text,
+    TokenCounts,
+    ToolCall,
+    Usage,
+)
+from nightcrew.proc import TERM_GRACE_S
+from nightcrew.usage.pricing import Pricer
+
+StopReason = Literal["timed_out", "cancelled", "over_budget"]
+End = Literal["finished", "timed_out", "cancelled", "over_budget", "crashed"]
+
+# After a stop, how long the stream may take to wind down before we give up on it.
+STOP_DRAIN_S = 15.0
+
+
+@dataclass
+class LiveUsage:
+    """Usage seen while the agent streams, one entry per API response."""
+
+    pricer: Pricer
+    responses: dict[str, tuple[str, TokenCounts, Decimal | None]] = field(default_factory=dict)
+
+    def update(self, usage: Usage) -> None:
+        cost = self.pricer.price_response(usage.model, usage.tokens).usd
+        self.responses[usage.message_id] = (usage.model, usage.tokens, cost)
+
+    @property
+    def tokens(self) -> TokenCounts:
+        total = TokenCounts()
+        for _, tokens, _ in self.responses.values():
+            total = total + tokens
+        return total
+
+    @property
+    def cost_usd(self) -> Decimal:
+        """Known cost so far (responses of unknown models count nothing here;
+        they are reported as unknown elsewhere)."""
+        return sum((c for _, _, c in self.responses.values() if c is not None), Decimal(0))
+
+    @property
+    def unknown(self) -> int:
+        return sum(1 for _, _, c in self.responses.values() if c is None)
+
+
+@dataclass
+class AgentOutcome:
+    end: End
+    finished: Finished | None
+    session_id: str | None
+    models: list[str]
+    tool_calls: int
+    last_text: str | None
+    agent_seconds: float
+    live: LiveUsage
+    pid: int | None
+
+
+class Stopper:
+    def __init__(self) -> None:
+        self.reason: StopReason | None = None
+        self.pid: int | None = None
+        self.event = asyncio.Event()
+        self._killed = False
+
+    def stop(self, reason: StopReason) -> None:
+        if self.reason is None:
+            self.reason = reason
+        self.event.set()
+        self._kill()
+
+    def attach(self, pid: int) -> None:
+        self.pid = pid
+        if self.reason is not None:
+            self._kill()
+
+    def _kill(self) -> None:
+        if self.pid is None or self._killed:
+            return
+        self._killed = True
+        pid = self.pid
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGTERM)
+
+        def force() -> None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+
+        asyncio.get_running_loop().call_later(TERM_GRACE_S, force)
+
+
+async def drive_agent(
+    backend: AgentBackend,
+    request: AgentRequest,
+    *,
+    timeout_s: float,
+    pricer: Pricer,
+    budget_left_usd: Decimal | None,
+    on_event: Callable[[AgentEvent, LiveUsage], None],
+    handle_signals: bool = True,
+) -> AgentOutcome:
+    """Run the agent to the end of its session or until stopped."""
+    loop = asyncio.get_running_loop()
+    stopper = Stopper()
+    live = LiveUsage(pricer)
+    started = time.monotonic()
+    state: dict[str, object] = {"finished": None, "session": None, "tools": 0, "text": None}
+    models: list[str] = []
+
+    if handle_signals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopper.stop, "cancelled")
+    timer = loop.call_later(timeout_s, stopper.stop, "timed_out")
+
+    async def consume() -> None:
+        async for event in backend.run(request):
+            if isinstance(event, ProcessStarted):
+                stopper.attach(event.pid)
+            elif isinstance(event, SessionStarted):
+                state["session"] = event.session_id
+            elif isinstance(event, ToolCall):
+                state["tools"] = int(str(state["tools"])) + 1
+            elif isinstance(event, Text):
+                state["text"] = event.text
+            elif isinstance(event, Usage):
+                live.update(event)
+                if event.model and event.model not in models:
+                    models.append(event.model)
+                if budget_left_usd is not None and live.cost_usd >= budget_left_usd:
+                    stopper.stop("over_budget")
+            elif isinstance(event, Finished):
+                state["finished"] = event
+                if event.session_id:
+                    state["session"] = event.session_id
+            on_event(event, live)
+
+    task = asyncio.create_task(consume())
+    waiter = asyncio.create_task(stopper.event.wait())
+    crashed: BaseException | None = None
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(task), STOP_DRAIN_S)
+            except TimeoutError:
+                task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    except Exception as exc:  # noqa: BLE001 - an agent failure is an outcome, not a crash of ours
+        crashed = exc
+    finally:
+        timer.cancel()
+        waiter.cancel()
+        if handle_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+        if stopper.pid is not None:
+            # Whatever the agent started and left running goes with it.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(stopper.pid, signal.SIGKILL)
+
+    finished = state["finished"] if isinstance(state["finished"], Finished) else None
+    end: End
+    if stopper.reason is not None:
+        end = stopper.reason
+    elif finished is not None and finished.result_subtype == "error_max_budget_usd":
+        end = "over_budget"
+    elif crashed is not None or finished is None or finished.is_error:
+        end = "crashed"
+    else:
+        end = "finished"
+    if crashed is not None and finished is None:
+        finished = Finished(
+            status="error",
+            result_subtype=None,
+            is_error=True,
+            result_text=None,
+            reported_cost_usd=None,
+            model_usage=(),
+            error=f"{type(crashed).__name__}: {crashed}",
+        )
+    for usage in finished.model_usage if finished else ():
+        if usage.model not in models:
+            models.append(usage.model)
+    session = state["session"]
+    text = state["text"]
+    return AgentOutcome(
+        end=end,
+        finished=finished,
+        session_id=session if isinstance(session, str) else None,
+        models=models,
+        tool_calls=int(str(state["tools"])),
+        last_text=text if isinstance(text, str) else None,
+        agent_seconds=time.monotonic() - started,
+        live=live,
+        pid=stopper.pid,
+    )

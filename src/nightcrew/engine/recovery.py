@@ -1,0 +1,59 @@
+"""After a crash: close what a dead orchestrator left open.
+
+Called with the project lock held, so any run still marked ``running`` has no
+live orchestrator. Its open attempts become ``crashed`` (their agent process
+groups are reaped first, so no orphan agent keeps editing the tree), their
+items go back to ``pending``, and the run becomes ``crashed``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from nightcrew import proc
+from nightcrew.engine.report import Reporter
+from nightcrew.engine.states import AttemptState, ItemState, RunState
+from nightcrew.store.records import Store
+
+
+def recover(store: Store, reporter: Reporter) -> list[str]:
+    """Return the ids of runs that were found crashed."""
+    crashed_runs: list[str] = []
+    for attempt in store.running_attempts():
+        killed = False
+        if attempt.agent_pid:
+            killed = proc.reap_orphan(attempt.agent_pid, attempt.agent_create_time)
+        estimate = _live_cost(store, attempt.id)
+        reason = "the orchestrator stopped during this attempt"
+        if killed:
+            reason += f"; its agent (pid {attempt.agent_pid}) was still running and was killed"
+            reporter.note(
+                f"killed an orphaned agent process group (pid {attempt.agent_pid})", "warn"
+            )
+        store.finish_attempt(
+            attempt.id,
+            AttemptState.CRASHED,
+            reason=reason,
+            cost_usd=estimate,
+            cost_source="priced" if estimate is not None else None,
+        )
+    for run in store.runs_in_state(RunState.RUNNING):
+        for item in store.items(run.id):
+            if item.state == ItemState.IN_PROGRESS:
+                store.set_item_state(item.id, ItemState.PENDING, reason="its run crashed")
+        store.set_run_state(
+            run.id, RunState.CRASHED, reason="found running with no orchestrator alive"
+        )
+        store.event(run.id, "crash_recovered", {"run": run.id})
+        crashed_runs.append(run.id)
+    return crashed_runs
+
+
+def _live_cost(store: Store, attempt_id: int) -> Decimal | None:
+    """What the responses seen before the crash cost, as priced while streaming."""
+    rows = store.db.execute(
+        "SELECT cost_usd FROM usage_records WHERE attempt_id = ? AND kind = 'response'",
+        (attempt_id,),
+    ).fetchall()
+    known = [Decimal(r[0]) for r in rows if r[0] is not None]
+    return sum(known, Decimal(0)) if known else None

@@ -1,0 +1,68 @@
+"""What the runner tells whoever is watching: a small interface the console
+(live or plain) implements, so the run loop never prints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Literal, Protocol
+
+from nightcrew.agents.base import TokenCounts
+
+Level = Literal["info", "warn", "error"]
+
+
+@dataclass
+class Progress:
+    """A snapshot of the run for a live display."""
+
+    run_id: str
+    batch_index: int = 0  # 1-based position among the batches this run executes
+    batch_total: int = 0
+    batch_number: int | None = None
+    title: str = ""
+    attempt: int = 0
+    model: str | None = None
+    phase: str = "starting"  # agent | gates | commit | …
+    started_at: float = 0.0  # monotonic, of the current attempt
+    current_tool: str | None = None
+    batch_cost: Decimal | None = None
+    run_cost: Decimal | None = None
+    batch_tokens: TokenCounts = field(default_factory=TokenCounts)
+    run_tokens: TokenCounts = field(default_factory=TokenCounts)
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    number: int | None
+    title: str
+    state: str
+    attempts: int
+    seconds: float | None
+    cost_usd: Decimal | None
+    cost_unknown: bool
+    commit: str | None
+
+
+class Reporter(Protocol):
+    def note(self, message: str, level: Level = "info") -> None: ...
+
+    def progress(self, snapshot: Progress) -> None: ...
+
+    def summary(self, rows: list[SummaryRow], footer: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class NullReporter:
+    def note(self, message: str, level: Level = "info") -> None:
+        pass
+
+    def progress(self, snapshot: Progress) -> None:
+        pass
+
+    def summary(self, rows: list[SummaryRow], footer: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

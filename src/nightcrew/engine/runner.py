@@ -1,0 +1,413 @@
+"""``nightcrew run``: a plan's batches, one fresh agent session at a time.
+
+The store is the state. A run is created (or resumed), each batch in range
+that has not passed is attempted, judged by the harness's gates, committed,
+and accounted; the exit code says how it ended.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from types import FrameType
+
+from nightcrew import gitops
+from nightcrew.agents.base import AgentBackend
+from nightcrew.config import Settings
+from nightcrew.engine import gates as gates_mod
+from nightcrew.engine.batch import BatchContext, BatchOutcome, run_batch
+from nightcrew.engine.lock import ProjectLock
+from nightcrew.engine.prompt import stable_prefix
+from nightcrew.engine.recovery import recover
+from nightcrew.engine.report import Progress, Reporter, SummaryRow
+from nightcrew.engine.states import AttemptState, ItemState, RunState
+from nightcrew.errors import BadInput, ExitCode
+from nightcrew.project import Project
+from nightcrew.store.records import ItemRow, RunRow, Store
+from nightcrew.usage.pricing import Pricer, model_price_from_config
+from nightcrew.work.plan import Batch, Plan
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    start_batch: int | None = None
+    end_batch: int | None = None
+    resume: bool = False
+    agent_env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    exit_code: ExitCode
+    run_id: str | None
+    message: str
+
+
+class Interrupted(BaseException):
+    """SIGTERM outside the agent: treated like Ctrl-C."""
+
+
+def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted()
+
+
+class Runner:
+    def __init__(
+        self,
+        project: Project,
+        plan: Plan,
+        settings: Settings,
+        backend: AgentBackend,
+        reporter: Reporter,
+        options: RunOptions,
+    ) -> None:
+        self.project = project
+        self.plan = plan
+        self.settings = settings
+        self.backend = backend
+        self.reporter = reporter
+        self.options = options
+        overrides = {
+            name: model_price_from_config(name, table) for name, table in settings.pricing.items()
+        }
+        self.pricer = Pricer(overrides, warn=lambda m: reporter.note(m, "warn"))
+
+    # ---- entry point ----------------------------------------------------------
+
+    def execute(self) -> RunResult:
+        try:
+            self._check_range()
+            gitops.ensure_excluded(self.project.root)
+            with ProjectLock(self.project.lock_path):
+                previous_term = signal.signal(signal.SIGTERM, _raise_interrupted)
+                store = Store.open(self.project.store_path)
+                try:
+                    recover(store, self.reporter)
+                    return self._execute(store)
+                finally:
+                    signal.signal(signal.SIGTERM, previous_term)
+                    store.close()
+        finally:
+            self.reporter.close()
+
+    def _check_range(self) -> None:
+        numbers = [b.number for b in self.plan.batches]
+        for flag, value in (
+            ("--start-batch", self.options.start_batch),
+            ("--end-batch", self.options.end_batch),
+        ):
+            if value is not None and value not in numbers:
+                raise BadInput(
+                    f"{flag} {value}: the plan has no batch {value}"
+                    f" (batches: {', '.join(map(str, numbers))})"
+                )
+        start, end = self.options.start_batch, self.options.end_batch
+        if start is not None and end is not None and start > end:
+            raise BadInput(f"--start-batch {start} comes after --end-batch {end}")
+
+    def _batches_in_range(self) -> list[Batch]:
+        lo = self.options.start_batch or -1
+        hi = self.options.end_batch if self.options.end_batch is not None else 1 << 62
+        return [b for b in self.plan.batches if lo <= b.number <= hi]
+
+    def _gate_specs(self) -> list[gates_mod.GateSpec]:
+        specs = gates_mod.default_gates(self.project.root)
+        if self.settings.gates:
+            user = [
+                gates_mod.GateSpec(name=f"gate {i}", command=cmd, kind="command")
+                for i, cmd in enumerate(self.settings.gates, 1)
+            ]
+            specs = user + [s for s in specs if s.kind == "clean"]
+        return specs
+
+    # ---- the run --------------------------------------------------------------
+
+    def _open_run(self, store: Store, prefix_sha: str) -> tuple[RunRow, bool]:
+        plan_rel = self.project.relative(self.plan.path)
+        if self.options.resume:
+            run = store.latest_run(plan_rel)
+            if run is None:
+                raise BadInput(f"{plan_rel}: no earlier run of this plan to resume")
+            if run.state == RunState.SUCCEEDED:
+                raise BadInput(
+                    f"{plan_rel}: run {run.id} already succeeded; start a new run without --resume"
+                )
+            self._sync_items(store, run)
+            store.set_run_state(
+                run.id,
+                RunState.RUNNING,
+                reason="resumed",
+                source_sha256=self.plan.sha256,
+                config_json=_json(self.settings.snapshot()),
+            )
+            return store.run(run.id), True
+        run = store.create_run(
+            kind="plan",
+            source_path=plan_rel,
+            source_sha256=self.plan.sha256,
+            config=self.settings.snapshot(),
+            prefix_sha256=prefix_sha,
+            pid=_pid(),
+        )
+        for batch in self.plan.batches:
+            store.add_item(
+                run.id,
+                key=str(batch.number),
+                number=batch.number,
+                title=batch.title,
+                body=batch.body,
+                sha=batch.sha256,
+            )
+        store.set_run_state(run.id, RunState.RUNNING, reason="started")
+        return store.run(run.id), False
+
+    def _sync_items(self, store: Store, run: RunRow) -> None:
+        """On resume, line the stored items up with the plan as it is now."""
+        if run.source_sha256 != self.plan.sha256:
+            self.reporter.note(
+                f"{run.source_path} changed since run {run.id} started:"
+                " batches whose text changed will run again",
+                "warn",
+            )
+        existing = {item.key: item for item in store.items(run.id)}
+        for batch in self.plan.batches:
+            item = existing.get(str(batch.number))
+            if item is None:
+                store.add_item(
+                    run.id,
+                    key=str(batch.number),
+                    number=batch.number,
+                    title=batch.title,
+                    body=batch.body,
+                    sha=batch.sha256,
+                )
+                self.reporter.note(f"batch {batch.number} is new in the plan")
+                continue
+            if item.body_sha256 != batch.sha256:
+                store.update_item_text(
+                    item.id, title=batch.title, body=batch.body, sha=batch.sha256
+                )
+                if item.state == ItemState.PASSED:
+                    store.set_item_state(
+                        item.id, ItemState.PENDING, reason="its text changed in the plan"
+                    )
+                    self.reporter.note(
+                        f"batch {batch.number} passed before but its text changed: it runs again",
+                        "warn",
+                    )
+        planned = {str(b.number) for b in self.plan.batches}
+        for key in sorted(set(existing) - planned):
+            self.reporter.note(f"batch {key} is no longer in the plan: left as it was", "warn")
+
+    def _execute(self, store: Store) -> RunResult:
+        specs = self._gate_specs()
+        prefix = stable_prefix(
+            project_root=self.project.root,
+            plan_path=self.project.relative(self.plan.path),
+            plan_preamble=self.plan.preamble,
+            gate_lines=[_gate_line(s) for s in specs],
+            commit=self.settings.commit,
+        )
+        run, resumed = self._open_run(store, _sha(prefix))
+        verb = "resuming" if resumed else "starting"
+        self.reporter.note(f"{verb} run {run.id}: {run.source_path}")
+        for line in gates_mod.describe_detection(self.project.root).splitlines():
+            self.reporter.note(line)
+        for warning in self.plan.warnings:
+            self.reporter.note(f"{run.source_path}:{warning.line}: {warning.message}", "warn")
+
+        batches = self._batches_in_range()
+        items = {item.key: item for item in store.items(run.id)}
+        todo = [b for b in batches if items[str(b.number)].state != ItemState.PASSED]
+        for batch in batches:
+            if items[str(batch.number)].state == ItemState.PASSED:
+                self.reporter.note(f"batch {batch.number} already passed: not run again")
+
+        progress = Progress(run_id=run.id, batch_total=len(batches))
+        ctx = BatchContext(
+            project=self.project,
+            store=store,
+            run=run,
+            settings=self.settings,
+            backend=self.backend,
+            reporter=self.reporter,
+            pricer=self.pricer,
+            prefix=prefix,
+            gate_specs=specs,
+            agent_env=self.options.agent_env,
+            batch_count=len(self.plan.batches),
+            progress=progress,
+            baseline=None,
+        )
+        try:
+            if todo and any(s.kind == "tests" for s in specs):
+                self.reporter.note("running the tests once to record the baseline")
+                ctx.baseline = gates_mod.run_baseline(
+                    self.project.root,
+                    self.project.run_dir(run.id) / "baseline",
+                    self.settings.gate_timeout,
+                )
+                if ctx.baseline is not None and ctx.baseline.failed:
+                    self.reporter.note(
+                        f"{len(ctx.baseline.failed)} test(s) already fail before any batch;"
+                        " they will not count against the batches",
+                        "warn",
+                    )
+            return self._loop(store, run, batches, todo, ctx)
+        except (KeyboardInterrupt, Interrupted):
+            self._mark_interrupted(store, run.id)
+            return self._finish(
+                store,
+                run.id,
+                RunState.INTERRUPTED,
+                ExitCode.INTERRUPTED,
+                "interrupted: state saved; continue with --resume",
+            )
+
+    def _loop(
+        self,
+        store: Store,
+        run: RunRow,
+        batches: list[Batch],
+        todo: list[Batch],
+        ctx: BatchContext,
+    ) -> RunResult:
+        failed_skipped: list[int] = []
+        for batch in todo:
+            ctx.progress.batch_index = batches.index(batch) + 1
+            item = _item(store, run.id, batch)
+            if batch.is_empty:
+                store.set_item_state(
+                    item.id,
+                    ItemState.SKIPPED,
+                    reason="empty batch",
+                    message="the batch has no text",
+                )
+                self.reporter.note(f"batch {batch.number} is empty: skipped", "warn")
+                continue
+            outcome: BatchOutcome = run_batch(ctx, batch, item)
+            if outcome.kind == "passed":
+                continue
+            if outcome.kind == "interrupted":
+                return self._finish(
+                    store,
+                    run.id,
+                    RunState.INTERRUPTED,
+                    ExitCode.INTERRUPTED,
+                    "interrupted: state saved; continue with --resume",
+                )
+            if outcome.kind == "over_budget":
+                return self._finish(
+                    store,
+                    run.id,
+                    RunState.BUDGET_EXCEEDED,
+                    ExitCode.BUDGET_EXCEEDED,
+                    outcome.message,
+                )
+            if outcome.kind == "skipped":
+                failed_skipped.append(batch.number)
+                continue
+            return self._finish(
+                store, run.id, RunState.FAILED, ExitCode.WORK_FAILED, outcome.message
+            )
+        if failed_skipped:
+            listed = ", ".join(map(str, failed_skipped))
+            return self._finish(
+                store,
+                run.id,
+                RunState.FAILED,
+                ExitCode.OK,
+                f"done; batch(es) {listed} failed and were skipped (--on-failure skip)",
+            )
+        return self._finish(store, run.id, RunState.SUCCEEDED, ExitCode.OK, "every batch passed")
+
+    def _mark_interrupted(self, store: Store, run_id: str) -> None:
+        for attempt in store.attempts(run_id=run_id):
+            if attempt.state == AttemptState.RUNNING:
+                store.finish_attempt(
+                    attempt.id, AttemptState.CANCELLED, reason="interrupted by the user"
+                )
+        for item in store.items(run_id):
+            if item.state == ItemState.IN_PROGRESS:
+                store.set_item_state(item.id, ItemState.PENDING, reason="run interrupted")
+
+    def _finish(
+        self, store: Store, run_id: str, state: RunState, code: ExitCode, message: str
+    ) -> RunResult:
+        store.set_run_state(run_id, state, reason=message, message=message)
+        store.event(run_id, "run_finished", {"state": state, "message": message})
+        self.reporter.summary(summary_rows(store, run_id), _footer(store, run_id, message))
+        return RunResult(code, run_id, message)
+
+
+def summary_rows(store: Store, run_id: str) -> list[SummaryRow]:
+    rows = []
+    for item in store.items(run_id):
+        attempts = store.attempts(item_id=item.id)
+        totals = store.totals(attempts)
+        seconds = sum((a.agent_seconds or 0) + (a.gate_seconds or 0) for a in attempts)
+        rows.append(
+            SummaryRow(
+                number=item.number,
+                title=item.title,
+                state=str(item.state),
+                attempts=len(attempts),
+                seconds=seconds if attempts else None,
+                cost_usd=totals.cost_usd,
+                cost_unknown=totals.unknown_cost > 0,
+                commit=item.commit_sha,
+            )
+        )
+    return rows
+
+
+def _footer(store: Store, run_id: str, message: str) -> str:
+    totals = store.totals(store.attempts(run_id=run_id))
+    cost = "unknown" if totals.cost_usd is None else f"${totals.cost_usd:.4f}"
+    if totals.unknown_cost and totals.cost_usd is not None:
+        cost = f"at least {cost} ({totals.unknown_cost} attempt(s) of unknown cost)"
+    t = totals.tokens
+    return (
+        f"run {run_id}: {message}. Cost {cost}; tokens: {t.input:,} in, {t.output:,} out,"
+        f" {t.cache_read:,} cache read, {t.cache_write:,} cache write."
+    )
+
+
+def _item(store: Store, run_id: str, batch: Batch) -> ItemRow:
+    for item in store.items(run_id):
+        if item.key == str(batch.number):
+            return item
+    raise KeyError(batch.number)
+
+
+def _gate_line(spec: gates_mod.GateSpec) -> str:
+    if spec.kind == "clean":
+        return "clean: the tree must be committable (no secrets, no unfinished merge, history kept)"
+    return f"{spec.name}: `{spec.command}`"
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _pid() -> int:
+    return os.getpid()
+
+
+def budget_left(store: Store, run_id: str, limit: float | None) -> Decimal | None:
+    if limit is None:
+        return None
+    spent = store.totals(store.attempts(run_id=run_id)).cost_usd or Decimal(0)
+    return Decimal(str(limit)) - spent
+
+
+__all__ = ["RunOptions", "RunResult", "Runner", "budget_left", "summary_rows"]

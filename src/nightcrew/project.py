@@ -1,0 +1,45 @@
+"""Where a project's nightcrew files live: ``<repo>/.nightcrew/``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from nightcrew import gitops
+from nightcrew.errors import BadInput
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+
+    @classmethod
+    def find(cls, start: Path) -> Project:
+        start = start.resolve()
+        if not gitops.is_repo(start):
+            raise BadInput(
+                f"{start}: not inside a git repository (nightcrew commits each batch;"
+                " run `git init` first)"
+            )
+        return cls(gitops.repo_root(start))
+
+    @property
+    def dir(self) -> Path:
+        return self.root / ".nightcrew"
+
+    @property
+    def store_path(self) -> Path:
+        return self.dir / "nightcrew.db"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.dir / "run.lock"
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.dir / "runs" / run_id
+
+    def relative(self, path: Path) -> str:
+        try:
+            return str(path.resolve().relative_to(self.root))
+        except ValueError:
+            return str(path.resolve())
