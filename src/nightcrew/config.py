@@ -58,14 +58,23 @@ class Settings(BaseModel):
         return self.model_dump(mode="json")
 
 
-def _key_line(text: str, key: str) -> int | None:
-    pattern = re.compile(rf"^\s*{re.escape(key)}\s*=", re.MULTILINE)
-    match = pattern.search(text)
+def _line_start(text: str, line: int | None) -> int:
+    """Offset of the start of 1-based ``line`` (0 for None)."""
+    offset = 0
+    for _ in range((line or 1) - 1):
+        offset = text.index("\n", offset) + 1
+    return offset
+
+
+def _key_line(text: str, key: str, after_line: int | None = None) -> int | None:
+    # [ \t]*, not \s*: \s would match the newlines of blank lines before the key
+    pattern = re.compile(rf"^[ \t]*{re.escape(key)}[ \t]*=", re.MULTILINE)
+    match = pattern.search(text, _line_start(text, after_line))
     return text.count("\n", 0, match.start()) + 1 if match else None
 
 
 def _table_line(text: str, table: str) -> int | None:
-    pattern = re.compile(rf"^\s*\[{re.escape(table)}\]", re.MULTILINE)
+    pattern = re.compile(rf"^[ \t]*\[{re.escape(table)}\]", re.MULTILINE)
     match = pattern.search(text)
     return text.count("\n", 0, match.start()) + 1 if match else None
 
@@ -93,7 +102,8 @@ def find_config(root: Path) -> tuple[Path, str, dict[str, Any], int | None] | No
     pyproject = root / "pyproject.toml"
     if pyproject.is_file():
         text, data = _read_toml(pyproject)
-        table = data.get("tool", {}).get("nightcrew")
+        tool = data.get("tool", {})
+        table = tool.get("nightcrew") if isinstance(tool, dict) else None
         if table is None:
             return None
         if not isinstance(table, dict):
@@ -115,7 +125,7 @@ def load_settings(root: Path, overrides: dict[str, Any] | None = None) -> Settin
         except ValidationError as exc:
             error = exc.errors()[0]
             key = str(error["loc"][0]) if error["loc"] else ""
-            line = _key_line(text, key) if key else None
+            line = _key_line(text, key, table_line) if key else None
             what = (
                 f"unknown setting '{key}'"
                 if error["type"] == "extra_forbidden"

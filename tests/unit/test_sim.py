@@ -604,6 +604,7 @@ def test_url_requires_a_started_server() -> None:
 
 def test_agent_env(tmp_path: Path) -> None:
     assert agent_env("http://127.0.0.1:1", tmp_path / "cfg") == {
+        "HOME": str(tmp_path / "agent-home"),
         "ANTHROPIC_BASE_URL": "http://127.0.0.1:1",
         "ANTHROPIC_API_KEY": "sk-ant-sim-offline",
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
@@ -611,6 +612,7 @@ def test_agent_env(tmp_path: Path) -> None:
         "DISABLE_TELEMETRY": "1",
         "DISABLE_AUTOUPDATER": "1",
     }
+    assert (tmp_path / "agent-home").is_dir()  # the agent's shell never reads the real ~/.bashrc
 
 
 def test_sim_env_fixture_gives_a_running_server_and_env(sim_env: Any, tmp_path: Path) -> None:

@@ -16,8 +16,15 @@ def agent_env(base_url: str, config_dir: Path) -> dict[str, str]:
       are implied by it but spelled out so the intent survives a change in that implication.
     - ``CLAUDE_CONFIG_DIR``: settings, sessions and transcripts go to ``config_dir`` instead
       of ``~/.claude``, so runs neither read the developer's settings nor leave files behind.
+    - ``HOME``: a fresh directory beside ``config_dir``. The CLI's Bash tool first snapshots a
+      login shell that sources ``~/.bashrc``; a slow or blocking one (seen: a stale pyenv
+      rehash lock stalled every Bash call for 10 s, then failed it) must not decide whether a
+      scripted run works.
     """
+    home = config_dir.parent / "agent-home"
+    home.mkdir(parents=True, exist_ok=True)
     return {
+        "HOME": str(home),
         "ANTHROPIC_BASE_URL": base_url,
         "ANTHROPIC_API_KEY": "sk-ant-sim-offline",
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",

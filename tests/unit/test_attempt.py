@@ -1,0 +1,273 @@
+"""drive_agent with a fake backend at the seam: it yields agent events and, where the
+test needs one, starts a real child process in its own group for the harness to kill."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+from collections.abc import AsyncIterator, Iterator, Sequence
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from nightcrew.agents.base import (
+    AgentEvent,
+    AgentRequest,
+    Finished,
+    ModelUsage,
+    ProcessStarted,
+    SessionStarted,
+    Text,
+    Thinking,
+    TokenCounts,
+    ToolCall,
+    ToolResult,
+    Usage,
+)
+from nightcrew.engine.attempt import AgentOutcome, LiveUsage, drive_agent
+from nightcrew.proc import process_create_time
+from nightcrew.usage.pricing import Pricer
+
+SONNET = "claude-sonnet-4-5"  # $3 per million input tokens (under 200k per request)
+IN_100K = TokenCounts(input=100_000)  # $0.30
+
+
+def finished(
+    *,
+    subtype: str | None = "success",
+    is_error: bool = False,
+    session_id: str | None = None,
+    model_usage: tuple[ModelUsage, ...] = (),
+) -> Finished:
+    return Finished(
+        status="error" if is_error else "success",
+        result_subtype=subtype,
+        is_error=is_error,
+        result_text="done",
+        reported_cost_usd=Decimal("0.01"),
+        model_usage=model_usage,
+        session_id=session_id,
+    )
+
+
+class FakeBackend:
+    """Yields ``events``; with ``child`` it first starts ``sleep 60`` in a new session and
+    announces it. ``wait_for_child`` makes the stream last until that child dies (as a real
+    agent's stream lasts until its process ends); ``error`` is raised at the end."""
+
+    name = "fake"
+
+    def __init__(
+        self,
+        events: Sequence[AgentEvent] = (),
+        *,
+        child: bool = False,
+        wait_for_child: bool = False,
+        error: Exception | None = None,
+    ) -> None:
+        self.events = list(events)
+        self.child_wanted = child
+        self.wait_for_child = wait_for_child
+        self.error = error
+        self.child: subprocess.Popen[bytes] | None = None
+        self.requests: list[AgentRequest] = []
+
+    async def run(self, request: AgentRequest) -> AsyncIterator[AgentEvent]:
+        self.requests.append(request)
+        if self.child_wanted:
+            self.child = subprocess.Popen(["sleep", "60"], start_new_session=True)
+            create_time = process_create_time(self.child.pid)
+            assert create_time is not None
+            yield ProcessStarted(self.child.pid, create_time)
+        for event in self.events:
+            yield event
+        if self.error is not None:
+            raise self.error
+        if self.wait_for_child and self.child is not None:
+            await asyncio.to_thread(self.child.wait)
+
+
+@pytest.fixture
+def backends() -> Iterator[list[FakeBackend]]:
+    """Every backend a test makes; no child outlives its test."""
+    made: list[FakeBackend] = []
+    yield made
+    for backend in made:
+        if backend.child is not None:
+            if backend.child.poll() is None:
+                backend.child.kill()
+            backend.child.wait(timeout=10)
+
+
+def drive(
+    backend: FakeBackend,
+    tmp_path: Path,
+    *,
+    timeout_s: float = 30,
+    budget_left_usd: Decimal | None = None,
+) -> tuple[AgentOutcome, list[AgentEvent]]:
+    seen: list[AgentEvent] = []
+
+    def on_event(event: AgentEvent, live: LiveUsage) -> None:
+        assert isinstance(live, LiveUsage)
+        seen.append(event)
+
+    outcome = asyncio.run(
+        drive_agent(
+            backend,
+            AgentRequest(prompt="do batch 1", cwd=tmp_path, model=SONNET),
+            timeout_s=timeout_s,
+            pricer=Pricer(),
+            budget_left_usd=budget_left_usd,
+            on_event=on_event,
+            handle_signals=False,
+        )
+    )
+    return outcome, seen
+
+
+def child_exit(backend: FakeBackend) -> int:
+    """The child's exit status, waiting briefly for it to die."""
+    assert backend.child is not None
+    return backend.child.wait(timeout=10)
+
+
+def test_normal_finish_reports_what_the_agent_did(
+    tmp_path: Path, backends: list[FakeBackend]
+) -> None:
+    events: list[AgentEvent] = [
+        SessionStarted("sess-early", SONNET),
+        Text("Looking at the parser."),
+        Thinking("hmm"),
+        ToolCall("t1", "Read", {"file_path": "src/parse.py"}),
+        ToolResult("t1", False, "def parse(): ..."),
+        Usage("msg_1", "req_1", SONNET, TokenCounts(input=1000, output=1)),
+        Usage("msg_1", "req_1", SONNET, TokenCounts(input=1000, output=250)),
+        ToolCall("t2", "Edit", {"file_path": "src/parse.py"}),
+        ToolCall("t3", "Bash", {"command": "pytest -q"}),
+        Usage("msg_2", "req_2", "claude-haiku-4-5", TokenCounts(input=10, output=5)),
+        Text("All tests pass."),
+        finished(
+            session_id="sess-final",
+            model_usage=(
+                ModelUsage(SONNET, TokenCounts(input=1000, output=250), Decimal("0.00675")),
+                ModelUsage("claude-opus-4-1", TokenCounts(input=1), None),
+            ),
+        ),
+    ]
+    backend = FakeBackend(events)
+    backends.append(backend)
+    outcome, seen = drive(backend, tmp_path)
+
+    assert outcome.end == "finished"
+    assert seen == events
+    assert backend.requests[0].prompt == "do batch 1"
+    assert outcome.finished == events[-1]
+    assert outcome.session_id == "sess-final"
+    assert outcome.models == [SONNET, "claude-haiku-4-5", "claude-opus-4-1"]
+    assert outcome.tool_calls == 3
+    assert outcome.last_text == "All tests pass."
+    assert outcome.pid is None
+    # live usage: one entry per message id, the newest numbers win
+    assert set(outcome.live.responses) == {"msg_1", "msg_2"}
+    assert outcome.live.tokens == TokenCounts(input=1010, output=255)
+    assert outcome.live.unknown == 0
+    assert outcome.live.cost_usd == Decimal("0.00675") + outcome.live.responses["msg_2"][2]
+    assert outcome.agent_seconds >= 0
+
+
+def test_whatever_the_agent_left_running_is_killed_at_the_end(
+    tmp_path: Path, backends: list[FakeBackend]
+) -> None:
+    backend = FakeBackend([Text("done"), finished()], child=True)
+    backends.append(backend)
+    outcome, _ = drive(backend, tmp_path)
+    assert outcome.end == "finished"
+    assert backend.child is not None
+    assert outcome.pid == backend.child.pid
+    assert child_exit(backend) == -signal.SIGKILL
+
+
+def test_timeout_kills_the_agent_group(tmp_path: Path, backends: list[FakeBackend]) -> None:
+    backend = FakeBackend([Text("working…")], child=True, wait_for_child=True)
+    backends.append(backend)
+    outcome, _ = drive(backend, tmp_path, timeout_s=0.2)
+    assert outcome.end == "timed_out"
+    assert outcome.finished is None
+    assert outcome.last_text == "working…"
+    assert child_exit(backend) in (-signal.SIGTERM, -signal.SIGKILL)
+    assert outcome.agent_seconds < 10
+
+
+def test_crossing_the_budget_stops_the_agent(tmp_path: Path, backends: list[FakeBackend]) -> None:
+    events: list[AgentEvent] = [
+        Usage("msg_1", None, SONNET, IN_100K),  # $0.30 of $0.50
+        Usage("msg_2", None, SONNET, IN_100K),  # $0.60 of $0.50: over
+    ]
+    backend = FakeBackend(events, child=True, wait_for_child=True)
+    backends.append(backend)
+    outcome, seen = drive(backend, tmp_path, budget_left_usd=Decimal("0.50"))
+    assert outcome.end == "over_budget"
+    assert outcome.live.cost_usd == Decimal("0.60")
+    assert seen[1:] == events
+    assert child_exit(backend) in (-signal.SIGTERM, -signal.SIGKILL)
+
+
+def test_a_repeated_message_is_not_counted_twice_against_the_budget(
+    tmp_path: Path, backends: list[FakeBackend]
+) -> None:
+    events: list[AgentEvent] = [
+        Usage("msg_1", None, SONNET, IN_100K),
+        Usage("msg_1", None, SONNET, IN_100K),  # the same response again: still $0.30
+        finished(),
+    ]
+    backend = FakeBackend(events)
+    backends.append(backend)
+    outcome, _ = drive(backend, tmp_path, budget_left_usd=Decimal("0.50"))
+    assert outcome.end == "finished"
+    assert outcome.live.cost_usd == Decimal("0.30")
+
+
+def test_agent_reporting_its_own_budget_limit_is_over_budget(
+    tmp_path: Path, backends: list[FakeBackend]
+) -> None:
+    backend = FakeBackend([finished(subtype="error_max_budget_usd", is_error=True)])
+    backends.append(backend)
+    outcome, _ = drive(backend, tmp_path)
+    assert outcome.end == "over_budget"
+
+
+def test_a_backend_that_raises_is_crashed_with_the_error(
+    tmp_path: Path, backends: list[FakeBackend]
+) -> None:
+    backend = FakeBackend(
+        [Text("starting")], child=True, error=RuntimeError("the CLI exited with status 1")
+    )
+    backends.append(backend)
+    outcome, _ = drive(backend, tmp_path)
+    assert outcome.end == "crashed"
+    assert outcome.finished is not None
+    assert outcome.finished.is_error
+    assert outcome.finished.error == "RuntimeError: the CLI exited with status 1"
+    assert child_exit(backend) == -signal.SIGKILL  # its process group goes with it
+
+
+def test_finished_with_is_error_is_crashed(tmp_path: Path, backends: list[FakeBackend]) -> None:
+    backend = FakeBackend([finished(subtype="error_during_execution", is_error=True)])
+    backends.append(backend)
+    outcome, _ = drive(backend, tmp_path)
+    assert outcome.end == "crashed"
+    assert outcome.finished is not None
+    assert outcome.finished.result_subtype == "error_during_execution"
+
+
+def test_a_stream_that_ends_without_finishing_is_crashed(
+    tmp_path: Path, backends: list[FakeBackend]
+) -> None:
+    backend = FakeBackend([Text("half way")])
+    backends.append(backend)
+    outcome, _ = drive(backend, tmp_path)
+    assert outcome.end == "crashed"
+    assert outcome.finished is None

@@ -1,0 +1,209 @@
+"""Settings from nightcrew.toml or [tool.nightcrew], then command-line overrides; a bad
+file is one error naming the file and the line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nightcrew.config import DEFAULT_ALLOWED_TOOLS, load_settings
+from nightcrew.errors import BadInput, LocatedError
+
+
+def write(root: Path, name: str, text: str) -> Path:
+    path = root / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def located(root: Path, overrides: dict[str, object] | None = None) -> LocatedError:
+    with pytest.raises(LocatedError) as raised:
+        load_settings(root, overrides)
+    return raised.value
+
+
+def test_defaults_without_any_config_file(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path)
+    assert settings.agent == "claude"
+    assert settings.model is None
+    assert settings.escalate_model is None
+    assert settings.gates == ()
+    assert settings.on_failure == "retry"
+    assert settings.max_retries == 2
+    assert settings.max_budget_usd is None
+    assert settings.attempt_timeout == 1800
+    assert settings.gate_timeout == 1800
+    assert settings.commit is True
+    assert settings.allowed_tools == DEFAULT_ALLOWED_TOOLS
+    assert settings.pricing == {}
+
+
+def test_pyproject_without_a_nightcrew_table_gives_defaults(tmp_path: Path) -> None:
+    write(tmp_path, "pyproject.toml", '[project]\nname = "app"\n\n[tool.ruff]\nline-length = 90\n')
+    assert load_settings(tmp_path) == load_settings(tmp_path / "nowhere")
+
+
+def test_values_from_nightcrew_toml(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "nightcrew.toml",
+        'model = "claude-sonnet-4-5"\n'
+        'escalate_model = "claude-opus-4-1"\n'
+        'gates = ["pytest -q", "ruff check ."]\n'
+        'on_failure = "skip"\n'
+        "max_retries = 4\n"
+        "max_budget_usd = 12.5\n"
+        "attempt_timeout = 600\n"
+        "commit = false\n"
+        "\n"
+        "[pricing.my-model]\n"
+        "input = 1.0\n"
+        "output = 5.0\n"
+        "cache_read = 0.1\n"
+        "cache_write_5m = 1.25\n"
+        "cache_write_1h = 2\n",
+    )
+    settings = load_settings(tmp_path)
+    assert settings.model == "claude-sonnet-4-5"
+    assert settings.escalate_model == "claude-opus-4-1"
+    assert settings.gates == ("pytest -q", "ruff check .")
+    assert settings.on_failure == "skip"
+    assert settings.max_retries == 4
+    assert settings.max_budget_usd == 12.5
+    assert settings.attempt_timeout == 600
+    assert settings.commit is False
+    assert settings.pricing == {
+        "my-model": {
+            "input": 1.0,
+            "output": 5.0,
+            "cache_read": 0.1,
+            "cache_write_5m": 1.25,
+            "cache_write_1h": 2.0,
+        }
+    }
+    assert settings.snapshot()["gates"] == ["pytest -q", "ruff check ."]
+
+
+def test_values_from_tool_nightcrew_in_pyproject(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "pyproject.toml",
+        '[project]\nname = "app"\n\n[tool.nightcrew]\nmodel = "haiku"\nmax_retries = 0\n',
+    )
+    settings = load_settings(tmp_path)
+    assert settings.model == "haiku"
+    assert settings.max_retries == 0
+    assert settings.on_failure == "retry"
+
+
+def test_nightcrew_toml_wins_over_pyproject(tmp_path: Path) -> None:
+    write(
+        tmp_path, "pyproject.toml", '[tool.nightcrew]\nmodel = "from-pyproject"\nmax_retries = 7\n'
+    )
+    write(tmp_path, "nightcrew.toml", 'model = "from-nightcrew-toml"\n')
+    settings = load_settings(tmp_path)
+    assert settings.model == "from-nightcrew-toml"
+    # the files are not merged: one config file applies
+    assert settings.max_retries == 2
+
+
+def test_command_line_overrides_win_and_none_is_ignored(tmp_path: Path) -> None:
+    write(tmp_path, "nightcrew.toml", 'model = "sonnet"\nmax_retries = 4\ncommit = true\n')
+    settings = load_settings(
+        tmp_path, {"model": "opus", "max_retries": None, "commit": False, "max_budget_usd": None}
+    )
+    assert settings.model == "opus"
+    assert settings.max_retries == 4
+    assert settings.commit is False
+    assert settings.max_budget_usd is None
+
+
+def test_invalid_toml_names_the_line_of_the_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "nightcrew.toml", 'model = "x"\n\n# note\nmax_retries = = 3\n')
+    error = located(tmp_path)
+    assert isinstance(error, BadInput)
+    assert error.exit_code == 2
+    assert error.path == str(path)
+    assert error.line == 4
+    assert str(error).startswith(f"{path}:4: invalid TOML: ")
+    assert "(at line" not in str(error)
+
+
+def test_invalid_toml_in_pyproject(tmp_path: Path) -> None:
+    path = write(tmp_path, "pyproject.toml", '[project]\nname = "app"\nversion = 1.2.3\n')
+    error = located(tmp_path)
+    assert (error.path, error.line) == (str(path), 3)
+
+
+def test_unknown_key_names_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "nightcrew.toml", 'model = "x"\n\n\nmax_retry = 3\n')
+    error = located(tmp_path)
+    assert str(error) == f"{path}:4: unknown setting 'max_retry'"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        (
+            'model = "x"\n\nmax_retries = "three"\n',
+            3,
+            "max_retries: Input should be a valid integer",
+        ),
+        ('model = "x"\nmax_retries = 99\n', 2, "max_retries: Input should be less than or equal"),
+        ("\n\n\nattempt_timeout = 0\n", 4, "attempt_timeout: Input should be greater than 0"),
+        ('on_failure = "retry"\nmax_budget_usd = -5\n', 2, "max_budget_usd: Input should be"),
+        ('model = "x"\non_failure = "ignore"\n', 2, "on_failure: Input should be"),
+        (
+            'model = "x"\n\ngates = ["pytest", "  "]\n',
+            3,
+            "gates: Value error, a gate command is empty",
+        ),
+    ],
+)
+def test_wrong_type_or_out_of_range_names_its_line(
+    tmp_path: Path, text: str, line: int, fragment: str
+) -> None:
+    path = write(tmp_path, "nightcrew.toml", text)
+    error = located(tmp_path)
+    assert error.line == line
+    assert str(error).startswith(f"{path}:{line}: {fragment}")
+
+
+def test_bad_value_in_pyproject_names_its_line_in_the_nightcrew_table(tmp_path: Path) -> None:
+    # another tool's table uses the same key name before ours
+    path = write(
+        tmp_path,
+        "pyproject.toml",
+        '[tool.other]\nmax_retries = 1\n\n[tool.nightcrew]\nmodel = "m"\nmax_retries = -1\n',
+    )
+    error = located(tmp_path)
+    assert str(error).startswith(f"{path}:6: max_retries: Input should be greater than or equal")
+
+
+def test_tool_nightcrew_that_is_not_a_table(tmp_path: Path) -> None:
+    path = write(tmp_path, "pyproject.toml", '[project]\nname = "app"\n\n[tool]\n\nnightcrew = 3\n')
+    error = located(tmp_path)
+    assert str(error) == f"{path}:6: [tool.nightcrew] must be a table"
+
+
+def test_tool_that_is_not_a_table_is_no_nightcrew_config(tmp_path: Path) -> None:
+    write(tmp_path, "pyproject.toml", "tool = 3\n")
+    assert load_settings(tmp_path).model is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        ({"max_retries": -1}, "--max-retries: Input should be greater than or equal to 0"),
+        ({"max_budget_usd": 0}, "--max-budget-usd: Input should be greater than 0"),
+        ({"attempt_timeout": -3.0}, "--attempt-timeout: Input should be greater than 0"),
+    ],
+)
+def test_bad_override_names_the_option(
+    tmp_path: Path, overrides: dict[str, object], fragment: str
+) -> None:
+    error = located(tmp_path, overrides)
+    assert error.line is None
+    assert str(error) == f"command line: {fragment}"
+    assert error.exit_code == 2

@@ -1,0 +1,132 @@
+"""Plain console output, byte for byte, with an injected console and clock."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from rich.console import Console
+
+from nightcrew.cli.display import PlainReporter, duration, money
+from nightcrew.engine.report import Progress, SummaryRow
+
+
+class Clock:
+    """Starts at 21:59:58 and moves one second per reading."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2025, 3, 1, 21, 59, 58)
+
+    def __call__(self) -> datetime:
+        current = self.now
+        self.now += timedelta(seconds=1)
+        return current
+
+
+@pytest.fixture
+def out() -> io.StringIO:
+    return io.StringIO()
+
+
+@pytest.fixture
+def reporter(out: io.StringIO) -> PlainReporter:
+    console = Console(file=out, width=100, color_system=None)
+    return PlainReporter(console, clock=Clock())
+
+
+def test_notes_and_warnings_are_timestamped_lines(
+    reporter: PlainReporter, out: io.StringIO
+) -> None:
+    reporter.note("starting run 20250301-abcd1234: PLAN.md")
+    reporter.note("batch 4 is empty: skipped", "warn")
+    reporter.note("the agent crashed", "error")
+    # text that looks like Rich markup is printed as it is
+    reporter.note("see [bold]tests/test_x.py[/bold] and [link]", "warn")
+    assert out.getvalue() == (
+        "[21:59:58] starting run 20250301-abcd1234: PLAN.md\n"
+        "[21:59:59] warn: batch 4 is empty: skipped\n"
+        "[22:00:00] error: the agent crashed\n"
+        "[22:00:01] warn: see [bold]tests/test_x.py[/bold] and [link]\n"
+    )
+
+
+def test_a_long_note_is_not_wrapped(reporter: PlainReporter, out: io.StringIO) -> None:
+    message = "gate tests failed: " + "x" * 150
+    reporter.note(message)
+    assert out.getvalue() == f"[21:59:58] {message}\n"
+
+
+def test_tool_changes_print_once_each(reporter: PlainReporter, out: io.StringIO) -> None:
+    snap = Progress(run_id="r1", batch_number=3, current_tool="Read src/parse.py")
+    reporter.progress(snap)
+    reporter.progress(snap)  # unchanged: nothing new
+    snap.phase = "agent"
+    reporter.progress(snap)  # other fields changed, the tool did not: nothing new
+    snap.current_tool = "Bash: pytest -q"
+    reporter.progress(snap)
+    snap.current_tool = None  # no tool: nothing printed
+    reporter.progress(snap)
+    assert out.getvalue() == (
+        "[21:59:58]   batch 3 › Read src/parse.py\n[21:59:59]   batch 3 › Bash: pytest -q\n"
+    )
+
+
+def rows() -> list[SummaryRow]:
+    return [
+        SummaryRow(1, "Parser", "passed", 1, 65.2, Decimal("0.012345"), False, "0123456789abcdef"),
+        SummaryRow(2, "CLI flag", "failed", 3, 3700, None, True, None),
+        SummaryRow(3, "Docs", "passed", 2, 5, Decimal("1.5"), True, "abc1234"),
+        SummaryRow(None, "Empty", "skipped", 0, None, None, False, None),
+    ]
+
+
+def table_rows(text: str) -> dict[str, list[str]]:
+    """Body rows of the rendered table, keyed by title, cells stripped."""
+    found = {}
+    for line in text.splitlines():
+        if line.startswith("│"):
+            cells = [c.strip() for c in line.strip("│").split("│")]
+            found[cells[1]] = cells
+    return found
+
+
+def test_summary_table_shows_each_row(reporter: PlainReporter, out: io.StringIO) -> None:
+    reporter.summary(rows(), "3 batches · $1.5123 · 1 attempt of unknown cost")
+    text = out.getvalue()
+    assert text.startswith("nightcrew run summary")
+    header = next(line for line in text.splitlines() if line.startswith("┃"))
+    assert [c.strip() for c in header.strip("┃").split("┃")] == [
+        "Batch", "Title", "State", "Attempts", "Time", "Cost", "Commit",
+    ]  # fmt: skip
+    got = table_rows(text)
+    assert got["Parser"] == ["1", "Parser", "passed", "1", "1:05", "$0.0123", "0123456789"]
+    assert got["CLI flag"] == ["2", "CLI flag", "failed", "3", "1:01:40", "unknown", "-"]
+    assert got["Docs"] == ["3", "Docs", "passed", "2", "0:05", "≥$1.5000", "abc1234"]
+    assert got["Empty"] == ["-", "Empty", "skipped", "0", "-", "-", "-"]
+    assert text.endswith("\n3 batches · $1.5123 · 1 attempt of unknown cost\n")
+    assert "\x1b[" not in text  # no colour codes in plain output
+
+
+@pytest.mark.parametrize(
+    ("value", "unknown", "text"),
+    [
+        (Decimal("0.012345"), False, "$0.0123"),
+        (Decimal("12"), False, "$12.0000"),
+        (Decimal("0.5"), True, "≥$0.5000"),
+        (None, False, "unknown"),
+        (None, True, "unknown"),
+        (Decimal(0), False, "$0.0000"),
+    ],
+)
+def test_money(value: Decimal | None, unknown: bool, text: str) -> None:
+    assert money(value, unknown=unknown) == text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(None, "-"), (0, "0:00"), (59.6, "1:00"), (61, "1:01"), (3600, "1:00:00"), (3725, "1:02:05")],
+)
+def test_duration(seconds: float | None, text: str) -> None:
+    assert duration(seconds) == text

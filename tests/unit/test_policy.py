@@ -1,0 +1,100 @@
+"""What happens after a failed attempt: retry, escalate, skip, stop, or give up as stuck."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import pytest
+
+from nightcrew.engine.policy import Decision, after_failure
+
+
+def decide(
+    attempts_made: int,
+    *,
+    on_failure: Literal["stop", "skip", "retry"] = "retry",
+    max_retries: int = 2,
+    signatures: Sequence[str | None] | None = None,
+    model: str | None = "sonnet",
+    escalate_model: str | None = "opus",
+) -> Decision:
+    if signatures is None:
+        signatures = [f"sig-{n}" for n in range(1, attempts_made + 1)]
+    return after_failure(
+        on_failure=on_failure,
+        max_retries=max_retries,
+        attempts_made=attempts_made,
+        signatures=signatures,
+        model=model,
+        escalate_model=escalate_model,
+    )
+
+
+def test_stop_policy_stops_at_the_first_failure() -> None:
+    decision = decide(1, on_failure="stop")
+    assert decision.action == "stop"
+    assert "--on-failure is stop" in decision.reason
+    assert not decision.stuck
+
+
+def test_skip_policy_skips_at_the_first_failure() -> None:
+    decision = decide(1, on_failure="skip")
+    assert decision.action == "skip"
+    assert "--on-failure is skip" in decision.reason
+
+
+def test_two_retries_mean_three_attempts() -> None:
+    first = decide(1)
+    second = decide(2)
+    third = decide(3)
+    assert (first.action, second.action, third.action) == ("retry", "retry", "stop")
+    assert first.reason == "retry 1 of 2"
+    assert second.reason == "retry 2 of 2"
+    assert third.reason == "still failing after 3 attempts"
+
+
+def test_only_the_last_retry_escalates_the_model() -> None:
+    assert decide(1).model == "sonnet"
+    assert decide(2).model == "opus"
+
+
+def test_no_escalation_model_keeps_the_model_for_the_last_retry() -> None:
+    assert decide(2, escalate_model=None).model == "sonnet"
+
+
+def test_single_retry_is_the_last_one_and_escalates() -> None:
+    assert decide(1, max_retries=1).model == "opus"
+    assert decide(2, max_retries=1).action == "stop"
+
+
+def test_zero_retries_stops_after_the_first_attempt() -> None:
+    assert decide(1, max_retries=0).action == "stop"
+
+
+@pytest.mark.parametrize("made", [3, 4, 10])
+def test_never_retries_beyond_the_maximum(made: int) -> None:
+    assert decide(made).action == "stop"
+
+
+def test_same_failure_twice_in_a_row_is_stuck() -> None:
+    decision = decide(2, signatures=["boom", "boom"])
+    assert decision.action == "stop"
+    assert decision.stuck
+    assert decision.reason == "stuck: attempts 1 and 2 failed the same way"
+
+
+def test_same_failure_not_in_a_row_is_not_stuck() -> None:
+    decision = decide(3, max_retries=5, signatures=["boom", "other", "boom"])
+    assert decision.action == "retry"
+    assert not decision.stuck
+
+
+def test_unknown_signatures_are_never_stuck() -> None:
+    decision = decide(2, signatures=[None, None])
+    assert decision.action == "retry"
+    assert not decision.stuck
+
+
+def test_one_attempt_cannot_be_stuck() -> None:
+    assert not decide(1, signatures=["boom"]).stuck
