@@ -18,6 +18,7 @@ def decide(
     signatures: Sequence[str | None] | None = None,
     model: str | None = "sonnet",
     escalate_model: str | None = "opus",
+    current_model: str | None = None,
 ) -> Decision:
     if signatures is None:
         signatures = [f"sig-{n}" for n in range(1, attempts_made + 1)]
@@ -28,6 +29,7 @@ def decide(
         signatures=signatures,
         model=model,
         escalate_model=escalate_model,
+        current_model=current_model if current_model is not None else model,
     )
 
 
@@ -78,10 +80,21 @@ def test_never_retries_beyond_the_maximum(made: int) -> None:
 
 
 def test_same_failure_twice_in_a_row_is_stuck() -> None:
-    decision = decide(2, signatures=["boom", "boom"])
+    decision = decide(2, signatures=["boom", "boom"], escalate_model=None)
     assert decision.action == "stop"
     assert decision.stuck
     assert decision.reason == "stuck: attempts 1 and 2 failed the same way"
+
+
+def test_stuck_escalates_once_for_a_last_try() -> None:
+    decision = decide(2, max_retries=5, signatures=["boom", "boom"])
+    assert (decision.action, decision.model, decision.stuck) == ("retry", "opus", True)
+    assert decision.reason == "stuck (attempts 1 and 2 failed the same way): one last try with opus"
+
+
+def test_stuck_again_on_the_escalated_model_stops() -> None:
+    decision = decide(3, max_retries=5, signatures=["boom", "boom", "boom"], current_model="opus")
+    assert (decision.action, decision.stuck) == ("stop", True)
 
 
 def test_same_failure_not_in_a_row_is_not_stuck() -> None:

@@ -19,10 +19,11 @@ R, It, A = RunState, ItemState, AttemptState
 # values do ("failed"), so they cannot share one dict or set.
 EXPECTED_RUN: dict[RunState, set[RunState]] = {
     # pending → running → (succeeded | failed | budget_exceeded | interrupted | crashed);
-    # a run that stopped short (not one that succeeded) runs again on resume.
+    # a run that stopped short runs again on resume; so does one that succeeded over part
+    # of its plan (--end-batch) when batches are left (beyond §4).
     R.PENDING: {R.RUNNING},
     R.RUNNING: {R.SUCCEEDED, R.FAILED, R.BUDGET_EXCEEDED, R.INTERRUPTED, R.CRASHED},
-    R.SUCCEEDED: set(),
+    R.SUCCEEDED: {R.RUNNING},
     R.FAILED: {R.RUNNING},
     R.BUDGET_EXCEEDED: {R.RUNNING},
     R.INTERRUPTED: {R.RUNNING},

@@ -175,14 +175,21 @@ class _Translator:
 
     @staticmethod
     def _finished(message: Any) -> Finished:
+        # Claude Code prices a model it does not know as its default model and
+        # marks it costBasis "unknown": that figure is a guess, not a cost.
+        entries = {
+            name: entry
+            for name, entry in (message.model_usage or {}).items()
+            if isinstance(entry, dict)
+        }
+        guessed = {name for name, entry in entries.items() if entry.get("costBasis") == "unknown"}
         per_model = tuple(
             ModelUsage(
                 model=name,
                 tokens=tokens_from_model_usage(entry),
-                reported_cost_usd=reported_cost(entry.get("costUSD")),
+                reported_cost_usd=None if name in guessed else reported_cost(entry.get("costUSD")),
             )
-            for name, entry in (message.model_usage or {}).items()
-            if isinstance(entry, dict)
+            for name, entry in entries.items()
         )
         errors = message.errors or []
         return Finished(
@@ -190,7 +197,7 @@ class _Translator:
             result_subtype=message.subtype,
             is_error=bool(message.is_error),
             result_text=message.result,
-            reported_cost_usd=reported_cost(message.total_cost_usd),
+            reported_cost_usd=None if guessed else reported_cost(message.total_cost_usd),
             model_usage=per_model,
             num_turns=message.num_turns,
             error="; ".join(str(e) for e in errors) or None,

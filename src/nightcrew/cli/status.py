@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-
-def status_data(store: Any, run_id: str) -> dict[str, Any]:
+if TYPE_CHECKING:
     from nightcrew.store.records import Store
 
-    assert isinstance(store, Store)
+
+def status_data(store: Store, run_id: str) -> dict[str, Any]:
+    """The ``--json`` shape: the run with its money, and each batch."""
     run = store.run(run_id)
     totals = store.totals(store.attempts(run_id=run_id))
     batches = []

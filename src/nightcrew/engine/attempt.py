@@ -82,6 +82,17 @@ class AgentOutcome:
     pid: int | None
 
 
+@dataclass
+class _Seen:
+    """What the stream has shown so far."""
+
+    finished: Finished | None = None
+    session_id: str | None = None
+    tool_calls: int = 0
+    last_text: str | None = None
+    models: list[str] = field(default_factory=list)
+
+
 class Stopper:
     def __init__(self) -> None:
         self.reason: StopReason | None = None
@@ -130,8 +141,7 @@ async def drive_agent(
     stopper = Stopper()
     live = LiveUsage(pricer)
     started = time.monotonic()
-    state: dict[str, object] = {"finished": None, "session": None, "tools": 0, "text": None}
-    models: list[str] = []
+    seen = _Seen()
 
     if handle_signals:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -143,21 +153,21 @@ async def drive_agent(
             if isinstance(event, ProcessStarted):
                 stopper.attach(event.pid)
             elif isinstance(event, SessionStarted):
-                state["session"] = event.session_id
+                seen.session_id = event.session_id
             elif isinstance(event, ToolCall):
-                state["tools"] = int(str(state["tools"])) + 1
+                seen.tool_calls += 1
             elif isinstance(event, Text):
-                state["text"] = event.text
+                seen.last_text = event.text
             elif isinstance(event, Usage):
                 live.update(event)
-                if event.model and event.model not in models:
-                    models.append(event.model)
+                if event.model and event.model not in seen.models:
+                    seen.models.append(event.model)
                 if budget_left_usd is not None and live.cost_usd >= budget_left_usd:
                     stopper.stop("over_budget")
             elif isinstance(event, Finished):
-                state["finished"] = event
+                seen.finished = event
                 if event.session_id:
-                    state["session"] = event.session_id
+                    seen.session_id = event.session_id
             on_event(event, live)
 
     task = asyncio.create_task(consume())
@@ -185,7 +195,7 @@ async def drive_agent(
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(stopper.pid, signal.SIGKILL)
 
-    finished = state["finished"] if isinstance(state["finished"], Finished) else None
+    finished = seen.finished
     end: End
     if stopper.reason is not None:
         end = stopper.reason
@@ -206,17 +216,15 @@ async def drive_agent(
             error=f"{type(crashed).__name__}: {crashed}",
         )
     for usage in finished.model_usage if finished else ():
-        if usage.model not in models:
-            models.append(usage.model)
-    session = state["session"]
-    text = state["text"]
+        if usage.model not in seen.models:
+            seen.models.append(usage.model)
     return AgentOutcome(
         end=end,
         finished=finished,
-        session_id=session if isinstance(session, str) else None,
-        models=models,
-        tool_calls=int(str(state["tools"])),
-        last_text=text if isinstance(text, str) else None,
+        session_id=seen.session_id,
+        models=seen.models,
+        tool_calls=seen.tool_calls,
+        last_text=seen.last_text,
         agent_seconds=time.monotonic() - started,
         live=live,
         pid=stopper.pid,

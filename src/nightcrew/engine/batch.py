@@ -170,6 +170,7 @@ def _record_final(
     finished: Finished | None = outcome.finished
     if finished is not None and finished.model_usage:
         known: list[Decimal] = []
+        sources: set[str | None] = set()
         unknown = False
         for usage in finished.model_usage:
             cost = pricer.reported(usage)
@@ -187,11 +188,14 @@ def _record_final(
                 unknown = True
             else:
                 known.append(cost.usd)
+                sources.add(cost.source)
         if finished.reported_cost_usd is not None:
             return finished.reported_cost_usd, "reported"
-        if unknown and not known:
+        if unknown:
+            # Part of the attempt has no known price: its total is unknown,
+            # never a smaller number that looks complete.
             return None, None
-        return sum(known, Decimal(0)), "reported"
+        return sum(known, Decimal(0)), "reported" if sources == {"reported"} else "priced"
     if outcome.live.responses and outcome.live.unknown == 0:
         return outcome.live.cost_usd, "priced"
     return None, None
@@ -199,6 +203,8 @@ def _record_final(
 
 def run_batch(ctx: BatchContext, batch: Batch, item: ItemRow) -> BatchOutcome:
     store, settings, root = ctx.store, ctx.settings, ctx.project.root
+    if item.state != ItemState.PENDING:  # a failed or skipped batch, run again on resume
+        store.set_item_state(item.id, ItemState.PENDING, reason="runs again")
     store.set_item_state(item.id, ItemState.IN_PROGRESS, reason="batch started")
     base_sha = gitops.head_sha(root)
     previous = _last_failure(store, item)
@@ -331,8 +337,9 @@ def run_batch(ctx: BatchContext, batch: Batch, item: ItemRow) -> BatchOutcome:
             for result in results:
                 _record_gate(store, attempt.id, result)
                 mark = "passed" if result.passed else "FAILED"
+                reason = "" if result.passed else _gate_reason(result)
                 ctx.reporter.note(
-                    f"  gate {result.name}: {mark}{_gate_detail(result)}",
+                    f"  {_gate_label(result.name)}: {mark}{_gate_detail(result)}{reason}",
                     "info" if result.passed else "warn",
                 )
             if gates_mod.gates_passed(results):
@@ -359,6 +366,7 @@ def run_batch(ctx: BatchContext, batch: Batch, item: ItemRow) -> BatchOutcome:
             signatures=signatures,
             model=settings.model,
             escalate_model=settings.escalate_model,
+            current_model=model,
         )
         store.event(
             ctx.run.id,
@@ -487,6 +495,19 @@ def _gate_detail(result: gates_mod.GateResult) -> str:
     if result.timed_out:
         parts.append("timed out")
     return f" ({', '.join(parts)})" if parts else ""
+
+
+def _gate_label(name: str) -> str:
+    return name if name.startswith("gate ") else f"gate {name}"
+
+
+def _gate_reason(result: gates_mod.GateResult) -> str:
+    """The first telling line of a failed gate's digest, for the console."""
+    for line in result.digest.splitlines():
+        text = line.strip()
+        if text and not text.startswith(("full output:", "summary:", "[")):
+            return f" — {text[:160]}"
+    return ""
 
 
 def _budget_message(ctx: BatchContext) -> str:

@@ -27,19 +27,30 @@ def after_failure(
     signatures: Sequence[str | None],
     model: str | None,
     escalate_model: str | None,
+    current_model: str | None = None,
 ) -> Decision:
     """``attempts_made`` counts this batch's attempts in this policy window;
-    ``signatures`` are their failure signatures, oldest first."""
+    ``signatures`` are their failure signatures, oldest first; ``model`` is the
+    run's model and ``current_model`` the one the failed attempt used.
+
+    A batch is stuck when two attempts in a row fail the same way: retrying
+    the same model again is pointless, so it gets one last try with the
+    escalation model (when there is one and it was not used yet), then stops.
+    """
     if on_failure == "stop":
         return Decision("stop", "the batch failed and --on-failure is stop")
     if on_failure == "skip":
         return Decision("skip", "the batch failed and --on-failure is skip")
     if len(signatures) >= 2 and signatures[-1] is not None and signatures[-1] == signatures[-2]:
-        return Decision(
-            "stop",
-            f"stuck: attempts {attempts_made - 1} and {attempts_made} failed the same way",
-            stuck=True,
-        )
+        same = f"attempts {attempts_made - 1} and {attempts_made} failed the same way"
+        if escalate_model and current_model != escalate_model:
+            return Decision(
+                "retry",
+                f"stuck ({same}): one last try with {escalate_model}",
+                model=escalate_model,
+                stuck=True,
+            )
+        return Decision("stop", f"stuck: {same}", stuck=True)
     if attempts_made > max_retries:
         return Decision("stop", f"still failing after {attempts_made} attempts")
     is_last = attempts_made + 1 == max_retries + 1

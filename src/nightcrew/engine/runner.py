@@ -48,6 +48,10 @@ class RunResult:
     message: str
 
 
+class NothingToDo(Exception):
+    """--resume of a run with nothing left in range."""
+
+
 class Interrupted(BaseException):
     """SIGTERM outside the agent: treated like Ctrl-C."""
 
@@ -89,6 +93,9 @@ class Runner:
                 try:
                     recover(store, self.reporter)
                     return self._execute(store)
+                except NothingToDo as done:
+                    self.reporter.note(str(done))
+                    return RunResult(ExitCode.OK, None, str(done))
                 finally:
                     signal.signal(signal.SIGTERM, previous_term)
                     store.close()
@@ -118,10 +125,7 @@ class Runner:
     def _gate_specs(self) -> list[gates_mod.GateSpec]:
         specs = gates_mod.default_gates(self.project.root)
         if self.settings.gates:
-            user = [
-                gates_mod.GateSpec(name=f"gate {i}", command=cmd, kind="command")
-                for i, cmd in enumerate(self.settings.gates, 1)
-            ]
+            user = [gates_mod.command_gate(i, cmd) for i, cmd in enumerate(self.settings.gates, 1)]
             specs = user + [s for s in specs if s.kind == "clean"]
         return specs
 
@@ -133,11 +137,11 @@ class Runner:
             run = store.latest_run(plan_rel)
             if run is None:
                 raise BadInput(f"{plan_rel}: no earlier run of this plan to resume")
-            if run.state == RunState.SUCCEEDED:
-                raise BadInput(
-                    f"{plan_rel}: run {run.id} already succeeded; start a new run without --resume"
-                )
             self._sync_items(store, run)
+            if run.state == RunState.SUCCEEDED and self._nothing_left(store, run):
+                raise NothingToDo(
+                    f"run {run.id} already passed every batch in range; nothing to resume"
+                )
             store.set_run_state(
                 run.id,
                 RunState.RUNNING,
@@ -165,6 +169,12 @@ class Runner:
             )
         store.set_run_state(run.id, RunState.RUNNING, reason="started")
         return store.run(run.id), False
+
+    def _nothing_left(self, store: Store, run: RunRow) -> bool:
+        wanted = {str(b.number) for b in self._batches_in_range()}
+        return all(
+            item.state == ItemState.PASSED for item in store.items(run.id) if item.key in wanted
+        )
 
     def _sync_items(self, store: Store, run: RunRow) -> None:
         """On resume, line the stored items up with the plan as it is now."""

@@ -52,8 +52,9 @@ RUN_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     _R.RUNNING: frozenset(
         {_R.SUCCEEDED, _R.FAILED, _R.BUDGET_EXCEEDED, _R.INTERRUPTED, _R.CRASHED}
     ),
-    _R.SUCCEEDED: frozenset(),
-    # Resume: a run that stopped short may run again.
+    # Resume: a run that stopped short may run again; so may one that succeeded
+    # over part of its plan (--end-batch) when batches are left to run.
+    _R.SUCCEEDED: frozenset({_R.RUNNING}),
     _R.FAILED: frozenset({_R.RUNNING}),
     _R.BUDGET_EXCEEDED: frozenset({_R.RUNNING}),
     _R.INTERRUPTED: frozenset({_R.RUNNING}),
@@ -86,7 +87,6 @@ ATTEMPT_TRANSITIONS: dict[AttemptState, frozenset[AttemptState]] = {
     _A.OVER_BUDGET: frozenset(),
 }
 
-RUN_TERMINAL = frozenset({_R.SUCCEEDED})
 ATTEMPT_TERMINAL = frozenset(s for s, nxt in ATTEMPT_TRANSITIONS.items() if not nxt)
 
 State = RunState | ItemState | AttemptState

@@ -1,0 +1,226 @@
+"""``nightcrew run`` options end to end on the real CLI and nightcrew.sim."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SimStarter
+from tests.integration.support import (
+    MODEL,
+    add_function,
+    git,
+    make_project,
+    nightcrew_env,
+    plan_text,
+    run_nightcrew,
+    script,
+    status,
+    work_turns,
+)
+
+pytestmark = pytest.mark.cli
+
+OPUS = "claude-opus-4-5"
+
+
+def sub(n: int, total: int) -> dict[str, object]:
+    return script(
+        f"b{n}",
+        [f"Batch {n} of {total}"],
+        work_turns(add_function(f"f{n}", str(n), f"calc.f{n}(0, 0) == {n}")),
+    )
+
+
+def broken(n: int, total: int) -> dict[str, object]:
+    return script(
+        f"b{n}",
+        [f"Batch {n} of {total}"],
+        work_turns(add_function(f"f{n}", "0", f"calc.f{n}(0, 0) == {n}")),
+    )
+
+
+def attempts(root: Path) -> list[tuple[int, str, str | None]]:
+    with sqlite3.connect(root / ".nightcrew" / "nightcrew.db") as conn:
+        rows = conn.execute(
+            "SELECT i.number, a.state, a.model FROM attempts a"
+            " JOIN work_items i ON i.id = a.item_id ORDER BY a.id"
+        ).fetchall()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def test_no_commit_leaves_changes_in_the_tree(tmp_path: Path, sim_env: SimStarter) -> None:
+    root = make_project(tmp_path / "p", plan_text(["A", "B"]))
+    _, sim = sim_env({"scripts": [sub(1, 2), sub(2, 2)]})
+    env = nightcrew_env(sim)
+
+    result = run_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL, "--no-commit")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert git(root, "log", "--format=%s").splitlines() == ["initial"]
+    assert "def f1" in (root / "calc.py").read_text()
+    assert "def f2" in (root / "calc.py").read_text()
+    assert sorted(git(root, "status", "--porcelain").split()) == [
+        "M",
+        "M",
+        "calc.py",
+        "tests/test_calc.py",
+    ]
+    assert [b["commit"] for b in status(root, env)["batches"]] == [None, None]
+
+
+def test_skip_policy_moves_on_and_keeps_the_failed_work_as_a_patch(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    root = make_project(tmp_path / "p", plan_text(["Broken", "Fine"]))
+    _, sim = sim_env({"scripts": [broken(1, 2), sub(2, 2)]})
+    env = nightcrew_env(sim)
+
+    result = run_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL, "--on-failure", "skip")
+
+    assert result.returncode == 0, result.stdout + result.stderr  # skipped by policy
+    out = result.stdout + result.stderr
+    assert "batch(es) 1 failed and were skipped" in out
+    data = status(root, env)
+    assert [b["state"] for b in data["batches"]] == ["failed", "passed"]
+    assert data["batches"][0]["attempts"] == 1
+    assert git(root, "log", "--format=%s").splitlines() == ["Batch 2: Fine", "initial"]
+    assert "def f1" not in (root / "calc.py").read_text()  # batch 2 started from a clean tree
+    patch = next((root / ".nightcrew" / "runs").glob("*/batch-1/abandoned.patch"))
+    assert "+def f1(a, b):" in patch.read_text()
+
+
+def test_last_retry_escalates_the_model(tmp_path: Path, sim_env: SimStarter) -> None:
+    root = make_project(tmp_path / "p", plan_text(["Hard"]))
+    fixed = work_turns(add_function("f1", "1", "calc.f1(0, 0) == 1"))
+    server, sim = sim_env(
+        {
+            "scripts": [
+                {"name": "opus", "match": {"all": ["Batch 1 of 1"], "model": OPUS}, "turns": fixed},
+                broken(1, 1),
+            ]
+        }
+    )
+    env = nightcrew_env(sim)
+
+    result = run_nightcrew(
+        root,
+        env,
+        "run",
+        "PLAN.md",
+        "--model",
+        MODEL,
+        "--max-retries",
+        "2",
+        "--escalate-model",
+        OPUS,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "escalating to claude-opus-4-5" in result.stdout
+    # attempt 2 fails the same way as 1 would be stuck; here attempt 2 fails differently
+    first_turn_models = [r.model for r in server.requests if r.turn_index == 0]
+    assert first_turn_models[-1] == OPUS
+    assert first_turn_models[0] == MODEL
+    assert attempts(root)[-1] == (1, "passed", OPUS)
+
+
+def test_batch_range_then_resume_runs_only_what_is_left(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    root = make_project(tmp_path / "p", plan_text(["A", "B", "C"]))
+    _, sim = sim_env({"scripts": [sub(1, 3), sub(2, 3), sub(3, 3)]})
+    env = nightcrew_env(sim)
+
+    first = run_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL, "--end-batch", "2")
+
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert [b["state"] for b in status(root, env)["batches"]] == ["passed", "passed", "pending"]
+
+    second = run_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL, "--resume")
+
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "batch 1 already passed" in second.stdout
+    assert [n for n, _, _ in attempts(root)] == [1, 2, 3]  # 1 and 2 were not redone
+    assert git(root, "log", "--format=%s").splitlines()[0] == "Batch 3: C"
+
+    third = run_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL, "--resume")
+
+    assert third.returncode == 0
+    assert "nothing to resume" in third.stdout + third.stderr
+    assert len(attempts(root)) == 3
+
+
+def test_resume_reruns_a_passed_batch_whose_text_changed(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    root = make_project(tmp_path / "p", plan_text(["A", "B"]))
+    _, sim = sim_env({"scripts": [sub(1, 2), sub(2, 2)]})
+    env = nightcrew_env(sim)
+    assert (
+        run_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL, "--end-batch", "1").returncode
+        == 0
+    )
+    plan = root / "PLAN.md"
+    plan.write_text(plan.read_text().replace("### Task 1: A", "### Task 1: A, but better"))
+
+    result = run_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL, "--resume")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PLAN.md changed since run" in result.stdout
+    assert "batch 1 passed before but its text changed: it runs again" in result.stdout
+    assert [n for n, _, _ in attempts(root)] == [1, 1, 2]
+
+
+def test_secrets_are_never_committed(tmp_path: Path, sim_env: SimStarter) -> None:
+    root = make_project(tmp_path / "p", plan_text(["Config"]))
+    leak = "printf 'API_KEY=sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123\\n' > .env"
+    _, sim = sim_env({"scripts": [script("leak", ["Batch 1 of 1"], work_turns(leak))]})
+    env = nightcrew_env(sim)
+
+    result = run_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL, "--max-retries", "0")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "refusing to commit .env" in result.stdout
+    assert git(root, "log", "--format=%s").splitlines() == ["initial"]
+    assert ".env" not in git(root, "ls-files")
+
+
+def test_gates_from_config_and_command_line(tmp_path: Path, sim_env: SimStarter) -> None:
+    root = make_project(tmp_path / "p", plan_text(["A"]))
+    (root / "nightcrew.toml").write_text(
+        f'model = "{MODEL}"\ngates = ["grep -q never-there calc.py"]\nmax_retries = 0\n'
+    )
+    git(root, "add", "nightcrew.toml")
+    git(root, "commit", "-qm", "config")
+    _, sim = sim_env({"scripts": [sub(1, 1)]})
+    env = nightcrew_env(sim)
+
+    failing = run_nightcrew(root, env, "run", "PLAN.md")  # the config's gate fails
+
+    assert failing.returncode == 1, failing.stdout + failing.stderr
+    assert "gate 1: grep -q never-there calc.py: FAILED" in failing.stdout
+    with sqlite3.connect(root / ".nightcrew" / "nightcrew.db") as conn:
+        digest = conn.execute("SELECT digest FROM attempts").fetchone()[0]
+    assert "grep -q never-there calc.py" in digest
+
+    passing = run_nightcrew(root, env, "run", "PLAN.md", "--resume", "--gate", "grep -q f1 calc.py")
+
+    assert passing.returncode == 0, passing.stdout + passing.stderr
+    assert status(root, env)["batches"][0]["state"] == "passed"
+
+
+def test_empty_batch_is_skipped_with_a_warning(tmp_path: Path, sim_env: SimStarter) -> None:
+    plan = "# Plan\n\n## Batch 1: Nothing here\n\n## Batch 2: Real\n\n### Task 1: do it\n"
+    root = make_project(tmp_path / "p", plan)
+    server, sim = sim_env({"scripts": [sub(2, 2)]})
+    env = nightcrew_env(sim)
+
+    result = run_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "batch 1 is empty: skipped" in result.stdout
+    assert [b["state"] for b in status(root, env)["batches"]] == ["skipped", "passed"]
+    assert {r.script for r in server.requests} == {"b2"}  # no tokens spent on the empty batch
