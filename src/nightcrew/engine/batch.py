@@ -19,23 +19,15 @@ from typing import Literal
 from nightcrew import gitops
 from nightcrew.agents.base import (
     AgentBackend,
-    AgentEvent,
     AgentRequest,
-    Finished,
-    ProcessStarted,
-    SessionStarted,
-    Text,
-    Thinking,
-    ToolCall,
-    ToolResult,
-    Usage,
 )
 from nightcrew.config import Settings
 from nightcrew.engine import gates as gates_mod
-from nightcrew.engine.attempt import AgentOutcome, LiveUsage, drive_agent
+from nightcrew.engine.attempt import drive_agent
 from nightcrew.engine.digest import failure_signature, make_digest
 from nightcrew.engine.policy import after_failure
 from nightcrew.engine.prompt import PreviousFailure, Prompt, variable_suffix
+from nightcrew.engine.recording import EXCERPT, Recorder, record_final, spent
 from nightcrew.engine.report import Progress, Reporter
 from nightcrew.engine.states import AttemptState, ItemState
 from nightcrew.errors import GitError
@@ -45,7 +37,6 @@ from nightcrew.usage.pricing import Pricer
 from nightcrew.work.plan import Batch
 
 OutcomeKind = Literal["passed", "failed", "skipped", "over_budget", "interrupted"]
-EXCERPT = 2000
 
 
 @dataclass
@@ -71,10 +62,6 @@ class BatchOutcome:
     message: str
 
 
-def _spent(store: Store, run_id: str) -> Decimal:
-    return store.totals(store.attempts(run_id=run_id)).cost_usd or Decimal(0)
-
-
 def _last_failure(store: Store, item: ItemRow) -> PreviousFailure | None:
     """The newest judged failure of this batch, also from before a resume."""
     for attempt in reversed(store.attempts(item_id=item.id)):
@@ -90,115 +77,6 @@ def _commit_message(batch: Batch) -> str:
         lines.append("")
         lines += [f"- Task {t.number}: {t.title}" for t in batch.tasks]
     return "\n".join(lines)
-
-
-class _Recorder:
-    """Writes an attempt's events and usage to the store and the display."""
-
-    def __init__(self, ctx: BatchContext, attempt: AttemptRow, batch_spent: Decimal) -> None:
-        self.ctx = ctx
-        self.attempt = attempt
-        self.batch_spent = batch_spent
-        self.run_spent = _spent(ctx.store, ctx.run.id)
-        self.run_tokens = ctx.store.totals(ctx.store.attempts(run_id=ctx.run.id)).tokens
-
-    def __call__(self, event: AgentEvent, live: LiveUsage) -> None:
-        store, aid, run_id = self.ctx.store, self.attempt.id, self.ctx.run.id
-        progress = self.ctx.progress
-        if isinstance(event, ProcessStarted):
-            store.update_attempt(aid, agent_pid=event.pid, agent_create_time=event.create_time)
-        elif isinstance(event, SessionStarted):
-            store.update_attempt(aid, session_id=event.session_id)
-            store.event(
-                run_id,
-                "session",
-                {"session_id": event.session_id, "model": event.model},
-                attempt_id=aid,
-            )
-        elif isinstance(event, ToolCall):
-            progress.current_tool = _describe_tool(event)
-            store.event(
-                run_id,
-                "tool_call",
-                {"name": event.name, "input": _clip(dict(event.input))},
-                attempt_id=aid,
-            )
-        elif isinstance(event, ToolResult):
-            if event.is_error:
-                store.event(run_id, "tool_error", {"excerpt": event.excerpt}, attempt_id=aid)
-        elif isinstance(event, Text):
-            store.event(run_id, "text", {"text": event.text[:EXCERPT]}, attempt_id=aid)
-        elif isinstance(event, Thinking):
-            store.event(run_id, "thinking", {"text": event.text[:500]}, attempt_id=aid)
-        elif isinstance(event, Usage):
-            cost = live.responses[event.message_id][2]
-            store.record_usage(
-                aid,
-                kind="response",
-                message_id=event.message_id,
-                request_id=event.request_id,
-                model=event.model,
-                tokens=event.tokens,
-                cost_usd=cost,
-                cost_source="priced" if cost is not None else None,
-            )
-            progress.model = event.model or progress.model
-            progress.batch_cost = self.batch_spent + live.cost_usd
-            progress.run_cost = self.run_spent + live.cost_usd
-            progress.batch_tokens = live.tokens
-            progress.run_tokens = self.run_tokens + live.tokens
-        self.ctx.reporter.progress(progress)
-
-
-def _describe_tool(event: ToolCall) -> str:
-    for key in ("command", "file_path", "path", "pattern"):
-        value = event.input.get(key)
-        if isinstance(value, str) and value:
-            return f"{event.name}: {value.splitlines()[0][:80]}"
-    return event.name
-
-
-def _clip(data: dict[str, object]) -> dict[str, object]:
-    return {k: (v[:EXCERPT] if isinstance(v, str) else v) for k, v in data.items()}
-
-
-def _record_final(
-    ctx: BatchContext, attempt: AttemptRow, outcome: AgentOutcome, pricer: Pricer
-) -> tuple[Decimal | None, str | None]:
-    """Store the agent's authoritative per-model totals; return the attempt's
-    cost and its source."""
-    finished: Finished | None = outcome.finished
-    if finished is not None and finished.model_usage:
-        known: list[Decimal] = []
-        sources: set[str | None] = set()
-        unknown = False
-        for usage in finished.model_usage:
-            cost = pricer.reported(usage)
-            ctx.store.record_usage(
-                attempt.id,
-                kind="final",
-                message_id=None,
-                request_id=None,
-                model=usage.model,
-                tokens=usage.tokens,
-                cost_usd=cost.usd,
-                cost_source=cost.source,
-            )
-            if cost.usd is None:
-                unknown = True
-            else:
-                known.append(cost.usd)
-                sources.add(cost.source)
-        if finished.reported_cost_usd is not None:
-            return finished.reported_cost_usd, "reported"
-        if unknown:
-            # Part of the attempt has no known price: its total is unknown,
-            # never a smaller number that looks complete.
-            return None, None
-        return sum(known, Decimal(0)), "reported" if sources == {"reported"} else "priced"
-    if outcome.live.responses and outcome.live.unknown == 0:
-        return outcome.live.cost_usd, "priced"
-    return None, None
 
 
 def run_batch(ctx: BatchContext, batch: Batch, item: ItemRow) -> BatchOutcome:
@@ -218,7 +96,7 @@ def run_batch(ctx: BatchContext, batch: Batch, item: ItemRow) -> BatchOutcome:
     while True:
         left = None
         if settings.max_budget_usd is not None:
-            left = Decimal(str(settings.max_budget_usd)) - _spent(store, ctx.run.id)
+            left = Decimal(str(settings.max_budget_usd)) - spent(ctx)
             if left <= 0:
                 store.set_item_state(item.id, ItemState.PENDING, reason="budget exceeded")
                 return BatchOutcome("over_budget", _budget_message(ctx))
@@ -274,10 +152,10 @@ def run_batch(ctx: BatchContext, batch: Batch, item: ItemRow) -> BatchOutcome:
                 timeout_s=settings.attempt_timeout,
                 pricer=ctx.pricer,
                 budget_left_usd=left,
-                on_event=_Recorder(ctx, attempt, batch_spent),
+                on_event=Recorder(ctx, attempt, batch_spent),
             )
         )
-        cost, source = _record_final(ctx, attempt, outcome, ctx.pricer)
+        cost, source = record_final(ctx, attempt, outcome, ctx.pricer)
         common: dict[str, object] = dict(
             models_json=_json(outcome.models),
             session_id=outcome.session_id,
@@ -511,9 +389,9 @@ def _gate_reason(result: gates_mod.GateResult) -> str:
 
 
 def _budget_message(ctx: BatchContext) -> str:
-    spent = _spent(ctx.store, ctx.run.id)
+    so_far = spent(ctx)
     return (
-        f"budget exceeded: spent ${spent:.4f} of --max-budget-usd"
+        f"budget exceeded: spent ${so_far:.4f} of --max-budget-usd"
         f" ${ctx.settings.max_budget_usd:g}; raise it and continue with --resume"
     )
 

@@ -1,0 +1,142 @@
+"""What an attempt leaves in the store while and after its agent runs: events,
+per-response usage (live, priced), and the agent's authoritative totals."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from nightcrew.agents.base import (
+    AgentEvent,
+    Finished,
+    ProcessStarted,
+    SessionStarted,
+    Text,
+    Thinking,
+    ToolCall,
+    ToolResult,
+    Usage,
+)
+from nightcrew.engine.attempt import AgentOutcome, LiveUsage
+from nightcrew.store.records import AttemptRow
+from nightcrew.usage.pricing import Pricer
+
+if TYPE_CHECKING:
+    from nightcrew.engine.batch import BatchContext
+
+EXCERPT = 2000
+
+
+def spent(ctx: BatchContext) -> Decimal:
+    """What the run has cost so far (attempts of unknown cost count nothing)."""
+    store = ctx.store
+    return store.totals(store.attempts(run_id=ctx.run.id)).cost_usd or Decimal(0)
+
+
+class Recorder:
+    """Writes an attempt's events and usage to the store and the display."""
+
+    def __init__(self, ctx: BatchContext, attempt: AttemptRow, batch_spent: Decimal) -> None:
+        self.ctx = ctx
+        self.attempt = attempt
+        self.batch_spent = batch_spent
+        self.run_spent = spent(ctx)
+        self.run_tokens = ctx.store.totals(ctx.store.attempts(run_id=ctx.run.id)).tokens
+
+    def __call__(self, event: AgentEvent, live: LiveUsage) -> None:
+        store, aid, run_id = self.ctx.store, self.attempt.id, self.ctx.run.id
+        progress = self.ctx.progress
+        if isinstance(event, ProcessStarted):
+            store.update_attempt(aid, agent_pid=event.pid, agent_create_time=event.create_time)
+        elif isinstance(event, SessionStarted):
+            store.update_attempt(aid, session_id=event.session_id)
+            store.event(
+                run_id,
+                "session",
+                {"session_id": event.session_id, "model": event.model},
+                attempt_id=aid,
+            )
+        elif isinstance(event, ToolCall):
+            progress.current_tool = _describe_tool(event)
+            store.event(
+                run_id,
+                "tool_call",
+                {"name": event.name, "input": _clip(dict(event.input))},
+                attempt_id=aid,
+            )
+        elif isinstance(event, ToolResult):
+            if event.is_error:
+                store.event(run_id, "tool_error", {"excerpt": event.excerpt}, attempt_id=aid)
+        elif isinstance(event, Text):
+            store.event(run_id, "text", {"text": event.text[:EXCERPT]}, attempt_id=aid)
+        elif isinstance(event, Thinking):
+            store.event(run_id, "thinking", {"text": event.text[:500]}, attempt_id=aid)
+        elif isinstance(event, Usage):
+            cost = live.responses[event.message_id][2]
+            store.record_usage(
+                aid,
+                kind="response",
+                message_id=event.message_id,
+                request_id=event.request_id,
+                model=event.model,
+                tokens=event.tokens,
+                cost_usd=cost,
+                cost_source="priced" if cost is not None else None,
+            )
+            progress.model = event.model or progress.model
+            progress.batch_cost = self.batch_spent + live.cost_usd
+            progress.run_cost = self.run_spent + live.cost_usd
+            progress.batch_tokens = live.tokens
+            progress.run_tokens = self.run_tokens + live.tokens
+        self.ctx.reporter.progress(progress)
+
+
+def _describe_tool(event: ToolCall) -> str:
+    for key in ("command", "file_path", "path", "pattern"):
+        value = event.input.get(key)
+        if isinstance(value, str) and value:
+            return f"{event.name}: {value.splitlines()[0][:80]}"
+    return event.name
+
+
+def _clip(data: dict[str, object]) -> dict[str, object]:
+    return {k: (v[:EXCERPT] if isinstance(v, str) else v) for k, v in data.items()}
+
+
+def record_final(
+    ctx: BatchContext, attempt: AttemptRow, outcome: AgentOutcome, pricer: Pricer
+) -> tuple[Decimal | None, str | None]:
+    """Store the agent's authoritative per-model totals; return the attempt's
+    cost and its source."""
+    finished: Finished | None = outcome.finished
+    if finished is not None and finished.model_usage:
+        known: list[Decimal] = []
+        sources: set[str | None] = set()
+        unknown = False
+        for usage in finished.model_usage:
+            cost = pricer.reported(usage)
+            ctx.store.record_usage(
+                attempt.id,
+                kind="final",
+                message_id=None,
+                request_id=None,
+                model=usage.model,
+                tokens=usage.tokens,
+                cost_usd=cost.usd,
+                cost_source=cost.source,
+            )
+            if cost.usd is None:
+                unknown = True
+            else:
+                known.append(cost.usd)
+                sources.add(cost.source)
+        if finished.reported_cost_usd is not None:
+            return finished.reported_cost_usd, "reported"
+        if unknown:
+            # Part of the attempt has no known price: its total is unknown,
+            # never a smaller number that looks complete.
+            return None, None
+        return sum(known, Decimal(0)), "reported" if sources == {"reported"} else "priced"
+    if outcome.live.responses and outcome.live.unknown == 0:
+        return outcome.live.cost_usd, "priced"
+    return None, None
