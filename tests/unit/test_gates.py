@@ -242,6 +242,20 @@ def test_make_tests_gate_judged_on_exit_code(tmp_path: Path) -> None:
     assert "make: ***" in result.digest
 
 
+@pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
+def test_outer_make_does_not_leak_into_the_projects_make(tmp_path: Path) -> None:
+    # nightcrew started from a Makefile: the project's `make test` must run as a
+    # top-level make, not as a sub-make of ours.
+    root = tmp_path / "proj"
+    put(root, "Makefile", "test:\n\t@echo level=$(MAKELEVEL) flags=$(MAKEFLAGS)\n")
+    outer = dict(os.environ, MAKELEVEL="1", MAKEFLAGS="-k -- FOO=1", MFLAGS="-k")
+    (result,) = run(root, [TESTS], tmp_path / "ev", env=outer)
+    assert result.passed
+    log = result.output_path.read_text() if result.output_path else ""
+    assert "level=0 flags=" in log
+    assert "FOO" not in log
+
+
 @pytest.mark.skipif(shutil.which("npm") is None, reason="npm not installed")
 def test_npm_tests_gate(tmp_path: Path) -> None:
     root = tmp_path / "proj"

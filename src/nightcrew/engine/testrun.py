@@ -220,10 +220,17 @@ def runner_argv(runner: Runner, junit_path: Path) -> list[str]:
     return proc.shell_argv(runner.command or "true")
 
 
+_OUTER_MAKE_VARS = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
+
+
 def gate_env(env: Mapping[str, str] | None) -> dict[str, str]:
     """The environment a gate command runs in: ``env`` (default: ours) made
     non-interactive and kept from leaving files the harness would commit."""
     merged = dict(os.environ if env is None else env)
+    # An outer make (nightcrew started from a Makefile) must not hand its
+    # jobserver, flags and recursion level to the project's own `make test`.
+    for name in _OUTER_MAKE_VARS:
+        merged.pop(name, None)
     # Tools that would otherwise wait for a terminal (jest --watch) run once.
     merged.setdefault("CI", "true")
     # No __pycache__ directories in projects that do not ignore them.
