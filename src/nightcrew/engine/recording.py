@@ -13,6 +13,7 @@ from nightcrew.agents.base import (
     SessionStarted,
     Text,
     Thinking,
+    TokenCounts,
     ToolCall,
     ToolResult,
     Usage,
@@ -42,6 +43,12 @@ class Recorder:
         self.batch_spent = batch_spent
         self.run_spent = spent(ctx)
         self.run_tokens = ctx.store.totals(ctx.store.attempts(run_id=ctx.run.id)).tokens
+        # The display starts each attempt from what was already spent, not
+        # from the previous batch's figures or "unknown".
+        progress = ctx.progress
+        progress.batch_cost, progress.run_cost = batch_spent, self.run_spent
+        progress.batch_tokens, progress.run_tokens = TokenCounts(), self.run_tokens
+        ctx.reporter.progress(progress)
 
     def __call__(self, event: AgentEvent, live: LiveUsage) -> None:
         store, aid, run_id = self.ctx.store, self.attempt.id, self.ctx.run.id
