@@ -275,9 +275,7 @@ def run_bench(workdir: Path, n: int) -> Measurement:
     with SimServer(Scenario.from_dict(scenario(n))) as sim:
         # The agent's Bash tool runs login shells; an empty HOME keeps the
         # machine's profile (pyenv init, cargo env, ...) out of agent time.
-        home = workdir / "agent-home"
-        home.mkdir(exist_ok=True)
-        env = {**agent_env(sim.url, workdir / "claude-config"), "HOME": str(home)}
+        env = agent_env(sim.url, workdir / "claude-config")  # isolated HOME included
         settings = Settings(model=MODEL, attempt_timeout=120, gate_timeout=120, max_retries=0)
         runner = Runner(
             project,

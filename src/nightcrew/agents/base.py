@@ -136,6 +136,19 @@ class Finished:
     error: str | None = None
     session_id: str | None = None
 
+    @classmethod
+    def failure(cls, error: str) -> Finished:
+        """A session that ended without the agent's own result."""
+        return cls(
+            status="error",
+            result_subtype=None,
+            is_error=True,
+            result_text=None,
+            reported_cost_usd=None,
+            model_usage=(),
+            error=error,
+        )
+
 
 AgentEvent = (
     ProcessStarted | SessionStarted | Text | Thinking | ToolCall | ToolResult | Usage | Finished

@@ -278,14 +278,8 @@ class ClaudeBackend:
                 if isinstance(item, Exception):
                     if finished is None:
                         detail = " | ".join(stderr_tail[-3:]) or str(item)
-                        finished = Finished(
-                            status="error",
-                            result_subtype=None,
-                            is_error=True,
-                            result_text=None,
-                            reported_cost_usd=None,
-                            model_usage=(),
-                            error=f"{type(item).__name__}: {item}; {detail}"[:2000],
+                        finished = Finished.failure(
+                            f"{type(item).__name__}: {item}; {detail}"[:2000],
                         )
                     continue
                 if isinstance(item, Finished):
@@ -293,14 +287,8 @@ class ClaudeBackend:
                     continue
                 yield item  # type: ignore[misc]
             if finished is None:
-                finished = Finished(
-                    status="error",
-                    result_subtype=None,
-                    is_error=True,
-                    result_text=None,
-                    reported_cost_usd=None,
-                    model_usage=(),
-                    error="the agent ended without a result"
+                finished = Finished.failure(
+                    "the agent ended without a result"
                     + (": " + " | ".join(stderr_tail[-3:]) if stderr_tail else ""),
                 )
             yield finished

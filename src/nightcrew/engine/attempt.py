@@ -206,14 +206,8 @@ async def drive_agent(
     else:
         end = "finished"
     if crashed is not None and finished is None:
-        finished = Finished(
-            status="error",
-            result_subtype=None,
-            is_error=True,
-            result_text=None,
-            reported_cost_usd=None,
-            model_usage=(),
-            error=f"{type(crashed).__name__}: {crashed}",
+        finished = Finished.failure(
+            f"{type(crashed).__name__}: {crashed}",
         )
     for usage in finished.model_usage if finished else ():
         if usage.model not in seen.models:

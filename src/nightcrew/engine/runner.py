@@ -159,14 +159,7 @@ class Runner:
             pid=_pid(),
         )
         for batch in self.plan.batches:
-            store.add_item(
-                run.id,
-                key=str(batch.number),
-                number=batch.number,
-                title=batch.title,
-                body=batch.body,
-                sha=batch.sha256,
-            )
+            _add_item(store, run.id, batch)
         store.set_run_state(run.id, RunState.RUNNING, reason="started")
         return store.run(run.id), False
 
@@ -188,14 +181,7 @@ class Runner:
         for batch in self.plan.batches:
             item = existing.get(str(batch.number))
             if item is None:
-                store.add_item(
-                    run.id,
-                    key=str(batch.number),
-                    number=batch.number,
-                    title=batch.title,
-                    body=batch.body,
-                    sha=batch.sha256,
-                )
+                _add_item(store, run.id, batch)
                 self.reporter.note(f"batch {batch.number} is new in the plan")
                 continue
             if item.body_sha256 != batch.sha256:
@@ -385,6 +371,17 @@ def _footer(store: Store, run_id: str, message: str) -> str:
     return (
         f"run {run_id}: {message}. Cost {cost}; tokens: {t.input:,} in, {t.output:,} out,"
         f" {t.cache_read:,} cache read, {t.cache_write:,} cache write."
+    )
+
+
+def _add_item(store: Store, run_id: str, batch: Batch) -> None:
+    store.add_item(
+        run_id,
+        key=str(batch.number),
+        number=batch.number,
+        title=batch.title,
+        body=batch.body,
+        sha=batch.sha256,
     )
 
 
