@@ -4,6 +4,7 @@ test needs one, starts a real child process in its own group for the harness to 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -271,3 +272,43 @@ def test_a_stream_that_ends_without_finishing_is_crashed(
     outcome, _ = drive(backend, tmp_path)
     assert outcome.end == "crashed"
     assert outcome.finished is None
+
+
+class SelfInterruptingBackend(FakeBackend):
+    """Starts its agent child, then sends this process SIGINT, as Ctrl-C would."""
+
+    async def run(self, request: AgentRequest) -> AsyncIterator[AgentEvent]:
+        async for event in super().run(request):
+            yield event
+            if isinstance(event, ProcessStarted):
+                os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_ctrl_c_cancels_and_the_callers_handlers_come_back(
+    tmp_path: Path, backends: list[FakeBackend]
+) -> None:
+    def on_term(signum: int, frame: object) -> None:
+        raise AssertionError("not called here")
+
+    before_int = signal.getsignal(signal.SIGINT)
+    previous_term = signal.signal(signal.SIGTERM, on_term)
+    try:
+        backend = SelfInterruptingBackend(child=True, wait_for_child=True)
+        backends.append(backend)
+        outcome = asyncio.run(
+            drive_agent(
+                backend,
+                AgentRequest(prompt="do batch 1", cwd=tmp_path, model=SONNET),
+                timeout_s=30,
+                pricer=Pricer(),
+                budget_left_usd=None,
+                on_event=lambda event, live: None,
+            )
+        )
+        assert outcome.end == "cancelled"
+        assert child_exit(backend) != 0  # the agent's group was killed
+        # A SIGTERM during the gates must still reach the runner's handler.
+        assert signal.getsignal(signal.SIGTERM) is on_term
+        assert signal.getsignal(signal.SIGINT) is before_int
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)

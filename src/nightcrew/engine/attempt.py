@@ -143,9 +143,12 @@ async def drive_agent(
     started = time.monotonic()
     seen = _Seen()
 
-    if handle_signals:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stopper.stop, "cancelled")
+    signals = (signal.SIGINT, signal.SIGTERM) if handle_signals else ()
+    # remove_signal_handler resets to the default, not to what was there: keep
+    # the caller's handlers (the runner turns SIGTERM into a clean stop).
+    previous = {sig: signal.getsignal(sig) for sig in signals}
+    for sig in signals:
+        loop.add_signal_handler(sig, stopper.stop, "cancelled")
     timer = loop.call_later(timeout_s, stopper.stop, "timed_out")
 
     async def consume() -> None:
@@ -187,9 +190,9 @@ async def drive_agent(
     finally:
         timer.cancel()
         waiter.cancel()
-        if handle_signals:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, previous[sig])
         if stopper.pid is not None:
             # Whatever the agent started and left running goes with it.
             with contextlib.suppress(ProcessLookupError, PermissionError):
