@@ -433,19 +433,7 @@ class Store:
         rows = self.db.execute(
             "SELECT * FROM gate_results WHERE attempt_id = ? ORDER BY id", (attempt_id,)
         ).fetchall()
-        return [
-            GateRow(
-                name=r["name"],
-                command=r["command"],
-                passed=bool(r["passed"]),
-                duration_s=r["duration_s"],
-                tests_passed=r["tests_passed"],
-                tests_failed=r["tests_failed"],
-                output_path=r["output_path"],
-                digest=r["digest"],
-            )
-            for r in rows
-        ]
+        return [GateRow.from_row(r) for r in rows]
 
     def event(
         self, run_id: str, kind: str, payload: dict[str, Any], *, attempt_id: int | None = None

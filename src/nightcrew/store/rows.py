@@ -160,6 +160,19 @@ class GateRow:
     output_path: str | None
     digest: str
 
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> GateRow:
+        return cls(
+            name=row["name"],
+            command=row["command"],
+            passed=bool(row["passed"]),
+            duration_s=row["duration_s"],
+            tests_passed=row["tests_passed"],
+            tests_failed=row["tests_failed"],
+            output_path=row["output_path"],
+            digest=row["digest"],
+        )
+
 
 @dataclass(frozen=True)
 class Totals:
