@@ -10,8 +10,11 @@ import pytest
 
 from nightcrew.sim import Scenario, SimServer, agent_env
 
+
 @pytest.fixture(autouse=True)
-def _nightcrew_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _nightcrew_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """No test reads or writes the real user data dir (global usage database)."""
     monkeypatch.setenv("NIGHTCREW_HOME", str(tmp_path_factory.mktemp("nightcrew-home")))
 

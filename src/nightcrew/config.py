@@ -41,6 +41,10 @@ class Settings(BaseModel):
     on_failure: Literal["stop", "skip", "retry"] = "retry"
     max_retries: int = Field(default=2, ge=0, le=50)
     max_budget_usd: float | None = Field(default=None, gt=0)
+    max_item_usd: float | None = Field(default=None, gt=0)
+    # Budgets of the project as a whole, across runs (config only).
+    daily_budget_usd: float | None = Field(default=None, gt=0)
+    total_budget_usd: float | None = Field(default=None, gt=0)
     attempt_timeout: float = Field(default=1800, gt=0)
     gate_timeout: float = Field(default=1800, gt=0)
     commit: bool = True

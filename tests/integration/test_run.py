@@ -3,6 +3,8 @@ model, real git, real pytest gates, the real SQLite store."""
 
 from __future__ import annotations
 
+import json
+import re
 import signal
 import sqlite3
 from pathlib import Path
@@ -104,6 +106,11 @@ def test_three_batches_pass_with_one_commit_each(tmp_path: Path, sim_env: SimSta
         prefixes = {r[0] for r in conn.execute("SELECT prefix_sha256 FROM attempts")}
         sources = {r[0] for r in conn.execute("SELECT cost_source FROM attempts")}
         sessions = [r[0] for r in conn.execute("SELECT session_id FROM attempts")]
+    # each attempt's prompt-cache hit ratio: cache read / (input + cache read + cache write)
+    for batch in data["batches"]:
+        (attempt,) = batch["attempt_usage"]
+        assert attempt["cache_hit_ratio"] == pytest.approx(10_000 / (2_400 + 10_000 + 2_000))
+        assert attempt["cost_source"] == "reported" and attempt["model"] == MODEL
     assert len(prefixes) == 1  # the stable prefix is byte-identical across attempts
     assert sources == {"reported"}
     assert len(set(sessions)) == 3 and all(sessions)  # a fresh session per batch
@@ -360,3 +367,34 @@ def test_second_run_is_refused_and_ctrl_c_stops_the_first(
     assert data["batches"][0]["state"] == "pending"
     with db(root) as conn:
         assert [r[0] for r in conn.execute("SELECT state FROM attempts")] == ["cancelled"]
+
+
+def test_item_budget_warns_at_80_percent_then_stops_naming_itself(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    root = make_project(tmp_path / "proj", plan_text(["Big"]))
+    big = {
+        "input_tokens": 100_000,
+        "output_tokens": 500,
+        "cache_read_input_tokens": 0,
+        "cache_creation_input_tokens": 0,
+    }
+    step = {"text": "Looking.", "tool": {"name": "Bash", "input": {"command": "true"}}}
+    turns = [{**step, "usage": big}, {**step, "usage": big}, {"text": "Done.", "usage": big}]
+    _, sim = sim_env({"scripts": [script("b1", ["Batch 1 of 1"], turns)]})
+    env = nightcrew_env(sim)
+    per_response = cost_of(big)  # $0.3075 each: 41 %, 82 %, then 123 % of $0.75
+
+    result = run_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL, "--max-item-usd", "0.75")
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 3, output
+    # 81 %: the second response's input is counted as soon as it streams
+    assert re.search(r"budget warning: 8\d% of batch 1's budget \(--max-item-usd \$0.75\)", output)
+    assert "budget exceeded: batch 1's budget (--max-item-usd $0.75) is spent" in output
+    data = status(root, env)
+    assert data["run"]["state"] == "budget_exceeded"
+    assert 2 * per_response < data["run"]["cost_usd"] < 3 * per_response + 0.01
+    with db(root) as conn:
+        warnings = conn.execute("SELECT payload_json FROM events WHERE kind = 'budget_warning'")
+        assert [json.loads(r[0])["budget"] for r in warnings] == ["item:1"]

@@ -10,6 +10,7 @@ import logging
 from decimal import Decimal
 from typing import Any
 
+import genai_prices
 import pytest
 from genai_prices import Usage, calc_price
 
@@ -333,7 +334,7 @@ def test_model_lookup_is_cached(monkeypatch: pytest.MonkeyPatch) -> None:
         calls.append(str(args[1]))
         return calc_price(*args, **kwargs)
 
-    monkeypatch.setattr(pricing, "calc_price", counting)
+    monkeypatch.setattr(genai_prices, "calc_price", counting)
     pricer = Pricer()
     pricer.price_response("claude-sonnet-4-5", CAPTURED)
     after_first = len(calls)

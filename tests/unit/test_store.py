@@ -83,7 +83,7 @@ def test_migrations_from_a_blank_db_create_every_table(db_path: Path) -> None:
         assert db_path.is_file()
         assert tables(store.db) == TABLES
         names = [r[0] for r in store.db.execute("SELECT name FROM _migrations")]
-        assert names == ["m001_initial"]
+        assert names == ["m001_initial", "m002_usage_time"]
     finally:
         store.close()
 
@@ -96,7 +96,8 @@ def test_opening_again_applies_nothing_new(db_path: Path) -> None:
     second = Store.open(db_path)
     try:
         assert migrations.apply(second.db) == []
-        assert second.db.execute("SELECT COUNT(*) FROM _migrations").fetchone()[0] == 1
+        count = second.db.execute("SELECT COUNT(*) FROM _migrations").fetchone()[0]
+        assert count == len(migrations.MIGRATIONS)
         assert second.run(run_id).state == RunState.PENDING  # data kept
     finally:
         second.close()
@@ -108,6 +109,36 @@ def test_apply_on_a_bare_connection_applies_each_migration_once(tmp_path: Path) 
         assert migrations.apply(db) == [m.__name__ for m in migrations.MIGRATIONS]
         assert migrations.apply(db) == []
         assert tables(db) == TABLES
+    finally:
+        db.close()
+
+
+def test_usage_recorded_before_m002_takes_its_attempts_time(tmp_path: Path) -> None:
+    """A store made by the previous release keeps its usage, now dated."""
+    db = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
+    try:
+        db.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+        migrations.m001_initial(db)
+        db.execute("INSERT INTO _migrations VALUES ('m001_initial', 'then')")
+        db.execute(
+            "INSERT INTO runs VALUES ('r1','plan','p.md','x','{}','failed',"
+            "'2026-11-01T10:00:00+00:00',NULL,NULL,NULL,NULL)"
+        )
+        db.execute("INSERT INTO work_items VALUES (1,'r1','1',1,'t','b','s','failed',1,NULL,NULL)")
+        db.execute(
+            "INSERT INTO attempts (id, run_id, item_id, number, backend, prefix_sha256,"
+            " prompt_sha256, state, started_at, finished_at) VALUES"
+            " (1,'r1',1,1,'claude','p','q','failed','2026-11-01T10:00:00+00:00',"
+            " '2026-11-01T10:05:00+00:00')"
+        )
+        db.execute(
+            "INSERT INTO usage_records (attempt_id, kind, message_id, model, input_tokens,"
+            " output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens)"
+            " VALUES (1, 'final', '', 'm', 1, 2, 3, 4, 5)"
+        )
+        assert migrations.apply(db) == ["m002_usage_time"]
+        row = db.execute("SELECT ts, input_tokens FROM usage_records").fetchone()
+        assert row == ("2026-11-01T10:05:00+00:00", 1)
     finally:
         db.close()
 

@@ -41,6 +41,12 @@ import click
     help="Stop the run (exit 3) when it has spent this much.",
 )
 @click.option(
+    "--max-item-usd",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop the run (exit 3) when one batch has spent this much, failed attempts included.",
+)
+@click.option(
     "--attempt-timeout",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
@@ -62,6 +68,7 @@ def run_command(
     max_retries: int | None,
     escalate_model: str | None,
     max_budget_usd: float | None,
+    max_item_usd: float | None,
     attempt_timeout: float | None,
     start_batch: int | None,
     end_batch: int | None,
@@ -95,6 +102,7 @@ def run_command(
             "max_retries": max_retries,
             "escalate_model": escalate_model,
             "max_budget_usd": max_budget_usd,
+            "max_item_usd": max_item_usd,
             "attempt_timeout": attempt_timeout,
             "commit": False if no_commit else None,
         },

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from nightcrew.store.records import Store
+    from nightcrew.agents.base import TokenCounts
+    from nightcrew.store.records import AttemptRow, Store
 
 
 def status_data(store: Store, run_id: str) -> dict[str, Any]:
@@ -38,6 +39,7 @@ def status_data(store: Store, run_id: str) -> dict[str, Any]:
                 "cost_usd": _num(item_totals.cost_usd),
                 "commit": item.commit_sha,
                 "gate": gate,
+                "attempt_usage": [_attempt_usage(store, a) for a in attempts],
             }
         )
     t = totals.tokens
@@ -49,14 +51,35 @@ def status_data(store: Store, run_id: str) -> dict[str, Any]:
             "started_at": run.started_at,
             "finished_at": run.finished_at,
             "cost_usd": _num(totals.cost_usd),
-            "tokens": {
-                "input": t.input,
-                "output": t.output,
-                "cache_read": t.cache_read,
-                "cache_write": t.cache_write,
-            },
+            "tokens": _tokens(t),
         },
         "batches": batches,
+    }
+
+
+def _attempt_usage(store: Store, attempt: AttemptRow) -> dict[str, Any]:
+    """One attempt's model, money and tokens, with its prompt-cache hit ratio."""
+    from nightcrew.usage.ledger import cache_hit_ratio
+
+    tokens = store.attempt_tokens(attempt.id)
+    return {
+        "number": attempt.number,
+        "state": str(attempt.state),
+        "model": attempt.model,
+        "session_id": attempt.session_id,
+        "cost_usd": _num(attempt.cost_usd),
+        "cost_source": attempt.cost_source,
+        "tokens": _tokens(tokens),
+        "cache_hit_ratio": cache_hit_ratio(tokens),
+    }
+
+
+def _tokens(t: TokenCounts) -> dict[str, int]:
+    return {
+        "input": t.input,
+        "output": t.output,
+        "cache_read": t.cache_read,
+        "cache_write": t.cache_write,
     }
 
 

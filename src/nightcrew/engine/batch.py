@@ -24,10 +24,11 @@ from nightcrew.agents.base import (
 from nightcrew.config import Settings
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine.attempt import drive_agent
+from nightcrew.engine.budget import BudgetGuard, current_budgets
 from nightcrew.engine.digest import failure_signature, make_digest
 from nightcrew.engine.policy import after_failure
 from nightcrew.engine.prompt import PreviousFailure, Prompt, variable_suffix
-from nightcrew.engine.recording import EXCERPT, Recorder, record_final, spent
+from nightcrew.engine.recording import EXCERPT, Recorder, record_final
 from nightcrew.engine.report import Progress, Reporter
 from nightcrew.engine.states import AttemptState, ItemState
 from nightcrew.errors import GitError
@@ -94,12 +95,12 @@ def run_batch(ctx: BatchContext, batch: Batch, item: ItemRow) -> BatchOutcome:
     progress.batch_number, progress.title = batch.number, batch.title
 
     while True:
-        left = None
-        if settings.max_budget_usd is not None:
-            left = Decimal(str(settings.max_budget_usd)) - spent(ctx)
-            if left <= 0:
-                store.set_item_state(item.id, ItemState.PENDING, reason="budget exceeded")
-                return BatchOutcome("over_budget", _budget_message(ctx))
+        guard = _guard(ctx, batch, item)
+        guard.check()
+        if guard.exceeded() is not None:
+            store.set_item_state(item.id, ItemState.PENDING, reason="budget exceeded")
+            return BatchOutcome("over_budget", guard.message())
+        left = guard.left()
         attempts_made += 1
         number = store.next_attempt_number(item.id)
         evidence = batch_dir / f"attempt-{number}"
@@ -152,7 +153,7 @@ def run_batch(ctx: BatchContext, batch: Batch, item: ItemRow) -> BatchOutcome:
                 timeout_s=settings.attempt_timeout,
                 pricer=ctx.pricer,
                 budget_left_usd=left,
-                on_event=Recorder(ctx, attempt, batch_spent),
+                on_event=Recorder(ctx, attempt, batch_spent, guard),
             )
         )
         cost, source = record_final(ctx, attempt, outcome, ctx.pricer)
@@ -181,7 +182,7 @@ def run_batch(ctx: BatchContext, batch: Batch, item: ItemRow) -> BatchOutcome:
                 **common,
             )
             store.set_item_state(item.id, ItemState.PENDING, reason="budget exceeded")
-            return BatchOutcome("over_budget", _budget_message(ctx))
+            return BatchOutcome("over_budget", _guard(ctx, batch, item).message())
 
         signature: str | None
         if outcome.end in ("timed_out", "crashed"):
@@ -388,12 +389,16 @@ def _gate_reason(result: gates_mod.GateResult) -> str:
     return ""
 
 
-def _budget_message(ctx: BatchContext) -> str:
-    so_far = spent(ctx)
-    return (
-        f"budget exceeded: spent ${so_far:.4f} of --max-budget-usd"
-        f" ${ctx.settings.max_budget_usd:g}; raise it and continue with --resume"
+def _guard(ctx: BatchContext, batch: Batch, item: ItemRow) -> BudgetGuard:
+    budgets = current_budgets(
+        ctx.store,
+        ctx.settings,
+        root=ctx.project.root,
+        run_id=ctx.run.id,
+        item_id=item.id,
+        item_name=f"batch {batch.number}",
     )
+    return BudgetGuard(budgets, store=ctx.store, run_id=ctx.run.id, reporter=ctx.reporter)
 
 
 def _json(value: object) -> str:

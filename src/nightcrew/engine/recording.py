@@ -24,6 +24,7 @@ from nightcrew.usage.pricing import Pricer
 
 if TYPE_CHECKING:
     from nightcrew.engine.batch import BatchContext
+    from nightcrew.engine.budget import BudgetGuard
 
 EXCERPT = 2000
 
@@ -37,8 +38,15 @@ def spent(ctx: BatchContext) -> Decimal:
 class Recorder:
     """Writes an attempt's events and usage to the store and the display."""
 
-    def __init__(self, ctx: BatchContext, attempt: AttemptRow, batch_spent: Decimal) -> None:
+    def __init__(
+        self,
+        ctx: BatchContext,
+        attempt: AttemptRow,
+        batch_spent: Decimal,
+        guard: BudgetGuard | None = None,
+    ) -> None:
         self.ctx = ctx
+        self.guard = guard
         self.attempt = attempt
         self.batch_spent = batch_spent
         self.run_spent = spent(ctx)
@@ -95,6 +103,8 @@ class Recorder:
             progress.run_cost = self.run_spent + live.cost_usd
             progress.batch_tokens = live.tokens
             progress.run_tokens = self.run_tokens + live.tokens
+            if self.guard is not None:
+                self.guard.check(live.cost_usd, attempt_id=aid)
         self.ctx.reporter.progress(progress)
 
 

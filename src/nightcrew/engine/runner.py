@@ -13,7 +13,6 @@ import os
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from types import FrameType
 
 from nightcrew import gitops
@@ -410,11 +409,4 @@ def _pid() -> int:
     return os.getpid()
 
 
-def budget_left(store: Store, run_id: str, limit: float | None) -> Decimal | None:
-    if limit is None:
-        return None
-    spent = store.totals(store.attempts(run_id=run_id)).cost_usd or Decimal(0)
-    return Decimal(str(limit)) - spent
-
-
-__all__ = ["RunOptions", "RunResult", "Runner", "budget_left", "summary_rows"]
+__all__ = ["RunOptions", "RunResult", "Runner", "summary_rows"]

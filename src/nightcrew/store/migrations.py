@@ -139,7 +139,23 @@ def m001_initial(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [m001_initial]
+def m002_usage_time(db: sqlite3.Connection) -> None:
+    """Usage records get the time they were made, so reports can add them up by
+    day, week and month. Older records take their attempt's finish (or start)."""
+    _script(
+        db,
+        """
+        ALTER TABLE usage_records ADD COLUMN ts TEXT;
+        UPDATE usage_records SET ts = (
+            SELECT COALESCE(a.finished_at, a.started_at) FROM attempts a
+            WHERE a.id = usage_records.attempt_id
+        );
+        CREATE INDEX ix_usage_ts ON usage_records(ts);
+        """,
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [m001_initial, m002_usage_time]
 
 
 def apply(db: sqlite3.Connection) -> list[str]:

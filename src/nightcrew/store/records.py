@@ -337,14 +337,15 @@ class Store:
         self.db.execute(
             "INSERT INTO usage_records (attempt_id, kind, message_id, request_id, model,"
             " input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens,"
-            " cache_write_1h_tokens, cost_usd, cost_source) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+            " cache_write_1h_tokens, cost_usd, cost_source, ts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
             " ON CONFLICT (attempt_id, kind, message_id, model) DO UPDATE SET"
             " request_id = excluded.request_id, input_tokens = excluded.input_tokens,"
             " output_tokens = excluded.output_tokens,"
             " cache_read_tokens = excluded.cache_read_tokens,"
             " cache_write_5m_tokens = excluded.cache_write_5m_tokens,"
             " cache_write_1h_tokens = excluded.cache_write_1h_tokens,"
-            " cost_usd = excluded.cost_usd, cost_source = excluded.cost_source",
+            " cost_usd = excluded.cost_usd, cost_source = excluded.cost_source,"
+            " ts = excluded.ts",
             (
                 attempt_id,
                 kind,
@@ -358,6 +359,7 @@ class Store:
                 tokens.cache_write_1h,
                 dec_text(cost_usd),
                 cost_source,
+                utcnow(),
             ),
         )
 

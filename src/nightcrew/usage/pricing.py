@@ -51,13 +51,15 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Literal
-
-from genai_prices import Usage, calc_price
-from genai_prices.types import ModelPrice as GenaiModelPrice
-from genai_prices.types import TieredPrices
+from typing import TYPE_CHECKING, Literal
 
 from nightcrew.agents.base import ModelUsage, TokenCounts
+
+if TYPE_CHECKING:
+    # genai-prices takes ~150 ms to import: it loads only when a model is first
+    # priced, so commands that price nothing (a warm ``usage import``) stay fast.
+    from genai_prices import Usage
+    from genai_prices.types import ModelPrice as GenaiModelPrice
 
 CostSource = Literal["reported", "priced"]
 
@@ -165,6 +167,8 @@ def _base_id(model: str) -> str:
 
 
 def _genai_usage(tokens: TokenCounts) -> Usage:
+    from genai_prices import Usage
+
     # genai-prices counts the whole prompt as input; cache_write_tokens is both TTLs
     # together, and cache_write_1h_tokens is the part of it billed at the 1-hour rate.
     return Usage(
@@ -185,6 +189,8 @@ _PROBES = (TokenCounts(3, 5, 7, 11, 13), TokenCounts(3_000_017, 5, 7_000_003, 11
 
 def _from_genai_price(price: GenaiModelPrice) -> ModelPrice | None:
     """Mirror a genai-prices token price as a ModelPrice, or None if its shape does not fit."""
+    from genai_prices.types import TieredPrices
+
     low: dict[str, Decimal] = {}
     high: dict[str, Decimal] = {}
     threshold: int | None = None
@@ -221,6 +227,8 @@ def _from_genai_price(price: GenaiModelPrice) -> ModelPrice | None:
 def _lookup_genai(model: str) -> ModelPrice | _GenaiRef | None:
     """genai-prices' price for ``model``: mirrored if the mirror gives genai-prices' own
     numbers on the probes (a per-request fee or an unusual unit would not), else by ref."""
+    from genai_prices import calc_price
+
     try:
         calc = calc_price(_genai_usage(TokenCounts()), model)
     except LookupError:
@@ -233,6 +241,8 @@ def _lookup_genai(model: str) -> ModelPrice | _GenaiRef | None:
 
 
 def _genai_cost(ref: _GenaiRef, tokens: TokenCounts) -> Decimal:
+    from genai_prices import calc_price
+
     return calc_price(_genai_usage(tokens), ref.model_ref, provider_id=ref.provider_id).total_price
 
 

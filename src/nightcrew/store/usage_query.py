@@ -1,0 +1,87 @@
+"""The project's usage as report entries: one :class:`Entry` per model per
+attempt when the agent reported its final totals, else one per API response
+seen while it streamed (an attempt killed mid-stream has only those).
+
+Either way every call the project paid for is counted once: a response record
+and a final record of the same attempt are never both taken.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from nightcrew.agents.base import TokenCounts
+from nightcrew.store.records import Store
+from nightcrew.usage.entry import Entry
+
+_SQL = """
+SELECT u.model, u.input_tokens, u.output_tokens, u.cache_read_tokens,
+       u.cache_write_5m_tokens, u.cache_write_1h_tokens, u.cost_usd, u.cost_source,
+       COALESCE(u.ts, a.finished_at, a.started_at) AS at,
+       a.id AS attempt_id, a.run_id, a.session_id, w.number, w.key, w.title, r.kind AS run_kind
+FROM usage_records u
+JOIN attempts a ON a.id = u.attempt_id
+JOIN work_items w ON w.id = a.item_id
+JOIN runs r ON r.id = a.run_id
+WHERE u.kind = CASE WHEN EXISTS (
+        SELECT 1 FROM usage_records f WHERE f.attempt_id = u.attempt_id AND f.kind = 'final'
+      ) THEN 'final' ELSE 'response' END
+  AND (:run IS NULL OR a.run_id = :run)
+  AND (:since IS NULL OR COALESCE(u.ts, a.started_at) >= :since)
+  AND (:until IS NULL OR COALESCE(u.ts, a.started_at) < :until)
+ORDER BY at, u.id
+"""
+
+
+def parse_ts(text: str) -> datetime:
+    ts = datetime.fromisoformat(text)
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def item_label(run_kind: str, number: int | None, key: str, title: str) -> str:
+    if run_kind == "plan":
+        return f"batch {number if number is not None else key}: {title}"
+    return f"#{key}: {title}"
+
+
+def project_entries(
+    store: Store,
+    project: Path,
+    *,
+    run_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[Entry]:
+    """Every use of a model in this project, oldest first (``since`` inclusive,
+    ``until`` exclusive)."""
+    params = {
+        "run": run_id,
+        "since": since.astimezone(UTC).isoformat(timespec="milliseconds") if since else None,
+        "until": until.astimezone(UTC).isoformat(timespec="milliseconds") if until else None,
+    }
+    entries = []
+    for row in store.db.execute(_SQL, params):
+        cost = row["cost_usd"]
+        entries.append(
+            Entry(
+                ts=parse_ts(row["at"]),
+                model=row["model"],
+                tokens=TokenCounts(
+                    row["input_tokens"],
+                    row["output_tokens"],
+                    row["cache_read_tokens"],
+                    row["cache_write_5m_tokens"],
+                    row["cache_write_1h_tokens"],
+                ),
+                cost_usd=Decimal(cost) if cost is not None else None,
+                cost_source=row["cost_source"],
+                session=row["session_id"],
+                project=str(project),
+                run_id=row["run_id"],
+                item=item_label(row["run_kind"], row["number"], row["key"], row["title"]),
+                attempt_id=row["attempt_id"],
+            )
+        )
+    return entries
