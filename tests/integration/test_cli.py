@@ -177,3 +177,37 @@ def test_demo_runs_offline_and_shows_the_retry(tmp_path: Path) -> None:
     for subject in ("Batch 1: Subtraction", "Batch 2: Multiplication", "Batch 3: Division"):
         assert subject in out
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--since", "yesterday"], "expected a date like 2026-11-21, got 'yesterday'"),
+        (["--since", "2026-11-21", "--until", "2026-11-01"], "is after --until 2026-11-01"),
+        (["--until", "2026-02-30"], "--until"),
+        (["--json", "--csv"], "--json and --csv: choose one"),
+        (["--run", "nope"], "--run nope: no such run"),
+        (["--by", "fortnight"], "--by"),
+        (["--source", "transcripts", "--by", "item"], "applies to nightcrew's own runs"),
+        (["--source", "transcripts", "--run", "x"], "applies to nightcrew's own runs"),
+        (["import", "no/such/dir"], "no/such/dir: no such file or directory"),
+    ],
+)
+def test_usage_bad_input(project: Path, args: list[str], needle: str) -> None:
+    from nightcrew.store.records import Store
+
+    Store.open(project / ".nightcrew" / "nightcrew.db").close()
+    assert_clean_error(nightcrew(project, "usage", *args), 2, needle)
+
+
+def test_usage_before_any_run(project: Path) -> None:
+    assert_clean_error(nightcrew(project, "usage"), 2, "no nightcrew run here yet")
+
+
+def test_usage_with_a_corrupt_global_database(project: Path) -> None:
+    home = Path(os.environ["NIGHTCREW_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "usage.db").write_bytes(b"this is not a database" * 100)
+    result = nightcrew(project, "usage", "--source", "transcripts")
+    assert_clean_error(result, 2, "usage.db")
+    assert (home / "usage.db").read_bytes().startswith(b"this is not")  # left as it was

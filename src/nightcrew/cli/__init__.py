@@ -14,6 +14,7 @@ import click
 from nightcrew.cli.plan import plan_group
 from nightcrew.cli.run import run_command
 from nightcrew.cli.status import status_command
+from nightcrew.cli.usage import usage_group
 from nightcrew.errors import ExitCode, NightcrewError
 
 
@@ -37,6 +38,7 @@ def demo_command(keep: bool) -> None:
 cli.add_command(run_command)
 cli.add_command(plan_group)
 cli.add_command(status_command)
+cli.add_command(usage_group)
 
 
 def main() -> None:
@@ -45,6 +47,11 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("nightcrew: interrupted", err=True)
         sys.exit(ExitCode.INTERRUPTED)
+    except click.UsageError as exc:
+        # One line, like every other bad input: what is wrong, and where to look.
+        where = exc.ctx.command_path if exc.ctx is not None else "nightcrew"
+        click.echo(f"{where}: {exc.format_message()} (see '{where} --help')", err=True)
+        sys.exit(ExitCode.BAD_INPUT)
     except click.ClickException as exc:
         exc.show()
         sys.exit(ExitCode.BAD_INPUT if exc.exit_code == 2 else exc.exit_code)

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import signal
+import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import FrameType
@@ -25,9 +26,10 @@ from nightcrew.engine.prompt import stable_prefix
 from nightcrew.engine.recovery import recover
 from nightcrew.engine.report import Progress, Reporter, SummaryRow
 from nightcrew.engine.states import AttemptState, ItemState, RunState
-from nightcrew.errors import BadInput, ExitCode
+from nightcrew.errors import BadInput, ExitCode, NightcrewError
 from nightcrew.project import Project
 from nightcrew.store.records import ItemRow, RunRow, Store
+from nightcrew.usage.globaldb import open_global, register_project
 from nightcrew.usage.pricing import Pricer, model_price_from_config
 from nightcrew.work.plan import Batch, Plan
 
@@ -90,6 +92,7 @@ class Runner:
                 previous_term = signal.signal(signal.SIGTERM, _raise_interrupted)
                 store = Store.open(self.project.store_path)
                 try:
+                    self._register()
                     recover(store, self.reporter)
                     return self._execute(store)
                 except NothingToDo as done:
@@ -100,6 +103,19 @@ class Runner:
                     store.close()
         finally:
             self.reporter.close()
+
+    def _register(self) -> None:
+        """Put the project in the user's registry, for ``nightcrew usage
+        --all-projects``. A registry that cannot be written costs a warning,
+        never the run."""
+        try:
+            db = open_global()
+            try:
+                register_project(db, self.project.root)
+            finally:
+                db.close()
+        except (OSError, sqlite3.Error, NightcrewError) as exc:
+            self.reporter.note(f"could not add this project to the usage registry: {exc}", "warn")
 
     def _check_range(self) -> None:
         numbers = [b.number for b in self.plan.batches]

@@ -1,0 +1,297 @@
+"""What ``nightcrew usage`` prints: a Rich table, a cost bar chart, JSON, CSV, and the
+one-line project total and forecast shown after a run.
+
+No database access and no clock here: the command reads entries, groups them with
+:mod:`nightcrew.usage.ledger` and hands the groups to these functions, so every output can
+be checked byte for byte. An unknown cost is never shown as $0: it is "unknown", a
+lower bound is marked "≥", and JSON/CSV carry the count of unknown costs beside the sum.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from rich.table import Table
+from rich.text import Text
+
+from nightcrew.agents.base import TokenCounts
+from nightcrew.cli.display import money
+from nightcrew.usage.ledger import Forecast, Group
+from nightcrew.usage.pricing import CostTotal
+
+COLUMNS = (
+    "key",
+    "label",
+    "entries",
+    "models",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "cache_write_tokens",
+    "total_tokens",
+    "cost_usd",
+    "cost_unknown",
+    "cost_complete",
+    "cache_hit_ratio",
+    "first",
+    "last",
+)
+_HEADERS = {"item": "Item", "day": "Day", "week": "Week", "month": "Month", "block": "Block"}
+_BAR = "█"
+
+
+# ---- JSON and CSV ---------------------------------------------------------------------
+
+
+def _times(g: Group) -> tuple[str | None, str | None]:
+    # A total over no entries has no times; null says so where a fake date would lie.
+    if not g.entries:
+        return None, None
+    return g.first.isoformat(), g.last.isoformat()
+
+
+def group_record(g: Group) -> dict[str, object]:
+    """One group as JSON-ready values, with the column names of :data:`COLUMNS`."""
+    t = g.tokens
+    first, last = _times(g)
+    return {
+        "key": g.key,
+        "label": g.label,
+        "entries": g.entries,
+        "models": list(g.models),
+        "input_tokens": t.input,
+        "output_tokens": t.output,
+        "cache_read_tokens": t.cache_read,
+        "cache_write_5m_tokens": t.cache_write_5m,
+        "cache_write_1h_tokens": t.cache_write_1h,
+        "cache_write_tokens": t.cache_write,
+        "total_tokens": t.total,
+        "cost_usd": None if g.cost.usd is None else float(g.cost.usd),
+        "cost_unknown": g.cost.unknown,
+        "cost_complete": g.cost.complete,
+        "cache_hit_ratio": g.cache_hit_ratio,
+        "first": first,
+        "last": last,
+    }
+
+
+def _iso(value: date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def usage_json(
+    groups: Sequence[Group],
+    total: Group,
+    *,
+    by: str,
+    source: str,
+    since: date | None,
+    until: date | None,
+    extra: Mapping[str, object] | None = None,
+) -> dict[str, object]:
+    """The ``--json`` document. ``extra`` lets the command add fields (e.g. a forecast)
+    without this module knowing about them; its keys win over the standard ones."""
+    return {
+        "source": source,
+        "by": by,
+        "since": _iso(since),
+        "until": _iso(until),
+        "groups": [group_record(g) for g in groups],
+        "totals": group_record(total),
+        **(extra or {}),
+    }
+
+
+def _csv_row(g: Group) -> list[str]:
+    record = group_record(g)
+    record["models"] = " ".join(g.models)
+    # Exact decimal text, so a spreadsheet sum matches ours; empty (not 0) when unknown.
+    record["cost_usd"] = "" if g.cost.usd is None else format(g.cost.usd, "f")
+    record["cost_complete"] = "true" if g.cost.complete else "false"
+    return ["" if record[c] is None else str(record[c]) for c in COLUMNS]
+
+
+def usage_csv(groups: Iterable[Group], total: Group) -> str:
+    """The ``--csv`` text: a header row, one row per group, and the totals row last."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for g in groups:
+        writer.writerow(_csv_row(g))
+    writer.writerow(_csv_row(total))
+    return out.getvalue()
+
+
+# ---- the table ------------------------------------------------------------------------
+
+
+def _cost_cell(cost: CostTotal) -> Text:
+    text = money(cost.usd, unknown=not cost.complete)
+    return Text(text, style="" if cost.complete else "yellow")
+
+
+def _ratio_cell(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.0%}"
+
+
+def _run_of(g: Group) -> str:
+    # Item keys are "run/item" and labels are the item, so the run is what precedes it.
+    suffix = f"/{g.label}"
+    return g.key[: -len(suffix)] if g.key.endswith(suffix) else g.key
+
+
+def _row(g: Group, *, by: str, models: bool, is_total: bool = False) -> list[str | Text]:
+    t = g.tokens
+    cells: list[str | Text] = [_run_of(g)] if by == "item" else []
+    cells.append(g.label)
+    if models:
+        # One model per line; the totals row leaves them out (the rows above say it).
+        cells.append("" if is_total else "\n".join(g.models))
+    cells += [f"{n:,}" for n in (t.input, t.output, t.cache_read, t.cache_write, t.total)]
+    cells += [_cost_cell(g.cost), _ratio_cell(g.cache_hit_ratio)]
+    return cells
+
+
+# Below these terminal widths the Models and then the cache-hit columns are left
+# out, so the numbers always fit.
+MODELS_MIN_WIDTH = 110
+HIT_MIN_WIDTH = 95
+
+
+def usage_table(
+    groups: Sequence[Group], total: Group, *, by: str, title: str, width: int | None = None
+) -> Table:
+    """One row per group and a bold totals row. Costs that are only lower bounds (some
+    entries had no known price) are marked "≥" and explained in the caption."""
+    table = Table(title=title, title_justify="left")
+    models = by != "model" and (width is None or width >= MODELS_MIN_WIDTH)
+    rows = [_row(g, by=by, models=models) for g in groups]
+    total_row = _row(total, by=by, models=models, is_total=True)
+    key = 1 if by == "item" else 0
+    first_number = key + 1 + models
+    if by == "item":
+        table.add_column("Run", overflow="fold", min_width=17)  # a whole run id
+    # Ids, dates and model names fold onto a second line when space runs out;
+    # numbers never shrink (a cut-off amount would be a wrong amount).
+    key_width = min(max((len(str(r[key])) for r in rows), default=5), 16)
+    table.add_column(_HEADERS.get(by, by.capitalize()), overflow="fold", min_width=key_width)
+    if models:
+        table.add_column("Models", overflow="fold")
+    hit = width is None or width >= HIT_MIN_WIDTH
+    if not hit:
+        rows = [r[:-1] for r in rows]
+        total_row = total_row[:-1]
+    names = ("Input", "Output", "Cache rd", "Cache wr", "Total", "Cost", "Hit")
+    for offset, name in enumerate(names if hit else names[:-1]):
+        column = first_number + offset
+        widest = max(len(str(r[column])) for r in [*rows, total_row])
+        table.add_column(name, justify="right", no_wrap=True, min_width=widest)
+    for i, row in enumerate(rows):
+        table.add_row(*row, end_section=i == len(rows) - 1)
+    table.add_row(*total_row, style="bold")
+    if total.cost.unknown:
+        n = total.cost.unknown
+        table.caption = (
+            f"{n:,} {'entry has' if n == 1 else 'entries have'} no known price: "
+            "≥ marks a cost that is only a lower bound"
+        )
+        table.caption_justify = "left"
+    return table
+
+
+# ---- the cost chart -------------------------------------------------------------------
+
+
+def _bar_length(usd: Decimal | None, top: Decimal, width: int) -> int:
+    if usd is None or usd <= 0 or top <= 0:
+        return 0
+    length = int((usd * width / top).to_integral_value(ROUND_HALF_UP))
+    return max(1, length)  # a day that cost anything shows at least a sliver
+
+
+def _chart_amount(cost: CostTotal) -> tuple[str, str]:
+    if cost.usd is None:
+        return "unknown", "yellow"
+    if cost.unknown:
+        return f"{money(cost.usd, unknown=True)} +{cost.unknown} unknown", "yellow"
+    return money(cost.usd), ""
+
+
+def cost_chart(groups: Sequence[Group], width: int = 40) -> Text:
+    """One line per group (meant for days): label, a bar scaled so the dearest group fills
+    ``width``, and the amount. Unknown costs draw no bar and say "unknown"."""
+    top = max((g.cost.usd for g in groups if g.cost.usd is not None), default=Decimal(0))
+    label_width = max((len(g.label) for g in groups), default=0)
+    chart = Text()
+    for i, g in enumerate(groups):
+        length = _bar_length(g.cost.usd, top, width)
+        amount, style = _chart_amount(g.cost)
+        if i:
+            chart.append("\n")
+        chart.append(f"{g.label:<{label_width}}  ")
+        chart.append(_BAR * length, style="cyan")
+        chart.append(" " * (width - length) + "  ")
+        chart.append(amount, style=style)
+    return chart
+
+
+# ---- one-liners -----------------------------------------------------------------------
+
+
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n:,} {word if n == 1 else plural or word + 's'}"
+
+
+def project_total_line(tokens: TokenCounts, cost: CostTotal, since: datetime | None) -> str:
+    """The line after a run that keeps the project's running cost in view."""
+    if tokens.total == 0 and cost.unknown == 0 and not cost.usd:
+        return "this project has used no tokens yet"
+    if cost.usd is None:
+        spent = "unknown cost"
+    elif cost.unknown:
+        spent = f"{money(cost.usd)} (+{cost.unknown:,} of unknown cost)"
+    else:
+        spent = money(cost.usd)
+    when = f" since {since:%Y-%m-%d}" if since is not None else ""
+    return f"this project has used {_plural(tokens.total, 'token')} / {spent}{when}"
+
+
+def _rough_money(usd: Decimal) -> str:
+    # Cents are enough for an estimate, unless the amounts are below a cent.
+    return f"${usd:,.2f}" if usd == 0 or abs(usd) >= Decimal("0.01") else f"${usd:.4f}"
+
+
+def _rough_duration(seconds: float) -> str:
+    secs = round(seconds)
+    if secs < 60:
+        return f"{secs}s"
+    minutes = round(secs / 60)
+    if minutes < 60:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def _estimate(median: str, low: str, high: str) -> str:
+    return median if low == high else f"{median} ({low}–{high})"
+
+
+def forecast_text(f: Forecast) -> str:
+    """What the rest of a run will probably take, in one line a person can act on:
+    "3 batches left: about $0.42 ($0.30–$0.61) and 12m (8m–20m), from 4 passed batches"."""
+    if f.remaining == 0:
+        return "no batches left"
+    left = f"{_plural(f.remaining, 'batch', 'batches')} left"
+    time = _estimate(*map(_rough_duration, (f.seconds_median, f.seconds_low, f.seconds_high)))
+    source = f"from {_plural(f.samples, 'passed batch', 'passed batches')}"
+    if f.cost_median is None or f.cost_low is None or f.cost_high is None:
+        return f"{left}: about {time}, cost unknown, {source} (none with a known cost)"
+    cost = _estimate(*map(_rough_money, (f.cost_median, f.cost_low, f.cost_high)))
+    note = f" ({f.cost_unknown:,} of unknown cost left out)" if f.cost_unknown else ""
+    return f"{left}: about {cost} and {time}, {source}{note}"
