@@ -1,3 +1,3 @@
-from nightcrew.cli import main
+from nightcrew.launch import main
 
 main()

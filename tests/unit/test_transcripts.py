@@ -16,10 +16,11 @@ import pytest
 
 from nightcrew.agents.base import TokenCounts
 from nightcrew.errors import BadInput
-from nightcrew.usage import transcripts
+from nightcrew.usage import transcript_lines, transcripts
 from nightcrew.usage.entry import Entry
 from nightcrew.usage.globaldb import open_global, transcript_entries
 from nightcrew.usage.pricing import Pricer
+from nightcrew.usage.transcript_lines import Segment, SegmentResult
 from nightcrew.usage.transcripts import (
     ImportReport,
     default_roots,
@@ -449,7 +450,7 @@ def test_a_file_gone_since_discovery_is_passed_over(
 def test_lines_longer_than_a_chunk_are_read_whole(
     db: sqlite3.Connection, pricer: Pricer, projects: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(transcripts, "CHUNK_SIZE", 64)
+    monkeypatch.setattr(transcript_lines, "CHUNK_SIZE", 64)
     lines = [assistant(f"m{i}", f"r{i}", text="x" * (100 * i)) for i in range(1, 8)]
     f = write(projects / "p" / "s.jsonl", *[x for line in lines for x in (user("y" * 90), line)])
     report = run(db, pricer, projects)
@@ -461,8 +462,8 @@ def test_lines_longer_than_a_chunk_are_read_whole(
 def test_an_oversized_line_is_dropped_and_counted(
     db: sqlite3.Connection, pricer: Pricer, projects: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(transcripts, "CHUNK_SIZE", 256)
-    monkeypatch.setattr(transcripts, "MAX_LINE", 1024)
+    monkeypatch.setattr(transcript_lines, "CHUNK_SIZE", 256)
+    monkeypatch.setattr(transcript_lines, "MAX_LINE", 1024)
     huge = assistant("m2", "r2", text="z" * 5000)
     f = write(projects / "p" / "s.jsonl", assistant("m1", "r1"), huge, assistant("m3", "r3"))
     report = run(db, pricer, projects)
@@ -473,8 +474,8 @@ def test_an_oversized_line_is_dropped_and_counted(
 def test_an_unfinished_oversized_line_is_left_for_later(
     db: sqlite3.Connection, pricer: Pricer, projects: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(transcripts, "CHUNK_SIZE", 256)
-    monkeypatch.setattr(transcripts, "MAX_LINE", 1024)
+    monkeypatch.setattr(transcript_lines, "CHUNK_SIZE", 256)
+    monkeypatch.setattr(transcript_lines, "MAX_LINE", 1024)
     f = write(projects / "p" / "s.jsonl", assistant("m1", "r1"), "z" * 3000, end="")
     assert run(db, pricer, projects).oversized_lines == 0
     append(f, "\n" + assistant("m2", "r2") + "\n")
@@ -486,7 +487,7 @@ def test_an_unfinished_oversized_line_is_left_for_later(
 def test_small_flushes_give_the_same_entries(
     db: sqlite3.Connection, pricer: Pricer, projects: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(transcripts, "FLUSH_ROWS", 1)
+    monkeypatch.setattr(transcripts, "SEGMENT_BYTES", 1)  # one segment per line
     write(
         projects / "p" / "s.jsonl",
         assistant("m1", "r1", input_tokens=5),
@@ -502,22 +503,22 @@ def test_small_flushes_give_the_same_entries(
 def test_a_read_error_drops_only_that_files_rows(
     db: sqlite3.Connection, pricer: Pricer, projects: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(transcripts, "FLUSH_ROWS", 1)  # rows are written before the error
+    monkeypatch.setattr(transcripts, "SEGMENT_BYTES", 1)  # rows are written before the error
     bad = write(projects / "p" / "a.jsonl", assistant("m1", "r1"), assistant("m2", "r2"))
     write(projects / "p" / "b.jsonl", assistant("m3", "r3"))
-    real = transcripts._read_lines
+    real = transcripts.read_segment
 
-    def failing(readinto: Any, start: int, stop: int, sink: Any) -> int:
-        real(readinto, start, stop, sink)
-        if sink.path == str(bad):
-            raise OSError(5, "Input/output error")
-        return stop
+    def failing(segment: Segment, pricer: Pricer) -> SegmentResult:
+        result = real(segment, pricer)
+        if segment.path == str(bad) and segment.start > 0:
+            return result._replace(error=OSError(5, "Input/output error"))
+        return result
 
-    monkeypatch.setattr(transcripts, "_read_lines", failing)
+    monkeypatch.setattr(transcripts, "read_segment", failing)
     report = run(db, pricer, projects)
     assert (report.files_unreadable, report.files_read) == (1, 1)
     assert [e.tokens.input for e in entries(db)] == [100]
-    monkeypatch.setattr(transcripts, "_read_lines", real)
+    monkeypatch.setattr(transcripts, "read_segment", real)
     assert run(db, pricer, projects).entries_added == 2
     assert len(entries(db)) == 3
 
@@ -537,3 +538,31 @@ def test_two_imports_at_once_never_count_a_response_twice(
         other.close()
     assert len(entries(db)) == 2
     assert run(db, pricer, projects).files_unchanged == 1
+
+
+def test_worker_processes_import_exactly_what_one_process_does(
+    pricer: Pricer, projects: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A big import is read by worker processes, a big file in several segments;
+    the database ends up the same, duplicates across segments included."""
+    for n in range(6):
+        lines = []
+        for i in range(40):
+            lines += [assistant(f"m{n}-{i}", f"r{n}-{i}", input_tokens=i), user("y" * 50)]
+            if i % 7 == 0:  # the second content block of the same response
+                lines.append(assistant(f"m{n}-{i}", f"r{n}-{i}", input_tokens=i))
+        lines.append("not json at all")
+        write(projects / f"p{n % 2}" / f"s{n}.jsonl", *lines)
+    monkeypatch.setattr(transcripts, "SEGMENT_BYTES", 700)
+    results = {}
+    for name, parallel_bytes in (("inline", 1 << 40), ("workers", 0)):
+        monkeypatch.setattr(transcripts, "PARALLEL_BYTES", parallel_bytes)
+        conn = open_global(tmp_path / f"{name}.db")
+        try:
+            report = run(conn, pricer, projects)
+            rows = sorted((e.session, e.tokens.input, str(e.cost_usd)) for e in entries(conn))
+            results[name] = (report.entries_added, report.lines_skipped, report.bytes_read, rows)
+        finally:
+            conn.close()
+    assert results["workers"] == results["inline"]
+    assert results["inline"][0] == 6 * 40 and results["inline"][1] == 6

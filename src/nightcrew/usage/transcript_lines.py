@@ -1,0 +1,322 @@
+"""Reading Claude Code transcript bytes into usage rows: the part of an import
+that needs no database, so worker processes can do it in parallel.
+
+A file is read as one or more :class:`Segment` byte ranges that start and end at
+line boundaries. Binary chunks go through one buffer, never the whole file (no
+``mmap`` either: its pages count as resident). Only lines holding the JSON string
+``"assistant"`` (found at ``memchr``-like speed) are parsed; the others are only
+checked for looking like a JSON object, to count garbage. A line longer than
+:data:`MAX_LINE` is dropped without being held whole.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import orjson
+
+from nightcrew.agents.base import TokenCounts
+from nightcrew.usage.anthropic_format import reported_cost, tokens_from_usage
+from nightcrew.usage.globaldb import format_ts
+from nightcrew.usage.pricing import Pricer
+
+# Read at call time, so tests can shrink them.
+CHUNK_SIZE = 8 << 20  # bytes per read
+MAX_LINE = 64 << 20  # a longer line is dropped unparsed
+
+_NEEDLE = b'"assistant"'  # in a JSON string a quote is escaped, so this is a JSON token
+_LBRACE, _RBRACE = ord("{"), ord("}")
+
+# One response: (message_id, request_id, session, project, model, ts, input, output,
+# cache_read, cache_write_5m, cache_write_1h, cost as text or None (unknown), its
+# source, sidechain).
+Row = tuple[
+    str | None, str | None, str, str, str, str,
+    int, int, int, int, int, str | None, str | None, int,
+]  # fmt: skip
+
+
+class Segment(NamedTuple):
+    """Bytes ``[start, stop)`` of one file; ``start`` is a line start."""
+
+    path: str
+    start: int
+    stop: int
+    session: str  # for lines without sessionId / cwd (see fallbacks)
+    project: str
+
+
+class SegmentResult(NamedTuple):
+    rows: list[Row]
+    skipped: int  # lines that are not JSON objects, or assistant lines of an odd shape
+    oversized: int  # lines longer than MAX_LINE
+    end: int  # file offset just after the last complete line read
+    bytes_read: int
+    error: OSError | None  # the segment could not be read
+    unpriced: frozenset[str]  # models with no known price (their cost is NULL)
+
+
+class _Line(NamedTuple):
+    message_id: str | None
+    request_id: str | None
+    session: str
+    project: str
+    model: str
+    ts: str
+    usage: dict[str, Any]
+    reported: Decimal | None
+    sidechain: bool
+
+
+def _timestamp(value: str) -> str | None:
+    """``value`` in the database's one time format; None unless it is ISO 8601 with a zone."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if len(value) == 24 and value[23] == "Z" and value[4:20:3] == "--T::.":
+        # Claude Code's own form, 2026-11-21T09:39:44.440Z (valid: it parsed): a 10x
+        # cheaper rewrite than format_ts, and this runs for every response.
+        return f"{value[:19]}.{value[20:23]}000+00:00"
+    try:
+        return format_ts(moment) if moment.tzinfo is not None else None
+    except OverflowError:
+        return None
+
+
+def _counts(usage: dict[str, Any]) -> tuple[int, int, int, int, int]:
+    """``tokens_from_usage`` as a tuple, with a fast path for the usual shape (this
+    runs for every response of a multi-GB import)."""
+    i, o = usage.get("input_tokens"), usage.get("output_tokens")
+    r, w = usage.get("cache_read_input_tokens", 0), usage.get("cache_creation_input_tokens", 0)
+    split = usage.get("cache_creation")
+    h = split.get("ephemeral_1h_input_tokens", 0) if type(split) is dict else 0
+    if type(i) is type(o) is type(r) is type(w) is type(h) is int and min(i, o, r, w, h) >= 0:
+        if w:
+            h = min(h, w)
+        return i, o, r, max(w - h, 0), h
+    t = tokens_from_usage(usage)
+    return t.input, t.output, t.cache_read, t.cache_write_5m, t.cache_write_1h
+
+
+def _total(usage: dict[str, Any]) -> int:
+    return tokens_from_usage(usage).total
+
+
+class _Collector:
+    """The usage lines of one file, deduplicated on (message id, request id):
+    Claude Code writes one line per content block, each with the response's usage.
+    Of two copies the larger total wins, else the first."""
+
+    def __init__(self, session: str, project: str) -> None:
+        self.fallback_session, self.fallback_project = session, project
+        self.keyed: dict[tuple[str, str], _Line] = {}
+        self.unkeyed: list[_Line] = []
+        self.skipped = self.oversized = self.bytes_read = 0
+        self._strings: dict[str, str] = {}  # one object per repeated session, cwd, model
+
+    def __len__(self) -> int:
+        return len(self.keyed) + len(self.unkeyed)
+
+    def rows(self, pricer: Pricer, unpriced: set[str]) -> list[Row]:
+        """The responses with their cost: Claude Code's own when the line had one
+        (old versions), else our price of the response."""
+        rows: list[Row] = []
+        for line in (*self.keyed.values(), *self.unkeyed):
+            counts = _counts(line.usage)
+            cost: Decimal | None = line.reported
+            source: str | None = "reported"
+            if cost is None:
+                priced = pricer.price_response(line.model, TokenCounts(*counts))
+                cost, source = priced.usd, priced.source
+                if cost is None:
+                    unpriced.add(line.model)
+            rows.append((
+                line.message_id, line.request_id, line.session, line.project, line.model,
+                line.ts, *counts, None if cost is None else format(cost, "f"), source,
+                int(line.sidechain),
+            ))  # fmt: skip
+        return rows
+
+    def scan(self, buf: bytearray, pos: int, end: int) -> None:
+        """Take the complete lines of ``buf[pos:end]`` (``buf[end - 1]`` is a newline)."""
+        find, rfind = buf.find, buf.rfind
+        while pos < end:
+            hit = find(_NEEDLE, pos, end)
+            # the start of the hit's line: after the newline before it, else ``pos``
+            stop = end if hit < 0 else (rfind(b"\n", pos, hit) + 1 or pos)
+            # Lines without the needle: only count those that cannot be a JSON object.
+            bad = 0
+            while pos < stop:
+                nl = find(b"\n", pos, stop)
+                if (buf[pos] != _LBRACE or buf[nl - 1] != _RBRACE) and nl != pos:
+                    bad += 1  # a blank line is not counted
+                pos = nl + 1
+            self.skipped += bad
+            if hit < 0:
+                return
+            nl = find(b"\n", hit, end)
+            self._add(buf[stop:nl])
+            pos = nl + 1
+
+    def _add(self, raw: bytearray) -> None:
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            self.skipped += 1
+            return
+        if type(obj) is not dict or (obj.get("type") == "assistant" and not self._assistant(obj)):
+            self.skipped += 1
+
+    def _assistant(self, obj: dict[str, Any]) -> bool:
+        """Take one assistant line; False when its shape is unexpected."""
+        message = obj.get("message")
+        if type(message) is not dict:
+            return False
+        usage, model, raw_ts = message.get("usage"), message.get("model"), obj.get("timestamp")
+        if type(usage) is not dict or type(model) is not str or type(raw_ts) is not str:
+            return False
+        if (
+            type(usage.get("input_tokens")) is not int
+            or type(usage.get("output_tokens")) is not int
+        ):
+            return False
+        message_id, request_id = message.get("id"), obj.get("requestId")
+        key = (message_id, request_id) if type(message_id) is type(request_id) is str else None
+        kept = self.keyed.get(key) if key is not None else None
+        if kept is not None and kept.usage == usage:
+            return True  # a later content block of a response already taken
+        ts = _timestamp(raw_ts)
+        if ts is None:
+            return False
+        if model == "<synthetic>":  # Claude Code's stand-in for a failed request
+            return True
+        session, cwd, intern = obj.get("sessionId"), obj.get("cwd"), self._strings.setdefault
+        line = _Line(
+            message_id if key else None,
+            request_id if key else None,
+            intern(session, session) if type(session) is str else self.fallback_session,
+            intern(cwd, cwd) if type(cwd) is str else self.fallback_project,
+            intern(model, model),
+            ts,
+            usage,
+            reported_cost(obj["costUSD"]) if "costUSD" in obj else None,
+            obj.get("isSidechain") is True,
+        )
+        if key is None:
+            self.unkeyed.append(line)
+        elif kept is None or _total(usage) > _total(kept.usage):
+            self.keyed[key] = line
+        return True
+
+
+def fallbacks(path: str) -> tuple[str, str]:
+    """Session and project for lines without ``sessionId`` / ``cwd``, from the layout
+    ``projects/<escaped-cwd>/<session>.jsonl`` or ``.../<session>/subagents/<agent>.jsonl``."""
+    parts = Path(path).parts
+    session, project = Path(path).stem, parts[-2] if len(parts) > 1 else ""
+    if "projects" in parts[:-2]:
+        below = parts[len(parts) - parts[::-1].index("projects") :]
+        project = below[0]
+        if len(below) > 2:
+            session = below[1]
+    return session, project
+
+
+# ---- reading a file --------------------------------------------------------------------------
+
+
+def _read_lines(readinto: Callable[[memoryview], int | None], start: int, stop: int,
+                sink: _Collector) -> int:  # fmt: skip
+    """Feed the complete lines of file bytes ``[start, stop)`` to ``sink``, one
+    buffer at a time; return the offset just after the last complete line."""
+    buf = bytearray(max(min(CHUNK_SIZE, stop - start), 1))
+    fill = 0  # bytes held; buf[0] starts a line (unless skipping)
+    line_pos = read_pos = start  # file offsets of buf[0] and of the next byte to read
+    skipping = False  # inside a line longer than MAX_LINE: drop bytes up to its newline
+    while read_pos < stop:
+        if fill == len(buf):  # one line fills the buffer
+            if len(buf) >= MAX_LINE:
+                buf, fill, skipping = bytearray(CHUNK_SIZE), 0, True
+            else:
+                buf = _resized(buf, fill, min(2 * len(buf), MAX_LINE))
+        n = readinto(memoryview(buf)[fill : fill + min(len(buf) - fill, stop - read_pos)])
+        if not n:
+            break  # the file shrank while we read: the next import re-reads it
+        read_pos += n
+        search_from, fill = fill, fill + n
+        if skipping:
+            nl = buf.find(b"\n", 0, fill)
+            if nl < 0:
+                fill = 0
+                continue
+            skipping = False
+            sink.oversized += 1
+            buf[: fill - nl - 1] = buf[nl + 1 : fill]
+            search_from, fill = 0, fill - nl - 1
+            line_pos = read_pos - fill
+        last = buf.rfind(b"\n", search_from, fill)
+        if last < 0:
+            continue
+        sink.scan(buf, 0, last + 1)
+        line_pos += last + 1
+        buf[: fill - last - 1] = buf[last + 1 : fill]
+        fill -= last + 1
+        if len(buf) > CHUNK_SIZE and fill <= CHUNK_SIZE:
+            buf = _resized(buf, fill, CHUNK_SIZE)
+    sink.bytes_read += read_pos - start
+    return line_pos
+
+
+def _resized(buf: bytearray, fill: int, size: int) -> bytearray:
+    new = bytearray(size)
+    new[:fill] = memoryview(buf)[:fill]
+    return new
+
+
+def read_segment(segment: Segment, pricer: Pricer) -> SegmentResult:
+    """The priced usage rows in one segment (deduplicated within it)."""
+    sink = _Collector(segment.session, segment.project)
+    try:
+        with open(segment.path, "rb", buffering=0) as file:
+            file.seek(segment.start)
+            end = _read_lines(file.readinto, segment.start, segment.stop, sink)
+    except OSError as exc:
+        return SegmentResult([], 0, 0, segment.start, 0, exc, frozenset())
+    unpriced: set[str] = set()
+    rows = sink.rows(pricer, unpriced)
+    return SegmentResult(
+        rows, sink.skipped, sink.oversized, end, sink.bytes_read, None, frozenset(unpriced)
+    )
+
+
+_worker_pricer: Pricer | None = None
+
+
+def read_segments(segments: list[Segment]) -> list[SegmentResult]:
+    """One task for a worker process: several segments, so small files travel
+    together. Pricing happens here too, in parallel; a model without a price is
+    reported back (``unpriced``) for the parent to warn about once."""
+    global _worker_pricer  # noqa: PLW0603 - one Pricer (and its lookups) per worker process
+    if _worker_pricer is None:
+        _worker_pricer = Pricer(warn=lambda message: None)
+    return [read_segment(s, _worker_pricer) for s in segments]
+
+
+def line_start_after(fd: int, offset: int, stop: int) -> int:
+    """The first line start at or after ``offset`` (``stop`` if none before it)."""
+    pos = offset
+    while pos < stop:
+        chunk = os.pread(fd, min(1 << 16, stop - pos), pos)
+        if not chunk:
+            return stop
+        nl = chunk.find(b"\n")
+        if nl >= 0:
+            return pos + nl + 1
+        pos += len(chunk)
+    return stop
