@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,11 +48,14 @@ def time_window(since: date | None, until: date | None) -> tuple[datetime | None
     return lo, hi
 
 
-def groups_for(entries: list[Entry], by: str) -> list[Group]:
+def groups_for(entries: Iterable[Entry], by: str, *, in_time_order: bool = False) -> list[Group]:
+    """Groups of ``entries``, streamed: half a million transcript entries are
+    never held at once."""
     from nightcrew.usage.ledger import blocks, blocks_as_groups, group_entries
 
     if by == "block":
-        return blocks_as_groups(blocks(sorted(entries, key=lambda e: e.ts)))
+        ordered = entries if in_time_order else sorted(entries, key=lambda e: e.ts)
+        return blocks_as_groups(blocks(ordered))
     tz = datetime.now(UTC).astimezone().tzinfo
     assert tz is not None
     return group_entries(entries, by, tz)  # type: ignore[arg-type]
@@ -175,15 +179,17 @@ def _transcripts(
 
     db = open_global()
     try:
-        entries = list(transcript_entries(db, lo, hi))
+        # transcript_entries yields in time order, so blocks need no sort
+        groups = groups_for(transcript_entries(db, lo, hi), by, in_time_order=True)
+        imported = db.execute("SELECT 1 FROM transcript_files LIMIT 1").fetchone() is not None
     finally:
         db.close()
     footer = []
-    if not entries and fmt == "table":
+    if not imported and fmt == "table":
         footer.append("no transcripts imported yet: run `nightcrew usage import` first")
     emit(
         console,
-        groups_for(entries, by),
+        groups,
         by=by,
         source="transcripts",
         since=since,

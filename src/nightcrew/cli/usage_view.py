@@ -146,55 +146,68 @@ def _run_of(g: Group) -> str:
     return g.key[: -len(suffix)] if g.key.endswith(suffix) else g.key
 
 
-def _row(g: Group, *, by: str, models: bool, is_total: bool = False) -> list[str | Text]:
+def _cells(g: Group, *, by: str, is_total: bool = False) -> dict[str, str | Text]:
+    """Every column's cell for one group, by column name."""
     t = g.tokens
-    cells: list[str | Text] = [_run_of(g)] if by == "item" else []
-    cells.append(g.label)
-    if models:
+    return {
+        "Run": _run_of(g),
+        "key": g.label,
         # One model per line; the totals row leaves them out (the rows above say it).
-        cells.append("" if is_total else "\n".join(g.models))
-    cells += [f"{n:,}" for n in (t.input, t.output, t.cache_read, t.cache_write, t.total)]
-    cells += [_cost_cell(g.cost), _ratio_cell(g.cache_hit_ratio)]
-    return cells
+        "Models": "" if is_total else "\n".join(g.models),
+        "Input": f"{t.input:,}",
+        "Output": f"{t.output:,}",
+        "Cache rd": f"{t.cache_read:,}",
+        "Cache wr": f"{t.cache_write:,}",
+        "Total": f"{t.total:,}",
+        "Cost": _cost_cell(g.cost),
+        "Hit": _ratio_cell(g.cache_hit_ratio),
+    }
 
 
-# Below these terminal widths the Models and then the cache-hit columns are left
-# out, so the numbers always fit.
-MODELS_MIN_WIDTH = 110
-HIT_MIN_WIDTH = 95
+_NUMBERS = ("Input", "Output", "Cache rd", "Cache wr", "Total", "Cost", "Hit")
+# Left out, in this order, until the table fits the terminal: the key, the total
+# and the cost always stay.
+_OPTIONAL = ("Models", "Hit", "Cache wr", "Cache rd", "Input", "Output", "Run")
+
+
+def _width(cell: str | Text) -> int:
+    text = cell.plain if isinstance(cell, Text) else cell
+    return max((len(line) for line in text.splitlines()), default=0)
 
 
 def usage_table(
     groups: Sequence[Group], total: Group, *, by: str, title: str, width: int | None = None
 ) -> Table:
     """One row per group and a bold totals row. Costs that are only lower bounds (some
-    entries had no known price) are marked "≥" and explained in the caption."""
+    entries had no known price) are marked "≥" and explained in the caption. Columns
+    are never cut: optional ones are left out when the terminal is too narrow."""
+    rows = [_cells(g, by=by) for g in groups]
+    total_row = _cells(total, by=by, is_total=True)
+    names = ["Run"] if by == "item" else []
+    names += ["key", *([] if by == "model" else ["Models"]), *_NUMBERS]
+    header = {"key": _HEADERS.get(by, by.capitalize())}
+    widths = {
+        n: max(_width(header.get(n, n)), *(_width(r[n]) for r in [*rows, total_row])) for n in names
+    }
+    if width is not None:
+        for optional in _OPTIONAL:
+            if sum(widths[n] + 3 for n in names) + 1 <= width:
+                break
+            if optional in names:
+                names.remove(optional)
     table = Table(title=title, title_justify="left")
-    models = by != "model" and (width is None or width >= MODELS_MIN_WIDTH)
-    rows = [_row(g, by=by, models=models) for g in groups]
-    total_row = _row(total, by=by, models=models, is_total=True)
-    key = 1 if by == "item" else 0
-    first_number = key + 1 + models
-    if by == "item":
-        table.add_column("Run", overflow="fold", min_width=17)  # a whole run id
-    # Ids, dates and model names fold onto a second line when space runs out;
-    # numbers never shrink (a cut-off amount would be a wrong amount).
-    key_width = min(max((len(str(r[key])) for r in rows), default=5), 16)
-    table.add_column(_HEADERS.get(by, by.capitalize()), overflow="fold", min_width=key_width)
-    if models:
-        table.add_column("Models", overflow="fold")
-    hit = width is None or width >= HIT_MIN_WIDTH
-    if not hit:
-        rows = [r[:-1] for r in rows]
-        total_row = total_row[:-1]
-    names = ("Input", "Output", "Cache rd", "Cache wr", "Total", "Cost", "Hit")
-    for offset, name in enumerate(names if hit else names[:-1]):
-        column = first_number + offset
-        widest = max(len(str(r[column])) for r in [*rows, total_row])
-        table.add_column(name, justify="right", no_wrap=True, min_width=widest)
+    for name in names:
+        numeric = name in _NUMBERS
+        table.add_column(
+            header.get(name, name),
+            justify="right" if numeric else "left",
+            no_wrap=numeric,
+            overflow="fold",
+            min_width=widths[name] if numeric or name in ("Run", "key") else None,
+        )
     for i, row in enumerate(rows):
-        table.add_row(*row, end_section=i == len(rows) - 1)
-    table.add_row(*total_row, style="bold")
+        table.add_row(*(row[n] for n in names), end_section=i == len(rows) - 1)
+    table.add_row(*(total_row[n] for n in names), style="bold")
     if total.cost.unknown:
         n = total.cost.unknown
         table.caption = (
