@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import msgspec
 import orjson
 
 from nightcrew.agents.base import TokenCounts
@@ -68,9 +69,46 @@ class _Line(NamedTuple):
     project: str
     model: str
     ts: str
-    usage: dict[str, Any]
+    counts: _Counts
     reported: Decimal | None
     sidechain: bool
+
+
+_Counts = tuple[int, int, int, int, int]  # input, output, cache read, 5m write, 1h write
+
+
+# The fields of an assistant line that matter, decoded in C by msgspec: other
+# fields (the message content above all) are skipped without building objects.
+class _CacheSplit(msgspec.Struct):
+    ephemeral_1h_input_tokens: int = 0
+
+
+class _Usage(msgspec.Struct):
+    input_tokens: int
+    output_tokens: int
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_creation: _CacheSplit | None = None
+
+
+class _Message(msgspec.Struct):
+    model: str
+    usage: _Usage
+    id: str | None = None
+
+
+class _AssistantLine(msgspec.Struct):
+    type: str
+    timestamp: str
+    message: _Message
+    requestId: str | None = None
+    sessionId: str | None = None
+    cwd: str | None = None
+    isSidechain: bool = False
+    costUSD: float | None = None
+
+
+_DECODE = msgspec.json.Decoder(_AssistantLine).decode
 
 
 def _timestamp(value: str) -> str | None:
@@ -104,8 +142,14 @@ def _counts(usage: dict[str, Any]) -> tuple[int, int, int, int, int]:
     return t.input, t.output, t.cache_read, t.cache_write_5m, t.cache_write_1h
 
 
-def _total(usage: dict[str, Any]) -> int:
-    return tokens_from_usage(usage).total
+def _usage_counts(u: _Usage) -> _Counts:
+    """:func:`tokens_from_usage`'s rules for a decoded usage."""
+    w = max(u.cache_creation_input_tokens, 0)
+    h = max(u.cache_creation.ephemeral_1h_input_tokens, 0) if u.cache_creation else 0
+    if w:
+        h = min(h, w)
+    i, o, r = max(u.input_tokens, 0), max(u.output_tokens, 0), max(u.cache_read_input_tokens, 0)
+    return i, o, r, max(w - h, 0), h
 
 
 class _Collector:
@@ -128,7 +172,7 @@ class _Collector:
         (old versions), else our price of the response."""
         rows: list[Row] = []
         for line in (*self.keyed.values(), *self.unkeyed):
-            counts = _counts(line.usage)
+            counts = line.counts
             cost: Decimal | None = line.reported
             source: str | None = "reported"
             if cost is None:
@@ -166,6 +210,22 @@ class _Collector:
 
     def _add(self, raw: bytearray) -> None:
         try:
+            line = _DECODE(raw)
+        except msgspec.DecodeError:
+            self._add_odd(raw)  # not JSON, not an assistant line, or an odd shape
+            return
+        if line.type != "assistant":
+            return
+        m = line.message
+        if not self._take(
+            m.id, line.requestId, line.sessionId, line.cwd, m.model, line.timestamp,
+            _usage_counts(m.usage), line.costUSD, line.isSidechain,
+        ):  # fmt: skip
+            self.skipped += 1
+
+    def _add_odd(self, raw: bytearray) -> None:
+        """The slow path: any JSON, judged field by field."""
+        try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError:
             self.skipped += 1
@@ -174,7 +234,7 @@ class _Collector:
             self.skipped += 1
 
     def _assistant(self, obj: dict[str, Any]) -> bool:
-        """Take one assistant line; False when its shape is unexpected."""
+        """An assistant line the decoder refused; False when its shape is unexpected."""
         message = obj.get("message")
         if type(message) is not dict:
             return False
@@ -187,30 +247,45 @@ class _Collector:
         ):
             return False
         message_id, request_id = message.get("id"), obj.get("requestId")
-        key = (message_id, request_id) if type(message_id) is type(request_id) is str else None
+        session, cwd = obj.get("sessionId"), obj.get("cwd")
+        return self._take(
+            message_id if type(message_id) is str else None,
+            request_id if type(request_id) is str else None,
+            session if type(session) is str else None,
+            cwd if type(cwd) is str else None,
+            model, raw_ts, _counts(usage), obj.get("costUSD"), obj.get("isSidechain") is True,
+        )  # fmt: skip
+
+    def _take(self, message_id: str | None, request_id: str | None, session: str | None,
+              cwd: str | None, model: str, raw_ts: str, counts: _Counts, cost: object,
+              sidechain: bool) -> bool:  # fmt: skip
+        """Keep one response (or a better copy of one); False when its time is bad."""
+        key = (
+            (message_id, request_id) if message_id is not None and request_id is not None else None
+        )
         kept = self.keyed.get(key) if key is not None else None
-        if kept is not None and kept.usage == usage:
+        if kept is not None and kept.counts == counts:
             return True  # a later content block of a response already taken
         ts = _timestamp(raw_ts)
         if ts is None:
             return False
         if model == "<synthetic>":  # Claude Code's stand-in for a failed request
             return True
-        session, cwd, intern = obj.get("sessionId"), obj.get("cwd"), self._strings.setdefault
+        intern = self._strings.setdefault
         line = _Line(
             message_id if key else None,
             request_id if key else None,
-            intern(session, session) if type(session) is str else self.fallback_session,
-            intern(cwd, cwd) if type(cwd) is str else self.fallback_project,
+            intern(session, session) if session is not None else self.fallback_session,
+            intern(cwd, cwd) if cwd is not None else self.fallback_project,
             intern(model, model),
             ts,
-            usage,
-            reported_cost(obj["costUSD"]) if "costUSD" in obj else None,
-            obj.get("isSidechain") is True,
+            counts,
+            reported_cost(cost),
+            sidechain,
         )
         if key is None:
             self.unkeyed.append(line)
-        elif kept is None or _total(usage) > _total(kept.usage):
+        elif kept is None or sum(counts) > sum(kept.counts):
             self.keyed[key] = line
         return True
 
