@@ -167,3 +167,30 @@ def test_usage_reports_two_models_exactly_as_claude_code_reported_them(
     )
     again = json.loads(run_nightcrew(root, env, "usage", "import", "--json").stdout)
     assert again["entries_added"] == 0 and again["bytes_read"] == 0
+
+
+def test_forecast_for_a_run_stopped_part_way(tmp_path: Path, sim_env: SimStarter) -> None:
+    root = make_project(tmp_path / "proj", plan_text(["One", "Two", "Three"]))
+    scripts = [
+        {
+            "name": f"b{n}",
+            "match": {"all": [f"Batch {n} of 3"]},
+            "turns": work_turns(add_function(f"f{n}", str(n), f"calc.f{n}(0, 0) == {n}"), H1, H2),
+        }
+        for n in (1, 2, 3)
+    ]
+    _, sim = sim_env({"scripts": scripts})
+    env = nightcrew_env(sim)
+    run = run_nightcrew(root, env, "run", "PLAN.md", "--model", HAIKU, "--end-batch", "1")
+    assert run.returncode == 0, run.stdout + run.stderr
+
+    data = usage_json(root, env, "--forecast")
+
+    assert (data["passed"], data["left"]) == (1, 2)
+    per_batch = claude_code_cost(HAIKU, H1, H2)
+    forecast = data["forecast"]
+    assert forecast["cost_median"] == pytest.approx(2 * per_batch, abs=1e-6)
+    assert forecast["cost_low"] == forecast["cost_median"] == forecast["cost_high"]
+    assert forecast["seconds_median"] > 0
+    text = run_nightcrew(root, env, "usage", "--forecast")
+    assert "2 batches left" in text.stdout and "from 1 passed batch" in text.stdout, text.stdout
