@@ -243,7 +243,10 @@ def _projects(
     first = min((e.ts for e in everything), default=None)
     line = project_total_line(tokens, cost, first)
     if all_projects:
-        line = line.replace("this project has", f"{len(roots)} projects have", 1)
+        who = "1 project has" if len(roots) == 1 else f"{len(roots)} projects have"
+        line = line.replace("this project has", who, 1)
+        if not roots:
+            line = "no project is registered yet: `nightcrew run` registers the project it runs in"
     title = f"{'in every project' if all_projects else 'in this project'}, by {by}"
     emit(
         console,
