@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -161,57 +162,52 @@ def usage_group(
                 raise BadInput(f"{flag} applies to nightcrew's own runs, not to transcripts")
         if by in ("run", "item"):
             raise BadInput(f"--by {by} applies to nightcrew's own runs, not to transcripts")
-        _transcripts(console, by or "day", lo, hi, since_day, until_day, fmt)
+        _transcripts(console, _Query(by or "day", lo, hi, since_day, until_day, fmt))
         return
-    _projects(console, by or "run", lo, hi, since_day, until_day, fmt, run_id, all_projects)
+    query = _Query(by or "run", lo, hi, since_day, until_day, fmt)
+    _projects(console, query, run_id, all_projects)
 
 
-def _transcripts(
-    console: Console,
-    by: str,
-    lo: datetime | None,
-    hi: datetime | None,
-    since: date | None,
-    until: date | None,
-    fmt: str,
-) -> None:
+@dataclass(frozen=True)
+class _Query:
+    """What a report asks for: the grouping, the window and the output format."""
+
+    by: str
+    lo: datetime | None  # local midnight of --since
+    hi: datetime | None  # local midnight after --until
+    since: date | None
+    until: date | None
+    fmt: str  # table | json | csv
+
+
+def _transcripts(console: Console, q: _Query) -> None:
     from nightcrew.usage.globaldb import open_global, transcript_entries
 
     db = open_global()
     try:
         # transcript_entries yields in time order, so blocks need no sort
-        groups = groups_for(transcript_entries(db, lo, hi), by, in_time_order=True)
+        groups = groups_for(transcript_entries(db, q.lo, q.hi), q.by, in_time_order=True)
         imported = db.execute("SELECT 1 FROM transcript_files LIMIT 1").fetchone() is not None
     finally:
         db.close()
     footer = []
-    if not imported and fmt == "table":
+    if not imported and q.fmt == "table":
         footer.append("no transcripts imported yet: run `nightcrew usage import` first")
     emit(
         console,
         groups,
-        by=by,
+        by=q.by,
         source="transcripts",
-        since=since,
-        until=until,
-        fmt=fmt,
-        title=f"in Claude Code transcripts, by {by}",
+        since=q.since,
+        until=q.until,
+        fmt=q.fmt,
+        title=f"in Claude Code transcripts, by {q.by}",
         extra={},
         footer=footer,
     )
 
 
-def _projects(
-    console: Console,
-    by: str,
-    lo: datetime | None,
-    hi: datetime | None,
-    since: date | None,
-    until: date | None,
-    fmt: str,
-    run_id: str | None,
-    all_projects: bool,
-) -> None:
+def _projects(console: Console, q: _Query, run_id: str | None, all_projects: bool) -> None:
     from nightcrew.agents.base import TokenCounts
     from nightcrew.cli.usage_forecast import known_run
     from nightcrew.cli.usage_view import project_total_line
@@ -234,7 +230,7 @@ def _projects(
         try:
             if run_id is not None and not all_projects:
                 known_run(store, run_id, root)
-            entries += project_entries(store, root, run_id=run_id, since=lo, until=hi)
+            entries += project_entries(store, root, run_id=run_id, since=q.lo, until=q.hi)
             everything += project_entries(store, root)
         finally:
             store.close()
@@ -247,15 +243,15 @@ def _projects(
         line = line.replace("this project has", who, 1)
         if not roots:
             line = "no project is registered yet: `nightcrew run` registers the project it runs in"
-    title = f"{'in every project' if all_projects else 'in this project'}, by {by}"
+    title = f"{'in every project' if all_projects else 'in this project'}, by {q.by}"
     emit(
         console,
-        groups_for(entries, by),
-        by=by,
+        groups_for(entries, q.by),
+        by=q.by,
         source="project" if not all_projects else "all-projects",
-        since=since,
-        until=until,
-        fmt=fmt,
+        since=q.since,
+        until=q.until,
+        fmt=q.fmt,
         title=title,
         extra={
             "project_total": {

@@ -5,20 +5,20 @@ one."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 
-def _script(db: sqlite3.Connection, sql: str) -> None:
+def run_script(db: sqlite3.Connection, sql: str) -> None:
     """Run several statements inside the caller's transaction (executescript
-    would commit it first)."""
+    would commit it first). Statements are split on ';', so no comment may hold one."""
     for statement in sql.split(";"):
         if statement.strip():
             db.execute(statement)
 
 
 def m001_initial(db: sqlite3.Connection) -> None:
-    _script(
+    run_script(
         db,
         """
         CREATE TABLE runs (
@@ -142,7 +142,7 @@ def m001_initial(db: sqlite3.Connection) -> None:
 def m002_usage_time(db: sqlite3.Connection) -> None:
     """Usage records get the time they were made, so reports can add them up by
     day, week and month. Older records take their attempt's finish (or start)."""
-    _script(
+    run_script(
         db,
         """
         ALTER TABLE usage_records ADD COLUMN ts TEXT;
@@ -158,17 +158,25 @@ def m002_usage_time(db: sqlite3.Connection) -> None:
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [m001_initial, m002_usage_time]
 
 
-def apply(db: sqlite3.Connection) -> list[str]:
-    """Apply every migration not yet recorded; return the names applied."""
+def apply(
+    db: sqlite3.Connection,
+    migrations: Sequence[Callable[[sqlite3.Connection], None]] = MIGRATIONS,
+) -> list[str]:
+    """Apply every migration not yet recorded; return the names applied. Also
+    used for the global usage database, with its own list."""
     db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
     done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
     applied = []
-    for migration in MIGRATIONS:
+    for migration in migrations:
         name = migration.__name__
         if name in done:
             continue
         db.execute("BEGIN IMMEDIATE")
         try:
+            # Another process may have applied it while we waited for the lock.
+            if db.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone():
+                db.execute("ROLLBACK")
+                continue
             migration(db)
             db.execute(
                 "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",

@@ -24,6 +24,8 @@ from typing import NamedTuple
 from nightcrew import paths
 from nightcrew.agents.base import TokenCounts
 from nightcrew.errors import BadInput
+from nightcrew.store.migrations import apply as apply_migrations
+from nightcrew.store.migrations import run_script
 from nightcrew.usage.entry import Entry
 
 BUSY_TIMEOUT_MS = 10_000
@@ -48,16 +50,8 @@ def _now() -> str:
 # ---- schema -------------------------------------------------------------------
 
 
-def _script(db: sqlite3.Connection, sql: str) -> None:
-    """Run several statements inside the caller's transaction (executescript
-    would commit it first). Statements are split on ';', so no comment may hold one."""
-    for statement in sql.split(";"):
-        if statement.strip():
-            db.execute(statement)
-
-
 def g001_initial(db: sqlite3.Connection) -> None:
-    _script(
+    run_script(
         db,
         """
         CREATE TABLE projects (
@@ -105,27 +99,6 @@ def g001_initial(db: sqlite3.Connection) -> None:
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [g001_initial]
 
 
-def _migrate(db: sqlite3.Connection) -> None:
-    db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
-    done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
-    for migration in MIGRATIONS:
-        name = migration.__name__
-        if name in done:
-            continue
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            # Another process may have applied it while we waited for the lock.
-            if db.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone():
-                db.execute("ROLLBACK")
-                continue
-            migration(db)
-            db.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (name, _now()))
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-
-
 def open_global(path: Path | None = None) -> sqlite3.Connection:
     """Open (creating if needed) the global usage database and bring its schema
     up to date. A file that is not a usable database is the user's to fix, so it
@@ -140,7 +113,7 @@ def open_global(path: Path | None = None) -> sqlite3.Connection:
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute("PRAGMA foreign_keys = ON")
         db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-        _migrate(db)
+        apply_migrations(db, MIGRATIONS)
     except sqlite3.DatabaseError as exc:
         db.close()
         raise BadInput(f"{path}: cannot open the global usage database: {exc}") from exc
