@@ -214,7 +214,7 @@ def run_demo(*, keep: bool = False, console: Console | None = None) -> int:
                 settings,
                 ClaudeBackend(),
                 reporter,
-                RunOptions(agent_env=env),
+                RunOptions(agent_env=env, register=False),
             )
             result = runner.execute()
         _explain(console, project, result.run_id)

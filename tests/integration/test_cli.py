@@ -177,6 +177,8 @@ def test_demo_runs_offline_and_shows_the_retry(tmp_path: Path) -> None:
     for subject in ("Batch 1: Subtraction", "Batch 2: Multiplication", "Batch 3: Division"):
         assert subject in out
     assert "Traceback" not in result.stderr
+    # the throw-away demo repository is not added to the user's project registry
+    assert not (Path(os.environ["NIGHTCREW_HOME"]) / "usage.db").exists()
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,9 @@ class RunOptions:
     end_batch: int | None = None
     resume: bool = False
     agent_env: Mapping[str, str] = field(default_factory=dict)
+    # Add the project to the user's registry (usage --all-projects); the demo's
+    # throw-away repository does not belong there.
+    register: bool = True
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,8 @@ class Runner:
                 previous_term = signal.signal(signal.SIGTERM, _raise_interrupted)
                 store = Store.open(self.project.store_path)
                 try:
-                    self._register()
+                    if self.options.register:
+                        self._register()
                     recover(store, self.reporter)
                     return self._execute(store)
                 except NothingToDo as done:
