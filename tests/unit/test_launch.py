@@ -1,0 +1,59 @@
+"""The ``nightcrew`` executable's fast path for ``usage import`` with nothing new."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from nightcrew import launch
+from nightcrew.usage.globaldb import open_global
+from nightcrew.usage.pricing import Pricer
+from nightcrew.usage.transcripts import ImportReport, find_transcripts, import_transcripts
+
+LINE = json.dumps({
+    "type": "assistant", "timestamp": "2026-11-21T09:39:44.440Z", "sessionId": "s",
+    "requestId": "r1", "message": {"id": "m1", "model": "claude-sonnet-4-5",
+    "usage": {"input_tokens": 10, "output_tokens": 2}},
+})  # fmt: skip
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    projects = tmp_path / "projects"
+    (projects / "p").mkdir(parents=True)
+    (projects / "p" / "s.jsonl").write_text(LINE + "\n")
+    return projects
+
+
+def imported(tree: Path) -> None:
+    db = open_global(Path(os.environ["NIGHTCREW_HOME"]) / "usage.db")
+    try:
+        import_transcripts(db, find_transcripts([tree]), Pricer())
+    finally:
+        db.close()
+
+
+def test_nothing_new_is_answered_with_the_full_commands_json_shape(
+    tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    imported(tree)
+    assert launch._quiet_import(["usage", "import", "--json", str(tree)])
+    report = json.loads(capsys.readouterr().out)
+    fields = {f.name for f in dataclasses.fields(ImportReport)}
+    assert set(report) == fields | {"warnings"}
+    assert (report["files_seen"], report["files_unchanged"], report["bytes_read"]) == (1, 1, 0)
+
+
+def test_anything_new_or_unknown_goes_to_the_full_command(tree: Path) -> None:
+    assert not launch._quiet_import(["usage", "import", str(tree)])  # never imported
+    imported(tree)
+    assert not launch._quiet_import(["usage", "import", "--help"])
+    assert not launch._quiet_import(["usage", "import", str(tree / "missing")])
+    assert not launch._quiet_import(["usage", "--by", "day"])
+    with (tree / "p" / "s.jsonl").open("a") as f:
+        f.write(LINE.replace("m1", "m2").replace("r1", "r2") + "\n")
+    assert not launch._quiet_import(["usage", "import", str(tree)])  # it grew
