@@ -16,6 +16,7 @@ from nightcrew.engine.budget import BudgetGuard, current_budgets, local_midnight
 from nightcrew.engine.report import Level, NullReporter
 from nightcrew.engine.states import AttemptState
 from nightcrew.store.records import ItemRow, RunRow, Store
+from tests.unit.store_rows import new_attempt, new_item, new_run
 
 
 class Notes(NullReporter):
@@ -33,37 +34,11 @@ def store(tmp_path: Path) -> Iterator[Store]:
     opened.close()
 
 
-def new_run(store: Store) -> RunRow:
-    return store.create_run(
-        kind="plan",
-        source_path="PLAN.md",
-        source_sha256="a" * 64,
-        config={},
-        prefix_sha256="b" * 64,
-        pid=1,
-    )
-
-
-def new_item(store: Store, run: RunRow, number: int) -> ItemRow:
-    return store.add_item(
-        run.id, key=str(number), number=number, title=f"B{number}", body="x", sha="c" * 64
-    )
-
-
 def spend(
     store: Store, run: RunRow, item: ItemRow, usd: str | None, at: datetime | None = None
 ) -> None:
     """One failed attempt that cost ``usd`` (None = unknown), dated ``at``."""
-    attempt = store.start_attempt(
-        run_id=run.id,
-        item_id=item.id,
-        backend="claude",
-        model="m",
-        prefix_sha256="p",
-        prompt_sha256="q",
-        base_sha=None,
-        evidence_dir=None,
-    )
+    attempt = new_attempt(store, run, item, model="m")
     cost = Decimal(usd) if usd is not None else None
     store.record_usage(
         attempt.id,

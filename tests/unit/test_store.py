@@ -13,7 +13,8 @@ from nightcrew.agents.base import TokenCounts
 from nightcrew.engine.states import AttemptState, ItemState, RunState
 from nightcrew.errors import BadInput, IllegalTransition
 from nightcrew.store import migrations
-from nightcrew.store.records import AttemptRow, ItemRow, RunRow, Store
+from nightcrew.store.records import Store
+from tests.unit.store_rows import new_attempt, new_item, new_run
 
 TABLES = {
     "_migrations",
@@ -37,36 +38,6 @@ def store(db_path: Path) -> Iterator[Store]:
     opened = Store.open(db_path)
     yield opened
     opened.close()
-
-
-def new_run(store: Store) -> RunRow:
-    return store.create_run(
-        kind="plan",
-        source_path="PLAN.md",
-        source_sha256="a" * 64,
-        config={"model": "sonnet", "max_retries": 2},
-        prefix_sha256="b" * 64,
-        pid=4242,
-    )
-
-
-def new_item(store: Store, run: RunRow, number: int = 1) -> ItemRow:
-    return store.add_item(
-        run.id, key=str(number), number=number, title=f"Batch {number}", body="Do it.", sha="c" * 64
-    )
-
-
-def new_attempt(store: Store, run: RunRow, item: ItemRow, model: str = "sonnet") -> AttemptRow:
-    return store.start_attempt(
-        run_id=run.id,
-        item_id=item.id,
-        backend="claude",
-        model=model,
-        prefix_sha256="b" * 64,
-        prompt_sha256="d" * 64,
-        base_sha="e" * 40,
-        evidence_dir=Path("/tmp/evidence"),
-    )
 
 
 def tables(db: sqlite3.Connection) -> set[str]:

@@ -14,6 +14,7 @@ from nightcrew.agents.base import TokenCounts
 from nightcrew.engine.states import AttemptState
 from nightcrew.store.records import AttemptRow, ItemRow, RunRow, Store
 from nightcrew.store.usage_query import project_entries
+from tests.unit.store_rows import new_attempt, new_item, new_run
 
 
 @pytest.fixture
@@ -24,18 +25,12 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 def run_with_item(store: Store, title: str = "Parser") -> tuple[RunRow, ItemRow]:
-    run = store.create_run(
-        kind="plan", source_path="PLAN.md", source_sha256="a", config={}, prefix_sha256="b", pid=1
-    )
-    item = store.add_item(run.id, key="2", number=2, title=title, body="x", sha="c")
-    return run, item
+    run = new_run(store)
+    return run, new_item(store, run, 2, title)
 
 
 def attempt(store: Store, run: RunRow, item: ItemRow) -> AttemptRow:
-    return store.start_attempt(
-        run_id=run.id, item_id=item.id, backend="claude", model="m", prefix_sha256="p",
-        prompt_sha256="q", base_sha=None, evidence_dir=None,
-    )  # fmt: skip
+    return new_attempt(store, run, item, model="m")
 
 
 def record(store: Store, a: AttemptRow, kind: str, mid: str | None, model: str, inp: int) -> None:
