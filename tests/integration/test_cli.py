@@ -213,3 +213,13 @@ def test_usage_with_a_corrupt_global_database(project: Path) -> None:
     result = nightcrew(project, "usage", "--source", "transcripts")
     assert_clean_error(result, 2, "usage.db")
     assert (home / "usage.db").read_bytes().startswith(b"this is not")  # left as it was
+
+
+def test_usage_import_with_no_transcripts_anywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CLAUDE_CONFIG_DIR", raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    result = nightcrew(tmp_path, "usage", "import", home=home)
+    assert_clean_error(result, 2, "no Claude Code transcripts found", "name a path")

@@ -224,3 +224,20 @@ def test_empty_batch_is_skipped_with_a_warning(tmp_path: Path, sim_env: SimStart
     assert "batch 1 is empty: skipped" in result.stdout
     assert [b["state"] for b in status(root, env)["batches"]] == ["skipped", "passed"]
     assert {r.script for r in server.requests} == {"b2"}  # no tokens spent on the empty batch
+
+
+def test_an_unwritable_usage_registry_costs_a_warning_not_the_run(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    root = make_project(tmp_path / "p", plan_text(["A"]))
+    _, sim = sim_env({"scripts": [sub(1, 1)]})
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the user data dir should be\n")
+    env = {**nightcrew_env(sim), "NIGHTCREW_HOME": str(blocker)}
+
+    result = run_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "could not add this project to the usage registry" in result.stdout
+    assert git(root, "log", "--format=%s").splitlines()[0] == "Batch 1: A"
+    assert blocker.read_text() == "a file where the user data dir should be\n"
