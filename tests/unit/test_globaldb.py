@@ -14,6 +14,7 @@ import pytest
 from nightcrew import paths
 from nightcrew.agents.base import TokenCounts
 from nightcrew.errors import BadInput
+from nightcrew.store.migrations import apply as apply_migrations
 from nightcrew.usage import globaldb
 from nightcrew.usage.globaldb import (
     format_ts,
@@ -77,7 +78,7 @@ def test_open_creates_the_file_in_nightcrew_home_with_wal_and_schema() -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
         names = {r[0] for r in conn.execute("SELECT name FROM _migrations")}
-        assert names == {"g001_initial"}
+        assert names == {m.__name__ for m in globaldb.MIGRATIONS}
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert {"projects", "transcript_files", "transcript_usage"} <= tables
     finally:
@@ -89,9 +90,34 @@ def test_reopening_applies_no_migration_twice(tmp_path: Path) -> None:
     open_global(path).close()
     conn = open_global(path)
     try:
-        assert conn.execute("SELECT count(*) FROM _migrations").fetchone()[0] == 1
+        applied = conn.execute("SELECT count(*) FROM _migrations").fetchone()[0]
+        assert applied == len(globaldb.MIGRATIONS)
     finally:
         conn.close()
+
+
+def test_rows_imported_before_the_index_change_are_kept(tmp_path: Path) -> None:
+    path = tmp_path / "usage.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    apply_migrations(old, [globaldb.g001_initial])
+    file_id = add_file(old, "/t/a.jsonl")
+    old.execute(
+        "INSERT INTO transcript_usage (file_id, message_id, request_id, session_id, project,"
+        " model, ts, input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens,"
+        " cache_write_1h_tokens, cost_usd, cost_source, sidechain)"
+        " VALUES (?, 'm1', 'r1', 's', 'p', 'claude-sonnet-4-5', ?, 10, 5, 0, 0, 0, '0.5',"
+        " 'priced', 0)",
+        (file_id, format_ts(T0)),
+    )
+    old.close()
+    db = open_global(path)
+    try:
+        assert inputs(db) == [10]
+        add_row(db, file_id, "m1", "r1", input_tokens=30)  # the upsert finds the old row
+        assert inputs(db) == [30]
+        assert db.execute("SELECT count(*) FROM transcript_usage").fetchone()[0] == 1
+    finally:
+        db.close()
 
 
 def test_a_corrupt_file_is_bad_input_naming_it(tmp_path: Path) -> None:
@@ -194,11 +220,7 @@ def test_since_is_inclusive_and_until_exclusive(db: sqlite3.Connection) -> None:
     assert inputs(db, since=one.astimezone(cet), until=three.astimezone(cet)) == [1, 2]
 
 
-@pytest.mark.parametrize("share", [0.0, 1.0])
-def test_a_window_hides_a_copy_whose_better_copy_lies_outside(
-    db: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch, share: float
-) -> None:
-    monkeypatch.setattr(globaldb, "_INDEX_SHARE", share)  # both access paths agree
+def test_a_window_hides_a_copy_whose_better_copy_lies_outside(db: sqlite3.Connection) -> None:
     a, b = add_file(db, "/t/a.jsonl"), add_file(db, "/t/b.jsonl")
     add_row(db, a, "m1", "r1", at=T0, input_tokens=50)
     add_row(db, b, "m1", "r1", at=T0 + timedelta(days=2), input_tokens=5)

@@ -83,11 +83,16 @@ def assistant(
     }
     if request_id is not None:
         line["requestId"] = request_id
-    return json.dumps(line)
+    return compact(line)
+
+
+def compact(value: object) -> str:
+    """JSON as Claude Code writes it (JSON.stringify: no spaces)."""
+    return json.dumps(value, separators=(",", ":"))
 
 
 def user(text: str = "run the tests") -> str:
-    return json.dumps(
+    return compact(
         {"type": "user", "sessionId": "sess-1", "timestamp": "2026-11-21T09:39:40.000Z",
          "message": {"role": "user", "content": text}}
     )  # fmt: skip
@@ -195,6 +200,20 @@ def test_unknown_model_has_unknown_cost_and_one_warning(
     assert len(warnings) == 1 and "claude-imaginary-9" in warnings[0]
 
 
+def test_json_written_with_spaces_is_read_too(
+    db: sqlite3.Connection, pricer: Pricer, projects: Path
+) -> None:
+    # Claude Code writes compact JSON, which is searched for fastest; a file some other
+    # tool wrote with spaces after the colons is still read.
+    lines = (assistant("m1", "r1"), user(), assistant("m2", "r2", input_tokens=7))
+    spaced = [json.dumps(json.loads(line)) for line in lines]
+    assert '"type": "assistant"' in spaced[0]
+    write(projects / "p" / "s.jsonl", *spaced)
+    report = run(db, pricer, projects)
+    assert sorted(e.tokens.input for e in entries(db)) == [7, 100]
+    assert report.lines_skipped == 0
+
+
 def test_synthetic_messages_are_skipped_without_counting_as_bad(
     db: sqlite3.Connection, pricer: Pricer, projects: Path
 ) -> None:
@@ -210,7 +229,7 @@ def test_bad_lines_are_skipped_and_counted_never_fatal(
     bad = [
         "this is not json",
         '["assistant", 1]',  # JSON, but not an object
-        '{"type": "assistant", "message": "assistant"}',  # wrong shape
+        '{"type":"assistant","message":"assistant"}',  # wrong shape
         '{"type":"assistant","message":{"usage":{}}',  # truncated JSON
         assistant("m2", "r2", ts="yesterday"),
         assistant("m3", "r3", ts="2026-11-21T09:39:44"),  # no zone
@@ -508,8 +527,8 @@ def test_a_read_error_drops_only_that_files_rows(
     write(projects / "p" / "b.jsonl", assistant("m3", "r3"))
     real = transcripts.read_segment
 
-    def failing(segment: Segment, pricer: Pricer) -> SegmentResult:
-        result = real(segment, pricer)
+    def failing(segment: Segment) -> SegmentResult:
+        result = real(segment)
         if segment.path == str(bad) and segment.start > 0:
             return result._replace(error=OSError(5, "Input/output error"))
         return result

@@ -28,10 +28,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nightcrew.agents.base import TokenCounts
 from nightcrew.usage import globaldb
 from nightcrew.usage.globaldb import KnownFile
-from nightcrew.usage.pricing import Pricer
+from nightcrew.usage.pricing import Pricer, ResponsePricer
 from nightcrew.usage.transcript_files import default_roots, find_transcripts
 from nightcrew.usage.transcript_lines import (
     Segment,
@@ -95,12 +94,13 @@ def import_transcripts(db: sqlite3.Connection, files: Sequence[Path], pricer: Pr
         job = _plan(os.path.abspath(path), known, report)
         if job is not None:
             jobs.append(job)
-    results = _read_all(jobs, pricer)
+    results = _read_all(jobs)
+    pricers = _Pricers(pricer)
     began = 0.0
     try:
         for job in jobs:
             began = began if db.in_transaction else time.perf_counter()
-            _write_file(db, job, results, pricer, report)
+            _write_file(db, job, results, pricers, report)
             if db.in_transaction and time.perf_counter() - began >= COMMIT_SECONDS:
                 db.execute("COMMIT")
         if db.in_transaction:
@@ -150,14 +150,14 @@ def _plan(where: str, known: dict[str, KnownFile], report: ImportReport) -> _Fil
         return None
 
 
-def _read_all(jobs: list[_FileJob], pricer: Pricer) -> Iterator[SegmentResult]:
+def _read_all(jobs: list[_FileJob]) -> Iterator[SegmentResult]:
     """Every segment's result, in order: in worker processes when there is a lot
     to read and more than one CPU, else here."""
     segments = [s for job in jobs for s in job.segments]
     total = sum(s.stop - s.start for s in segments)
     workers = min(os.cpu_count() or 1, MAX_WORKERS)
     if total < PARALLEL_BYTES or workers < 2:
-        return (read_segment(s, pricer) for s in segments)
+        return (read_segment(s) for s in segments)
     return _read_in_workers(segments, workers)
 
 
@@ -179,7 +179,7 @@ def _read_in_workers(segments: list[Segment], workers: int) -> Iterator[SegmentR
 
 
 def _write_file(db: sqlite3.Connection, job: _FileJob, results: Iterator[SegmentResult],
-                pricer: Pricer, report: ImportReport) -> None:  # fmt: skip
+                pricers: _Pricers, report: ImportReport) -> None:  # fmt: skip
     """One file's rows, a segment at a time, and its new state, in a savepoint of
     the open transaction. Every one of its segments' results is consumed."""
     file_id = rows_before = skipped = oversized = read = end = 0
@@ -199,7 +199,7 @@ def _write_file(db: sqlite3.Connection, job: _FileJob, results: Iterator[Segment
                 file_id = -1
                 continue
             file_id, rows_before = begun
-        db.executemany(globaldb.UPSERT_USAGE, _rows(file_id, result, pricer))
+        db.executemany(globaldb.UPSERT_USAGE, _rows(file_id, result, pricers))
         skipped += result.skipped
         oversized += result.oversized
         read += result.bytes_read
@@ -225,13 +225,33 @@ def _write_file(db: sqlite3.Connection, job: _FileJob, results: Iterator[Segment
     report.oversized_lines += oversized
 
 
-def _rows(file_id: int, result: SegmentResult, pricer: Pricer) -> list[tuple[object, ...]]:
-    """Database rows of a segment, sorted for the index."""
-    for model in result.unpriced:  # priced in a worker: warn here, once per model
-        pricer.price_response(model, TokenCounts())
-    rows: list[tuple[object, ...]] = [(file_id, *r) for r in result.rows]
+def _rows(file_id: int, result: SegmentResult, pricers: _Pricers) -> list[tuple[object, ...]]:
+    """Database rows of a segment, priced (Claude Code's own cost when the line had one,
+    as old versions wrote) and sorted for the index."""
+    rows: list[tuple[object, ...]] = []
+    add = rows.append
+    for mid, rid, session, project, model, ts, i, o, r, w5m, w1h, reported, side in result.rows:
+        if reported is None:
+            cost = pricers[model](i, o, r, w5m, w1h)
+            source = None if cost is None else "priced"
+        else:
+            cost, source = reported, "reported"
+        add((file_id, mid, rid, session, project, model, ts, i, o, r, w5m, w1h, cost, source,
+             side))  # fmt: skip
     rows.sort(key=lambda row: (row[1] or "", row[2] or ""))
     return rows
+
+
+class _Pricers(dict[str, ResponsePricer]):
+    """One response pricer per model (an unknown model is warned about once, by the Pricer)."""
+
+    def __init__(self, pricer: Pricer) -> None:
+        super().__init__()
+        self.pricer = pricer
+
+    def __missing__(self, model: str) -> ResponsePricer:
+        self[model] = found = self.pricer.response_pricer(model)
+        return found
 
 
 def _same_start(known: KnownFile, size: int, head: bytes) -> bool:
