@@ -361,3 +361,55 @@ def test_wrong_mirror_is_rejected_by_probes(monkeypatch: pytest.MonkeyPatch) -> 
     wrong = ModelPrice(Decimal(3), Decimal(15), Decimal(3), Decimal(3), Decimal(3))
     monkeypatch.setattr(pricing, "_from_genai_price", lambda price: wrong)
     assert usd(Pricer().price_response("claude-sonnet-4-5", CAPTURED)) == Decimal("0.001899")
+
+
+# ---- the fast per-response pricer of transcript imports ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "claude-sonnet-4-5-20250929",  # tiered at 200k (genai-prices' mirror)
+        "claude-sonnet-4",  # tiered, our own table
+        "claude-haiku-5-5",  # tiered at 100k
+        "claude-opus-4-5-20251101",
+        "claude-haiku-4-5",
+        "gpt-4o",  # another provider through genai-prices
+    ],
+)
+def test_response_pricer_gives_price_response_numbers(model: str) -> None:
+    import random
+
+    pricer = Pricer()
+    fast = pricer.response_pricer(model)
+    rng = random.Random(model)
+    for _ in range(500):
+        counts = [
+            rng.choice((0, 1, 7, rng.randrange(400_000), rng.randrange(10**7))) for _ in "12345"
+        ]
+        expected = usd(pricer.price_response(model, TokenCounts(*counts)))
+        text = fast(*counts)
+        assert text is not None and Decimal(text) == expected, counts
+
+
+def test_response_pricer_text_is_exact_and_short() -> None:
+    pricer = Pricer(overrides={"m": ModelPrice(*(Decimal(x) for x in "3 15 0.3 3.75 6".split()))})
+    fast = pricer.response_pricer("m")
+    assert fast(1, 0, 0, 0, 0) == "0.000003"
+    assert fast(0, 0, 1, 0, 0) == "0.0000003"
+    assert fast(1_000_000, 0, 0, 0, 0) == "3"
+    assert fast(0, 0, 0, 0, 0) == "0"
+
+
+def test_response_pricer_of_an_odd_rate_falls_back_to_decimal() -> None:
+    odd = Decimal("0.0000001")  # a seventh decimal per million tokens: not whole picodollars
+    pricer = Pricer(overrides={"m": ModelPrice(odd, odd, odd, odd, odd)})
+    assert pricer.response_pricer("m")(3, 0, 0, 0, 0) == "0.0000000000003"
+
+
+def test_response_pricer_of_an_unknown_model_is_none_and_warns_once() -> None:
+    warnings: list[str] = []
+    pricer = Pricer(warn=warnings.append)
+    assert pricer.response_pricer("claude-imaginary-9")(1, 1, 1, 1, 1) is None
+    assert pricer.response_pricer("claude-imaginary-9")(2, 2, 2, 2, 2) is None
+    assert len(warnings) == 1
