@@ -393,7 +393,9 @@ def test_response_pricer_gives_price_response_numbers(model: str) -> None:
 
 
 def test_response_pricer_text_is_exact_and_short() -> None:
-    pricer = Pricer(overrides={"m": ModelPrice(*(Decimal(x) for x in "3 15 0.3 3.75 6".split()))})
+    pricer = Pricer(
+        overrides={"m": ModelPrice(*(Decimal(x) for x in ["3", "15", "0.3", "3.75", "6"]))}
+    )
     fast = pricer.response_pricer("m")
     assert fast(1, 0, 0, 0, 0) == "0.000003"
     assert fast(0, 0, 1, 0, 0) == "0.0000003"
