@@ -212,23 +212,26 @@ def known_files(db: sqlite3.Connection) -> dict[str, KnownFile]:
 
 
 def begin_file(
-    db: sqlite3.Connection, path: str, known: KnownFile | None, *, rewrite: bool
-) -> tuple[int, int] | None:
+    db: sqlite3.Connection, path: str, known: KnownFile | None, *, rewrite: bool,
+    undoable: bool,
+) -> tuple[int, int] | None:  # fmt: skip
     """Start writing one file's rows: ``(file_id, rows it has)``, creating its row if new
     and dropping its rows if ``rewrite``. None if another import changed the row since
-    ``known`` was read (that import wins). Opens a write transaction if none is open and
-    a savepoint that :func:`end_file` releases or :func:`undo_file` rolls back."""
+    ``known`` was read (that import wins). Opens a write transaction if none is open and,
+    if ``undoable``, a savepoint that :func:`end_file` releases or :func:`undo_file` rolls
+    back. A savepoint copies every page it changes first, so a file written in one go
+    (whose rows are all known before the first is written) goes without."""
     if not db.in_transaction:
         db.execute("BEGIN IMMEDIATE")
-    db.execute("SAVEPOINT file")
     row = db.execute(
         "SELECT id, offset, head_sha FROM transcript_files WHERE path = ?", (path,)
     ).fetchone()
     if (None if row is None else tuple(row)) != (
         known and (known.id, known.offset, known.head_sha)
     ):
-        db.execute("RELEASE file")
         return None
+    if undoable:
+        db.execute("SAVEPOINT file")
     if known is None:
         cursor = db.execute(
             "INSERT INTO transcript_files (path, size, mtime_ns, inode, offset, head_len,"
@@ -242,7 +245,7 @@ def begin_file(
     return known.id, _file_rows(db, known.id)
 
 
-def end_file(db: sqlite3.Connection, state: KnownFile) -> int:
+def end_file(db: sqlite3.Connection, state: KnownFile, *, undoable: bool) -> int:
     """Record how far a file was read, with its rows; return the rows it now has."""
     db.execute(
         "UPDATE transcript_files SET size = ?, mtime_ns = ?, inode = ?, offset = ?, head_len = ?,"
@@ -250,7 +253,8 @@ def end_file(db: sqlite3.Connection, state: KnownFile) -> int:
         (*state[1:], _now(), state.id),
     )
     rows = _file_rows(db, state.id)
-    db.execute("RELEASE file")
+    if undoable:
+        db.execute("RELEASE file")
     return rows
 
 

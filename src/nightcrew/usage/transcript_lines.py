@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import msgspec
 import orjson
@@ -68,15 +68,19 @@ _Counts = tuple[int, int, int, int, int]  # input, output, cache read, 5m write,
 
 # The fields of an assistant line that matter, decoded in C by msgspec: other
 # fields (the message content above all) are skipped without building objects.
+# A negative count fails the decode and takes the slow path (tokens_from_usage's rules).
+_Tokens = Annotated[int, msgspec.Meta(ge=0)]
+
+
 class _CacheSplit(msgspec.Struct):
-    ephemeral_1h_input_tokens: int = 0
+    ephemeral_1h_input_tokens: _Tokens = 0
 
 
 class _Usage(msgspec.Struct):
-    input_tokens: int
-    output_tokens: int
-    cache_read_input_tokens: int = 0
-    cache_creation_input_tokens: int = 0
+    input_tokens: _Tokens
+    output_tokens: _Tokens
+    cache_read_input_tokens: _Tokens = 0
+    cache_creation_input_tokens: _Tokens = 0
     cache_creation: _CacheSplit | None = None
 
 
@@ -129,16 +133,6 @@ def _counts(usage: dict[str, Any]) -> tuple[int, int, int, int, int]:
         return i, o, r, max(w - h, 0), h
     t = tokens_from_usage(usage)
     return t.input, t.output, t.cache_read, t.cache_write_5m, t.cache_write_1h
-
-
-def _usage_counts(u: _Usage) -> _Counts:
-    """:func:`tokens_from_usage`'s rules for a decoded usage."""
-    w = max(u.cache_creation_input_tokens, 0)
-    h = max(u.cache_creation.ephemeral_1h_input_tokens, 0) if u.cache_creation else 0
-    if w:
-        h = min(h, w)
-    i, o, r = max(u.input_tokens, 0), max(u.output_tokens, 0), max(u.cache_read_input_tokens, 0)
-    return i, o, r, max(w - h, 0), h
 
 
 class _Collector:
@@ -194,9 +188,22 @@ class _Collector:
         if line.type != "assistant":
             return
         m = line.message
+        u = m.usage
+        # tokens_from_usage's rules, inline: this runs for every line of a big import
+        w = u.cache_creation_input_tokens
+        h = u.cache_creation.ephemeral_1h_input_tokens if u.cache_creation is not None else 0
+        if w and h > w:
+            h = w
+        counts = (
+            u.input_tokens,
+            u.output_tokens,
+            u.cache_read_input_tokens,
+            w - h if w > h else 0,
+            h,
+        )
         if not self._take(
             m.id, line.requestId, line.sessionId, line.cwd, m.model, line.timestamp,
-            _usage_counts(m.usage), line.costUSD, line.isSidechain,
+            counts, line.costUSD, line.isSidechain,
         ):  # fmt: skip
             self.skipped += 1
 

@@ -180,10 +180,12 @@ def _read_in_workers(segments: list[Segment], workers: int) -> Iterator[SegmentR
 
 def _write_file(db: sqlite3.Connection, job: _FileJob, results: Iterator[SegmentResult],
                 pricers: _Pricers, report: ImportReport) -> None:  # fmt: skip
-    """One file's rows, a segment at a time, and its new state, in a savepoint of
-    the open transaction. Every one of its segments' results is consumed."""
+    """One file's rows, a segment at a time, and its new state, in the open transaction
+    (and a savepoint of it when the file has several segments). Every one of its
+    segments' results is consumed."""
     file_id = rows_before = skipped = oversized = read = end = 0
     failed: OSError | None = None
+    undoable = len(job.segments) > 1  # rows written before a later segment fails
     for number, result in enumerate(next(results) for _ in job.segments):
         if failed is not None or file_id < 0:
             continue  # drain the rest of this file's results
@@ -193,7 +195,9 @@ def _write_file(db: sqlite3.Connection, job: _FileJob, results: Iterator[Segment
                 globaldb.undo_file(db)
             continue
         if number == 0:
-            begun = globaldb.begin_file(db, job.path, job.known, rewrite=job.rewrite)
+            begun = globaldb.begin_file(
+                db, job.path, job.known, rewrite=job.rewrite, undoable=undoable
+            )
             if begun is None:  # another import took this file meanwhile
                 report.files_unchanged += 1
                 file_id = -1
@@ -216,7 +220,7 @@ def _write_file(db: sqlite3.Connection, job: _FileJob, results: Iterator[Segment
     st, head_sha = job.st, hashlib.sha256(job.head).hexdigest()
     state = KnownFile(file_id, st.st_size, st.st_mtime_ns, st.st_ino, end, len(job.head),
                       head_sha, total_skipped)  # fmt: skip
-    report.entries_added += globaldb.end_file(db, state) - rows_before
+    report.entries_added += globaldb.end_file(db, state, undoable=undoable) - rows_before
     report.files_read += read > 0
     report.files_unchanged += read == 0
     report.files_rewritten += job.rewrite
