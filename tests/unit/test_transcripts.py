@@ -200,6 +200,16 @@ def test_unknown_model_has_unknown_cost_and_one_warning(
     assert len(warnings) == 1 and "claude-imaginary-9" in warnings[0]
 
 
+def test_a_negative_count_reads_as_zero_like_everywhere_else(
+    db: sqlite3.Connection, pricer: Pricer, projects: Path
+) -> None:
+    write(projects / "p" / "s.jsonl", assistant("m1", "r1", input_tokens=-5, write_1h=3))
+    report = run(db, pricer, projects)
+    [entry] = entries(db)
+    assert (entry.tokens.input, entry.tokens.output, entry.tokens.cache_write_1h) == (0, 20, 3)
+    assert report.lines_skipped == 0
+
+
 def test_json_written_with_spaces_is_read_too(
     db: sqlite3.Connection, pricer: Pricer, projects: Path
 ) -> None:
