@@ -38,11 +38,13 @@ EXPECTED_ITEM: dict[ItemState, set[ItemState]] = {
     # back to pending when its run crashes, is interrupted or stops at a budget
     It.IN_PROGRESS: {It.PASSED, It.FAILED, It.SKIPPED, It.BLOCKED, It.NEEDS_INPUT, It.PENDING},
     It.PASSED: {It.PENDING},  # its text changed in the plan
-    It.FAILED: {It.PENDING},  # explicit retry
+    # explicit retry; beyond §4, a person may skip a failed backlog feature
+    It.FAILED: {It.PENDING, It.SKIPPED},
     It.SKIPPED: {It.PENDING},  # explicit retry
-    # Beyond §4: blocked and needs_input items can be retried explicitly too.
+    # Beyond §4: blocked and needs_input items can be retried explicitly too, and a
+    # feature waiting for an answer may be skipped instead.
     It.BLOCKED: {It.PENDING},
-    It.NEEDS_INPUT: {It.PENDING},
+    It.NEEDS_INPUT: {It.PENDING, It.SKIPPED},
 }
 
 EXPECTED_ATTEMPT: dict[AttemptState, set[AttemptState]] = {

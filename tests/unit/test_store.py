@@ -25,6 +25,10 @@ TABLES = {
     "gate_results",
     "events",
     "state_history",
+    "features",
+    "feature_deps",
+    "feature_claims",
+    "feature_failures",
 }
 
 
@@ -54,7 +58,7 @@ def test_migrations_from_a_blank_db_create_every_table(db_path: Path) -> None:
         assert db_path.is_file()
         assert tables(store.db) == TABLES
         names = [r[0] for r in store.db.execute("SELECT name FROM _migrations")]
-        assert names == ["m001_initial", "m002_usage_time"]
+        assert names == [m.__name__ for m in migrations.MIGRATIONS]
     finally:
         store.close()
 
@@ -107,7 +111,7 @@ def test_usage_recorded_before_m002_takes_its_attempts_time(tmp_path: Path) -> N
             " output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens)"
             " VALUES (1, 'final', '', 'm', 1, 2, 3, 4, 5)"
         )
-        assert migrations.apply(db) == ["m002_usage_time"]
+        assert migrations.apply(db) == ["m002_usage_time", "m003_backlog"]
         row = db.execute("SELECT ts, input_tokens FROM usage_records").fetchone()
         assert row == ("2026-11-01T10:05:00+00:00", 1)
     finally:

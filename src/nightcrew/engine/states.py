@@ -69,10 +69,11 @@ ITEM_TRANSITIONS: dict[ItemState, frozenset[ItemState]] = {
     ),
     # A passed item whose text changed in the plan must run again.
     _I.PASSED: frozenset({_I.PENDING}),
-    _I.FAILED: frozenset({_I.PENDING}),
+    # A backlog feature that failed or waits for input may be skipped by a person.
+    _I.FAILED: frozenset({_I.PENDING, _I.SKIPPED}),
     _I.SKIPPED: frozenset({_I.PENDING}),
     _I.BLOCKED: frozenset({_I.PENDING}),
-    _I.NEEDS_INPUT: frozenset({_I.PENDING}),
+    _I.NEEDS_INPUT: frozenset({_I.PENDING, _I.SKIPPED}),
 }
 
 ATTEMPT_TRANSITIONS: dict[AttemptState, frozenset[AttemptState]] = {

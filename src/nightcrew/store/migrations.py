@@ -155,7 +155,74 @@ def m002_usage_time(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [m001_initial, m002_usage_time]
+def m003_backlog(db: sqlite3.Connection) -> None:
+    """The backlog: features that outlive any one run, their dependencies, the agents'
+    claims that a feature passes (recorded, then judged by the harness), and a record
+    per feature that was given up on. A build's work item points at its feature."""
+    run_script(
+        db,
+        """
+        CREATE TABLE features (
+            id INTEGER PRIMARY KEY,
+            category TEXT NOT NULL,
+            name TEXT NOT NULL,
+            description TEXT NOT NULL,
+            steps_json TEXT NOT NULL,
+            acceptance_json TEXT NOT NULL,      -- shell commands that exit 0 when it works
+            manual INTEGER NOT NULL,            -- checked by a person: build never picks it
+            files_json TEXT NOT NULL,           -- likely files, for conflict advice
+            priority INTEGER NOT NULL,          -- lower runs sooner
+            position INTEGER NOT NULL,          -- backlog order (reorder, skip)
+            state TEXT NOT NULL,
+            model TEXT,                         -- model for the next attempt (retry --model)
+            attempts INTEGER NOT NULL DEFAULT 0,
+            input_request TEXT,
+            input_answer TEXT,
+            source_key TEXT,                    -- its id in the file it was imported from
+            claimed_by TEXT,                    -- run id or mcp:<pid> while in progress
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            version INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE feature_deps (
+            feature_id INTEGER NOT NULL REFERENCES features(id),
+            depends_on INTEGER NOT NULL REFERENCES features(id),
+            PRIMARY KEY (feature_id, depends_on)
+        ) WITHOUT ROWID;
+        CREATE TABLE feature_claims (
+            id INTEGER PRIMARY KEY,
+            feature_id INTEGER NOT NULL REFERENCES features(id),
+            ts TEXT NOT NULL,
+            source TEXT NOT NULL,               -- agent | mcp | import
+            attempt_id INTEGER,
+            note TEXT,
+            verdict TEXT                        -- NULL until judged: confirmed | refuted
+        );
+        CREATE TABLE feature_failures (
+            id INTEGER PRIMARY KEY,
+            feature_id INTEGER NOT NULL REFERENCES features(id),
+            run_id TEXT,
+            ts TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            attempts_json TEXT NOT NULL,        -- [{number, model, state, digest, cost_usd}]
+            cost_usd TEXT,
+            last_text TEXT
+        );
+        ALTER TABLE work_items ADD COLUMN feature_id INTEGER REFERENCES features(id);
+        CREATE INDEX ix_features_state ON features(state);
+        CREATE INDEX ix_feature_deps_on ON feature_deps(depends_on);
+        CREATE INDEX ix_claims_feature ON feature_claims(feature_id);
+        CREATE INDEX ix_failures_feature ON feature_failures(feature_id);
+        CREATE INDEX ix_items_feature ON work_items(feature_id)
+        """,
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    m001_initial,
+    m002_usage_time,
+    m003_backlog,
+]
 
 
 def apply(

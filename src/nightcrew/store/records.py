@@ -81,6 +81,12 @@ class Store:
     def _history(
         self, entity: str, entity_id: object, old: State | None, new: State, reason: str | None
     ) -> None:
+        self.record_history(entity, entity_id, old, new, reason)
+
+    def record_history(
+        self, entity: str, entity_id: object, old: State | None, new: State, reason: str | None
+    ) -> None:
+        """Append a state change to ``state_history`` (inside the caller's transaction)."""
         self.db.execute(
             "INSERT INTO state_history (ts, entity, entity_id, from_state, to_state, reason)"
             " VALUES (?, ?, ?, ?, ?, ?)",
