@@ -11,6 +11,7 @@ import traceback
 
 import click
 
+from nightcrew.cli.backlog import backlog_group
 from nightcrew.cli.plan import plan_group
 from nightcrew.cli.run import run_command
 from nightcrew.cli.status import status_command
@@ -39,6 +40,7 @@ cli.add_command(run_command)
 cli.add_command(plan_group)
 cli.add_command(status_command)
 cli.add_command(usage_group)
+cli.add_command(backlog_group)
 
 
 def main() -> None:

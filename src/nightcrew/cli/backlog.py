@@ -1,0 +1,266 @@
+"""``nightcrew backlog …``: look at the backlog (list, show, stats, failures,
+analyze, export). The commands that change it are in ``backlog_edit``.
+
+Nothing here takes the project lock: a person may look at (and change) the
+backlog while ``nightcrew build`` works through it, because every write is an
+atomic transaction (see ``store.backlog``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from nightcrew.store.backlog import Backlog
+    from nightcrew.work.backlog import Feature
+
+
+@contextmanager
+def open_backlog(*, create: bool = False) -> Iterator[Backlog]:
+    """The backlog of the project around the current directory."""
+    from nightcrew.errors import BadInput
+    from nightcrew.project import Project
+    from nightcrew.store.backlog import Backlog
+    from nightcrew.store.records import Store
+
+    project = Project.find(Path.cwd())
+    if not create and not project.store_path.exists():
+        raise BadInput(
+            f"{project.root}: no backlog here yet (create one with `nightcrew backlog init"
+            " SPEC.md`, `backlog import FILE` or `backlog add NAME`)"
+        )
+    store = Store.open(project.store_path)
+    try:
+        yield Backlog(store)
+    finally:
+        store.close()
+
+
+def parse_ids(values: tuple[str, ...]) -> list[int]:
+    """Feature ids as people write them: ``7``, ``#7``, or ``3,4``."""
+    from nightcrew.errors import BadInput
+
+    ids: list[int] = []
+    for value in values:
+        for part in value.split(","):
+            text = part.strip().removeprefix("#")
+            if not text.isdigit():
+                raise BadInput(f"{part.strip()!r} is not a feature id (ids look like 7 or #7)")
+            ids.append(int(text))
+    return ids
+
+
+def feature_json(feature: Feature, view: BacklogView) -> dict[str, Any]:
+    return {
+        "id": feature.id,
+        "name": feature.name,
+        "category": feature.category,
+        "state": view.states[feature.id],
+        "priority": feature.priority,
+        "position": feature.position,
+        "depends_on": list(feature.depends_on),
+        "blocked_by": view.blocked.get(feature.id, []),
+        "description": feature.description,
+        "steps": list(feature.steps),
+        "acceptance": list(feature.acceptance),
+        "manual": feature.manual,
+        "files": list(feature.files),
+        "model": feature.model,
+        "attempts": feature.attempts,
+        "input_request": feature.input_request,
+        "input_answer": feature.input_answer,
+        "source_key": feature.source_key,
+    }
+
+
+class BacklogView:
+    """Every feature's shown state and blockers, worked out in one pass."""
+
+    def __init__(self, features: list[Feature]) -> None:
+        from nightcrew.work.backlog_graph import blocked_by, display_states
+
+        self.features = features
+        self.states = display_states(features)
+        self.blocked = blocked_by(features)
+
+
+@click.group("backlog")
+def backlog_group() -> None:
+    """The feature backlog that `nightcrew build` works through."""
+
+
+@backlog_group.command("list")
+@click.option("--state", "states", multiple=True, help="Only features in this state (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_command(states: tuple[str, ...], as_json: bool) -> None:
+    """List the features in backlog order."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from nightcrew.errors import BadInput
+    from nightcrew.work.backlog import FEATURE_STATES
+
+    for state in states:
+        if state not in FEATURE_STATES:
+            raise BadInput(f"--state {state!r}: not a feature state ({', '.join(FEATURE_STATES)})")
+    with open_backlog() as backlog:
+        features = backlog.features()
+    view = BacklogView(features)
+    shown = [f for f in features if not states or view.states[f.id] in states]
+    if as_json:
+        click.echo(json.dumps([feature_json(f, view) for f in shown], indent=2))
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("id", "state", "category", "name", "after", "tries"):
+        table.add_column(column, overflow="fold")
+    for f in shown:
+        after = ", ".join(f"#{d}" for d in f.depends_on)
+        table.add_row(
+            f"#{f.id}", view.states[f.id], f.category, f.name, after, str(f.attempts)
+        )
+    Console(highlight=False).print(table)
+    passed = sum(f.state == "passed" for f in features)
+    click.echo(f"{len(shown)} shown; {passed} of {len(features)} passed")
+
+
+@backlog_group.command("show")
+@click.argument("feature_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def show_command(feature_id: str, as_json: bool) -> None:
+    """One feature: its text, acceptance commands, attempts, models and cost."""
+    from nightcrew.cli.backlog_money import feature_money
+
+    [fid] = parse_ids((feature_id,))
+    with open_backlog() as backlog:
+        feature = backlog.feature(fid)
+        data = feature_json(feature, BacklogView(backlog.features()))
+        data.update(feature_money(backlog.store, fid))
+        data["claims"] = [
+            dict(c)
+            for c in backlog.store.db.execute(
+                "SELECT ts, source, attempt_id, note, verdict FROM feature_claims"
+                " WHERE feature_id = ? ORDER BY id",
+                (fid,),
+            )
+        ]
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"#{data['id']} {data['name']}  [{data['category']}] {data['state']}")
+    if data["depends_on"]:
+        click.echo("after: " + ", ".join(f"#{d}" for d in data["depends_on"]))
+    if data["blocked_by"]:
+        click.echo("blocked by: " + ", ".join(f"#{d}" for d in data["blocked_by"]))
+    if data["description"]:
+        click.echo(f"\n{data['description']}")
+    for n, step in enumerate(data["steps"], 1):
+        click.echo(f"  {n}. {step}")
+    click.echo("\nacceptance:" if data["acceptance"] else "\nmanual: checked by a person")
+    for command in data["acceptance"]:
+        click.echo(f"  $ {command}")
+    if data["input_request"]:
+        click.echo(f"\nasked: {data['input_request']}")
+        click.echo(f"answer: {data['input_answer'] or '(none yet: nightcrew backlog answer)'}")
+    click.echo("")
+    for attempt in data["attempt_list"]:
+        cost = "unknown" if attempt["cost_usd"] is None else f"${attempt['cost_usd']:.4f}"
+        click.echo(
+            f"attempt {attempt['number']} (run {attempt['run_id']}): {attempt['state']},"
+            f" {attempt['model'] or 'default model'}, {attempt['tokens']:,} tokens, {cost}"
+        )
+    total = "unknown" if data["cost_usd"] is None else f"${data['cost_usd']:.4f}"
+    click.echo(f"{len(data['attempt_list'])} attempt(s), cost {total}")
+
+
+@backlog_group.command("stats")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def stats_command(as_json: bool) -> None:
+    """Passed of total, cost so far, and what the rest will likely cost."""
+    from nightcrew.cli.backlog_money import backlog_stats, stats_text
+
+    with open_backlog() as backlog:
+        stats = backlog_stats(backlog)
+    click.echo(json.dumps(stats, indent=2) if as_json else stats_text(stats))
+
+
+@backlog_group.command("failures")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def failures_command(as_json: bool) -> None:
+    """Features given up on: their attempts, models, digests, cost, last words."""
+    with open_backlog() as backlog:
+        failures = backlog.failures()
+    if as_json:
+        click.echo(json.dumps(failures, indent=2))
+        return
+    if not failures:
+        click.echo("no failure records")
+        return
+    for f in failures:
+        cost = "unknown" if f["cost_usd"] is None else f"${float(f['cost_usd']):.4f}"
+        click.echo(
+            f"#{f['feature_id']} {f['name']} ({f['ts'][:16]}, run {f['run_id']}): {f['reason']}"
+        )
+        for a in f["attempts"]:
+            model = a.get("model") or "default model"
+            click.echo(f"  attempt {a.get('number')}: {a.get('state')} with {model}")
+            digest = (a.get("digest") or "").strip().splitlines()
+            if digest:
+                click.echo(f"    {digest[0][:160]}")
+        click.echo(f"  cost {cost}")
+        if f["last_text"]:
+            click.echo(f"  last words: {f['last_text'][:200]}")
+
+
+@backlog_group.command("analyze")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def analyze_command(as_json: bool) -> None:
+    """Ordering advice: the dependency order with reasons, features that may
+    touch the same files, and features that can go in any order."""
+    from nightcrew.work.backlog_graph import analysis_json, analyze, render_analysis
+
+    with open_backlog() as backlog:
+        analysis = analyze(backlog.features())
+    if as_json:
+        click.echo(json.dumps(analysis_json(analysis), indent=2))
+    else:
+        click.echo(render_analysis(analysis))
+
+
+@backlog_group.command("export")
+@click.option("--json", "as_json", is_flag=True, help="nightcrew's JSON format (re-importable).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of stdout.",
+)
+def export_command(as_json: bool, output: Path | None) -> None:
+    """Write the backlog as markdown (or JSON that `backlog import` reads back)."""
+    from nightcrew.work.backlog_formats import export_json, export_markdown
+
+    with open_backlog() as backlog:
+        features = backlog.features()
+    text = export_json(features) if as_json else export_markdown(features)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    from nightcrew.cli.backlog_edit import write_atomically
+
+    write_atomically(output, text)
+    click.echo(f"wrote {len(features)} feature(s) to {output}")
+
+
+def _register_edits() -> None:
+    from nightcrew.cli import backlog_edit
+
+    for command in backlog_edit.COMMANDS:
+        backlog_group.add_command(command)
+
+
+_register_edits()

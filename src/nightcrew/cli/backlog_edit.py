@@ -1,0 +1,242 @@
+"""``nightcrew backlog …`` commands that change the backlog: import, add, edit,
+skip, reorder, depend, retry, answer. Bulk forms take several ids (``skip 3 4 7``).
+Each change is one atomic transaction; a refused change changes nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from nightcrew.cli.backlog import open_backlog, parse_ids
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so a crash leaves the old file or the new one."""
+    from nightcrew.errors import BadInput
+
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot write: {exc.strerror or exc}") from exc
+
+
+@click.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--accept",
+    "accept",
+    multiple=True,
+    metavar="CMD",
+    help="Acceptance command for features the file gives none (repeatable).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print what happened as JSON.")  # fmt: skip
+def import_command(file: Path, accept: tuple[str, ...], as_json: bool) -> None:
+    """Add the features of FILE: a quickstart feature_list.json, a toolkit PRD
+    json, or nightcrew's own export."""
+    from nightcrew.work.backlog_formats import parse_backlog
+
+    parsed = parse_backlog(file, default_acceptance=accept)
+    with open_backlog(create=True) as backlog:
+        created = backlog.create(parsed.specs, source=f"import {file.name}")
+    report = {
+        "format": parsed.format,
+        "created": created.created,
+        "rejected": [
+            {"index": r.index, "name": r.name, "reason": r.reason} for r in created.rejected
+        ],
+        "warnings": list(parsed.warnings),
+    }
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    for warning in parsed.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    for r in created.rejected:
+        click.echo(f"rejected: feature {r.index + 1} ({r.name or 'no name'}): {r.reason}", err=True)
+    click.echo(
+        f"imported {len(created.created)} feature(s) from {file} ({parsed.format} format)"
+        + (f"; {len(created.rejected)} rejected" if created.rejected else "")
+    )
+
+
+_TEXT_OPTIONS: list[Callable[[Any], Any]] = [
+    click.option("--category", help="Feature category (default functional)."),
+    click.option("--description", "-d", help="What the feature does, for the agent."),
+    click.option("--step", "steps", multiple=True, help="A step of the feature (repeatable)."),
+    click.option(
+        "--accept",
+        "acceptance",
+        multiple=True,
+        metavar="CMD",
+        help="Shell command that exits 0 when the feature works (repeatable).",
+    ),
+    click.option("--file", "files", multiple=True, help="A file it likely touches (repeatable)."),
+    click.option("--priority", type=int, help="Lower runs sooner (default 0)."),
+]
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _with_text_options(function: _F) -> _F:
+    for option in reversed(_TEXT_OPTIONS):
+        function = option(function)
+    return function
+
+
+@click.command("add")
+@click.argument("name")
+@click.option("--manual", is_flag=True, help="Checked by a person: build never picks it.")
+@click.option("--after", "after", multiple=True, help="A feature id it depends on (repeatable).")
+@_with_text_options
+def add_command(name: str, manual: bool, after: tuple[str, ...], category: str | None,
+                description: str | None, steps: tuple[str, ...], acceptance: tuple[str, ...],
+                files: tuple[str, ...], priority: int | None) -> None:  # fmt: skip
+    """Add one feature called NAME."""
+    from nightcrew.errors import BadInput
+    from nightcrew.work.backlog import FeatureSpec
+
+    spec = FeatureSpec(
+        name=name,
+        category=category or "functional",
+        description=description or "",
+        steps=steps,
+        acceptance=acceptance,
+        manual=manual,
+        priority=priority,
+        files=files,
+        depends_on=tuple(parse_ids(after)),
+    )
+    with open_backlog(create=True) as backlog:
+        created = backlog.create([spec], source="backlog add")
+    if created.rejected:
+        raise BadInput(f"feature not added: {created.rejected[0].reason}")
+    click.echo(f"added #{created.created[0]} {name.strip()}")
+
+
+@click.command("edit")
+@click.argument("feature_id")
+@click.option("--name", help="A new name.")
+@click.option("--manual/--automatic", default=None, help="Checked by a person, or by its commands.")
+@click.option("--clear-steps", is_flag=True, help="Drop the steps before adding --step ones.")
+@click.option("--clear-accept", is_flag=True, help="Drop the commands before adding --accept ones.")
+@_with_text_options
+def edit_command(feature_id: str, name: str | None, manual: bool | None, clear_steps: bool,
+                 clear_accept: bool, category: str | None, description: str | None,
+                 steps: tuple[str, ...], acceptance: tuple[str, ...], files: tuple[str, ...],
+                 priority: int | None) -> None:  # fmt: skip
+    """Change a feature's text, commands, files or priority. --step, --accept and
+    --file add to what it has (clear with --clear-steps / --clear-accept)."""
+    from nightcrew.errors import BadInput
+
+    [fid] = parse_ids((feature_id,))
+    with open_backlog() as backlog:
+        old = backlog.feature(fid)
+        fields: dict[str, object] = {}
+        for key, value in (("name", name), ("category", category),
+                           ("description", description), ("manual", manual),
+                           ("priority", priority)):  # fmt: skip
+            if value is not None:
+                fields[key] = value
+        if steps or clear_steps:
+            fields["steps"] = (() if clear_steps else old.steps) + steps
+        if acceptance or clear_accept:
+            fields["acceptance"] = (() if clear_accept else old.acceptance) + acceptance
+        if files:
+            fields["files"] = old.files + files
+        if not fields:
+            raise BadInput("nothing to change: give an option (see --help)")
+        feature = backlog.edit(fid, **fields)
+    click.echo(f"#{feature.id} {feature.name}: changed {', '.join(sorted(fields))}")
+
+
+@click.command("skip")
+@click.argument("feature_ids", nargs=-1, required=True)
+@click.option("--reason", default="skipped by hand", help="Why (kept in its history).")
+def skip_command(feature_ids: tuple[str, ...], reason: str) -> None:
+    """Skip features: build leaves them, and what depends on them, alone."""
+    ids = parse_ids(feature_ids)
+    with open_backlog() as backlog:
+        changed = backlog.skip(ids, reason=reason)
+    done = {f.id for f in changed}
+    for fid in ids:
+        click.echo(f"#{fid}: skipped" if fid in done else f"#{fid}: already skipped")
+
+
+@click.command("reorder")
+@click.argument("feature_id")
+@click.option("--before", required=True, help="The feature it should come before.")
+def reorder_command(feature_id: str, before: str) -> None:
+    """Move a feature just before another (it takes the other's priority)."""
+    [fid] = parse_ids((feature_id,))
+    [anchor] = parse_ids((before,))
+    with open_backlog() as backlog:
+        backlog.reorder(fid, before=anchor)
+    click.echo(f"#{fid} now comes before #{anchor}")
+
+
+@click.command("depend")
+@click.argument("feature_ids", nargs=-1, required=True)
+@click.option("--on", "on", multiple=True, required=True, help="What they depend on (repeatable).")
+@click.option("--replace", is_flag=True, help="Replace their dependencies instead of adding.")
+def depend_command(feature_ids: tuple[str, ...], on: tuple[str, ...], replace: bool) -> None:
+    """Make features depend on others (`depend 7 8 --on 3`). `--on none --replace`
+    clears them. Cycles, unknown ids and self-dependencies are refused."""
+    ids = parse_ids(feature_ids)
+    targets = [] if on == ("none",) else parse_ids(on)
+    with open_backlog() as backlog:
+        for fid in ids:
+            feature = backlog.set_dependencies(fid, targets, add=not replace)
+            after = ", ".join(f"#{d}" for d in feature.depends_on) or "nothing"
+            click.echo(f"#{fid} depends on {after}")
+
+
+@click.command("retry")
+@click.argument("feature_ids", nargs=-1, required=True)
+@click.option("--model", help="Use this model for its next attempts (e.g. opus).")
+def retry_command(feature_ids: tuple[str, ...], model: str | None) -> None:
+    """Put failed, skipped or finished features back in the queue."""
+    ids = parse_ids(feature_ids)
+    reason = f"retry requested{f' with {model}' if model else ''}"
+    with open_backlog() as backlog:
+        features = backlog.retry(ids, model=model, reason=reason)
+    for f in features:
+        click.echo(
+            f"#{f.id} {f.name}: pending" + (f", next attempt with {f.model}" if f.model else "")
+        )
+
+
+@click.command("answer")
+@click.argument("feature_id")
+@click.argument("text", required=False)
+def answer_command(feature_id: str, text: str | None) -> None:
+    """Answer what a feature's agent asked (TEXT, or read from stdin); it goes back
+    in the queue and its next attempt gets the answer."""
+    [fid] = parse_ids((feature_id,))
+    if text is None:
+        text = sys.stdin.read()
+    with open_backlog() as backlog:
+        feature = backlog.answer(fid, text)
+    click.echo(f"#{feature.id} {feature.name}: answered; back in the queue")
+
+
+COMMANDS: list[click.Command] = [
+    import_command,
+    add_command,
+    edit_command,
+    skip_command,
+    reorder_command,
+    depend_command,
+    retry_command,
+    answer_command,
+]

@@ -1,0 +1,181 @@
+"""What each feature cost (attempts, models, tokens, dollars, across every build
+that touched it) and what the rest of the backlog will likely cost: the median
+of passed features of the same category times what is left of it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nightcrew.store.backlog import Backlog
+    from nightcrew.store.records import AttemptRow, Store
+    from nightcrew.usage.ledger import Forecast
+
+
+def feature_attempts(store: Store, feature_id: int) -> list[AttemptRow]:
+    from nightcrew.store.rows import AttemptRow
+
+    rows = store.db.execute(
+        "SELECT a.* FROM attempts a JOIN work_items w ON w.id = a.item_id"
+        " WHERE w.feature_id = ? ORDER BY a.started_at, a.id",
+        (feature_id,),
+    ).fetchall()
+    return [AttemptRow.from_row(r) for r in rows]
+
+
+def _seconds(attempt: AttemptRow) -> float:
+    if attempt.finished_at is None:
+        return 0.0
+    started, finished = datetime.fromisoformat(attempt.started_at), attempt.finished_at
+    return (datetime.fromisoformat(finished) - started).total_seconds()
+
+
+def _num(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def feature_money(store: Store, feature_id: int) -> dict[str, Any]:
+    """The ``show`` fields about money: each attempt, and the totals."""
+    attempts = feature_attempts(store, feature_id)
+    totals = store.totals(attempts)
+    listed = []
+    for number, attempt in enumerate(attempts, 1):
+        tokens = store.attempt_tokens(attempt.id)
+        listed.append(
+            {
+                "number": number,
+                "run_id": attempt.run_id,
+                "state": str(attempt.state),
+                "model": attempt.model,
+                "models": attempt.models,
+                "tokens": tokens.total,
+                "cost_usd": _num(attempt.cost_usd),
+                "seconds": _seconds(attempt),
+            }
+        )
+    t = totals.tokens
+    return {
+        "attempt_list": listed,
+        "cost_usd": _num(totals.cost_usd),
+        "cost_unknown_attempts": totals.unknown_cost,
+        "tokens": {
+            "input": t.input,
+            "output": t.output,
+            "cache_read": t.cache_read,
+            "cache_write": t.cache_write,
+        },
+    }
+
+
+def _forecast_json(result: Forecast | None) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    return {k: float(v) if isinstance(v, Decimal) else v for k, v in vars(result).items()}
+
+
+def backlog_stats(backlog: Backlog) -> dict[str, Any]:
+    """Counts by state, cost so far, and the forecast for what remains, per
+    category (falling back to every passed feature when a category has none)."""
+    from nightcrew.usage.ledger import forecast
+    from nightcrew.work.backlog_graph import display_states
+
+    features = backlog.features()
+    shown = display_states(features)
+    counts: dict[str, int] = {}
+    spent = Decimal(0)  # nothing spent is $0; only attempts can make it unknown
+    known = unknown = 0
+    samples: dict[str, list[tuple[Decimal | None, float]]] = {}
+    remaining: dict[str, int] = {}
+    for feature in features:
+        state = shown[feature.id]
+        counts[state] = counts.get(state, 0) + 1
+        attempts = feature_attempts(backlog.store, feature.id)
+        totals = backlog.store.totals(attempts)
+        unknown += totals.unknown_cost
+        if totals.cost_usd is not None:
+            spent += totals.cost_usd
+            known += 1
+        if state == "passed" and attempts:
+            cost = totals.cost_usd if totals.unknown_cost == 0 else None
+            samples.setdefault(feature.category, []).append(
+                (cost, sum(_seconds(a) for a in attempts))
+            )
+        elif state in ("pending", "in_progress", "failed") and not feature.manual:
+            remaining[feature.category] = remaining.get(feature.category, 0) + 1
+    every = [s for group in samples.values() for s in group]
+    per_category = {}
+    for category, left in sorted(remaining.items()):
+        own = samples.get(category)
+        per_category[category] = {
+            "remaining": left,
+            "from": "category" if own else "all passed features",
+            "forecast": _forecast_json(forecast(own or every, left)),
+        }
+    total_left = sum(remaining.values())
+    return {
+        "total": len(features),
+        "passed": counts.get("passed", 0),
+        "states": counts,
+        "cost_usd": None if unknown and not known else float(spent),
+        "cost_unknown_attempts": unknown,
+        "remaining": total_left,
+        "forecast": _sum_forecasts(per_category),
+        "by_category": per_category,
+    }
+
+
+def _sum_forecasts(per_category: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    parts = [c["forecast"] for c in per_category.values() if c["forecast"] is not None]
+    if not parts or len(parts) < len(per_category):
+        return None  # some category has nothing to estimate from
+    total: dict[str, Any] = {}
+    for key in ("cost_median", "cost_low", "cost_high"):
+        values = [p[key] for p in parts]
+        total[key] = None if any(v is None for v in values) else sum(values)
+    for key in ("seconds_median", "seconds_low", "seconds_high", "remaining"):
+        total[key] = sum(p[key] for p in parts)
+    return total
+
+
+def stats_text(stats: dict[str, Any]) -> str:
+    cost = "unknown" if stats["cost_usd"] is None else f"${stats['cost_usd']:.4f}"
+    states = ", ".join(f"{n} {s}" for s, n in sorted(stats["states"].items()))
+    lines = [
+        f"{stats['passed']} of {stats['total']} features passed ({states or 'none'})",
+        f"spent so far: {cost}"
+        + (
+            f" (+{stats['cost_unknown_attempts']} attempts of unknown cost)"
+            if stats["cost_unknown_attempts"]
+            else ""
+        ),
+    ]
+    if not stats["remaining"]:
+        lines.append("nothing left to build")
+        return "\n".join(lines)
+    f = stats["forecast"]
+    if f is None:
+        lines.append(
+            f"{stats['remaining']} left; no estimate yet (a category has no passed feature"
+            " to estimate from)"
+            if any(c["forecast"] for c in stats["by_category"].values())
+            else f"{stats['remaining']} left; no feature has passed yet, so no estimate"
+        )
+    else:
+        money = (
+            "cost unknown"
+            if f["cost_median"] is None
+            else f"about ${f['cost_median']:.2f} (${f['cost_low']:.2f}–${f['cost_high']:.2f})"
+        )
+        minutes = f["seconds_median"] / 60
+        lines.append(f"{stats['remaining']} left: {money}, about {minutes:.0f} min")
+    for category, c in stats["by_category"].items():
+        fc = c["forecast"]
+        est = (
+            "no estimate"
+            if fc is None or fc["cost_median"] is None
+            else f"~${fc['cost_median']:.2f}"
+        )
+        lines.append(f"  {category}: {c['remaining']} left, {est} (from {c['from']})")
+    return "\n".join(lines)

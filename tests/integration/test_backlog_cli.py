@@ -1,0 +1,155 @@
+"""``nightcrew backlog …`` as a person uses it: import the three formats, look,
+change, and get one clear line (exit 2, nothing changed) for every bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.integration.support import make_project, plan_text
+from tests.integration.test_cli import assert_clean_error, nightcrew
+
+PRD = [
+    {"id": 1, "title": "Database schema", "description": "users and posts tables",
+     "acceptance_criteria": ["test -f schema.sql"], "passes": False, "blocked_by": []},
+    {"id": 2, "title": "Signup endpoint", "description": "POST /signup",
+     "acceptance_criteria": ["grep -q signup app.py"], "passes": False, "blocked_by": [1]},
+    {"id": 3, "title": "Login endpoint", "description": "POST /login",
+     "acceptance_criteria": ["grep -q login app.py"], "passes": True, "blocked_by": [1, 2]},
+]  # fmt: skip
+QUICKSTART = [
+    {"category": "functional", "description": "User can open the home page. It shows a feed.",
+     "steps": ["Navigate to /", "See the feed"], "passes": False},
+    {"category": "style", "description": "Buttons use the brand colour",
+     "steps": ["Open any page", "Check button colour"], "passes": True},
+]  # fmt: skip
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return make_project(tmp_path / "p", plan_text(["unused"]))
+
+
+def listed(project: Path) -> list[dict[str, object]]:
+    result = nightcrew(project, "backlog", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    return list(json.loads(result.stdout))
+
+
+def test_import_prd_then_manage_it(project: Path) -> None:
+    (project / "prd.json").write_text(json.dumps(PRD, indent=2))
+    result = nightcrew(project, "backlog", "import", "prd.json")
+    assert result.returncode == 0, result.stderr
+    assert "imported 3 feature(s)" in result.stdout and "prd format" in result.stdout
+    features = listed(project)
+    assert [(f["id"], f["name"], f["depends_on"]) for f in features] == [
+        (1, "Database schema", []),
+        (2, "Signup endpoint", [1]),
+        (3, "Login endpoint", [1, 2]),
+    ]
+    # the file said #3 passes: recorded as a claim, not believed
+    assert features[2]["state"] == "pending"
+    show = json.loads(nightcrew(project, "backlog", "show", "#3", "--json").stdout)
+    assert [c["source"] for c in show["claims"]] == ["import prd.json"]
+
+    added = nightcrew(project, "backlog", "add", "Post feed", "--accept", "grep -q feed app.py",
+                      "--after", "1", "--file", "app.py", "--category", "feed")  # fmt: skip
+    assert added.returncode == 0 and "added #4" in added.stdout
+    assert nightcrew(project, "backlog", "depend", "4", "--on", "3").returncode == 0
+    assert listed(project)[3]["depends_on"] == [1, 3]
+
+    # skipping #2 blocks what depends on it; retry with a model brings it back
+    assert nightcrew(project, "backlog", "skip", "2").returncode == 0
+    states = {f["id"]: f["state"] for f in listed(project)}
+    assert states == {1: "pending", 2: "skipped", 3: "blocked", 4: "blocked"}
+    blocked = nightcrew(project, "backlog", "list", "--state", "blocked", "--json")
+    assert [f["id"] for f in json.loads(blocked.stdout)] == [3, 4]
+    retry = nightcrew(project, "backlog", "retry", "2", "--model", "claude-opus-4-5")
+    assert retry.returncode == 0 and "next attempt with claude-opus-4-5" in retry.stdout
+    assert {f["id"]: f["state"] for f in listed(project)}[3] == "pending"
+
+    assert nightcrew(project, "backlog", "reorder", "4", "--before", "2").returncode == 0
+    assert [f["id"] for f in listed(project)] == [1, 4, 3, 2] or [
+        f["id"] for f in listed(project)
+    ].index(4) < [f["id"] for f in listed(project)].index(2)
+
+    edit = nightcrew(project, "backlog", "edit", "1", "--accept", "test -f schema.sql.lock")
+    assert edit.returncode == 0
+    assert listed(project)[0]["acceptance"] == ["test -f schema.sql", "test -f schema.sql.lock"]
+
+    stats = json.loads(nightcrew(project, "backlog", "stats", "--json").stdout)
+    assert (stats["total"], stats["passed"], stats["cost_usd"]) == (4, 0, 0.0)
+    assert stats["forecast"] is None  # nothing passed yet to estimate from
+
+    analysis = json.loads(nightcrew(project, "backlog", "analyze", "--json").stdout)
+    assert analysis  # shape is tested in test_backlog_graph
+    text = nightcrew(project, "backlog", "analyze").stdout
+    assert "#3 Login endpoint" in text and "depends on" in text
+
+
+def test_export_json_imports_back_into_another_project(project: Path, tmp_path: Path) -> None:
+    (project / "prd.json").write_text(json.dumps(PRD))
+    nightcrew(project, "backlog", "import", "prd.json")
+    exported = nightcrew(project, "backlog", "export", "--json", "-o", "backlog.json")
+    assert exported.returncode == 0, exported.stderr
+    other = make_project(tmp_path / "other", plan_text(["unused"]))
+    (other / "backlog.json").write_text((project / "backlog.json").read_text())
+    result = nightcrew(other, "backlog", "import", "backlog.json")
+    assert result.returncode == 0 and "nightcrew format" in result.stdout
+    assert [(f["name"], f["depends_on"]) for f in listed(other)] == [
+        (f["name"], f["depends_on"]) for f in listed(project)
+    ]
+    markdown = nightcrew(project, "backlog", "export").stdout
+    assert "# Backlog" in markdown and "Login endpoint" in markdown
+
+
+def test_quickstart_features_come_in_manual_unless_given_a_command(project: Path) -> None:
+    (project / "feature_list.json").write_text(json.dumps(QUICKSTART, indent=2))
+    result = nightcrew(project, "backlog", "import", "feature_list.json")
+    assert result.returncode == 0
+    assert "came in as manual" in result.stderr
+    features = listed(project)
+    assert [f["manual"] for f in features] == [True, True]
+    assert features[1]["state"] == "passed"  # a manual feature's check is a person's word
+    second = nightcrew(project, "backlog", "import", "feature_list.json", "--accept", "npm test")
+    assert second.returncode == 0
+    assert [f["acceptance"] for f in listed(project)[2:]] == [["npm test"], ["npm test"]]
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (("backlog", "show", "12"), ("no feature #12",)),
+        (("backlog", "skip", "1", "x7"), ("'x7' is not a feature id",)),
+        (("backlog", "list", "--state", "done"), ("--state 'done'", "needs_input")),
+        (("backlog", "depend", "1", "--on", "3"), ("cycle", "#1 → #3")),
+        (("backlog", "depend", "2", "--on", "2"), ("cannot depend on itself",)),
+        (("backlog", "answer", "2", "yes"), ("asked nothing",)),
+        (("backlog", "reorder", "2", "--before", "2"), ("before itself",)),
+        (("backlog", "edit", "2"), ("nothing to change",)),
+        (("backlog", "add", "No way to check it"), ("no acceptance command",)),
+        (("backlog", "import", "missing.json"), ("missing.json", "cannot read")),
+    ],
+)
+def test_bad_input_is_one_line_and_changes_nothing(
+    project: Path, args: tuple[str, ...], needles: tuple[str, ...]
+) -> None:
+    (project / "prd.json").write_text(json.dumps(PRD))
+    nightcrew(project, "backlog", "import", "prd.json")
+    before = listed(project)
+    assert_clean_error(nightcrew(project, *args), 2, *needles)
+    assert listed(project) == before
+
+
+def test_a_malformed_file_names_its_line_and_imports_nothing(project: Path) -> None:
+    bad = json.dumps(PRD, indent=2).replace('"blocked_by": [\n      1\n    ]', '"blocked_by": [9]')
+    (project / "prd.json").write_text(bad)
+    result = nightcrew(project, "backlog", "import", "prd.json")
+    assert_clean_error(result, 2, "prd.json:", "id 9")
+    assert not (project / ".nightcrew" / "nightcrew.db").exists() or listed(project) == []
+
+
+def test_no_backlog_yet_says_how_to_make_one(project: Path) -> None:
+    assert_clean_error(nightcrew(project, "backlog", "list"), 2, "no backlog here yet")
