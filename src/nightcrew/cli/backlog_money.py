@@ -4,14 +4,14 @@ of passed features of the same category times what is left of it."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+
+from nightcrew.cli.usage_forecast import attempt_seconds, forecast_json
 
 if TYPE_CHECKING:
     from nightcrew.store.backlog import Backlog
     from nightcrew.store.records import AttemptRow, Store
-    from nightcrew.usage.ledger import Forecast
 
 
 def feature_attempts(store: Store, feature_id: int) -> list[AttemptRow]:
@@ -23,13 +23,6 @@ def feature_attempts(store: Store, feature_id: int) -> list[AttemptRow]:
         (feature_id,),
     ).fetchall()
     return [AttemptRow.from_row(r) for r in rows]
-
-
-def _seconds(attempt: AttemptRow) -> float:
-    if attempt.finished_at is None:
-        return 0.0
-    started, finished = datetime.fromisoformat(attempt.started_at), attempt.finished_at
-    return (datetime.fromisoformat(finished) - started).total_seconds()
 
 
 def _num(value: Decimal | None) -> float | None:
@@ -52,7 +45,7 @@ def feature_money(store: Store, feature_id: int) -> dict[str, Any]:
                 "models": attempt.models,
                 "tokens": tokens.total,
                 "cost_usd": _num(attempt.cost_usd),
-                "seconds": _seconds(attempt),
+                "seconds": attempt_seconds(attempt),
             }
         )
     t = totals.tokens
@@ -67,12 +60,6 @@ def feature_money(store: Store, feature_id: int) -> dict[str, Any]:
             "cache_write": t.cache_write,
         },
     }
-
-
-def _forecast_json(result: Forecast | None) -> dict[str, Any] | None:
-    if result is None:
-        return None
-    return {k: float(v) if isinstance(v, Decimal) else v for k, v in vars(result).items()}
 
 
 def backlog_stats(backlog: Backlog) -> dict[str, Any]:
@@ -100,7 +87,7 @@ def backlog_stats(backlog: Backlog) -> dict[str, Any]:
         if state == "passed" and attempts:
             cost = totals.cost_usd if totals.unknown_cost == 0 else None
             samples.setdefault(feature.category, []).append(
-                (cost, sum(_seconds(a) for a in attempts))
+                (cost, sum(attempt_seconds(a) for a in attempts))
             )
         elif state in ("pending", "in_progress", "failed") and not feature.manual:
             remaining[feature.category] = remaining.get(feature.category, 0) + 1
@@ -111,7 +98,7 @@ def backlog_stats(backlog: Backlog) -> dict[str, Any]:
         per_category[category] = {
             "remaining": left,
             "from": "category" if own else "all passed features",
-            "forecast": _forecast_json(forecast(own or every, left)),
+            "forecast": forecast_json(forecast(own or every, left)),
         }
     total_left = sum(remaining.values())
     return {

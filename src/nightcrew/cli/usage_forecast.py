@@ -14,7 +14,7 @@ import click
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from nightcrew.store.records import RunRow, Store
+    from nightcrew.store.records import AttemptRow, RunRow, Store
     from nightcrew.usage.ledger import Forecast
 
 
@@ -27,10 +27,19 @@ def known_run(store: Store, run_id: str, root: Path) -> RunRow:
         raise BadInput(f"--run {run_id}: no such run in {root}") from None
 
 
-def _seconds(started: str, finished: str | None) -> float:
-    if finished is None:
+def attempt_seconds(attempt: AttemptRow) -> float:
+    """How long an attempt took, agent and gates (0 while it runs)."""
+    if attempt.finished_at is None:
         return 0.0
-    return (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()
+    started = datetime.fromisoformat(attempt.started_at)
+    return (datetime.fromisoformat(attempt.finished_at) - started).total_seconds()
+
+
+def forecast_json(result: Forecast | None) -> dict[str, Any] | None:
+    """A forecast with its dollars as JSON numbers."""
+    if result is None:
+        return None
+    return {k: float(v) if isinstance(v, Decimal) else v for k, v in vars(result).items()}
 
 
 def run_forecast(store: Store, run_id: str) -> tuple[Forecast | None, int, int]:
@@ -46,7 +55,7 @@ def run_forecast(store: Store, run_id: str) -> tuple[Forecast | None, int, int]:
             attempts = store.attempts(item_id=item.id)
             cost = store.totals(attempts)
             usd = cost.cost_usd if cost.unknown_cost == 0 else None
-            done.append((usd, sum(_seconds(a.started_at, a.finished_at) for a in attempts)))
+            done.append((usd, sum(attempt_seconds(a) for a in attempts)))
         elif item.state != ItemState.SKIPPED:
             left += 1
     return forecast(done, left), len(done), left
@@ -70,11 +79,7 @@ def show_forecast(console: Console, *, run_id: str | None, as_json: bool) -> Non
     finally:
         store.close()
     if as_json:
-        data: dict[str, Any] = {"run": run.id, "passed": passed, "left": left, "forecast": None}
-        if result is not None:
-            data["forecast"] = {
-                key: (float(v) if isinstance(v, Decimal) else v) for key, v in vars(result).items()
-            }
+        data = {"run": run.id, "passed": passed, "left": left, "forecast": forecast_json(result)}
         click.echo(json.dumps(data, indent=2))
         return
     if left == 0:
