@@ -43,17 +43,21 @@ def write_atomically(path: Path, text: str) -> None:
 def import_command(file: Path, accept: tuple[str, ...], as_json: bool) -> None:
     """Add the features of FILE: a quickstart feature_list.json, a toolkit PRD
     json, or nightcrew's own export."""
+    from nightcrew.errors import BadInput
+    from nightcrew.store.backlog_create import SpecsRejected
     from nightcrew.work.backlog_formats import parse_backlog
 
     parsed = parse_backlog(file, default_acceptance=accept)
     with open_backlog(create=True) as backlog:
-        created = backlog.create(parsed.specs, source=f"import {file.name}")
+        try:
+            created = backlog.create(
+                parsed.specs, source=f"import {file.name}", all_or_nothing=True
+            )
+        except SpecsRejected as exc:  # a file goes in whole or not at all
+            raise BadInput(f"{file}: {exc.message}") from None
     report = {
         "format": parsed.format,
         "created": created.created,
-        "rejected": [
-            {"index": r.index, "name": r.name, "reason": r.reason} for r in created.rejected
-        ],
         "warnings": list(parsed.warnings),
     }
     if as_json:
@@ -61,12 +65,7 @@ def import_command(file: Path, accept: tuple[str, ...], as_json: bool) -> None:
         return
     for warning in parsed.warnings:
         click.echo(f"warning: {warning}", err=True)
-    for r in created.rejected:
-        click.echo(f"rejected: feature {r.index + 1} ({r.name or 'no name'}): {r.reason}", err=True)
-    click.echo(
-        f"imported {len(created.created)} feature(s) from {file} ({parsed.format} format)"
-        + (f"; {len(created.rejected)} rejected" if created.rejected else "")
-    )
+    click.echo(f"imported {len(created.created)} feature(s) from {file} ({parsed.format} format)")
 
 
 _TEXT_OPTIONS: list[Callable[[Any], Any]] = [

@@ -10,10 +10,23 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 
 from nightcrew.engine.states import ItemState
+from nightcrew.errors import BadInput
 from nightcrew.store.db import utcnow
 from nightcrew.store.records import Store
 from nightcrew.work.backlog import Created, FeatureSpec, Rejected, spec_problem
 from nightcrew.work.backlog_graph import find_cycle
+
+
+class SpecsRejected(BadInput):
+    """An all-or-nothing create refused some specs, so it created none."""
+
+    def __init__(self, rejected: tuple[Rejected, ...], total: int) -> None:
+        first = rejected[0]
+        super().__init__(
+            f"feature {first.index + 1} ({first.name or 'no name'}): {first.reason};"
+            f" nothing imported ({len(rejected)} of {total} rejected)"
+        )
+        self.rejected = rejected
 
 
 class CreatingFeatures:
@@ -28,10 +41,14 @@ class CreatingFeatures:
     def _deps(self) -> dict[int, list[int]]:
         raise NotImplementedError
 
-    def create(self, specs: Sequence[FeatureSpec], *, source: str) -> Created:
+    def create(
+        self, specs: Sequence[FeatureSpec], *, source: str, all_or_nothing: bool = False
+    ) -> Created:
         """Create ``specs`` in one transaction; a spec that is invalid, names a
         dependency that does not exist (or was itself rejected), or would close a
-        cycle is rejected with its reason, and the others are created."""
+        cycle is rejected with its reason, and the others are created. With
+        ``all_or_nothing`` (a file import), any rejection raises
+        :class:`SpecsRejected` and nothing is created."""
         with self._write() as db:
             existing = self._deps()
             stored = {r[0]: r[1] for r in db.execute("SELECT id, source_key FROM features")}
@@ -72,6 +89,8 @@ class CreatingFeatures:
                 planned.append((fid, spec, deps))
                 ids.append(fid)
             planned = self._without_cycles(planned, ids, rejected, existing, first_new=next_id)
+            if all_or_nothing and rejected:
+                raise SpecsRejected(tuple(rejected), len(specs))
             for fid, spec, deps in planned:
                 position += 1
                 self._insert(db, fid, spec, position, deps, source)
