@@ -70,10 +70,9 @@ def test_import_prd_then_manage_it(project: Path) -> None:
     assert retry.returncode == 0 and "next attempt with claude-opus-4-5" in retry.stdout
     assert {f["id"]: f["state"] for f in listed(project)}[3] == "pending"
 
-    assert nightcrew(project, "backlog", "reorder", "4", "--before", "2").returncode == 0
-    assert [f["id"] for f in listed(project)] == [1, 4, 3, 2] or [
-        f["id"] for f in listed(project)
-    ].index(4) < [f["id"] for f in listed(project)].index(2)
+    assert [f["id"] for f in listed(project)] == [1, 3, 4, 2]  # skip moved #2 to the end
+    assert nightcrew(project, "backlog", "reorder", "2", "--before", "3").returncode == 0
+    assert [f["id"] for f in listed(project)] == [1, 2, 3, 4]
 
     edit = nightcrew(project, "backlog", "edit", "1", "--accept", "test -f schema.sql.lock")
     assert edit.returncode == 0
@@ -140,6 +139,16 @@ def test_bad_input_is_one_line_and_changes_nothing(
     nightcrew(project, "backlog", "import", "prd.json")
     before = listed(project)
     assert_clean_error(nightcrew(project, *args), 2, *needles)
+    assert listed(project) == before
+
+
+def test_a_file_goes_in_whole_or_not_at_all(project: Path) -> None:
+    (project / "prd.json").write_text(json.dumps(PRD))
+    assert nightcrew(project, "backlog", "import", "prd.json").returncode == 0
+    before = listed(project)
+    # its keys are taken now: every feature would be rejected, so none is added
+    again = nightcrew(project, "backlog", "import", "prd.json")
+    assert_clean_error(again, 2, "prd.json", "already in the backlog", "nothing imported (3 of 3")
     assert listed(project) == before
 
 

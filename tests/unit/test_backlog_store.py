@@ -12,6 +12,7 @@ import pytest
 from nightcrew.engine.states import ItemState
 from nightcrew.errors import BadInput
 from nightcrew.store.backlog import Backlog, UnknownFeature
+from nightcrew.store.backlog_create import SpecsRejected
 from nightcrew.store.records import Store
 from nightcrew.work.backlog import FeatureSpec
 
@@ -182,6 +183,48 @@ def test_edit_checks_the_result(backlog: Backlog) -> None:
     with pytest.raises(BadInput, match="no acceptance command"):
         backlog.edit(a, acceptance=())
     assert backlog.edit(a, acceptance=(), manual=True).manual
+
+
+def test_all_or_nothing_creates_nothing_when_one_spec_is_refused(backlog: Backlog) -> None:
+    with pytest.raises(SpecsRejected, match=r"feature 2 \(No command\).*1 of 2 rejected"):
+        backlog.create([spec("Fine"), FeatureSpec(name="No command")], source="t",
+                       all_or_nothing=True)  # fmt: skip
+    assert backlog.features() == []
+
+
+def test_attempts_and_failure_records_outlive_the_process(db_path: Path) -> None:
+    store = Store.open(db_path)
+    backlog = Backlog(store)
+    [a] = backlog.create([spec("A")], source="t").created
+    backlog.count_attempt(a)
+    assert backlog.count_attempt(a) == 2
+    backlog.record_failure(
+        a, run_id="run-1", reason="stuck on haiku, sonnet and opus",
+        attempts=[{"number": 1, "model": "haiku", "state": "failed", "digest": "1 failed"}],
+        cost_usd="0.42", last_text="I could not make the test pass",
+    )  # fmt: skip
+    store.close()
+    store = Store.open(db_path)  # a restart: counts and history are in the store
+    try:
+        backlog = Backlog(store)
+        assert backlog.feature(a).attempts == 2
+        [failure] = backlog.failures()
+        assert (failure["feature_id"], failure["name"], failure["cost_usd"]) == (a, "A", "0.42")
+        assert failure["attempts"][0]["model"] == "haiku"
+    finally:
+        store.close()
+
+
+def test_release_all_puts_back_only_what_dead_runs_held(backlog: Backlog) -> None:
+    a, b, c = backlog.create([spec("A"), spec("B"), spec("C")], source="t").created
+    backlog.claim(a, by="dead-run")
+    backlog.claim(b, by="live-run")
+    backlog.claim(c, by="dead-run")
+    released = backlog.release_all(["dead-run"], reason="its run crashed")
+    assert sorted(f.id for f in released) == [a, c]
+    states = {f.id: (f.state, f.claimed_by) for f in backlog.features()}
+    assert states[a] == (ItemState.PENDING, None)
+    assert states[b] == (ItemState.IN_PROGRESS, "live-run")
 
 
 # ---- many processes at once --------------------------------------------------------------
