@@ -94,7 +94,7 @@ def status_command(as_json: bool) -> None:
     from rich.console import Console
 
     from nightcrew.cli.display import summary_table
-    from nightcrew.engine.runner import summary_rows
+    from nightcrew.engine.orchestrator import summary_rows
     from nightcrew.errors import BadInput
     from nightcrew.project import Project
     from nightcrew.store.records import Store

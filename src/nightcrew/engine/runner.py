@@ -10,27 +10,27 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import FrameType
 
-from nightcrew import gitops
 from nightcrew.agents.base import AgentBackend
 from nightcrew.config import Settings
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine.batch import BatchContext, BatchOutcome, run_batch
-from nightcrew.engine.lock import ProjectLock
+from nightcrew.engine.orchestrator import (
+    Interrupted,
+    NothingToDo,
+    Orchestrator,
+    RunResult,
+    gate_line,
+    summary_rows,
+)
 from nightcrew.engine.prompt import stable_prefix
-from nightcrew.engine.recovery import recover
-from nightcrew.engine.report import Progress, Reporter, SummaryRow
-from nightcrew.engine.states import AttemptState, ItemState, RunState
-from nightcrew.errors import BadInput, ExitCode, NightcrewError
+from nightcrew.engine.report import Progress, Reporter
+from nightcrew.engine.states import ItemState, RunState
+from nightcrew.errors import BadInput, ExitCode
 from nightcrew.project import Project
 from nightcrew.store.records import ItemRow, RunRow, Store
-from nightcrew.usage.globaldb import open_global, register_project
-from nightcrew.usage.pricing import Pricer, model_price_from_config
 from nightcrew.work.plan import Batch, Plan
 
 
@@ -45,26 +45,7 @@ class RunOptions:
     register: bool = True
 
 
-@dataclass(frozen=True)
-class RunResult:
-    exit_code: ExitCode
-    run_id: str | None
-    message: str
-
-
-class NothingToDo(Exception):
-    """--resume of a run with nothing left in range."""
-
-
-class Interrupted(BaseException):
-    """SIGTERM outside the agent: treated like Ctrl-C."""
-
-
-def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
-    raise Interrupted()
-
-
-class Runner:
+class Runner(Orchestrator):
     def __init__(
         self,
         project: Project,
@@ -74,52 +55,12 @@ class Runner:
         reporter: Reporter,
         options: RunOptions,
     ) -> None:
-        self.project = project
+        super().__init__(project, settings, backend, reporter, register=options.register)
         self.plan = plan
-        self.settings = settings
-        self.backend = backend
-        self.reporter = reporter
         self.options = options
-        overrides = {
-            name: model_price_from_config(name, table) for name, table in settings.pricing.items()
-        }
-        self.pricer = Pricer(overrides, warn=lambda m: reporter.note(m, "warn"))
 
-    # ---- entry point ----------------------------------------------------------
-
-    def execute(self) -> RunResult:
-        try:
-            self._check_range()
-            gitops.ensure_excluded(self.project.root)
-            with ProjectLock(self.project.lock_path):
-                previous_term = signal.signal(signal.SIGTERM, _raise_interrupted)
-                store = Store.open(self.project.store_path)
-                try:
-                    if self.options.register:
-                        self._register()
-                    recover(store, self.reporter)
-                    return self._execute(store)
-                except NothingToDo as done:
-                    self.reporter.note(str(done))
-                    return RunResult(ExitCode.OK, None, str(done))
-                finally:
-                    signal.signal(signal.SIGTERM, previous_term)
-                    store.close()
-        finally:
-            self.reporter.close()
-
-    def _register(self) -> None:
-        """Put the project in the user's registry, for ``nightcrew usage
-        --all-projects``. A registry that cannot be written costs a warning,
-        never the run."""
-        try:
-            db = open_global()
-            try:
-                register_project(db, self.project.root)
-            finally:
-                db.close()
-        except (OSError, sqlite3.Error, NightcrewError) as exc:
-            self.reporter.note(f"could not add this project to the usage registry: {exc}", "warn")
+    def _check(self) -> None:
+        self._check_range()
 
     def _check_range(self) -> None:
         numbers = [b.number for b in self.plan.batches]
@@ -219,13 +160,13 @@ class Runner:
         for key in sorted(set(existing) - planned):
             self.reporter.note(f"batch {key} is no longer in the plan: left as it was", "warn")
 
-    def _execute(self, store: Store) -> RunResult:
+    def _execute(self, store: Store, crashed: list[str]) -> RunResult:
         specs = self._gate_specs()
         prefix = stable_prefix(
             project_root=self.project.root,
             plan_path=self.project.relative(self.plan.path),
             plan_preamble=self.plan.preamble,
-            gate_lines=[_gate_line(s) for s in specs],
+            gate_lines=[gate_line(s) for s in specs],
             commit=self.settings.commit,
         )
         run, resumed = self._open_run(store, _sha(prefix))
@@ -260,19 +201,10 @@ class Runner:
             baseline=None,
         )
         try:
-            if todo and any(s.kind == "tests" for s in specs):
-                self.reporter.note("running the tests once to record the baseline")
-                ctx.baseline = gates_mod.run_baseline(
-                    self.project.root,
-                    self.project.run_dir(run.id) / "baseline",
-                    self.settings.gate_timeout,
+            if todo:
+                ctx.baseline = self._baseline(
+                    specs, self.project.run_dir(run.id) / "baseline", "batch", "batches"
                 )
-                if ctx.baseline is not None and ctx.baseline.failed:
-                    self.reporter.note(
-                        f"{len(ctx.baseline.failed)} test(s) already fail before any batch;"
-                        " they will not count against the batches",
-                        "warn",
-                    )
             return self._loop(store, run, batches, todo, ctx)
         except (KeyboardInterrupt, Interrupted):
             self._mark_interrupted(store, run.id)
@@ -341,57 +273,6 @@ class Runner:
             )
         return self._finish(store, run.id, RunState.SUCCEEDED, ExitCode.OK, "every batch passed")
 
-    def _mark_interrupted(self, store: Store, run_id: str) -> None:
-        for attempt in store.attempts(run_id=run_id):
-            if attempt.state == AttemptState.RUNNING:
-                store.finish_attempt(
-                    attempt.id, AttemptState.CANCELLED, reason="interrupted by the user"
-                )
-        for item in store.items(run_id):
-            if item.state == ItemState.IN_PROGRESS:
-                store.set_item_state(item.id, ItemState.PENDING, reason="run interrupted")
-
-    def _finish(
-        self, store: Store, run_id: str, state: RunState, code: ExitCode, message: str
-    ) -> RunResult:
-        store.set_run_state(run_id, state, reason=message, message=message)
-        store.event(run_id, "run_finished", {"state": state, "message": message})
-        self.reporter.summary(summary_rows(store, run_id), _footer(store, run_id, message))
-        return RunResult(code, run_id, message)
-
-
-def summary_rows(store: Store, run_id: str) -> list[SummaryRow]:
-    rows = []
-    for item in store.items(run_id):
-        attempts = store.attempts(item_id=item.id)
-        totals = store.totals(attempts)
-        seconds = sum((a.agent_seconds or 0) + (a.gate_seconds or 0) for a in attempts)
-        rows.append(
-            SummaryRow(
-                number=item.number,
-                title=item.title,
-                state=str(item.state),
-                attempts=len(attempts),
-                seconds=seconds if attempts else None,
-                cost_usd=totals.cost_usd,
-                cost_unknown=totals.unknown_cost > 0,
-                commit=item.commit_sha,
-            )
-        )
-    return rows
-
-
-def _footer(store: Store, run_id: str, message: str) -> str:
-    totals = store.totals(store.attempts(run_id=run_id))
-    cost = "unknown" if totals.cost_usd is None else f"${totals.cost_usd:.4f}"
-    if totals.unknown_cost and totals.cost_usd is not None:
-        cost = f"at least {cost} ({totals.unknown_cost} attempt(s) of unknown cost)"
-    t = totals.tokens
-    return (
-        f"run {run_id}: {message}. Cost {cost}; tokens: {t.input:,} in, {t.output:,} out,"
-        f" {t.cache_read:,} cache read, {t.cache_write:,} cache write."
-    )
-
 
 def _add_item(store: Store, run_id: str, batch: Batch) -> None:
     store.add_item(
@@ -411,12 +292,6 @@ def _item(store: Store, run_id: str, batch: Batch) -> ItemRow:
     raise KeyError(batch.number)
 
 
-def _gate_line(spec: gates_mod.GateSpec) -> str:
-    if spec.kind == "clean":
-        return "clean: the tree must be committable (no secrets, no unfinished merge, history kept)"
-    return f"{spec.name}: `{spec.command}`"
-
-
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -429,4 +304,4 @@ def _pid() -> int:
     return os.getpid()
 
 
-__all__ = ["RunOptions", "RunResult", "Runner", "summary_rows"]
+__all__ = ["RunOptions", "RunResult", "Runner"]

@@ -1,0 +1,180 @@
+"""What ``nightcrew run`` and ``nightcrew build`` share around their loops:
+the project lock, SIGTERM as an interruption, crash recovery, the usage
+registry, the baseline test run, and how a run ends (state, event, summary)."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from nightcrew import gitops
+from nightcrew.agents.base import AgentBackend
+from nightcrew.config import Settings
+from nightcrew.engine import gates as gates_mod
+from nightcrew.engine.lock import ProjectLock
+from nightcrew.engine.recovery import recover
+from nightcrew.engine.report import Reporter, SummaryRow
+from nightcrew.engine.states import AttemptState, ItemState, RunState
+from nightcrew.errors import ExitCode, NightcrewError
+from nightcrew.project import Project
+from nightcrew.store.records import Store
+from nightcrew.usage.globaldb import open_global, register_project
+from nightcrew.usage.pricing import Pricer, model_price_from_config
+
+
+@dataclass(frozen=True)
+class RunResult:
+    exit_code: ExitCode
+    run_id: str | None
+    message: str
+
+
+class NothingToDo(Exception):
+    """--resume of a run with nothing left to do."""
+
+
+class Interrupted(BaseException):
+    """SIGTERM outside the agent: treated like Ctrl-C."""
+
+
+def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted()
+
+
+class Orchestrator:
+    """The frame of a run; subclasses supply ``_execute``."""
+
+    def __init__(
+        self,
+        project: Project,
+        settings: Settings,
+        backend: AgentBackend,
+        reporter: Reporter,
+        *,
+        register: bool,
+    ) -> None:
+        self.project = project
+        self.settings = settings
+        self.backend = backend
+        self.reporter = reporter
+        self.register = register
+        overrides = {
+            name: model_price_from_config(name, table) for name, table in settings.pricing.items()
+        }
+        self.pricer = Pricer(overrides, warn=lambda m: reporter.note(m, "warn"))
+
+    def _check(self) -> None:
+        """Refuse bad input before anything is locked or written."""
+
+    def _execute(self, store: Store, crashed: list[str]) -> RunResult:
+        raise NotImplementedError
+
+    def execute(self) -> RunResult:
+        try:
+            self._check()
+            gitops.ensure_excluded(self.project.root)
+            with ProjectLock(self.project.lock_path):
+                previous_term = signal.signal(signal.SIGTERM, _raise_interrupted)
+                store = Store.open(self.project.store_path)
+                try:
+                    if self.register:
+                        self._register()
+                    crashed = recover(store, self.reporter)
+                    return self._execute(store, crashed)
+                except NothingToDo as done:
+                    self.reporter.note(str(done))
+                    return RunResult(ExitCode.OK, None, str(done))
+                finally:
+                    signal.signal(signal.SIGTERM, previous_term)
+                    store.close()
+        finally:
+            self.reporter.close()
+
+    def _register(self) -> None:
+        """Put the project in the user's registry, for ``nightcrew usage
+        --all-projects``. A registry that cannot be written costs a warning,
+        never the run."""
+        try:
+            db = open_global()
+            try:
+                register_project(db, self.project.root)
+            finally:
+                db.close()
+        except (OSError, sqlite3.Error, NightcrewError) as exc:
+            self.reporter.note(f"could not add this project to the usage registry: {exc}", "warn")
+
+    def _baseline(
+        self, specs: list[gates_mod.GateSpec], directory: Path, unit: str, units: str
+    ) -> gates_mod.TestIds | None:
+        """Run the tests once before the first unit, so later regressions show."""
+        if not any(s.kind == "tests" for s in specs):
+            return None
+        self.reporter.note("running the tests once to record the baseline")
+        baseline = gates_mod.run_baseline(self.project.root, directory, self.settings.gate_timeout)
+        if baseline is not None and baseline.failed:
+            self.reporter.note(
+                f"{len(baseline.failed)} test(s) already fail before any {unit};"
+                f" they will not count against the {units}",
+                "warn",
+            )
+        return baseline
+
+    def _mark_interrupted(self, store: Store, run_id: str) -> None:
+        for attempt in store.attempts(run_id=run_id):
+            if attempt.state == AttemptState.RUNNING:
+                store.finish_attempt(
+                    attempt.id, AttemptState.CANCELLED, reason="interrupted by the user"
+                )
+        for item in store.items(run_id):
+            if item.state == ItemState.IN_PROGRESS:
+                store.set_item_state(item.id, ItemState.PENDING, reason="run interrupted")
+
+    def _finish(
+        self, store: Store, run_id: str, state: RunState, code: ExitCode, message: str
+    ) -> RunResult:
+        store.set_run_state(run_id, state, reason=message, message=message)
+        store.event(run_id, "run_finished", {"state": state, "message": message})
+        self.reporter.summary(summary_rows(store, run_id), _footer(store, run_id, message))
+        return RunResult(code, run_id, message)
+
+
+def summary_rows(store: Store, run_id: str) -> list[SummaryRow]:
+    rows = []
+    for item in store.items(run_id):
+        attempts = store.attempts(item_id=item.id)
+        totals = store.totals(attempts)
+        seconds = sum((a.agent_seconds or 0) + (a.gate_seconds or 0) for a in attempts)
+        rows.append(
+            SummaryRow(
+                number=item.number,
+                title=item.title,
+                state=str(item.state),
+                attempts=len(attempts),
+                seconds=seconds if attempts else None,
+                cost_usd=totals.cost_usd,
+                cost_unknown=totals.unknown_cost > 0,
+                commit=item.commit_sha,
+            )
+        )
+    return rows
+
+
+def _footer(store: Store, run_id: str, message: str) -> str:
+    totals = store.totals(store.attempts(run_id=run_id))
+    cost = "unknown" if totals.cost_usd is None else f"${totals.cost_usd:.4f}"
+    if totals.unknown_cost and totals.cost_usd is not None:
+        cost = f"at least {cost} ({totals.unknown_cost} attempt(s) of unknown cost)"
+    t = totals.tokens
+    return (
+        f"run {run_id}: {message}. Cost {cost}; tokens: {t.input:,} in, {t.output:,} out,"
+        f" {t.cache_read:,} cache read, {t.cache_write:,} cache write."
+    )
+
+
+def gate_line(spec: gates_mod.GateSpec) -> str:
+    if spec.kind == "clean":
+        return "clean: the tree must be committable (no secrets, no unfinished merge, history kept)"
+    return f"{spec.name}: `{spec.command}`"
