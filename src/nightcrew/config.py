@@ -50,6 +50,11 @@ class Settings(BaseModel):
     commit: bool = True
     allowed_tools: tuple[str, ...] = DEFAULT_ALLOWED_TOOLS
     pricing: dict[str, dict[str, float]] = Field(default_factory=dict)
+    # Backlog builds: the model chain a stuck feature climbs (weakest first),
+    # how many same failures in a row mean stuck, and a feature's attempt cap.
+    escalation: tuple[str, ...] = ()
+    stuck_after: int = Field(default=3, ge=1, le=50)
+    max_attempts_per_feature: int = Field(default=10, ge=1, le=200)
 
     @field_validator("gates")
     @classmethod
@@ -57,6 +62,13 @@ class Settings(BaseModel):
         if any(not g.strip() for g in value):
             raise ValueError("a gate command is empty")
         return value
+
+    @field_validator("escalation")
+    @classmethod
+    def _no_blank_models(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not m.strip() for m in value):
+            raise ValueError("a model name in the chain is empty")
+        return tuple(m.strip() for m in value)
 
     def snapshot(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -111,9 +111,11 @@ def test_usage_recorded_before_m002_takes_its_attempts_time(tmp_path: Path) -> N
             " output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens)"
             " VALUES (1, 'final', '', 'm', 1, 2, 3, 4, 5)"
         )
-        assert migrations.apply(db) == ["m002_usage_time", "m003_backlog"]
+        assert migrations.apply(db) == ["m002_usage_time", "m003_backlog", "m004_item_window"]
         row = db.execute("SELECT ts, input_tokens FROM usage_records").fetchone()
         assert row == ("2026-11-01T10:05:00+00:00", 1)
+        # an old run's item counts its attempts from the first
+        assert db.execute("SELECT window_start, feature_id FROM work_items").fetchone() == (1, None)
     finally:
         db.close()
 

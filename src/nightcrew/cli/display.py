@@ -79,7 +79,7 @@ class PlainReporter:
 
     def progress(self, snapshot: Progress) -> None:
         if snapshot.current_tool and snapshot.current_tool != self._last_tool:
-            self._line(f"  batch {snapshot.batch_number} › {snapshot.current_tool}")
+            self._line(f"  {snapshot.unit} {_number(snapshot)} › {snapshot.current_tool}")
         self._last_tool = snapshot.current_tool
 
     def summary(self, rows: list[SummaryRow], footer: str) -> None:
@@ -110,14 +110,14 @@ class LiveReporter:
         elapsed = duration(self.clock() - s.started_at) if s.started_at else "-"
         head = Text.assemble(
             ("nightcrew ", "bold"),
-            (f"batch {s.batch_index}/{s.batch_total} ", "cyan"),
+            (f"{s.unit} {s.batch_index}/{s.batch_total} ", "cyan"),
             (f"#{s.batch_number} {s.title}", "bold"),
             f" · attempt {s.attempt} · {s.model or 'default model'} · {s.phase} · {elapsed}",
         )
         tool = Text(f"  ▸ {s.current_tool or '…'}", style="dim")
         t = s.run_tokens
         money_line = Text(
-            f"  batch {money(s.batch_cost)} · run {money(s.run_cost)} · tokens"
+            f"  {s.unit} {money(s.batch_cost)} · run {money(s.run_cost)} · tokens"
             f" {t.input + t.cache_read + t.cache_write:,} in / {t.output:,} out"
         )
         return Group(head, tool, money_line)
@@ -136,3 +136,9 @@ class LiveReporter:
 
     def close(self) -> None:
         self.live.stop()
+
+
+def _number(snapshot: Progress) -> str:
+    """How the plain console names the unit: ``batch 2``, ``feature #7``."""
+    prefix = "#" if snapshot.unit == "feature" else ""
+    return f"{prefix}{snapshot.batch_number}"

@@ -71,12 +71,21 @@ class TestVerdict:
     pre_existing: tuple[str, ...] = ()
 
 
-def command_gate(index: int, command: str) -> GateSpec:
-    """A spec for the user's ``index``-th gate command, named for display."""
+def _named_gate(label: str, command: str) -> GateSpec:
     shown = " ".join(command.split())
     if len(shown) > GATE_NAME_CHARS:
         shown = shown[: GATE_NAME_CHARS - 1] + "…"
-    return GateSpec(name=f"gate {index}: {shown}", command=command, kind="command")
+    return GateSpec(name=f"{label}: {shown}", command=command, kind="command")
+
+
+def command_gate(index: int, command: str) -> GateSpec:
+    """A spec for the user's ``index``-th gate command, named for display."""
+    return _named_gate(f"gate {index}", command)
+
+
+def acceptance_gate(index: int, command: str) -> GateSpec:
+    """A spec for a backlog feature's ``index``-th acceptance command."""
+    return _named_gate(f"acceptance {index}", command)
 
 
 def default_gates(root: Path) -> list[GateSpec]:

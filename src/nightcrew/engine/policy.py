@@ -56,3 +56,89 @@ def after_failure(
     is_last = attempts_made + 1 == max_retries + 1
     next_model = escalate_model if (is_last and escalate_model) else model
     return Decision("retry", f"retry {attempts_made} of {max_retries}", model=next_model)
+
+
+# ---- backlog features ----------------------------------------------------------------
+
+FeatureAction = Literal["retry", "give_up", "stop"]
+
+
+@dataclass(frozen=True)
+class FeatureDecision:
+    action: FeatureAction
+    reason: str
+    model: str | None = None  # the model for the retry
+    stuck: bool = False
+
+
+def model_ladder(
+    escalation: Sequence[str], model: str | None, override: str | None = None
+) -> tuple[str | None, ...]:
+    """The models a feature climbs, weakest first.
+
+    ``escalation`` is the chain (``haiku,sonnet,opus``), ``model`` the build's
+    starting model and ``override`` the feature's own (``backlog retry --model``).
+    A start inside the chain climbs from there; a ``--model`` outside it goes
+    first, then the chain; an override outside it is used alone (climbing from
+    Opus to a chain's Haiku would be a step down).
+    """
+    chain = tuple(dict.fromkeys(escalation))
+    start = override or model
+    if start is None:
+        return chain or (None,)
+    if start in chain:
+        return chain[chain.index(start) :]
+    if override is not None:
+        return (override,)
+    return (start, *chain)
+
+
+def _same_run(signatures: Sequence[str | None], n: int) -> bool:
+    tail = signatures[-n:]
+    return len(tail) == n and tail[0] is not None and all(s == tail[0] for s in tail)
+
+
+def after_feature_failure(
+    *,
+    on_failure: Literal["stop", "skip", "retry"],
+    ladder: Sequence[str | None],
+    rung: int,
+    rung_signatures: Sequence[str | None],
+    attempts_made: int,
+    max_attempts: int,
+    stuck_after: int,
+) -> FeatureDecision:
+    """What a failed attempt at a feature leads to.
+
+    ``rung`` is the index in ``ladder`` of the model that failed and
+    ``rung_signatures`` the failure signatures on that model, oldest first;
+    ``attempts_made`` counts the feature's attempts in this window, every model.
+    The same signature ``stuck_after`` times in a row on one model means that
+    model is stuck: climb to the next; with none left, give up (the build skips
+    the feature and records why). Giving up also ends a feature that used
+    ``max_attempts``.
+    """
+    if on_failure == "stop":
+        return FeatureDecision("stop", "the feature failed and --on-failure is stop")
+    if on_failure == "skip":
+        return FeatureDecision("give_up", "the feature failed and --on-failure is skip")
+    if _same_run(rung_signatures, stuck_after):
+        first = attempts_made - stuck_after + 1
+        same = f"attempts {first}–{attempts_made} failed the same way"
+        if rung + 1 < len(ladder):
+            nxt = ladder[rung + 1]
+            return FeatureDecision(
+                "retry", f"stuck ({same}): escalating to {nxt}", model=nxt, stuck=True
+            )
+        last = f" on {ladder[rung]}" if ladder[rung] else ""
+        return FeatureDecision(
+            "give_up", f"stuck ({same}){last}, the last model of the chain", stuck=True
+        )
+    if attempts_made >= max_attempts:
+        return FeatureDecision(
+            "give_up",
+            f"still failing after {attempts_made} attempts (--max-attempts-per-feature)",
+        )
+    return FeatureDecision(
+        "retry", f"retry {attempts_made + 1} of at most {max_attempts}", model=ladder[rung]
+    )

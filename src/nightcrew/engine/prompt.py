@@ -112,19 +112,24 @@ def variable_suffix(
         parts += [_context_file(project_root, ref) for ref in context_refs]
     if recent_commits:
         parts += ["", "## Recent commits", *recent_commits]
-    if previous is not None:
-        what = {
-            "failed": "failed the harness's checks",
-            "timed_out": "ran out of time",
-            "crashed": "ended with an error",
-        }.get(previous.outcome, previous.outcome)
-        parts += [
-            "",
-            f"## This is attempt {attempt}. The previous attempt {what}.",
-            "The working tree still holds its changes: fix what failed rather than"
-            " starting over. What the checks reported:",
-            "```",
-            previous.digest.strip(),
-            "```",
-        ]
-    return "\n".join(parts)
+    return "\n".join(parts + failure_section(attempt, previous))
+
+
+def failure_section(attempt: int, previous: PreviousFailure | None) -> list[str]:
+    """What the previous attempt left and why it failed, for the next one."""
+    if previous is None:
+        return []
+    what = {
+        "failed": "failed the harness's checks",
+        "timed_out": "ran out of time",
+        "crashed": "ended with an error",
+    }.get(previous.outcome, previous.outcome)
+    return [
+        "",
+        f"## This is attempt {attempt}. The previous attempt {what}.",
+        "The working tree still holds its changes: fix what failed rather than"
+        " starting over. What the checks reported:",
+        "```",
+        previous.digest.strip(),
+        "```",
+    ]

@@ -17,6 +17,7 @@ class Progress:
     """A snapshot of the run for a live display."""
 
     run_id: str
+    unit: str = "batch"  # what the run works through: batch or feature
     batch_index: int = 0  # 1-based position among the batches this run executes
     batch_total: int = 0
     batch_number: int | None = None

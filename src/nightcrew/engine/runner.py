@@ -23,7 +23,6 @@ from nightcrew.engine.orchestrator import (
     Orchestrator,
     RunResult,
     gate_line,
-    summary_rows,
 )
 from nightcrew.engine.prompt import stable_prefix
 from nightcrew.engine.report import Progress, Reporter

@@ -218,10 +218,21 @@ def m003_backlog(db: sqlite3.Connection) -> None:
     )
 
 
+def m004_item_window(db: sqlite3.Connection) -> None:
+    """A build's work item counts its feature's attempts from ``window_start``:
+    a feature a person sends back (``backlog retry``) starts a fresh count and a
+    fresh model ladder, while a crash and ``--resume`` keep counting."""
+    run_script(
+        db,
+        "ALTER TABLE work_items ADD COLUMN window_start INTEGER NOT NULL DEFAULT 1",
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_initial,
     m002_usage_time,
     m003_backlog,
+    m004_item_window,
 ]
 
 

@@ -169,13 +169,21 @@ class Store:
     # ---- work items ---------------------------------------------------------
 
     def add_item(
-        self, run_id: str, *, key: str, number: int | None, title: str, body: str, sha: str
+        self,
+        run_id: str,
+        *,
+        key: str,
+        number: int | None,
+        title: str,
+        body: str,
+        sha: str,
+        feature_id: int | None = None,
     ) -> ItemRow:
         with self.transaction():
             cur = self.db.execute(
-                "INSERT INTO work_items (run_id, key, number, title, body, body_sha256, state)"
-                " VALUES (?,?,?,?,?,?,?)",
-                (run_id, key, number, title, body, sha, ItemState.PENDING),
+                "INSERT INTO work_items (run_id, key, number, title, body, body_sha256, state,"
+                " feature_id) VALUES (?,?,?,?,?,?,?,?)",
+                (run_id, key, number, title, body, sha, ItemState.PENDING, feature_id),
             )
             self._history("item", cur.lastrowid, None, ItemState.PENDING, "created")
         return self.item(int(cur.lastrowid or 0))
@@ -185,6 +193,13 @@ class Store:
             "UPDATE work_items SET title = ?, body = ?, body_sha256 = ? WHERE id = ?",
             (title, body, sha, item_id),
         )
+
+    def start_window(self, item_id: int) -> int:
+        """Count the item's attempts afresh from its next one; return that number."""
+        start = self.next_attempt_number(item_id)
+        with self.transaction():
+            self.db.execute("UPDATE work_items SET window_start = ? WHERE id = ?", (start, item_id))
+        return start
 
     def item(self, item_id: int) -> ItemRow:
         row = self.db.execute("SELECT * FROM work_items WHERE id = ?", (item_id,)).fetchone()

@@ -64,6 +64,8 @@ class ItemRow:
     attempts: int
     commit_sha: str | None
     message: str | None
+    feature_id: int | None = None  # a build's item: its backlog feature
+    window_start: int = 1  # attempts numbered from here count for the policy
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> ItemRow:
@@ -79,6 +81,8 @@ class ItemRow:
             attempts=row["attempts"],
             commit_sha=row["commit_sha"],
             message=row["message"],
+            feature_id=row["feature_id"],
+            window_start=row["window_start"],
         )
 
 

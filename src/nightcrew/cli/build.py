@@ -1,0 +1,173 @@
+"""``nightcrew build``: work through the backlog's ready features unattended."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+def _chain(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    models = tuple(m.strip() for m in value.split(","))
+    if not all(models):
+        raise click.BadParameter(
+            f"{value!r}: give model names separated by commas, e.g. haiku,sonnet,opus"
+        )
+    return models
+
+
+@click.command("build")
+@click.option(
+    "--agent", type=click.Choice(["claude"]), default=None, help="Agent backend (default: claude)."
+)
+@click.option("--model", default=None, help="Model to start each feature with.")
+@click.option(
+    "--escalation",
+    default=None,
+    metavar="MODELS",
+    help="The model chain a stuck feature climbs, weakest first (e.g. haiku,sonnet,opus).",
+)
+@click.option(
+    "--gate",
+    "gates",
+    multiple=True,
+    help="Shell command that must exit 0 after each feature (repeatable);"
+    " replaces the auto-detected test gate.",
+)
+@click.option(
+    "--on-failure",
+    type=click.Choice(["stop", "skip", "retry"]),
+    default=None,
+    help="retry (default): retry, climb the chain when stuck, then skip the feature;"
+    " skip: skip a feature after one failed attempt; stop: end the build.",
+)
+@click.option(
+    "--max-attempts-per-feature",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Give a feature up after this many attempts (default: 10).",
+)
+@click.option(
+    "--stuck-after",
+    type=click.IntRange(min=1),
+    default=None,
+    help="The same failure this many times in a row means stuck: climb the chain (default: 3).",
+)
+@click.option(
+    "--max-budget-usd",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop the build (exit 3) when it has spent this much.",
+)
+@click.option(
+    "--max-item-usd",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop the build (exit 3) when one feature has spent this much in it.",
+)
+@click.option(
+    "--attempt-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Kill an attempt's agent after this long (default: 1800).",
+)
+@click.option(
+    "--max-features",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop after working on this many features.",
+)
+@click.option(
+    "--no-commit", is_flag=True, default=False, help="Leave each feature's changes uncommitted."
+)
+@click.option(
+    "--no-tools",
+    is_flag=True,
+    default=False,
+    help="Do not give the agent the backlog tools (claim passing, ask a person, …).",
+)
+@click.option("--resume", is_flag=True, help="Continue the latest build.")
+@click.option(
+    "--resume-session",
+    is_flag=True,
+    help="With --resume: continue the interrupted feature's agent session, context and all.",
+)
+def build_command(
+    agent: str | None,
+    model: str | None,
+    escalation: str | None,
+    gates: tuple[str, ...],
+    on_failure: str | None,
+    max_attempts_per_feature: int | None,
+    stuck_after: int | None,
+    max_budget_usd: float | None,
+    max_item_usd: float | None,
+    attempt_timeout: float | None,
+    max_features: int | None,
+    no_commit: bool,
+    no_tools: bool,
+    resume: bool,
+    resume_session: bool,
+) -> None:
+    """Build the backlog: the best ready feature, one fresh agent session per
+    attempt, judged by its acceptance commands and the gates; then the next,
+    until nothing is ready.
+
+    Exit codes: 0 nothing left to do (every feature passed, or the rest is
+    skipped, blocked, manual or waiting for a person), 1 a feature failed with
+    --on-failure stop, 2 bad input, 3 budget exceeded, 4 another run holds the
+    lock, 130 interrupted.
+    """
+    from rich.console import Console
+
+    from nightcrew.agents.claude import ClaudeBackend
+    from nightcrew.cli.display import LiveReporter, PlainReporter
+    from nightcrew.config import load_settings
+    from nightcrew.engine.builder import Builder, BuildOptions
+    from nightcrew.engine.report import Reporter
+    from nightcrew.errors import BadInput
+    from nightcrew.project import Project
+
+    if resume_session and not resume:
+        raise BadInput("--resume-session goes with --resume")
+    project = Project.find(Path.cwd())
+    settings = load_settings(
+        project.root,
+        {
+            "agent": agent,
+            "model": model,
+            "escalation": _chain(escalation),
+            "gates": gates or None,
+            "on_failure": on_failure,
+            "max_attempts_per_feature": max_attempts_per_feature,
+            "stuck_after": stuck_after,
+            "max_budget_usd": max_budget_usd,
+            "max_item_usd": max_item_usd,
+            "attempt_timeout": attempt_timeout,
+            "commit": False if no_commit else None,
+        },
+    )
+    console = Console(highlight=False)
+    reporter: Reporter = LiveReporter(console) if console.is_terminal else PlainReporter(console)
+    builder = Builder(
+        project,
+        settings,
+        ClaudeBackend(),
+        reporter,
+        BuildOptions(
+            resume=resume,
+            resume_session=resume_session,
+            max_features=max_features,
+            tools=None if no_tools else _backlog_tools(),
+        ),
+    )
+    result = builder.execute()
+    sys.exit(int(result.exit_code))
+
+
+def _backlog_tools() -> None:
+    return None

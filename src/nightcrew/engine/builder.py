@@ -1,0 +1,338 @@
+"""``nightcrew build``: the backlog's ready features, one fresh agent session
+at a time, until nothing is ready.
+
+A build is a run of kind ``backlog``: its work items are the features it
+touched. Before any agent runs, claims that a feature already passes (an
+import's ``passes: true``, a person's MCP claim) are checked by running the
+feature's acceptance commands and the gates; only the harness marks a feature
+passed. Then the loop claims the best ready feature, works on it
+(``engine.feature``), and claims the next. It stops by itself when no feature is
+ready, saying why, so it never spends tokens on a finished backlog.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from nightcrew import gitops
+from nightcrew.agents.base import AgentBackend
+from nightcrew.config import Settings
+from nightcrew.engine import gates as gates_mod
+from nightcrew.engine.feature import BuildContext, FeatureOutcome, run_feature
+from nightcrew.engine.feature_prompt import backlog_prefix
+from nightcrew.engine.orchestrator import (
+    Interrupted,
+    NothingToDo,
+    Orchestrator,
+    RunResult,
+    gate_line,
+)
+from nightcrew.engine.report import Progress, Reporter
+from nightcrew.engine.states import ItemState, RunState
+from nightcrew.errors import BadInput, ExitCode
+from nightcrew.project import Project
+from nightcrew.store.backlog import Backlog
+from nightcrew.store.records import AttemptRow, ItemRow, RunRow, Store
+from nightcrew.work.backlog import Feature
+from nightcrew.work.backlog_graph import blocked_by
+
+SOURCE = "backlog"  # the source_path of every build run
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    resume: bool = False
+    resume_session: bool = False
+    max_features: int | None = None  # stop after this many features were worked on
+    agent_env: Mapping[str, str] = field(default_factory=dict)
+    register: bool = True
+    # The tools each attempt gives the agent: (backlog, feature, run id, attempt).
+    tools: Callable[[Backlog, Feature, str, AttemptRow], Sequence[object]] | None = None
+
+
+class Builder(Orchestrator):
+    def __init__(
+        self,
+        project: Project,
+        settings: Settings,
+        backend: AgentBackend,
+        reporter: Reporter,
+        options: BuildOptions,
+    ) -> None:
+        super().__init__(project, settings, backend, reporter, register=options.register)
+        self.options = options
+
+    def _check(self) -> None:
+        if not self.project.store_path.exists():
+            raise BadInput(
+                f"{self.project.root}: no backlog here yet (create one with"
+                " `nightcrew backlog init SPEC.md`, `backlog import FILE` or `backlog add NAME`)"
+            )
+
+    def _gate_specs(self) -> list[gates_mod.GateSpec]:
+        specs = gates_mod.default_gates(self.project.root)
+        if self.settings.gates:
+            user = [gates_mod.command_gate(i, cmd) for i, cmd in enumerate(self.settings.gates, 1)]
+            specs = user + [s for s in specs if s.kind == "clean"]
+        return specs
+
+    # ---- the run ------------------------------------------------------------------
+
+    def _open_run(self, store: Store, backlog: Backlog, prefix_sha: str) -> tuple[RunRow, bool]:
+        if self.options.resume:
+            run = store.latest_run(SOURCE)
+            if run is None:
+                raise BadInput("no earlier build to resume (start one with `nightcrew build`)")
+            if run.state == RunState.SUCCEEDED and not backlog.ready():
+                raise NothingToDo(f"build {run.id} finished the backlog; nothing to resume")
+            store.set_run_state(
+                run.id,
+                RunState.RUNNING,
+                reason="resumed",
+                orchestrator_pid=os.getpid(),
+                config_json=json.dumps(self.settings.snapshot(), sort_keys=True),
+            )
+            return store.run(run.id), True
+        run = store.create_run(
+            kind="backlog",
+            source_path=SOURCE,
+            source_sha256=_backlog_sha(backlog.features()),
+            config=self.settings.snapshot(),
+            prefix_sha256=prefix_sha,
+            pid=os.getpid(),
+        )
+        store.set_run_state(run.id, RunState.RUNNING, reason="started")
+        return store.run(run.id), False
+
+    def _release_dead(self, store: Store, backlog: Backlog) -> list[int]:
+        """Features left in progress by builds that are no longer running (they
+        crashed or were killed): back to pending. Returns their ids."""
+        holders = {f.claimed_by for f in backlog.features() if f.claimed_by}
+        dead = []
+        for holder in holders:
+            try:
+                run = store.run(holder) if holder else None
+            except KeyError:
+                continue  # not a build: an MCP client's hold is its own business
+            if run is not None and run.state != RunState.RUNNING:
+                dead.append(holder)
+        released = backlog.release_all(dead, reason="its build stopped") if dead else []
+        for feature in released:
+            self.reporter.note(f"feature {feature.label} was left in progress: back to pending")
+        return [f.id for f in released]
+
+    def _execute(self, store: Store, crashed: list[str]) -> RunResult:
+        backlog = Backlog(store)
+        interrupted_features = self._release_dead(store, backlog)
+        specs = self._gate_specs()
+        prefix = backlog_prefix(
+            project_root=self.project.root,
+            gate_lines=[gate_line(s) for s in specs],
+            commit=self.settings.commit,
+            tools=self.options.tools is not None,
+        )
+        run, resumed = self._open_run(store, backlog, _sha(prefix))
+        self.reporter.note(f"{'resuming' if resumed else 'starting'} build {run.id}")
+        for line in gates_mod.describe_detection(self.project.root).splitlines():
+            self.reporter.note(line)
+        tools = self.options.tools
+        ctx = BuildContext(
+            project=self.project,
+            store=store,
+            run=run,
+            settings=self.settings,
+            backend=self.backend,
+            reporter=self.reporter,
+            pricer=self.pricer,
+            prefix=prefix,
+            gate_specs=specs,
+            agent_env=self.options.agent_env,
+            batch_count=len(backlog.features()),
+            progress=Progress(run_id=run.id, unit="feature"),
+            baseline=None,
+            backlog=backlog,
+            resume_session=self.options.resume_session,
+            tools_for=(
+                (lambda feature, attempt: tools(backlog, feature, run.id, attempt))
+                if tools is not None
+                else None
+            ),
+        )
+        try:
+            if backlog.ready():
+                ctx.baseline = self._baseline(
+                    specs, self.project.run_dir(run.id) / "baseline", "feature", "features"
+                )
+            first = [fid for fid in interrupted_features if resumed]
+            return self._loop(ctx, first)
+        except (KeyboardInterrupt, Interrupted):
+            self._mark_interrupted(store, run.id)
+            backlog.release_all([run.id], reason="build interrupted")
+            return self._finish(
+                store,
+                run.id,
+                RunState.INTERRUPTED,
+                ExitCode.INTERRUPTED,
+                "interrupted: state saved; continue with `nightcrew build --resume`",
+            )
+
+    # ---- claims -------------------------------------------------------------------
+
+    def _verify_claims(self, ctx: BuildContext) -> None:
+        """Check every ready feature that somebody claims passes, without an agent:
+        its acceptance commands and the gates decide."""
+        backlog, store, run = ctx.backlog, ctx.store, ctx.run
+        for feature in backlog.ready():
+            claims = backlog.open_claims(feature.id)
+            if not claims:
+                continue
+            held = backlog.claim(feature.id, by=run.id)
+            if held is None:
+                continue
+            who = ", ".join(sorted({str(c["source"]) for c in claims}))
+            self.reporter.note(
+                f"feature {feature.label}: checking the claim ({who}) that it passes"
+            )
+            results = gates_mod.run_gates(
+                [
+                    *(gates_mod.acceptance_gate(i, c) for i, c in enumerate(held.acceptance, 1)),
+                    *ctx.gate_specs,
+                ],
+                root=self.project.root,
+                evidence_dir=self.project.run_dir(run.id) / f"claim-{feature.id}",
+                baseline=ctx.baseline,
+                base_sha=gitops.head_sha(self.project.root),
+                timeout_s=self.settings.gate_timeout,
+            )
+            passed = gates_mod.gates_passed(results) and bool(held.acceptance)
+            backlog.judge_claims(feature.id, confirmed=passed)
+            store.event(
+                run.id,
+                "claim_checked",
+                {
+                    "feature": feature.id,
+                    "passed": passed,
+                    "gates": [{"name": r.name, "passed": r.passed} for r in results],
+                },
+            )
+            if passed:
+                backlog.release(feature.id, ItemState.PASSED, by=run.id, reason="claim verified")
+                self.reporter.note(f"feature {feature.label} passes: claim confirmed, no agent run")
+            else:
+                backlog.release(feature.id, ItemState.PENDING, by=run.id, reason="claim refuted")
+                failed = ", ".join(r.name for r in results if not r.passed) or "no command"
+                self.reporter.note(
+                    f"feature {feature.label}: the claim is refuted ({failed}); it will be built",
+                    "warn",
+                )
+
+    # ---- the loop -----------------------------------------------------------------
+
+    def _item(self, store: Store, run: RunRow, feature: Feature) -> ItemRow:
+        for item in store.items(run.id):
+            if item.feature_id == feature.id:
+                return item
+        return store.add_item(
+            run.id,
+            key=f"feature-{feature.id}",
+            number=feature.id,
+            title=feature.name,
+            body=feature.description,
+            sha=_sha(json.dumps([feature.name, feature.description, list(feature.acceptance)])),
+            feature_id=feature.id,
+        )
+
+    def _loop(self, ctx: BuildContext, first: list[int]) -> RunResult:
+        store, backlog, run = ctx.store, ctx.backlog, ctx.run
+        worked = 0
+        given_up: list[int] = []
+        while True:
+            if self.options.max_features is not None and worked >= self.options.max_features:
+                message = f"stopped after {worked} feature(s) (--max-features); {_left(backlog)}"
+                return self._finish(store, run.id, RunState.INTERRUPTED, ExitCode.OK, message)
+            self._verify_claims(ctx)
+            feature = None
+            while first and feature is None:
+                feature = backlog.claim(first.pop(0), by=run.id)
+            feature = feature or backlog.claim(None, by=run.id)
+            if feature is None:
+                return self._done(ctx, given_up)
+            worked += 1
+            ctx.progress.batch_index = worked
+            ctx.progress.batch_total = worked + len(backlog.ready())
+            outcome: FeatureOutcome = run_feature(ctx, feature, self._item(store, run, feature))
+            if outcome.kind in ("passed", "needs_input"):
+                continue
+            if outcome.kind == "gave_up":
+                given_up.append(feature.id)
+                continue
+            if outcome.kind == "interrupted":
+                return self._finish(
+                    store,
+                    run.id,
+                    RunState.INTERRUPTED,
+                    ExitCode.INTERRUPTED,
+                    "interrupted: state saved; continue with `nightcrew build --resume`",
+                )
+            if outcome.kind == "over_budget":
+                return self._finish(
+                    store,
+                    run.id,
+                    RunState.BUDGET_EXCEEDED,
+                    ExitCode.BUDGET_EXCEEDED,
+                    outcome.message,
+                )
+            return self._finish(
+                store, run.id, RunState.FAILED, ExitCode.WORK_FAILED, outcome.message
+            )
+
+    def _done(self, ctx: BuildContext, given_up: list[int]) -> RunResult:
+        """Nothing is ready: end the build and say why."""
+        features = ctx.backlog.features()
+        left = _left(ctx.backlog)
+        if all(f.state == ItemState.PASSED or f.manual for f in features):
+            state, message = RunState.SUCCEEDED, f"the backlog is done: {left}"
+        else:
+            state, message = RunState.FAILED, f"nothing is ready: {left}"
+        if given_up:
+            listed = ", ".join(f"#{i}" for i in given_up)
+            message += f" (given up in this build: {listed}; see `nightcrew backlog failures`)"
+        return self._finish(ctx.store, ctx.run.id, state, ExitCode.OK, message)
+
+
+def _left(backlog: Backlog) -> str:
+    """Where the backlog stands, in one phrase."""
+    features = backlog.features()
+    passed = sum(f.state == ItemState.PASSED for f in features)
+    parts = [f"{passed} of {len(features)} features passed"]
+    blocked = blocked_by(features)
+    for state, word in (
+        (ItemState.SKIPPED, "skipped"),
+        (ItemState.FAILED, "failed"),
+        (ItemState.NEEDS_INPUT, "waiting for a person"),
+    ):
+        ids = [f.label for f in features if f.state == state]
+        if ids:
+            parts.append(f"{len(ids)} {word} ({', '.join(ids)})")
+    if blocked:
+        parts.append(f"{len(blocked)} blocked")
+    manual = [f for f in features if f.manual and f.state != ItemState.PASSED]
+    if manual:
+        parts.append(f"{len(manual)} manual (a person checks them)")
+    ready = [f for f in features if f.state == ItemState.PENDING and f.id not in blocked]
+    ready = [f for f in ready if not f.manual]
+    if ready:
+        parts.append(f"{len(ready)} pending")
+    return ", ".join(parts)
+
+
+def _backlog_sha(features: Sequence[Feature]) -> str:
+    return _sha(json.dumps([[f.id, f.name, list(f.acceptance)] for f in features]))
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,100 @@
+"""The prompt of an attempt at a backlog feature.
+
+Like a batch's: a stable prefix, byte-identical for every attempt of a build
+(the project, the harness's rules, the project's gates, the backlog tools),
+then a suffix with this feature: its text and steps, the acceptance commands
+the harness will run, the features it builds on, a person's answer when it
+asked for one, recent commits and the previous attempt's failure digest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from nightcrew.engine.prompt import PreviousFailure, failure_section
+from nightcrew.work.backlog import Feature
+
+TOOL_PREFIX = "mcp__nightcrew__"
+
+
+def backlog_prefix(
+    *, project_root: Path, gate_lines: Sequence[str], commit: bool, tools: bool
+) -> str:
+    gates = "\n".join(f"- {line}" for line in gate_lines) or "- (no project gates configured)"
+    commit_rule = (
+        "You may commit your work; anything you leave uncommitted is committed by the"
+        " harness once the checks pass."
+        if commit
+        else "Do not commit: the person running this reviews the changes themselves."
+    )
+    parts = [
+        "You are working unattended on one feature of an app's backlog, driven by nightcrew.",
+        f"Project root: {project_root}",
+        "",
+        "## How your work is judged",
+        "When you finish, the harness (not you) decides whether the feature is done. It"
+        " runs the feature's acceptance commands (listed with the feature below), then"
+        " these project checks, in the project root:",
+        gates,
+        "Every one must pass. Run them yourself before you finish. A test that passed"
+        " before must still pass. Build only this feature; other features come later.",
+        commit_rule,
+        "Never commit secrets (.env files, private keys, API keys): the harness refuses them.",
+        "Do not touch the .nightcrew/ directory.",
+    ]
+    if tools:
+        parts += [
+            "",
+            "## Backlog tools",
+            f"You have the backlog as tools ({TOOL_PREFIX}…):",
+            f"- {TOOL_PREFIX}claim_passing: say the feature works. It is recorded, not"
+            " believed: the harness verifies it by running the checks above.",
+            f"- {TOOL_PREFIX}request_human_input: only when you cannot go on without a"
+            " person (a secret, a product decision). The feature then waits for an answer"
+            " and the build moves on; nobody answers during this session.",
+            f"- {TOOL_PREFIX}get_feature, get_ready_features, get_stats,"
+            " get_dependency_graph: read the backlog. Do not create, skip or re-order"
+            " features unless this feature asks you to.",
+        ]
+    else:
+        parts += [
+            "Nobody can answer questions: decide, and say what you decided in your final message.",
+        ]
+    return "\n".join(parts)
+
+
+def feature_suffix(
+    *,
+    feature: Feature,
+    built_on: Sequence[Feature],
+    recent_commits: Sequence[str],
+    attempt: int,
+    previous: PreviousFailure | None,
+) -> str:
+    parts = [f"# Feature {feature.label} ({feature.category}): {feature.name}"]
+    if feature.description.strip():
+        parts += ["", feature.description.strip()]
+    if feature.steps:
+        parts += ["", "## Steps"]
+        parts += [f"{n}. {step}" for n, step in enumerate(feature.steps, 1)]
+    parts += [
+        "",
+        "## Acceptance: the harness runs these in the project root; each must exit 0",
+    ]
+    parts += [f"- `{command}`" for command in feature.acceptance]
+    if feature.files:
+        parts += ["", "## Files it will likely touch", *[f"- {f}" for f in feature.files]]
+    if built_on:
+        parts += ["", "## Already built (the features this one depends on; they passed)"]
+        parts += [f"- {dep.label} {dep.name}" for dep in built_on]
+    if feature.input_request and feature.input_answer:
+        parts += [
+            "",
+            "## You asked a person, and they answered",
+            f"Question: {feature.input_request}",
+            f"Answer: {feature.input_answer}",
+        ]
+    if recent_commits:
+        parts += ["", "## Recent commits", *recent_commits]
+    return "\n".join(parts + failure_section(attempt, previous))

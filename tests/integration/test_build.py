@@ -1,0 +1,203 @@
+"""``nightcrew build`` end to end: a backlog in the real store, the real Claude
+Code CLI with nightcrew.sim as the model, real git and real acceptance commands."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import SimStarter
+from tests.integration.support import (
+    MODEL,
+    add_function,
+    alive,
+    git,
+    hang_command,
+    kill_quietly,
+    make_project,
+    nightcrew_env,
+    run_nightcrew,
+    script,
+    start_nightcrew,
+    wait_for,
+    work_turns,
+)
+
+pytestmark = pytest.mark.cli
+
+HAIKU = "claude-haiku-4-5"
+
+
+def check(expr: str) -> str:
+    """An acceptance command: exits 0 when ``expr`` holds for calc."""
+    return f"{sys.executable} -c 'import calc; assert {expr}'"
+
+
+def add(root: Path, env: dict[str, str], name: str, *args: str) -> int:
+    result = run_nightcrew(root, env, "backlog", "add", name, *args)
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout.split()[1].lstrip("#"))
+
+
+def backlog(root: Path, env: dict[str, str]) -> dict[int, dict[str, Any]]:
+    result = run_nightcrew(root, env, "backlog", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    return {f["id"]: f for f in json.loads(result.stdout)}
+
+
+def db(root: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(root / ".nightcrew" / "nightcrew.db")
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def feature_script(fid: int, command: str, name: str | None = None) -> dict[str, Any]:
+    return script(name or f"f{fid}", [f"# Feature #{fid} "], work_turns(command))
+
+
+def test_features_pass_in_dependency_order_and_the_build_stops_by_itself(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    root = make_project(tmp_path / "proj", "")
+    server, sim = sim_env(
+        {
+            "scripts": [
+                feature_script(1, add_function("div", "a / b", "calc.div(8, 2) == 4")),
+                feature_script(2, add_function("mul", "a * b", "calc.mul(3, 4) == 12")),
+            ]
+        }
+    )
+    env = nightcrew_env(sim)
+    # #1 is more urgent (priority 0) but needs #2, so #2 must be built first.
+    div = add(root, env, "Division", "--priority", "0", "--accept", check("calc.div(8, 2) == 4"))
+    mul = add(
+        root, env, "Multiplication", "--priority", "5", "--accept", check("calc.mul(3, 4) == 12")
+    )
+    assert run_nightcrew(root, env, "backlog", "depend", str(div), "--on", str(mul)).returncode == 0
+
+    result = run_nightcrew(root, env, "build", "--model", MODEL)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "the backlog is done: 2 of 2 features passed" in result.stdout
+    log = git(root, "log", "--format=%s%n%b%n--").split("--\n")
+    assert [entry.splitlines()[0] for entry in log if entry.strip()] == [
+        "feat(functional): Division",
+        "feat(functional): Multiplication",
+        "initial",
+    ]
+    assert f"Nightcrew-Feature: {div}" in log[0] and f"Nightcrew-Feature: {mul}" in log[1]
+    assert git(root, "status", "--porcelain") == ""
+    features = backlog(root, env)
+    assert [features[i]["state"] for i in (div, mul)] == ["passed", "passed"]
+    # Two sessions of two turns each, then nothing: no tokens after the backlog is done.
+    assert [r.script for r in server.requests if r.script] == ["f2", "f2", "f1", "f1"]
+    assert not [r for r in server.requests if r.script is None and r.stream]
+
+    again = run_nightcrew(root, env, "build", "--model", MODEL)
+    assert again.returncode == 0, again.stderr
+    assert "the backlog is done" in again.stdout
+    assert len([r for r in server.requests if r.script]) == 4  # not one call more
+
+
+def test_a_stuck_feature_climbs_the_chain_then_is_skipped_with_a_failure_record(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    root = make_project(tmp_path / "proj", "")
+    # The agent never writes pow(): the acceptance command fails the same way each time.
+    server, sim = sim_env({"scripts": [feature_script(1, "echo 'I think it works'", name="lazy")]})
+    env = nightcrew_env(sim)
+    hard = add(root, env, "Power", "--accept", check("calc.pow(2, 3) == 8"))
+    after = add(root, env, "Square", "--after", str(hard), "--accept", check("calc.sq(3) == 9"))
+
+    result = run_nightcrew(
+        root, env, "build", "--escalation", f"{HAIKU},{MODEL}", "--max-attempts-per-feature", "9"
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "escalating to " + MODEL in result.stdout
+    assert f"feature #{hard} skipped: stuck" in result.stdout
+    assert "nothing is ready: 0 of 2 features passed, 1 skipped (#1), 1 blocked" in result.stdout
+    # The sim saw three sessions with Haiku, then three with Sonnet.
+    first_calls = [r.model for r in server.requests if r.script == "lazy" and r.turn_index == 0]
+    assert first_calls == [HAIKU] * 3 + [MODEL] * 3
+    features = backlog(root, env)
+    assert features[hard]["state"] == "skipped"
+    assert features[after]["state"] == "blocked" and features[after]["blocked_by"] == [hard]
+    assert features[hard]["attempts"] == 6
+    failures = json.loads(run_nightcrew(root, env, "backlog", "failures", "--json").stdout)
+    (record,) = failures
+    assert record["feature_id"] == hard and "stuck" in record["reason"]
+    assert [a["model"] for a in record["attempts"]] == [HAIKU] * 3 + [MODEL] * 3
+    assert all("calc.pow(2, 3)" in a["digest"] for a in record["attempts"])
+    assert record["last_text"] == "Done."
+    assert record["cost_usd"] is not None and float(record["cost_usd"]) > 0
+    # Its failed changes do not stay in the tree for the next feature.
+    assert git(root, "status", "--porcelain") == ""
+    assert git(root, "log", "--format=%s").splitlines() == ["initial"]
+
+
+def test_killed_build_resumes_the_feature_and_reaps_the_orphan(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    root = make_project(tmp_path / "proj", "")
+    pidfile, marker = tmp_path / "hang.pid", tmp_path / "hung-once"
+    hang = hang_command(pidfile, marker)
+    _, sim = sim_env(
+        {
+            "scripts": [
+                script(
+                    "f1",
+                    ["# Feature #1 "],
+                    [
+                        {"text": "Starting.", "tool": {"name": "Bash", "input": {"command": hang}}},
+                        *work_turns(add_function("sub", "a - b", "calc.sub(5, 3) == 2")),
+                    ],
+                ),
+                feature_script(2, add_function("mul", "a * b", "calc.mul(3, 4) == 12")),
+            ]
+        }
+    )
+    env = nightcrew_env(sim)
+    one = add(root, env, "Subtraction", "--accept", check("calc.sub(5, 3) == 2"))
+    two = add(root, env, "Multiplication", "--accept", check("calc.mul(3, 4) == 12"))
+
+    build = start_nightcrew(root, env, "build", "--model", MODEL)
+    try:
+        wait_for(pidfile.exists, what="the agent's hanging command")
+        hung = int(pidfile.read_text())
+        assert backlog(root, env)[one]["state"] == "in_progress"
+        build.kill()  # SIGKILL: the orchestrator dies; its agent lives on
+        build.communicate()
+        assert alive(hung)
+
+        result = run_nightcrew(root, env, "build", "--resume", "--model", MODEL)
+    finally:
+        kill_quietly(build.pid)
+        if pidfile.exists():
+            kill_quietly(int(pidfile.read_text()))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "killed an orphaned agent process group" in result.stdout
+    wait_for(lambda: not alive(hung), what="the orphan to be gone")
+    features = backlog(root, env)
+    assert [features[one]["state"], features[two]["state"]] == ["passed", "passed"]
+    assert "the backlog is done: 2 of 2 features passed" in result.stdout
+    with db(root) as conn:
+        states = [
+            r[0]
+            for r in conn.execute(
+                "SELECT a.state FROM attempts a JOIN work_items w ON w.id = a.item_id"
+                " WHERE w.feature_id = ? ORDER BY a.number",
+                (one,),
+            )
+        ]
+        runs = conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+    assert states == ["crashed", "passed"]
+    assert runs == 1  # the same build continued
+    assert features[one]["attempts"] == 2
+    assert len(git(root, "log", "--format=%s").splitlines()) == 3
