@@ -7,11 +7,11 @@ only sees these events.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,35 @@ class TokenCounts:
 
 
 @dataclass(frozen=True)
+class ToolReply:
+    """What a harness tool answers: ``text`` is what the agent reads (on an
+    error, one line saying what was wrong); ``data`` the same answer as a
+    JSON-ready value, for clients that take structured results."""
+
+    text: str
+    is_error: bool = False
+    data: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class HarnessTool:
+    """A tool the harness lends the agent for one session, served in-process
+    (the backlog tools). A backend exposes it however its agent takes tools
+    (Claude Code: an in-process MCP server); the harness only ever sees the
+    calls as :class:`ToolCall` and :class:`ToolResult` events.
+
+    ``call`` gets the arguments as the agent sent them (checked against
+    ``input_schema``, a JSON Schema object, by ``call`` itself) and never
+    raises: a bad call is a :class:`ToolReply` with ``is_error``."""
+
+    name: str
+    description: str
+    input_schema: Mapping[str, Any]
+    call: Callable[[Mapping[str, Any]], Awaitable[ToolReply]]
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
 class AgentRequest:
     prompt: str
     cwd: Path
@@ -56,6 +85,8 @@ class AgentRequest:
     resume_session_id: str | None = None
     # Where the backend may keep per-attempt files (pid file, stderr log).
     work_dir: Path | None = None
+    # Tools the harness gives the agent in-process, allowed without asking.
+    harness_tools: tuple[HarnessTool, ...] = ()
 
 
 # ---- events -----------------------------------------------------------------

@@ -11,6 +11,11 @@ Usage: per-response usage arrives twice: in ``message_start`` (input and cache
 tokens right, output a placeholder) and ``message_delta`` (the final output
 count). Both become :class:`Usage` events keyed by message id; the newest
 wins. The final ``result``'s ``modelUsage`` is the authoritative total.
+
+Harness tools (``AgentRequest.harness_tools``) go to the CLI as an in-process
+SDK MCP server named ``nightcrew``, their ``mcp__nightcrew__*`` names added to
+the allowed tools. With an SDK server the SDK keeps the CLI's stdin open until
+the run ends, since each tool call comes back over it.
 """
 
 from __future__ import annotations
@@ -47,6 +52,9 @@ from nightcrew.usage.anthropic_format import (
 )
 
 PIDFILE_ENV = "NIGHTCREW_AGENT_PIDFILE"
+# The in-process MCP server of a request's harness tools; Claude Code names
+# its tools ``mcp__nightcrew__<tool>``.
+HARNESS_SERVER = "nightcrew"
 CLI_ENV = "NIGHTCREW_AGENT_CLI"
 EXCERPT_CHARS = 500
 
@@ -215,7 +223,7 @@ class ClaudeBackend:
         self._cli_path = cli_path
 
     async def run(self, request: AgentRequest) -> AsyncIterator[AgentEvent]:
-        from claude_agent_sdk import ClaudeAgentOptions, query
+        from claude_agent_sdk import ClaudeAgentOptions, McpServerConfig, query
 
         cli = self._cli_path or find_claude_cli()
         work_dir = request.work_dir or request.cwd / ".nightcrew" / "tmp"
@@ -232,12 +240,20 @@ class ClaudeBackend:
             del stderr_tail[:-20]
 
         env = {**request.env, PIDFILE_ENV: str(pidfile), CLI_ENV: str(cli)}
+        allowed = list(request.allowed_tools)
+        servers: dict[str, McpServerConfig] = {}
+        if request.harness_tools:
+            from nightcrew.mcp.sdk import allowed_names, sdk_server
+
+            servers[HARNESS_SERVER] = sdk_server(HARNESS_SERVER, request.harness_tools)
+            allowed += allowed_names(HARNESS_SERVER, request.harness_tools)
         options = ClaudeAgentOptions(
             cwd=str(request.cwd),
             model=request.model,
             fallback_model=request.fallback_model,
             permission_mode="acceptEdits",
-            allowed_tools=list(request.allowed_tools),
+            allowed_tools=allowed,
+            mcp_servers=servers,
             cli_path=str(launcher),
             env=env,
             include_partial_messages=True,

@@ -13,6 +13,7 @@ import click
 
 from nightcrew.cli.backlog import backlog_group
 from nightcrew.cli.build import build_command
+from nightcrew.cli.mcp import mcp_command
 from nightcrew.cli.plan import plan_group
 from nightcrew.cli.run import run_command
 from nightcrew.cli.status import status_command
@@ -43,6 +44,7 @@ cli.add_command(status_command)
 cli.add_command(usage_group)
 cli.add_command(backlog_group)
 cli.add_command(build_command)
+cli.add_command(mcp_command)
 
 
 def main() -> None:
