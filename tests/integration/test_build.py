@@ -201,3 +201,191 @@ def test_killed_build_resumes_the_feature_and_reaps_the_orphan(
     assert runs == 1  # the same build continued
     assert features[one]["attempts"] == 2
     assert len(git(root, "log", "--format=%s").splitlines()) == 3
+
+
+def test_backlog_init_creates_features_through_the_tools_and_build_passes_them(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    root = make_project(tmp_path / "proj", "")
+    (root / "SPEC.md").write_text("# Calculator\n\nA calc module with sub and mul.\n")
+    features = [
+        {
+            "name": "Subtraction",
+            "category": "core",
+            "description": "calc.sub(a, b)",
+            "steps": ["call calc.sub(5, 3)"],
+            "acceptance": [check("calc.sub(5, 3) == 2")],
+        },
+        {
+            "name": "Multiplication",
+            "category": "core",
+            "acceptance": [check("calc.mul(3, 4) == 12")],
+            "depends_on_indices": [0],
+        },
+        {"name": "Looks nice", "category": "style"},  # no acceptance, not manual: rejected
+    ]
+    server, sim = sim_env(
+        {
+            "scripts": [
+                script(
+                    "init",
+                    ["You are the initializer"],
+                    [
+                        {
+                            "text": "Creating the backlog.",
+                            "tool": {
+                                "name": "mcp__nightcrew__create_features",
+                                "input": {"features": features},
+                            },
+                        },
+                        {"text": "Created two features; one was rejected."},
+                    ],
+                ),
+                feature_script(1, add_function("sub", "a - b", "calc.sub(5, 3) == 2")),
+                feature_script(2, add_function("mul", "a * b", "calc.mul(3, 4) == 12")),
+            ]
+        }
+    )
+    env = nightcrew_env(sim)
+
+    result = run_nightcrew(root, env, "backlog", "init", "SPEC.md", "--model", MODEL)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "created 2 feature(s)" in result.stdout
+    # The tool's reply, as the agent read it, names the rejection and why.
+    (reply,) = [r.last_user_text for r in server.requests if r.script == "init" and r.turn_index]
+    assert "Looks nice" in reply and "acceptance" in reply
+    listed = backlog(root, env)
+    assert [(f["name"], f["category"], f["depends_on"]) for f in listed.values()] == [
+        ("Subtraction", "core", []),
+        ("Multiplication", "core", [1]),
+    ]
+    assert listed[1]["steps"] == ["call calc.sub(5, 3)"]
+    # The session's money is recorded like any other attempt's.
+    with db(root) as conn:
+        kind, cost = conn.execute(
+            "SELECT r.kind, a.cost_usd FROM runs r JOIN attempts a ON a.run_id = r.id"
+        ).fetchone()
+    assert kind == "init" and float(cost) > 0
+
+    again = run_nightcrew(root, env, "backlog", "init", "SPEC.md")
+    assert again.returncode == 2 and "already has 2 feature(s)" in again.stderr
+
+    built = run_nightcrew(root, env, "build", "--model", MODEL)
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert git(root, "log", "--format=%s").splitlines() == [
+        "feat(core): Multiplication",
+        "feat(core): Subtraction",
+        "initial",
+    ]
+
+
+def test_a_claim_that_the_checks_refute_does_not_pass_the_feature(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    root = make_project(tmp_path / "proj", "")
+    claim = {"name": "mcp__nightcrew__claim_passing", "input": {"note": "all done, trust me"}}
+    server, sim = sim_env(
+        {
+            "scripts": [
+                script(
+                    "liar",
+                    ["# Feature #1 "],
+                    [{"text": "It works.", "tool": claim}, {"text": "Done."}],
+                )
+            ]
+        }
+    )
+    env = nightcrew_env(sim)
+    fid = add(root, env, "Power", "--accept", check("calc.pow(2, 3) == 8"))
+
+    result = run_nightcrew(root, env, "build", "--model", MODEL, "--on-failure", "skip")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "the agent claimed it passes; the harness's checks say it does not" in result.stdout
+    assert backlog(root, env)[fid]["state"] == "skipped"
+    (reply,) = [r.last_user_text for r in server.requests if r.script == "liar" and r.turn_index]
+    assert "verif" in reply  # the agent is told its claim will be checked
+    with db(root) as conn:
+        claims = conn.execute("SELECT source, verdict, attempt_id FROM feature_claims").fetchall()
+    assert len(claims) == 1
+    assert claims[0]["verdict"] == "refuted" and claims[0]["attempt_id"] is not None
+    assert claims[0]["source"].startswith("agent:")
+    assert git(root, "log", "--format=%s").splitlines() == ["initial"]
+
+
+def test_resume_session_continues_the_interrupted_agent_session(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    root = make_project(tmp_path / "proj", "")
+    pidfile, marker = tmp_path / "hang.pid", tmp_path / "hung-once"
+    server, sim = sim_env(
+        {
+            "scripts": [
+                script(
+                    "f1",
+                    ["# Feature #1 "],
+                    [
+                        {
+                            "text": "Remember: the secret word is PELICAN.",
+                            "tool": {
+                                "name": "Bash",
+                                "input": {"command": hang_command(pidfile, marker)},
+                            },
+                        },
+                        # The transcript keeps the text and the tool call of that first
+                        # response as two assistant messages, so the resumed session's
+                        # first call is answered by turn 2.
+                        {"text": "(not reached)"},
+                        *work_turns(add_function("sub", "a - b", "calc.sub(5, 3) == 2")),
+                    ],
+                )
+            ]
+        }
+    )
+    env = nightcrew_env(sim)
+    add(root, env, "Subtraction", "--accept", check("calc.sub(5, 3) == 2"))
+    build = start_nightcrew(root, env, "build", "--model", MODEL)
+    try:
+        wait_for(pidfile.exists, what="the agent's hanging command")
+        build.kill()
+        build.communicate()
+        with db(root) as conn:
+            (session,) = conn.execute("SELECT session_id FROM attempts").fetchone()
+        assert session
+
+        result = run_nightcrew(root, env, "build", "--resume", "--resume-session", "--model", MODEL)
+    finally:
+        kill_quietly(build.pid)
+        if pidfile.exists():
+            kill_quietly(int(pidfile.read_text()))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"resuming session {session}" in result.stdout
+    # The resumed session's first call carries the earlier conversation.
+    resumed = [r for r in server.requests if r.script == "f1"][1]
+    assert resumed.assistant_turns == 2 and resumed.turn_index == 2
+    with db(root) as conn:
+        rows = conn.execute("SELECT state, session_id FROM attempts ORDER BY number").fetchall()
+    assert [r["state"] for r in rows] == ["crashed", "passed"]
+    assert rows[1]["session_id"] == session
+
+
+def test_build_refuses_bad_input_in_one_line(tmp_path: Path, sim_env: SimStarter) -> None:
+    root = make_project(tmp_path / "proj", "")
+    _, sim = sim_env({"scripts": []})
+    env = nightcrew_env(sim)
+    cases = [
+        (("build",), "no backlog here yet"),
+        (("build", "--resume-session"), "--resume-session goes with --resume"),
+        (("build", "--escalation", "haiku,,opus"), "give model names separated by commas"),
+        (("backlog", "init", "NOPE.md"), "NOPE.md: no such file"),
+    ]
+    for args, expected in cases:
+        result = run_nightcrew(root, env, *args)
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in result.stderr
+    add(root, env, "One", "--accept", "true")
+    resumed = run_nightcrew(root, env, "build", "--resume")
+    assert resumed.returncode == 2 and "no earlier build to resume" in resumed.stderr

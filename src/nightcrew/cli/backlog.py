@@ -256,9 +256,11 @@ def export_command(as_json: bool, output: Path | None) -> None:
 
 def _register_edits() -> None:
     from nightcrew.cli import backlog_edit
+    from nightcrew.cli.backlog_init import init_command
 
     for command in backlog_edit.COMMANDS:
         backlog_group.add_command(command)
+    backlog_group.add_command(init_command)
 
 
 _register_edits()

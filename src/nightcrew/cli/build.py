@@ -125,6 +125,7 @@ def build_command(
     from rich.console import Console
 
     from nightcrew.agents.claude import ClaudeBackend
+    from nightcrew.cli.agent_tools import build_tools
     from nightcrew.cli.display import LiveReporter, PlainReporter
     from nightcrew.config import load_settings
     from nightcrew.engine.builder import Builder, BuildOptions
@@ -162,12 +163,8 @@ def build_command(
             resume=resume,
             resume_session=resume_session,
             max_features=max_features,
-            tools=None if no_tools else _backlog_tools(),
+            tools=None if no_tools else build_tools,
         ),
     )
     result = builder.execute()
     sys.exit(int(result.exit_code))
-
-
-def _backlog_tools() -> None:
-    return None

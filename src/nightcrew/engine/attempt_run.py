@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from nightcrew import gitops
-from nightcrew.agents.base import AgentRequest
+from nightcrew.agents.base import AgentRequest, HarnessTool
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine.attempt import drive_agent
 from nightcrew.engine.budget import BudgetGuard, current_budgets
@@ -47,7 +47,7 @@ class Job:
     suffix: Callable[[int, PreviousFailure | None], str]  # (attempt number, previous)
     extra_gates: tuple[gates_mod.GateSpec, ...] = ()  # run before the project's gates
     # Tools the harness gives the agent in-process (the backlog tools), built per attempt.
-    tools: Callable[[AttemptRow], Sequence[object]] | None = None
+    tools: Callable[[AttemptRow], Sequence[HarnessTool]] | None = None
     # Asked after the agent ends and before the gates: a reason not to judge
     # this attempt (the agent asked a person for input), or None.
     hold: Callable[[], str | None] | None = None
@@ -144,6 +144,7 @@ def run_attempt(
         max_budget_usd=float(left) if left is not None else None,
         work_dir=evidence,
         resume_session_id=resume_session_id,
+        harness_tools=tuple(job.tools(attempt)) if job.tools is not None else (),
     )
     outcome = asyncio.run(
         drive_agent(

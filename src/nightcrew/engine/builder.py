@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from nightcrew import gitops
-from nightcrew.agents.base import AgentBackend
+from nightcrew.agents.base import AgentBackend, HarnessTool
 from nightcrew.config import Settings
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine.feature import BuildContext, FeatureOutcome, run_feature
@@ -51,7 +51,7 @@ class BuildOptions:
     agent_env: Mapping[str, str] = field(default_factory=dict)
     register: bool = True
     # The tools each attempt gives the agent: (backlog, feature, run id, attempt).
-    tools: Callable[[Backlog, Feature, str, AttemptRow], Sequence[object]] | None = None
+    tools: Callable[[Backlog, Feature, str, AttemptRow], Sequence[HarnessTool]] | None = None
 
 
 class Builder(Orchestrator):

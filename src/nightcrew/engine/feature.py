@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from nightcrew import gitops
+from nightcrew.agents.base import HarnessTool
 from nightcrew.config import Settings
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine.attempt_run import AttemptRun, Job, abandon, commit_or_fail, run_attempt
@@ -41,7 +42,7 @@ class BuildContext(BatchContext):
     backlog: Backlog
     resume_session: bool
     # The tools an attempt at ``feature`` gives the agent (None: no tools).
-    tools_for: Callable[[Feature, AttemptRow], Sequence[object]] | None
+    tools_for: Callable[[Feature, AttemptRow], Sequence[HarnessTool]] | None
 
 
 @dataclass(frozen=True)

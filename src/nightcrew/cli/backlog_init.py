@@ -1,0 +1,68 @@
+"""``nightcrew backlog init SPEC.md``: an agent session turns an app spec into
+the backlog, through the backlog tools."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command("init")
+@click.argument("spec", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--model", default=None, help="Model for the initializer (default: the agent's).")
+@click.option("--append", is_flag=True, help="Add to a backlog that already has features.")
+@click.option(
+    "--max-budget-usd",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop the session (exit 3) when it has spent this much.",
+)
+@click.option(
+    "--attempt-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Kill the session after this long (default: 1800).",
+)
+def init_command(
+    spec: Path,
+    model: str | None,
+    append: bool,
+    max_budget_usd: float | None,
+    attempt_timeout: float | None,
+) -> None:
+    """Read SPEC (an app spec in markdown or text) with an agent that creates the
+    backlog's features: category, name, description, steps, acceptance
+    commands, priority and dependencies. The store checks every feature and
+    reports what it rejected.
+
+    Exit codes: 0 features created, 1 none created, 2 bad input, 3 budget
+    exceeded, 4 another run holds the lock, 130 interrupted.
+    """
+    from rich.console import Console
+
+    from nightcrew.agents.claude import ClaudeBackend
+    from nightcrew.cli.agent_tools import init_tools
+    from nightcrew.cli.display import LiveReporter, PlainReporter
+    from nightcrew.config import load_settings
+    from nightcrew.engine.initializer import Initializer, InitOptions
+    from nightcrew.engine.report import Reporter
+    from nightcrew.project import Project
+
+    project = Project.find(Path.cwd())
+    settings = load_settings(
+        project.root,
+        {"model": model, "max_budget_usd": max_budget_usd, "attempt_timeout": attempt_timeout},
+    )
+    console = Console(highlight=False)
+    reporter: Reporter = LiveReporter(console) if console.is_terminal else PlainReporter(console)
+    initializer = Initializer(
+        project,
+        settings,
+        ClaudeBackend(),
+        reporter,
+        InitOptions(spec=spec, append=append, tools=init_tools),
+    )
+    sys.exit(int(initializer.execute().exit_code))

@@ -1,0 +1,234 @@
+"""``nightcrew backlog init SPEC.md``: one agent session that reads an app spec
+and creates the backlog through the backlog tools.
+
+The session is a run of kind ``init`` with one work item and one attempt, so
+its tokens and dollars are recorded and its budget is enforced like any
+other. The agent only proposes: every feature goes through the store's
+checks (a name, an acceptance command or ``manual``, dependencies that exist,
+no cycles), and what the store rejects is reported to the agent in the tool's
+reply and to the person at the end. The session passes when it created at
+least one feature.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nightcrew.agents.base import AgentBackend, HarnessTool
+from nightcrew.config import Settings
+from nightcrew.engine.attempt_run import Job, run_attempt
+from nightcrew.engine.batch import BatchContext
+from nightcrew.engine.orchestrator import Interrupted, Orchestrator, RunResult
+from nightcrew.engine.report import Progress, Reporter
+from nightcrew.engine.states import AttemptState, ItemState, RunState
+from nightcrew.errors import BadInput, ExitCode
+from nightcrew.project import Project
+from nightcrew.store.backlog import Backlog
+from nightcrew.store.records import AttemptRow, Store
+
+SPEC_MAX_CHARS = 200_000  # a spec longer than this is read by the agent from the file
+
+
+@dataclass(frozen=True)
+class InitOptions:
+    spec: Path
+    append: bool = False  # add to a backlog that already has features
+    agent_env: dict[str, str] = field(default_factory=dict)
+    register: bool = True
+    # The tools the session gives the agent: (backlog, run id, attempt).
+    tools: Callable[[Backlog, str, AttemptRow], Sequence[HarnessTool]] | None = None
+
+
+def init_prompt(*, project_root: Path, spec_path: str, existing: int) -> str:
+    """The initializer's instructions (the stable part of its prompt)."""
+    have = (
+        f"The backlog already has {existing} feature(s): read them with get_stats and"
+        " get_dependency_graph, and add only what is missing (depends_on may name them)."
+        if existing
+        else "The backlog is empty."
+    )
+    return "\n".join(
+        [
+            "You are the initializer of an unattended build, driven by nightcrew.",
+            f"Project root: {project_root}",
+            "",
+            f"Read the app spec below (from {spec_path}) and turn it into a backlog of"
+            " features with the backlog tools (mcp__nightcrew__create_features and the"
+            " others). Do not write any code: other sessions build the features, one at a"
+            " time, in dependency order.",
+            have,
+            "",
+            "## What makes a good feature",
+            "- One thing a user can do or see, small enough for one session (an hour of"
+            " work), with a one-line name and a category (functional, style, infra, …).",
+            "- A description and steps saying how to check it by hand.",
+            "- At least one acceptance command: a shell command, run from the project"
+            " root, that exits 0 only when the feature works (a test file to be written"
+            " with the feature, such as `pytest -q tests/test_login.py`, or a script)."
+            " The harness runs these commands to decide that a feature passed; the agent"
+            " that builds it cannot mark it passed. Mark a feature manual only when no"
+            " command can check it.",
+            "- Dependencies on the features that must work first: in one"
+            " create_features call, depends_on_indices names earlier features of the"
+            " same call by 0-based index. No cycles.",
+            "- Lower priority numbers for the foundations (project setup, data model).",
+            "",
+            "Create everything with as few create_features calls as you can, read each"
+            " reply (it lists what was rejected and why), fix and resend the rejected"
+            " ones, then end with a short summary.",
+        ]
+    )
+
+
+def _spec_text(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInput(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: cannot read the spec: {exc}") from None
+    if not text.strip():
+        raise BadInput(f"{path}: the spec is empty")
+    return text
+
+
+class Initializer(Orchestrator):
+    def __init__(
+        self,
+        project: Project,
+        settings: Settings,
+        backend: AgentBackend,
+        reporter: Reporter,
+        options: InitOptions,
+    ) -> None:
+        super().__init__(project, settings, backend, reporter, register=options.register)
+        self.options = options
+        self.spec_text = ""
+
+    def _check(self) -> None:
+        self.spec_text = _spec_text(self.options.spec)
+
+    def _execute(self, store: Store, crashed: list[str]) -> RunResult:
+        backlog = Backlog(store)
+        existing = len(backlog.features())
+        if existing and not self.options.append:
+            raise BadInput(
+                f"the backlog already has {existing} feature(s); add --append to let the"
+                " initializer add to it"
+            )
+        spec_rel = self.project.relative(self.options.spec.resolve())
+        prefix = init_prompt(project_root=self.project.root, spec_path=spec_rel, existing=existing)
+        run = store.create_run(
+            kind="init",
+            source_path=spec_rel,
+            source_sha256=hashlib.sha256(self.spec_text.encode()).hexdigest(),
+            config=self.settings.snapshot(),
+            prefix_sha256=hashlib.sha256(prefix.encode()).hexdigest(),
+            pid=os.getpid(),
+        )
+        store.set_run_state(run.id, RunState.RUNNING, reason="started")
+        run = store.run(run.id)
+        item = store.add_item(
+            run.id,
+            key="spec",
+            number=1,
+            title=f"backlog from {spec_rel}",
+            body=self.spec_text[:SPEC_MAX_CHARS],
+            sha=run.source_sha256,
+        )
+        store.set_item_state(item.id, ItemState.IN_PROGRESS, reason="initializer started")
+        ctx = BatchContext(
+            project=self.project,
+            store=store,
+            run=run,
+            settings=self.settings,
+            backend=self.backend,
+            reporter=self.reporter,
+            pricer=self.pricer,
+            prefix=prefix,
+            gate_specs=[],
+            agent_env=self.options.agent_env,
+            batch_count=1,
+            progress=Progress(run_id=run.id, unit="spec", batch_total=1, batch_index=1),
+            baseline=None,
+        )
+        tools = self.options.tools
+        spec = self.spec_text
+        if len(spec) > SPEC_MAX_CHARS:
+            spec = spec[:SPEC_MAX_CHARS] + f"\n… (cut here: read the rest from {spec_rel})"
+        job = Job(
+            name="the initializer",
+            heading=f"initializer reading {spec_rel}",
+            number=1,
+            title=f"backlog from {spec_rel}",
+            evidence_root=self.project.run_dir(run.id) / "init",
+            suffix=lambda number, previous: f"# The spec: {spec_rel}\n\n{spec}",
+            tools=(lambda attempt: tools(backlog, run.id, attempt)) if tools else None,
+        )
+        before = {f.id for f in backlog.features()}
+        try:
+            outcome = run_attempt(
+                ctx, job, item, model=self.settings.model, previous=None, base_sha=None
+            )
+        except (KeyboardInterrupt, Interrupted):
+            self._mark_interrupted(store, run.id)
+            return self._finish(
+                store, run.id, RunState.INTERRUPTED, ExitCode.INTERRUPTED, "interrupted"
+            )
+        created = [f for f in backlog.features() if f.id not in before]
+        if isinstance(outcome, str):
+            store.set_item_state(item.id, ItemState.PENDING, reason="budget exceeded")
+            return self._finish(
+                store, run.id, RunState.BUDGET_EXCEEDED, ExitCode.BUDGET_EXCEEDED, outcome
+            )
+        if outcome.end in ("interrupted", "over_budget"):
+            store.set_item_state(item.id, ItemState.PENDING, reason=outcome.end)
+            state, code = (
+                (RunState.INTERRUPTED, ExitCode.INTERRUPTED)
+                if outcome.end == "interrupted"
+                else (RunState.BUDGET_EXCEEDED, ExitCode.BUDGET_EXCEEDED)
+            )
+            return self._finish(
+                store, run.id, state, code, f"{outcome.message or outcome.end}{_kept(created)}"
+            )
+        if outcome.end == "passed" and created:
+            store.finish_attempt(
+                outcome.attempt.id,
+                AttemptState.PASSED,
+                reason=f"created {len(created)} feature(s)",
+                **outcome.common,
+            )
+            store.set_item_state(item.id, ItemState.PASSED, reason="features created")
+            manual = sum(f.manual for f in created)
+            message = f"created {len(created)} feature(s)" + (
+                f", {manual} of them manual" if manual else ""
+            )
+            message += "; see `nightcrew backlog list`, then `nightcrew build`"
+            return self._finish(store, run.id, RunState.SUCCEEDED, ExitCode.OK, message)
+        if outcome.end == "passed":
+            store.finish_attempt(
+                outcome.attempt.id,
+                AttemptState.FAILED,
+                reason="no feature was created",
+                **outcome.common,
+            )
+        why = outcome.message or (outcome.digest or "").splitlines()[0:1]
+        detail = why if isinstance(why, str) else " ".join(why)
+        last = (outcome.last_text or "").strip().splitlines()
+        message = "the initializer created no features" if not created else "the initializer failed"
+        if detail:
+            message += f": {detail}"
+        if last:
+            message += f" (its last words: {last[-1][:200]})"
+        store.set_item_state(item.id, ItemState.FAILED, reason=message[:200], message=message)
+        return self._finish(
+            store, run.id, RunState.FAILED, ExitCode.WORK_FAILED, message + _kept(created)
+        )
+
+
+def _kept(created: Sequence[object]) -> str:
+    return f"; the {len(created)} feature(s) it created are kept" if created else ""
