@@ -14,8 +14,11 @@ import pytest
 from tests.conftest import SimStarter
 from tests.integration.support import (
     MODEL,
+    USAGE_DONE,
+    USAGE_TOOL,
     add_function,
     alive,
+    cost_of,
     git,
     hang_command,
     kill_quietly,
@@ -97,6 +100,18 @@ def test_features_pass_in_dependency_order_and_the_build_stops_by_itself(
     # Two sessions of two turns each, then nothing: no tokens after the backlog is done.
     assert [r.script for r in server.requests if r.script] == ["f2", "f2", "f1", "f1"]
     assert not [r for r in server.requests if r.script is None and r.stream]
+
+    # Each feature's money: one attempt, the model, exactly what Claude Code reported.
+    shown = json.loads(run_nightcrew(root, env, "backlog", "show", str(mul), "--json").stdout)
+    (attempt,) = shown["attempt_list"]
+    assert attempt["model"] == MODEL and attempt["state"] == "passed"
+    assert shown["cost_usd"] == pytest.approx(cost_of(USAGE_TOOL, USAGE_DONE), abs=1e-6)
+    stats = json.loads(run_nightcrew(root, env, "backlog", "stats", "--json").stdout)
+    assert stats["passed"] == 2 and stats["total"] == 2
+    assert stats["cost_usd"] == pytest.approx(2 * cost_of(USAGE_TOOL, USAGE_DONE), abs=1e-6)
+    status = run_nightcrew(root, env, "status")
+    assert status.returncode == 0 and "nightcrew build summary" in status.stdout
+    assert "#2" in status.stdout and "Multiplication" in status.stdout
 
     again = run_nightcrew(root, env, "build", "--model", MODEL)
     assert again.returncode == 0, again.stderr
@@ -389,3 +404,93 @@ def test_build_refuses_bad_input_in_one_line(tmp_path: Path, sim_env: SimStarter
     add(root, env, "One", "--accept", "true")
     resumed = run_nightcrew(root, env, "build", "--resume")
     assert resumed.returncode == 2 and "no earlier build to resume" in resumed.stderr
+
+
+def test_a_feature_that_asks_a_person_waits_and_the_answer_reaches_the_next_attempt(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    root = make_project(tmp_path / "proj", "")
+    ask = {
+        "name": "mcp__nightcrew__request_human_input",
+        "input": {"question": "Should sub round to integers?"},
+    }
+    server, sim = sim_env(
+        {
+            "scripts": [
+                # With the answer in the prompt, the agent builds it.
+                script(
+                    "answered",
+                    ["# Feature #1 ", "Answer: no rounding"],
+                    work_turns(add_function("sub", "a - b", "calc.sub(5, 3) == 2")),
+                ),
+                script("asks", ["# Feature #1 "], [{"text": "I need to ask.", "tool": ask}]),
+                feature_script(2, add_function("mul", "a * b", "calc.mul(3, 4) == 12")),
+            ]
+        }
+    )
+    env = nightcrew_env(sim)
+    one = add(root, env, "Subtraction", "--accept", check("calc.sub(5, 3) == 2"))
+    two = add(root, env, "Multiplication", "--accept", check("calc.mul(3, 4) == 12"))
+
+    first = run_nightcrew(root, env, "build", "--model", MODEL)
+
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert f"feature #{one} waits for a person" in first.stdout
+    assert "nightcrew backlog answer 1" in first.stdout
+    assert "1 of 2 features passed, 1 waiting for a person (#1)" in first.stdout
+    features = backlog(root, env)
+    assert features[one]["state"] == "needs_input"
+    assert features[one]["input_request"] == "Should sub round to integers?"
+    assert features[two]["state"] == "passed"  # the build moved on
+
+    answered = run_nightcrew(root, env, "backlog", "answer", str(one), "no rounding")
+    assert answered.returncode == 0, answered.stderr
+    second = run_nightcrew(root, env, "build", "--model", MODEL)
+
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "the backlog is done: 2 of 2 features passed" in second.stdout
+    assert [r.script for r in server.requests if r.script == "answered"] == ["answered"] * 2
+
+
+def test_an_imported_passing_feature_is_checked_without_an_agent(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    root = make_project(tmp_path / "proj", "")
+    prd = [
+        {
+            "id": 1,
+            "title": "Addition",
+            "description": "calc.add exists already",
+            "acceptance_criteria": [check("calc.add(2, 3) == 5")],
+            "passes": True,
+            "blocked_by": [],
+        },
+        {
+            "id": 2,
+            "title": "Subtraction",
+            "description": "claimed, but not there",
+            "acceptance_criteria": [check("calc.sub(5, 3) == 2")],
+            "passes": True,
+            "blocked_by": [1],
+        },
+    ]
+    (root / "prd.json").write_text(json.dumps(prd))
+    server, sim = sim_env(
+        {"scripts": [feature_script(2, add_function("sub", "a - b", "calc.sub(5, 3) == 2"))]}
+    )
+    env = nightcrew_env(sim)
+    assert run_nightcrew(root, env, "backlog", "import", "prd.json").returncode == 0
+
+    result = run_nightcrew(root, env, "build", "--model", MODEL)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "feature #1 passes: claim confirmed, no agent run" in result.stdout
+    assert "feature #2: the claim is refuted" in result.stdout
+    assert [r.script for r in server.requests] == ["f2", "f2"]  # only #2 needed an agent
+    with db(root) as conn:
+        verdicts = [r[0] for r in conn.execute("SELECT verdict FROM feature_claims ORDER BY id")]
+    assert verdicts == ["confirmed", "refuted"]
+    assert git(root, "log", "--format=%s").splitlines() == [
+        "feat(functional): Subtraction",
+        "initial",
+    ]

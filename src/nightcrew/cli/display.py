@@ -35,9 +35,11 @@ def duration(seconds: float | None) -> str:
 
 
 def summary_table(rows: list[SummaryRow]) -> Table:
-    table = Table(title="nightcrew run summary", title_justify="left")
+    unit = rows[0].unit if rows else "batch"
+    kind = "build" if unit == "feature" else "run"
+    table = Table(title=f"nightcrew {kind} summary", title_justify="left")
     for name, justify in (
-        ("Batch", "right"),
+        (unit.capitalize(), "right"),
         ("Title", "left"),
         ("State", "left"),
         ("Attempts", "right"),
@@ -49,7 +51,7 @@ def summary_table(rows: list[SummaryRow]) -> Table:
     colors = {"passed": "green", "failed": "red", "skipped": "yellow", "pending": "dim"}
     for row in rows:
         table.add_row(
-            str(row.number) if row.number is not None else "-",
+            _shown_number(row),
             row.title,
             Text(row.state, style=colors.get(row.state, "")),
             str(row.attempts),
@@ -142,3 +144,9 @@ def _number(snapshot: Progress) -> str:
     """How the plain console names the unit: ``batch 2``, ``feature #7``."""
     prefix = "#" if snapshot.unit == "feature" else ""
     return f"{prefix}{snapshot.batch_number}"
+
+
+def _shown_number(row: SummaryRow) -> str:
+    if row.number is None:
+        return "-"
+    return f"#{row.number}" if row.unit == "feature" else str(row.number)

@@ -186,10 +186,13 @@ class Builder(Orchestrator):
         """Check every ready feature that somebody claims passes, without an agent:
         its acceptance commands and the gates decide."""
         backlog, store, run = ctx.backlog, ctx.store, ctx.run
-        for feature in backlog.ready():
-            claims = backlog.open_claims(feature.id)
-            if not claims:
-                continue
+        while True:  # a confirmed claim can make a claimed dependent ready
+            claimed = [
+                (f, claims) for f in backlog.ready() if (claims := backlog.open_claims(f.id))
+            ]
+            if not claimed:
+                return
+            feature, claims = claimed[0]
             held = backlog.claim(feature.id, by=run.id)
             if held is None:
                 continue

@@ -141,7 +141,11 @@ class Orchestrator:
         return RunResult(code, run_id, message)
 
 
+_UNITS = {"plan": "batch", "backlog": "feature", "init": "spec"}
+
+
 def summary_rows(store: Store, run_id: str) -> list[SummaryRow]:
+    unit = _UNITS.get(store.run(run_id).kind, "batch")
     rows = []
     for item in store.items(run_id):
         attempts = store.attempts(item_id=item.id)
@@ -157,6 +161,7 @@ def summary_rows(store: Store, run_id: str) -> list[SummaryRow]:
                 cost_usd=totals.cost_usd,
                 cost_unknown=totals.unknown_cost > 0,
                 commit=item.commit_sha,
+                unit=unit,
             )
         )
     return rows

@@ -43,6 +43,7 @@ class SummaryRow:
     cost_usd: Decimal | None
     cost_unknown: bool
     commit: str | None
+    unit: str = "batch"  # batch, feature or spec
 
 
 class Reporter(Protocol):
