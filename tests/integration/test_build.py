@@ -494,3 +494,35 @@ def test_an_imported_passing_feature_is_checked_without_an_agent(
         "feat(functional): Subtraction",
         "initial",
     ]
+
+
+def test_a_spent_budget_stops_the_build_and_resume_finishes_it(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    root = make_project(tmp_path / "proj", "")
+    _, sim = sim_env(
+        {
+            "scripts": [
+                feature_script(1, add_function("sub", "a - b", "calc.sub(5, 3) == 2")),
+                feature_script(2, add_function("mul", "a * b", "calc.mul(3, 4) == 12")),
+            ]
+        }
+    )
+    env = nightcrew_env(sim)
+    one = add(root, env, "Subtraction", "--accept", check("calc.sub(5, 3) == 2"))
+    two = add(root, env, "Multiplication", "--accept", check("calc.mul(3, 4) == 12"))
+    per_feature = cost_of(USAGE_TOOL, USAGE_DONE)
+
+    # Enough for the first feature, not for a second.
+    stopped = run_nightcrew(
+        root, env, "build", "--model", MODEL, "--max-budget-usd", f"{per_feature * 1.5:.4f}"
+    )
+
+    assert stopped.returncode == 3, stopped.stdout + stopped.stderr
+    assert "budget exceeded: the run budget (--max-budget-usd" in stopped.stdout
+    features = backlog(root, env)
+    assert features[one]["state"] == "passed"
+    assert features[two]["state"] == "pending"  # stopped mid-attempt, never left in progress
+    resumed = run_nightcrew(root, env, "build", "--resume", "--model", MODEL)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert [f["state"] for f in backlog(root, env).values()] == ["passed", "passed"]
