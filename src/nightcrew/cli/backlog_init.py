@@ -41,14 +41,11 @@ def init_command(
     Exit codes: 0 features created, 1 none created, 2 bad input, 3 budget
     exceeded, 4 another run holds the lock, 130 interrupted.
     """
-    from rich.console import Console
-
     from nightcrew.agents.claude import ClaudeBackend
     from nightcrew.cli.agent_tools import init_tools
-    from nightcrew.cli.display import LiveReporter, PlainReporter
+    from nightcrew.cli.display import console_reporter
     from nightcrew.config import load_settings
     from nightcrew.engine.initializer import Initializer, InitOptions
-    from nightcrew.engine.report import Reporter
     from nightcrew.project import Project
 
     project = Project.find(Path.cwd())
@@ -56,8 +53,7 @@ def init_command(
         project.root,
         {"model": model, "max_budget_usd": max_budget_usd, "attempt_timeout": attempt_timeout},
     )
-    console = Console(highlight=False)
-    reporter: Reporter = LiveReporter(console) if console.is_terminal else PlainReporter(console)
+    reporter = console_reporter()
     initializer = Initializer(
         project,
         settings,

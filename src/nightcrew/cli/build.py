@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from nightcrew.cli.agent_options import attempt_options
+
 
 def _chain(value: str | None) -> tuple[str, ...] | None:
     if value is None:
@@ -20,22 +22,13 @@ def _chain(value: str | None) -> tuple[str, ...] | None:
 
 
 @click.command("build")
-@click.option(
-    "--agent", type=click.Choice(["claude"]), default=None, help="Agent backend (default: claude)."
-)
+@attempt_options("feature", "build")
 @click.option("--model", default=None, help="Model to start each feature with.")
 @click.option(
     "--escalation",
     default=None,
     metavar="MODELS",
     help="The model chain a stuck feature climbs, weakest first (e.g. haiku,sonnet,opus).",
-)
-@click.option(
-    "--gate",
-    "gates",
-    multiple=True,
-    help="Shell command that must exit 0 after each feature (repeatable);"
-    " replaces the auto-detected test gate.",
 )
 @click.option(
     "--on-failure",
@@ -57,32 +50,10 @@ def _chain(value: str | None) -> tuple[str, ...] | None:
     help="The same failure this many times in a row means stuck: climb the chain (default: 3).",
 )
 @click.option(
-    "--max-budget-usd",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Stop the build (exit 3) when it has spent this much.",
-)
-@click.option(
-    "--max-item-usd",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Stop the build (exit 3) when one feature has spent this much in it.",
-)
-@click.option(
-    "--attempt-timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    metavar="SECONDS",
-    help="Kill an attempt's agent after this long (default: 1800).",
-)
-@click.option(
     "--max-features",
     type=click.IntRange(min=1),
     default=None,
     help="Stop after working on this many features.",
-)
-@click.option(
-    "--no-commit", is_flag=True, default=False, help="Leave each feature's changes uncommitted."
 )
 @click.option(
     "--no-tools",
@@ -122,14 +93,11 @@ def build_command(
     --on-failure stop, 2 bad input, 3 budget exceeded, 4 another run holds the
     lock, 130 interrupted.
     """
-    from rich.console import Console
-
     from nightcrew.agents.claude import ClaudeBackend
     from nightcrew.cli.agent_tools import build_tools
-    from nightcrew.cli.display import LiveReporter, PlainReporter
+    from nightcrew.cli.display import console_reporter
     from nightcrew.config import load_settings
     from nightcrew.engine.builder import Builder, BuildOptions
-    from nightcrew.engine.report import Reporter
     from nightcrew.errors import BadInput
     from nightcrew.project import Project
 
@@ -152,8 +120,7 @@ def build_command(
             "commit": False if no_commit else None,
         },
     )
-    console = Console(highlight=False)
-    reporter: Reporter = LiveReporter(console) if console.is_terminal else PlainReporter(console)
+    reporter = console_reporter()
     builder = Builder(
         project,
         settings,

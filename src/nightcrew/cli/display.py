@@ -150,3 +150,9 @@ def _shown_number(row: SummaryRow) -> str:
     if row.number is None:
         return "-"
     return f"#{row.number}" if row.unit == "feature" else str(row.number)
+
+
+def console_reporter() -> PlainReporter | LiveReporter:
+    """The live panel on a terminal; timestamped lines anywhere else (a log, CI)."""
+    console = Console(highlight=False)
+    return LiveReporter(console) if console.is_terminal else PlainReporter(console)

@@ -7,20 +7,13 @@ from pathlib import Path
 
 import click
 
+from nightcrew.cli.agent_options import attempt_options
+
 
 @click.command("run")
+@attempt_options("batch", "run")
 @click.argument("plan", type=click.Path(path_type=Path, dir_okay=False))
-@click.option(
-    "--agent", type=click.Choice(["claude"]), default=None, help="Agent backend (default: claude)."
-)
 @click.option("--model", default=None, help="Model for every attempt (default: the agent's).")
-@click.option(
-    "--gate",
-    "gates",
-    multiple=True,
-    help="Shell command that must exit 0 after each batch (repeatable);"
-    " replaces the auto-detected test gate.",
-)
 @click.option(
     "--on-failure",
     type=click.Choice(["stop", "skip", "retry"]),
@@ -34,30 +27,8 @@ import click
     help="Retries per batch with --on-failure retry (default: 2).",
 )
 @click.option("--escalate-model", default=None, help="Model for the last retry of a batch.")
-@click.option(
-    "--max-budget-usd",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Stop the run (exit 3) when it has spent this much.",
-)
-@click.option(
-    "--max-item-usd",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Stop the run (exit 3) when one batch has spent this much, failed attempts included.",
-)
-@click.option(
-    "--attempt-timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    metavar="SECONDS",
-    help="Kill an attempt's agent after this long (default: 1800).",
-)
 @click.option("--start-batch", type=int, default=None, help="First batch to run.")
 @click.option("--end-batch", type=int, default=None, help="Last batch to run.")
-@click.option(
-    "--no-commit", is_flag=True, default=False, help="Leave each batch's changes uncommitted."
-)
 @click.option("--resume", is_flag=True, help="Continue the latest run of PLAN.")
 def run_command(
     plan: Path,
@@ -81,12 +52,9 @@ def run_command(
     failed, 2 bad input, 3 budget exceeded, 4 another run holds the lock,
     130 interrupted.
     """
-    from rich.console import Console
-
     from nightcrew.agents.claude import ClaudeBackend
-    from nightcrew.cli.display import LiveReporter, PlainReporter
+    from nightcrew.cli.display import console_reporter
     from nightcrew.config import load_settings
-    from nightcrew.engine.report import Reporter
     from nightcrew.engine.runner import Runner, RunOptions
     from nightcrew.project import Project
     from nightcrew.work.plan import load_plan
@@ -108,8 +76,7 @@ def run_command(
         },
     )
     parsed = load_plan(plan, project.root)
-    console = Console(highlight=False)
-    reporter: Reporter = LiveReporter(console) if console.is_terminal else PlainReporter(console)
+    reporter = console_reporter()
     runner = Runner(
         project,
         parsed,

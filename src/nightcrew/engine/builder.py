@@ -55,6 +55,8 @@ class BuildOptions:
 
 
 class Builder(Orchestrator):
+    resume_hint = "`nightcrew build --resume`"
+
     def __init__(
         self,
         project: Project,
@@ -172,13 +174,7 @@ class Builder(Orchestrator):
         except (KeyboardInterrupt, Interrupted):
             self._mark_interrupted(store, run.id)
             backlog.release_all([run.id], reason="build interrupted")
-            return self._finish(
-                store,
-                run.id,
-                RunState.INTERRUPTED,
-                ExitCode.INTERRUPTED,
-                "interrupted: state saved; continue with `nightcrew build --resume`",
-            )
+            return self._stop(store, run.id, "interrupted")
 
     # ---- claims -------------------------------------------------------------------
 
@@ -273,25 +269,9 @@ class Builder(Orchestrator):
             if outcome.kind == "gave_up":
                 given_up.append(feature.id)
                 continue
-            if outcome.kind == "interrupted":
-                return self._finish(
-                    store,
-                    run.id,
-                    RunState.INTERRUPTED,
-                    ExitCode.INTERRUPTED,
-                    "interrupted: state saved; continue with `nightcrew build --resume`",
-                )
-            if outcome.kind == "over_budget":
-                return self._finish(
-                    store,
-                    run.id,
-                    RunState.BUDGET_EXCEEDED,
-                    ExitCode.BUDGET_EXCEEDED,
-                    outcome.message,
-                )
-            return self._finish(
-                store, run.id, RunState.FAILED, ExitCode.WORK_FAILED, outcome.message
-            )
+            if outcome.kind in ("interrupted", "over_budget", "failed"):
+                return self._stop(store, run.id, outcome.kind, outcome.message)
+            raise AssertionError(outcome.kind)  # every kind is handled above
 
     def _done(self, ctx: BuildContext, given_up: list[int]) -> RunResult:
         """Nothing is ready: end the build and say why."""

@@ -9,6 +9,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Literal
 
 from nightcrew import gitops
 from nightcrew.agents.base import AgentBackend
@@ -46,6 +47,8 @@ def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
 
 class Orchestrator:
     """The frame of a run; subclasses supply ``_execute``."""
+
+    resume_hint = "--resume"  # how a person continues a stopped run
 
     def __init__(
         self,
@@ -131,6 +134,23 @@ class Orchestrator:
         for item in store.items(run_id):
             if item.state == ItemState.IN_PROGRESS:
                 store.set_item_state(item.id, ItemState.PENDING, reason="run interrupted")
+
+    def _stop(
+        self,
+        store: Store,
+        run_id: str,
+        why: Literal["interrupted", "over_budget", "failed"],
+        message: str = "",
+    ) -> RunResult:
+        """End a run that stopped short: interrupted, over a budget, or failed."""
+        if why == "interrupted":
+            message = f"interrupted: state saved; continue with {self.resume_hint}"
+            return self._finish(store, run_id, RunState.INTERRUPTED, ExitCode.INTERRUPTED, message)
+        if why == "over_budget":
+            return self._finish(
+                store, run_id, RunState.BUDGET_EXCEEDED, ExitCode.BUDGET_EXCEEDED, message
+            )
+        return self._finish(store, run_id, RunState.FAILED, ExitCode.WORK_FAILED, message)
 
     def _finish(
         self, store: Store, run_id: str, state: RunState, code: ExitCode, message: str

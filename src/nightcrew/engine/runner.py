@@ -207,13 +207,7 @@ class Runner(Orchestrator):
             return self._loop(store, run, batches, todo, ctx)
         except (KeyboardInterrupt, Interrupted):
             self._mark_interrupted(store, run.id)
-            return self._finish(
-                store,
-                run.id,
-                RunState.INTERRUPTED,
-                ExitCode.INTERRUPTED,
-                "interrupted: state saved; continue with --resume",
-            )
+            return self._stop(store, run.id, "interrupted")
 
     def _loop(
         self,
@@ -240,27 +234,13 @@ class Runner(Orchestrator):
             if outcome.kind == "passed":
                 continue
             if outcome.kind == "interrupted":
-                return self._finish(
-                    store,
-                    run.id,
-                    RunState.INTERRUPTED,
-                    ExitCode.INTERRUPTED,
-                    "interrupted: state saved; continue with --resume",
-                )
+                return self._stop(store, run.id, "interrupted")
             if outcome.kind == "over_budget":
-                return self._finish(
-                    store,
-                    run.id,
-                    RunState.BUDGET_EXCEEDED,
-                    ExitCode.BUDGET_EXCEEDED,
-                    outcome.message,
-                )
+                return self._stop(store, run.id, "over_budget", outcome.message)
             if outcome.kind == "skipped":
                 failed_skipped.append(batch.number)
                 continue
-            return self._finish(
-                store, run.id, RunState.FAILED, ExitCode.WORK_FAILED, outcome.message
-            )
+            return self._stop(store, run.id, "failed", outcome.message)
         if failed_skipped:
             listed = ", ".join(map(str, failed_skipped))
             return self._finish(

@@ -1,0 +1,64 @@
+"""The options every command that runs agent attempts shares (``run``,
+``build``), worded for what it works through: batches or features."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def attempt_options(unit: str, whole: str) -> Callable[[_F], _F]:
+    """``--agent``, ``--gate``, the budgets, ``--attempt-timeout`` and
+    ``--no-commit``; ``unit`` is "batch" or "feature", ``whole`` "run" or "build"."""
+    options = [
+        click.option(
+            "--agent",
+            type=click.Choice(["claude"]),
+            default=None,
+            help="Agent backend (default: claude).",
+        ),
+        click.option(
+            "--gate",
+            "gates",
+            multiple=True,
+            help=f"Shell command that must exit 0 after each {unit} (repeatable);"
+            " replaces the auto-detected test gate.",
+        ),
+        click.option(
+            "--max-budget-usd",
+            type=click.FloatRange(min=0, min_open=True),
+            default=None,
+            help=f"Stop the {whole} (exit 3) when it has spent this much.",
+        ),
+        click.option(
+            "--max-item-usd",
+            type=click.FloatRange(min=0, min_open=True),
+            default=None,
+            help=f"Stop the {whole} (exit 3) when one {unit} has spent this much in it,"
+            " failed attempts included.",
+        ),
+        click.option(
+            "--attempt-timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            default=None,
+            metavar="SECONDS",
+            help="Kill an attempt's agent after this long (default: 1800).",
+        ),
+        click.option(
+            "--no-commit",
+            is_flag=True,
+            default=False,
+            help=f"Leave each {unit}'s changes uncommitted.",
+        ),
+    ]
+
+    def apply(function: _F) -> _F:
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return apply
