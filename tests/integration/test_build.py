@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from nightcrew.store.records import Store
 from tests.conftest import SimStarter
 from tests.integration.support import (
     MODEL,
@@ -401,6 +402,10 @@ def test_build_refuses_bad_input_in_one_line(tmp_path: Path, sim_env: SimStarter
         assert result.returncode == 2, (args, result.stdout, result.stderr)
         assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1
         assert "Traceback" not in result.stderr
+    (root / ".nightcrew").mkdir()
+    Store.open(root / ".nightcrew" / "nightcrew.db").close()  # as after a plan run
+    empty = run_nightcrew(root, env, "build")
+    assert empty.returncode == 2 and "the backlog is empty" in empty.stderr
     add(root, env, "One", "--accept", "true")
     resumed = run_nightcrew(root, env, "build", "--resume")
     assert resumed.returncode == 2 and "no earlier build to resume" in resumed.stderr

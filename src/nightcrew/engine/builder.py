@@ -129,6 +129,11 @@ class Builder(Orchestrator):
 
     def _execute(self, store: Store, crashed: list[str]) -> RunResult:
         backlog = Backlog(store)
+        if not backlog.features():
+            raise BadInput(
+                f"{self.project.root}: the backlog is empty (create features with"
+                " `nightcrew backlog init SPEC.md`, `backlog import FILE` or `backlog add NAME`)"
+            )
         interrupted_features = self._release_dead(store, backlog)
         specs = self._gate_specs()
         prefix = backlog_prefix(
