@@ -531,3 +531,35 @@ def test_a_spent_budget_stops_the_build_and_resume_finishes_it(
     resumed = run_nightcrew(root, env, "build", "--resume", "--model", MODEL)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert [f["state"] for f in backlog(root, env).values()] == ["passed", "passed"]
+
+
+def test_max_features_stops_early_and_on_failure_stop_ends_the_build_with_exit_1(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    root = make_project(tmp_path / "proj", "")
+    _, sim = sim_env(
+        {
+            "scripts": [
+                feature_script(1, add_function("sub", "a - b", "calc.sub(5, 3) == 2")),
+                feature_script(2, "echo nothing to see"),
+            ]
+        }
+    )
+    env = nightcrew_env(sim)
+    one = add(root, env, "Subtraction", "--accept", check("calc.sub(5, 3) == 2"))
+    two = add(root, env, "Power", "--accept", check("calc.pow(2, 3) == 8"))
+
+    first = run_nightcrew(root, env, "build", "--model", MODEL, "--max-features", "1")
+
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "stopped after 1 feature(s) (--max-features); 1 of 2 features passed" in first.stdout
+    assert backlog(root, env)[two]["state"] == "pending"
+
+    second = run_nightcrew(root, env, "build", "--resume", "--model", MODEL, "--on-failure", "stop")
+
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert f"feature #{two} failed: the feature failed and --on-failure is stop" in second.stdout
+    features = backlog(root, env)
+    assert [features[one]["state"], features[two]["state"]] == ["passed", "failed"]
+    failures = json.loads(run_nightcrew(root, env, "backlog", "failures", "--json").stdout)
+    assert [f["feature_id"] for f in failures] == [two]
