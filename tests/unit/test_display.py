@@ -130,3 +130,31 @@ def test_money(value: Decimal | None, unknown: bool, text: str) -> None:
 )
 def test_duration(seconds: float | None, text: str) -> None:
     assert duration(seconds) == text
+
+
+def test_a_build_names_features_in_its_lines_panel_and_table(
+    reporter: PlainReporter, out: io.StringIO
+) -> None:
+    from nightcrew.cli.display import LiveReporter
+
+    snap = Progress(
+        run_id="r1", unit="feature", batch_index=2, batch_total=5, batch_number=7,
+        title="Log in", current_tool="Bash: pytest -q",
+    )  # fmt: skip
+    reporter.progress(snap)
+    row = SummaryRow(7, "Log in", "passed", 1, 5, Decimal("0.1"), False, "abc", unit="feature")
+    reporter.summary([row], "done")
+    text = out.getvalue()
+    assert text.startswith("[21:59:58]   feature #7 › Bash: pytest -q\nnightcrew build summary")
+    assert table_rows(text)["Log in"][0] == "#7"
+    assert "┃ Feature ┃" in text
+    panel_out = io.StringIO()
+    live = LiveReporter(Console(file=panel_out, width=100, color_system=None), clock=lambda: 0.0)
+    try:
+        live.progress(snap)
+        rendered = Console(file=panel_out, width=100, color_system=None)
+        rendered.print(live._render())
+    finally:
+        live.close()
+    assert "feature 2/5 #7 Log in" in panel_out.getvalue()
+    assert "feature $" in panel_out.getvalue() or "feature unknown" in panel_out.getvalue()
