@@ -91,15 +91,26 @@ def test_import_prd_then_manage_it(project: Path) -> None:
 def test_export_json_imports_back_into_another_project(project: Path, tmp_path: Path) -> None:
     (project / "prd.json").write_text(json.dumps(PRD))
     nightcrew(project, "backlog", "import", "prd.json")
+    nightcrew(project, "backlog", "skip", "2")
+    nightcrew(project, "backlog", "retry", "2", "--model", "opus")
     exported = nightcrew(project, "backlog", "export", "--json", "-o", "backlog.json")
     assert exported.returncode == 0, exported.stderr
     other = make_project(tmp_path / "other", plan_text(["unused"]))
     (other / "backlog.json").write_text((project / "backlog.json").read_text())
     result = nightcrew(other, "backlog", "import", "backlog.json")
     assert result.returncode == 0 and "nightcrew format" in result.stdout
-    assert [(f["name"], f["depends_on"]) for f in listed(other)] == [
-        (f["name"], f["depends_on"]) for f in listed(project)
-    ]
+
+    def graph(root: Path) -> set[tuple[str, tuple[str, ...], str | None]]:
+        # ids are given afresh in the other project (in backlog order): compare names
+        features = listed(root)
+        names = {f["id"]: f["name"] for f in features}
+        return {
+            (f["name"], tuple(sorted(names[d] for d in f["depends_on"])), f["model"])
+            for f in features
+        }
+
+    assert graph(other) == graph(project)
+    assert ("Signup endpoint", ("Database schema",), "opus") in graph(other)
     markdown = nightcrew(project, "backlog", "export").stdout
     assert "# Backlog" in markdown and "Login endpoint" in markdown
 

@@ -481,6 +481,7 @@ def test_export_json_reads_back_as_the_same_features(tmp_path: Path) -> None:
         assert spec.depends_on_keys == tuple(str(d) for d in original.depends_on)
         assert spec.depends_on == ()
         assert spec.passes == (original.state == ItemState.PASSED)
+        assert spec.model == original.model  # "retry with opus" survives the trip
 
 
 def test_export_json_is_our_format_in_backlog_order() -> None:

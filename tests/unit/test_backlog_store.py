@@ -54,6 +54,17 @@ def test_bulk_create_resolves_dependencies_by_index_and_key(backlog: Backlog) ->
     assert backlog.feature(later.created[0]).depends_on == (a, b)
 
 
+def test_a_key_may_name_a_later_feature_of_the_same_batch(backlog: Backlog) -> None:
+    # An export lists a skipped feature last, after what depends on it.
+    created = backlog.create(
+        [spec("Profile page", depends_on_keys=("7",)), spec("Sign up", source_key="7")],
+        source="import",
+        all_or_nothing=True,
+    )
+    first, second = created.ids
+    assert backlog.feature(first or 0).depends_on == (second,)
+
+
 def test_what_cannot_be_created_is_rejected_with_its_reason(backlog: Backlog) -> None:
     created = backlog.create(
         [

@@ -91,9 +91,14 @@ class CreatingFeatures:
             planned = self._without_cycles(planned, ids, rejected, existing, first_new=next_id)
             if all_or_nothing and rejected:
                 raise SpecsRejected(tuple(rejected), len(specs))
-            for fid, spec, deps in planned:
+            for fid, spec, _ in planned:
                 position += 1
-                self._insert(db, fid, spec, position, deps, source)
+                self._insert(db, fid, spec, position, source)
+            # After every feature exists: a dependency may name a later one of the batch.
+            db.executemany(
+                "INSERT INTO feature_deps (feature_id, depends_on) VALUES (?, ?)",
+                [(fid, d) for fid, _, deps in planned for d in deps],
+            )
         return Created(tuple(ids), tuple(rejected))
 
     def _dep_problem(
@@ -182,7 +187,6 @@ class CreatingFeatures:
         fid: int,
         spec: FeatureSpec,
         position: int,
-        deps: Sequence[int],
         source: str,
     ) -> None:
         now = utcnow()
@@ -190,8 +194,8 @@ class CreatingFeatures:
         priority = spec.priority if spec.priority is not None else 0
         db.execute(
             "INSERT INTO features (id, category, name, description, steps_json, acceptance_json,"
-            " manual, files_json, priority, position, state, source_key, created_at, updated_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " manual, files_json, priority, position, state, source_key, model, created_at,"
+            " updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 fid,
                 spec.category.strip(),
@@ -205,13 +209,10 @@ class CreatingFeatures:
                 position,
                 state,
                 spec.source_key,
+                spec.model,
                 now,
                 now,
             ),
-        )
-        db.executemany(
-            "INSERT INTO feature_deps (feature_id, depends_on) VALUES (?, ?)",
-            [(fid, d) for d in deps],
         )
         reason = f"created ({source})"
         if spec.passes and spec.manual:

@@ -62,6 +62,7 @@ class FeatureSpec:
     depends_on_keys: tuple[str, ...] = ()
     passes: bool = False  # imported as already passing
     source_key: str | None = None
+    model: str | None = None  # the model its attempts start with (``retry --model``)
 
 
 @dataclass(frozen=True)

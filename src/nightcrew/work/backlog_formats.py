@@ -281,6 +281,7 @@ def _exported(item: _Item) -> _Keyed:
         known = ", ".join(FEATURE_STATES)
         item.fail(f"'state' is {state!r}, not one of {known}", item.get("state"))
     deps = item.elements("depends_on", int, "feature ids")
+    model_node = item.get("model")
     spec = FeatureSpec(
         name=item.title,
         category=item.text("category", DEFAULT_CATEGORY),
@@ -293,6 +294,7 @@ def _exported(item: _Item) -> _Keyed:
         depends_on_keys=tuple(dict.fromkeys(str(d.value) for d in deps)),
         passes=state == ItemState.PASSED,
         source_key=str(key),
+        model=None if model_node is None or model_node.value is None else item.text("model"),
     )
     return _Keyed(item, spec, key, deps)
 
