@@ -20,7 +20,14 @@ from nightcrew import gitops
 from nightcrew.agents.base import HarnessTool
 from nightcrew.config import Settings
 from nightcrew.engine import gates as gates_mod
-from nightcrew.engine.attempt_run import AttemptRun, Job, abandon, commit_or_fail, run_attempt
+from nightcrew.engine.attempt_run import (
+    AttemptRun,
+    Job,
+    abandon,
+    commit_or_fail,
+    over_budget_before,
+    run_attempt,
+)
 from nightcrew.engine.batch import BatchContext
 from nightcrew.engine.feature_prompt import feature_suffix
 from nightcrew.engine.policy import FeatureDecision, after_feature_failure, model_ladder
@@ -164,6 +171,15 @@ def _job(ctx: BuildContext, feature: Feature) -> Job:
     )
 
 
+def _base(ctx: BuildContext, item: ItemRow) -> str | None:
+    """The commit the feature's work started from: its window's first attempt's
+    base after a restart (the agent may have committed since), else HEAD."""
+    for attempt in ctx.store.attempts(item_id=item.id):
+        if attempt.number >= item.window_start and attempt.base_sha:
+            return attempt.base_sha
+    return gitops.head_sha(ctx.project.root)
+
+
 def run_feature(ctx: BuildContext, feature: Feature, item: ItemRow) -> FeatureOutcome:
     """Work on ``feature``, which this build has claimed (it is in progress)."""
     store, backlog, run_id = ctx.store, ctx.backlog, ctx.run.id
@@ -176,7 +192,7 @@ def run_feature(ctx: BuildContext, feature: Feature, item: ItemRow) -> FeatureOu
     climb = replay(
         ctx.settings, feature.model, ctx.store.attempts(item_id=item.id), item.window_start
     )
-    base_sha = gitops.head_sha(ctx.project.root)
+    base_sha = _base(ctx, item)
     if climb.verdict is not None:  # decided before a crash, not carried out
         if climb.verdict.action == "stop":
             return _stop(ctx, feature, item, climb.verdict, None)
@@ -184,6 +200,9 @@ def run_feature(ctx: BuildContext, feature: Feature, item: ItemRow) -> FeatureOu
     job = _job(ctx, feature)
     session = _resumable_session(ctx, item)
     while True:
+        spent = over_budget_before(ctx, job, item)
+        if spent is not None:
+            return _put_back(ctx, feature, item, "over_budget", spent)
         backlog.count_attempt(feature.id)
         run = run_attempt(
             ctx,
