@@ -147,20 +147,17 @@ class Builder(Orchestrator):
         for line in gates_mod.describe_detection(self.project.root).splitlines():
             self.reporter.note(line)
         tools = self.options.tools
-        ctx = BuildContext(
-            project=self.project,
-            store=store,
-            run=run,
-            settings=self.settings,
-            backend=self.backend,
-            reporter=self.reporter,
-            pricer=self.pricer,
+        base = self._context(
+            store,
+            run,
             prefix=prefix,
             gate_specs=specs,
             agent_env=self.options.agent_env,
-            batch_count=len(backlog.features()),
+            count=len(backlog.features()),
             progress=Progress(run_id=run.id, unit="feature"),
-            baseline=None,
+        )
+        ctx = BuildContext(
+            **vars(base),
             backlog=backlog,
             resume_session=self.options.resume_session,
             tools_for=(

@@ -21,7 +21,6 @@ from pathlib import Path
 from nightcrew.agents.base import AgentBackend, HarnessTool
 from nightcrew.config import Settings
 from nightcrew.engine.attempt_run import Job, run_attempt
-from nightcrew.engine.batch import BatchContext
 from nightcrew.engine.orchestrator import Interrupted, Orchestrator, RunResult
 from nightcrew.engine.report import Progress, Reporter
 from nightcrew.engine.states import AttemptState, ItemState, RunState
@@ -141,20 +140,14 @@ class Initializer(Orchestrator):
             sha=run.source_sha256,
         )
         store.set_item_state(item.id, ItemState.IN_PROGRESS, reason="initializer started")
-        ctx = BatchContext(
-            project=self.project,
-            store=store,
-            run=run,
-            settings=self.settings,
-            backend=self.backend,
-            reporter=self.reporter,
-            pricer=self.pricer,
+        ctx = self._context(
+            store,
+            run,
             prefix=prefix,
             gate_specs=[],
             agent_env=self.options.agent_env,
-            batch_count=1,
+            count=1,
             progress=Progress(run_id=run.id, unit="spec", batch_total=1, batch_index=1),
-            baseline=None,
         )
         tools = self.options.tools
         spec = self.spec_text

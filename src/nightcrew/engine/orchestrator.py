@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -15,13 +16,14 @@ from nightcrew import gitops
 from nightcrew.agents.base import AgentBackend
 from nightcrew.config import Settings
 from nightcrew.engine import gates as gates_mod
+from nightcrew.engine.batch import BatchContext
 from nightcrew.engine.lock import ProjectLock
 from nightcrew.engine.recovery import recover
-from nightcrew.engine.report import Reporter, SummaryRow
+from nightcrew.engine.report import Progress, Reporter, SummaryRow
 from nightcrew.engine.states import AttemptState, ItemState, RunState
 from nightcrew.errors import ExitCode, NightcrewError
 from nightcrew.project import Project
-from nightcrew.store.records import Store
+from nightcrew.store.records import RunRow, Store
 from nightcrew.usage.globaldb import open_global, register_project
 from nightcrew.usage.pricing import Pricer, model_price_from_config
 
@@ -108,6 +110,34 @@ class Orchestrator:
                 db.close()
         except (OSError, sqlite3.Error, NightcrewError) as exc:
             self.reporter.note(f"could not add this project to the usage registry: {exc}", "warn")
+
+    def _context(
+        self,
+        store: Store,
+        run: RunRow,
+        *,
+        prefix: str,
+        gate_specs: list[gates_mod.GateSpec],
+        agent_env: Mapping[str, str],
+        count: int,
+        progress: Progress,
+    ) -> BatchContext:
+        """What every attempt of this run needs to know."""
+        return BatchContext(
+            project=self.project,
+            store=store,
+            run=run,
+            settings=self.settings,
+            backend=self.backend,
+            reporter=self.reporter,
+            pricer=self.pricer,
+            prefix=prefix,
+            gate_specs=gate_specs,
+            agent_env=agent_env,
+            batch_count=count,
+            progress=progress,
+            baseline=None,
+        )
 
     def _baseline(
         self, specs: list[gates_mod.GateSpec], directory: Path, unit: str, units: str

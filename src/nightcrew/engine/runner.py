@@ -183,21 +183,14 @@ class Runner(Orchestrator):
             if items[str(batch.number)].state == ItemState.PASSED:
                 self.reporter.note(f"batch {batch.number} already passed: not run again")
 
-        progress = Progress(run_id=run.id, batch_total=len(batches))
-        ctx = BatchContext(
-            project=self.project,
-            store=store,
-            run=run,
-            settings=self.settings,
-            backend=self.backend,
-            reporter=self.reporter,
-            pricer=self.pricer,
+        ctx = self._context(
+            store,
+            run,
             prefix=prefix,
             gate_specs=specs,
             agent_env=self.options.agent_env,
-            batch_count=len(self.plan.batches),
-            progress=progress,
-            baseline=None,
+            count=len(self.plan.batches),
+            progress=Progress(run_id=run.id, batch_total=len(batches)),
         )
         try:
             if todo:
