@@ -50,3 +50,21 @@ class IllegalTransition(NightcrewError):
 
 class GitError(NightcrewError):
     """A git command failed where the run cannot go on."""
+
+
+def report_crash(exc: BaseException) -> int:
+    """An unexpected error: the traceback goes to a file, one line naming the error
+    and the file to stderr; returns the exit code."""
+    import sys  # noqa: PLC0415 - kept out of the fast paths that import this module
+    import tempfile  # noqa: PLC0415
+    import traceback  # noqa: PLC0415
+
+    fd, path = tempfile.mkstemp(prefix="nightcrew-crash-", suffix=".txt")
+    with open(fd, "w") as out:
+        traceback.print_exception(exc, file=out)
+    print(
+        f"nightcrew: internal error: {type(exc).__name__}: {exc} (details in {path};"
+        " please report it)",
+        file=sys.stderr,
+    )
+    return int(ExitCode.WORK_FAILED)

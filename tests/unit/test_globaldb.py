@@ -120,6 +120,25 @@ def test_rows_imported_before_the_index_change_are_kept(tmp_path: Path) -> None:
         db.close()
 
 
+def test_a_new_database_gets_large_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    new = open_global(tmp_path / "new.db")
+    try:
+        assert new.execute("PRAGMA page_size").fetchone()[0] == globaldb.PAGE_BYTES
+    finally:
+        new.close()
+    old = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
+    apply_migrations(old, [globaldb.g001_initial])
+    file_id = add_file(old, "/t/a.jsonl")
+    old.close()
+    db = open_global(tmp_path / "old.db")
+    try:
+        assert db.execute("PRAGMA page_size").fetchone()[0] == 4096
+        add_row(db, file_id, "m1", "r1")
+        assert inputs(db) == [10]
+    finally:
+        db.close()
+
+
 def test_a_corrupt_file_is_bad_input_naming_it(tmp_path: Path) -> None:
     path = tmp_path / "usage.db"
     path.write_bytes(b"this is not a database, just some text " * 200)
@@ -133,6 +152,16 @@ def test_times_are_stored_in_one_sortable_form() -> None:
     assert format_ts(datetime(2026, 11, 21, 9, tzinfo=UTC)) == "2026-11-21T09:00:00.000000+00:00"
     with pytest.raises(ValueError, match="naive"):
         format_ts(datetime(2026, 11, 21))
+
+
+def test_a_file_is_recorded_once_even_by_two_imports(db: sqlite3.Connection) -> None:
+    state = globaldb.KnownFile(0, 10, 5, 7, 10, 10, "ab", 1)
+    file_id = globaldb.add_file(db, "/t/a.jsonl", state)
+    assert file_id is not None and db.in_transaction
+    assert globaldb.add_file(db, "/t/a.jsonl", state) is None  # the other import wins
+    db.execute("COMMIT")
+    known = globaldb.known_files(db)
+    assert known == {"/t/a.jsonl": state._replace(id=file_id)}
 
 
 # ---- project registry ---------------------------------------------------------------------

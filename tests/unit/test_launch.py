@@ -57,3 +57,42 @@ def test_anything_new_or_unknown_goes_to_the_full_command(tree: Path) -> None:
     with (tree / "p" / "s.jsonl").open("a") as f:
         f.write(LINE.replace("m1", "m2").replace("r1", "r2") + "\n")
     assert not launch._quiet_import(["usage", "import", str(tree)])  # it grew
+
+
+def test_an_import_with_something_new_runs_here_and_prints_what_the_full_command_does(
+    tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert launch._import(["usage", "import", str(tree)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("imported 1 responses from 1 of 1 files (0.0 MB read in ")
+    assert launch._quiet_import(["usage", "import", str(tree)])  # now nothing is new
+    with (tree / "p" / "s.jsonl").open("a") as f:
+        f.write(LINE.replace("m1", "m2").replace("r1", "r2") + "\n")
+    capsys.readouterr()
+    assert launch._import(["usage", "import", "--json", str(tree)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    fields = {f.name for f in dataclasses.fields(ImportReport)}
+    assert set(report) == fields | {"warnings"}
+    assert (report["entries_added"], report["files_read"], report["warnings"]) == (1, 1, [])
+
+
+def test_a_failed_import_here_ends_like_the_full_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "missing"
+    assert launch._import(["usage", "import", str(missing)]) == 2
+    assert capsys.readouterr().err == f"nightcrew: {missing}: no such file or directory\n"
+    assert launch._import(["usage", "import", "--help"]) is None  # the full command line's
+
+
+def test_the_executable_imports_and_exits_with_the_report_printed(tree: Path) -> None:
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", "from nightcrew.launch import main; main()", "usage", "import",
+         str(tree)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert (run.returncode, run.stderr) == (0, "")
+    assert run.stdout.startswith("imported 1 responses from 1 of 1 files")

@@ -7,6 +7,7 @@ cost formula in §1.4, never by calling the code under test.
 from __future__ import annotations
 
 import logging
+import os
 from decimal import Decimal
 from typing import Any
 
@@ -415,3 +416,100 @@ def test_response_pricer_of_an_unknown_model_is_none_and_warns_once() -> None:
     assert pricer.response_pricer("claude-imaginary-9")(1, 1, 1, 1, 1) is None
     assert pricer.response_pricer("claude-imaginary-9")(2, 2, 2, 2, 2) is None
     assert len(warnings) == 1
+
+
+# ---- rate cards for worker processes, and lookups made elsewhere ----------------------------
+
+
+@pytest.mark.parametrize(
+    "model", ["claude-sonnet-4-5-20250929", "claude-haiku-5-5", "claude-opus-4-5-20251101"]
+)
+def test_a_rate_card_prices_without_the_pricer_like_price_response(model: str) -> None:
+    """What a worker process does: price with the card alone (tiers included)."""
+    import pickle
+    import random
+
+    pricer = Pricer()
+    card = pricer.rate_card(model)
+    assert card is not None
+    price = pricing.card_pricer(pickle.loads(pickle.dumps(card)))
+    rng = random.Random(model)
+    for _ in range(300):
+        counts = [rng.choice((0, 1, rng.randrange(300_000), rng.randrange(10**7))) for _ in "12345"]
+        text = price(*counts)
+        assert text is not None
+        assert Decimal(text) == usd(pricer.price_response(model, TokenCounts(*counts))), counts
+
+
+def test_no_rate_card_for_an_unknown_model_or_an_odd_rate() -> None:
+    warnings: list[str] = []
+    odd = Decimal("0.0000001")
+    pricer = Pricer(overrides={"m": ModelPrice(odd, odd, odd, odd, odd)}, warn=warnings.append)
+    assert pricer.rate_card("m") is None  # priced by response_pricer's Decimal path instead
+    assert pricer.rate_card("claude-imaginary-9") is None
+    assert pricer.rate_card("claude-imaginary-9") is None
+    assert len(warnings) == 1 and "claude-imaginary-9" in warnings[0]
+
+
+def test_prices_in_whole_dollars_and_above_read_exactly() -> None:
+    pricer = Pricer(overrides={"m": ModelPrice(*[Decimal(75)] * 5)})
+    fast = pricer.response_pricer("m")
+    assert fast(1_000_000, 0, 0, 0, 0) == "75"
+    assert fast(1_000_001, 0, 0, 0, 0) == "75.000075"
+    assert fast(0, 20_000_000, 0, 0, 1) == "1500.000075"
+
+
+def test_a_lookup_made_elsewhere_gives_the_same_prices_and_warnings() -> None:
+    asked: list[str] = []
+
+    def lookup(model: str) -> pricing.GenaiPrice:
+        asked.append(model)
+        return pricing.lookup_genai(model)
+
+    warnings: list[str] = []
+    remote = Pricer(genai_lookup=lookup, warn=warnings.append)
+    local = Pricer()
+    for model in ("claude-sonnet-4-5", "claude-opus-4-5-20251101", "gpt-4o"):
+        assert remote.price_response(model, CAPTURED) == local.price_response(model, CAPTURED)
+    assert remote.price_response("claude-imaginary-9", CAPTURED).usd is None
+    assert asked == ["claude-sonnet-4-5", "claude-opus-4-5-20251101", "gpt-4o",
+                     "claude-imaginary-9"]  # fmt: skip
+    assert len(warnings) == 1
+
+
+def test_overrides_and_our_own_choices_need_no_lookup() -> None:
+    def no_lookup(model: str) -> pricing.GenaiPrice:
+        raise AssertionError(f"looked up {model}")
+
+    rate = ModelPrice(Decimal(1), Decimal(2), Decimal(3), Decimal(4), Decimal(5))
+    pricer = Pricer(overrides={"mine": rate}, genai_lookup=no_lookup)
+    assert usd(pricer.price_response("mine", TokenCounts(input=1_000_000))) == Decimal(1)
+    assert pricer.rate_card("claude-sonnet-4") is not None  # _PREFER_BUILTIN
+
+
+def test_a_price_helper_process_answers_like_genai_prices_here() -> None:
+    from nightcrew.usage.price_helper import PriceHelper
+
+    with PriceHelper() as helper:
+        pid = helper.pid
+        remote = Pricer(genai_lookup=helper.lookup)
+        for model in ("claude-sonnet-4-5-20250929", "claude-opus-4-5-20251101", "gpt-4o"):
+            assert remote.rate_card(model) == Pricer().rate_card(model)
+        assert helper.lookup("claude-imaginary-9") is None
+    assert helper.pid is None
+    assert pid is not None
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reaped
+
+
+def test_lookups_go_on_here_when_the_price_helper_dies() -> None:
+    import signal
+
+    from nightcrew.usage.price_helper import PriceHelper
+
+    with PriceHelper() as helper:
+        assert helper.pid is not None
+        os.kill(helper.pid, signal.SIGKILL)
+        found = helper.lookup("claude-opus-4-5-20251101")
+        assert found == pricing.lookup_genai("claude-opus-4-5-20251101")
+        assert helper.pid is None

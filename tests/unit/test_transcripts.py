@@ -595,3 +595,58 @@ def test_worker_processes_import_exactly_what_one_process_does(
             conn.close()
     assert results["workers"] == results["inline"]
     assert results["inline"][0] == 6 * 40 and results["inline"][1] == 6
+
+
+def test_worker_processes_price_and_warn_like_one_process(
+    projects: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers price with the rate cards the importer resolved by the time their task is
+    sent; the rest is priced by the importer. Either way: the same costs, unknown models
+    unknown, and one warning per unknown model."""
+    models = (MODEL, "claude-opus-4-5-20251101", "claude-imaginary-9")
+    for n in range(8):
+        lines = [
+            assistant(f"m{n}-{i}", f"r{n}-{i}", model=models[i % 3], input_tokens=i, write_1h=n)
+            for i in range(30)
+        ]
+        write(projects / "p" / f"s{n}.jsonl", *lines)
+    monkeypatch.setattr(transcripts, "SEGMENT_BYTES", 900)  # many small tasks
+    results = {}
+    for name, parallel_bytes in (("inline", 1 << 40), ("workers", 0)):
+        monkeypatch.setattr(transcripts, "PARALLEL_BYTES", parallel_bytes)
+        warned: list[str] = []
+        conn = open_global(tmp_path / f"{name}.db")
+        try:
+            run(conn, Pricer(warn=warned.append), projects)
+            costs = sorted((e.model, e.tokens.input, e.cost_usd, e.cost_source)
+                           for e in entries(conn))  # fmt: skip
+        finally:
+            conn.close()
+        results[name] = (costs, warned)
+    assert results["workers"] == results["inline"]
+    costs, warned = results["inline"]
+    assert len(warned) == 1 and "claude-imaginary-9" in warned[0]
+    assert {(m, c is None, s) for m, _, c, s in costs} == {
+        (MODEL, False, "priced"),
+        ("claude-opus-4-5-20251101", False, "priced"),
+        ("claude-imaginary-9", True, None),
+    }
+
+
+def test_a_file_read_in_segments_by_workers_is_followed_like_any_other(
+    db: sqlite3.Connection, pricer: Pricer, projects: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transcripts, "SEGMENT_BYTES", 700)
+    monkeypatch.setattr(transcripts, "PARALLEL_BYTES", 0)
+    f = write(projects / "p" / "s.jsonl", *[assistant(f"m{i}", f"r{i}") for i in range(12)])
+    assert run(db, pricer, projects).entries_added == 12
+    append(f, assistant("m12", "r12") + "\n")  # grown: only the new line is read
+    report = run(db, pricer, projects)
+    assert (report.entries_added, report.files_rewritten) == (1, 0)
+    before = f.stat()
+    write(f, *[assistant(f"x{i}", f"y{i}") for i in range(13)])  # the same size, rewritten
+    os.utime(f, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000))
+    assert f.stat().st_size == before.st_size
+    report = run(db, pricer, projects)
+    assert (report.files_rewritten, report.entries_added) == (1, 13)
+    assert len(entries(db)) == 13

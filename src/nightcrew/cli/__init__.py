@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
-import traceback
 
 import click
 
@@ -18,7 +16,7 @@ from nightcrew.cli.plan import plan_group
 from nightcrew.cli.run import run_command
 from nightcrew.cli.status import status_command
 from nightcrew.cli.usage import usage_group
-from nightcrew.errors import ExitCode, NightcrewError
+from nightcrew.errors import ExitCode, NightcrewError, report_crash
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -72,12 +70,4 @@ def main() -> None:
     except Exception as exc:
         if os.environ.get("NIGHTCREW_DEBUG"):
             raise
-        fd, path = tempfile.mkstemp(prefix="nightcrew-crash-", suffix=".txt")
-        with os.fdopen(fd, "w") as out:
-            traceback.print_exc(file=out)
-        click.echo(
-            f"nightcrew: internal error: {type(exc).__name__}: {exc} (details in {path};"
-            " please report it)",
-            err=True,
-        )
-        sys.exit(ExitCode.WORK_FAILED)
+        sys.exit(report_crash(exc))

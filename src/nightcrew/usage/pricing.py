@@ -51,7 +51,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from nightcrew.agents.base import ModelUsage, TokenCounts
 
@@ -163,6 +163,7 @@ class _GenaiRef:
 
 
 _Resolved = ModelPrice | _GenaiRef | None
+GenaiPrice = ModelPrice | _GenaiRef | None  # what lookup_genai answers
 
 
 def _base_id(model: str) -> str:
@@ -227,9 +228,18 @@ def _from_genai_price(price: GenaiModelPrice) -> ModelPrice | None:
     return dataclasses.replace(base, long_context_threshold=threshold, long_context=build(high))
 
 
-def _lookup_genai(model: str) -> ModelPrice | _GenaiRef | None:
+def load_genai_prices() -> None:
+    """Load genai-prices and its tables (~0.2 s), which a first lookup does otherwise."""
+    from genai_prices.data_snapshot import get_snapshot
+
+    get_snapshot()
+
+
+def lookup_genai(model: str) -> GenaiPrice:
     """genai-prices' price for ``model``: mirrored if the mirror gives genai-prices' own
-    numbers on the probes (a per-request fee or an unusual unit would not), else by ref."""
+    numbers on the probes (a per-request fee or an unusual unit would not), else by ref;
+    None if genai-prices does not know it. For a Pricer's ``genai_lookup`` made elsewhere
+    (see :mod:`nightcrew.usage.price_helper`)."""
     from genai_prices import calc_price
 
     try:
@@ -258,11 +268,22 @@ class Pricer:
         warn: Callable[[str], None] | None = None,
         *,
         use_genai_prices: bool = True,
+        genai_lookup: Callable[[str], GenaiPrice] | None = None,
     ) -> None:
+        """``genai_lookup`` replaces :func:`lookup_genai` (the same answers, found in a
+        helper process: see :mod:`nightcrew.usage.price_helper`)."""
         self._overrides = dict(overrides or {})
         self._warn = warn if warn is not None else _log.warning
         self._use_genai = use_genai_prices
+        self._genai_lookup = genai_lookup if genai_lookup is not None else lookup_genai
         self._resolved: dict[str, _Resolved] = {}
+
+    def preload(self) -> None:
+        """Load genai-prices and its tables now rather than at the first lookup (they take
+        ~0.2 s): for a caller that waits on something else now and will price soon.
+        Nothing to do when lookups are made elsewhere."""
+        if self._use_genai and self._genai_lookup is lookup_genai:
+            load_genai_prices()
 
     def price_response(self, model: str, tokens: TokenCounts) -> Cost:
         """Cost of one API response (long-context tiers apply)."""
@@ -272,22 +293,29 @@ class Pricer:
         """A function pricing one response of ``model`` from its counts (input, output,
         cache read, 5m write, 1h write) as Decimal text, None when the price is unknown:
         the numbers of :meth:`price_response`, for the hot loop of a transcript import.
-        A plain rate card is priced in integer picodollars (every rate with at most six
-        decimals per million tokens is a whole number of them per token), which is exact
-        and several times cheaper than Decimal arithmetic."""
-        if model not in self._resolved:
-            self._resolved[model] = self._resolve(model)
-        price = self._resolved[model]
-        if price is None:
+        A plain rate card is priced in integer picodollars (see :class:`RateCard`), which
+        is exact and several times cheaper than Decimal arithmetic."""
+        card = self.rate_card(model)
+        if card is not None:
+            return card_pricer(card)
+        if self._resolved[model] is None:
             return _unknown_text
-        if isinstance(price, ModelPrice) and (fast := _pico_pricer(price)) is not None:
-            return fast
 
         def slow(i: int, o: int, r: int, w5m: int, w1h: int) -> str | None:
             usd = self.price_response(model, TokenCounts(i, o, r, w5m, w1h)).usd
             return None if usd is None else format(usd, "f")
 
         return slow
+
+    def rate_card(self, model: str) -> RateCard | None:
+        """``model``'s price as a :class:`RateCard`, which :func:`card_pricer` turns into
+        the numbers of :meth:`price_response` without this Pricer (so a worker process can
+        price with it). None when the price is unknown (warned about once, like every
+        lookup) or has a shape a card cannot hold; then use :meth:`response_pricer`."""
+        if model not in self._resolved:
+            self._resolved[model] = self._resolve(model)
+        price = self._resolved[model]
+        return _rate_card(price) if isinstance(price, ModelPrice) else None
 
     def price_total(self, model: str, tokens: TokenCounts) -> Cost:
         """Cost of a sum over many responses, at base rates: a lower bound for tiered models
@@ -324,7 +352,7 @@ class Pricer:
         for key in keys:
             if key in _PREFER_BUILTIN:
                 return _BUILTIN[key]
-        if self._use_genai and (found := _lookup_genai(model)) is not None:
+        if self._use_genai and (found := self._genai_lookup(model)) is not None:
             return found
         for key in keys:
             if key in _BUILTIN:
@@ -343,7 +371,22 @@ def _unknown_text(i: int, o: int, r: int, w5m: int, w1h: int) -> None:
     return None
 
 
-def _pico_rates(price: ModelPrice) -> tuple[int, int, int, int, int] | None:
+_PicoRates = tuple[int, int, int, int, int]  # input, output, cache read, 5m write, 1h write
+
+
+class RateCard(NamedTuple):
+    """A model's price in whole picodollars per token (input, output, cache read,
+    5m write, 1h write), with its long-context tier if it has one. Every rate with at most
+    six decimals per million tokens is a whole number of picodollars per token, so a
+    response's cost is an exact integer sum. A plain tuple of ints: it pickles small and
+    needs nothing of this module's lookups to use (see :func:`card_pricer`)."""
+
+    base: _PicoRates
+    long_context_threshold: int | None = None
+    long_context: _PicoRates | None = None
+
+
+def _pico_rates(price: ModelPrice) -> _PicoRates | None:
     """Picodollars per token for each rate, or None if one is not a whole number of them."""
     rates = []
     for per_mtok in (price.input, price.output, price.cache_read, price.cache_write_5m,
@@ -355,19 +398,35 @@ def _pico_rates(price: ModelPrice) -> tuple[int, int, int, int, int] | None:
     return rates[0], rates[1], rates[2], rates[3], rates[4]
 
 
+def _rate_card(price: ModelPrice) -> RateCard | None:
+    base = _pico_rates(price)
+    if base is None:
+        return None
+    if price.long_context is None:
+        return RateCard(base)
+    tier = _pico_rates(price.long_context)
+    return None if tier is None else RateCard(base, price.long_context_threshold, tier)
+
+
+_FRACTION_PREFIX = tuple("0." + "0" * zeros for zeros in range(12))
+
+
 def pico_text(pico: int) -> str:
     """Picodollars as the shortest exact decimal text of their USD value."""
+    if 0 < pico < _PICO_PER_USD:  # the usual response: four times cheaper than divmod
+        digits = str(pico)
+        return (_FRACTION_PREFIX[12 - len(digits)] + digits).rstrip("0")
     usd, frac = divmod(pico, _PICO_PER_USD)
     return f"{usd}.{frac:012d}".rstrip("0") if frac else str(usd)
 
 
-def _pico_pricer(price: ModelPrice) -> ResponsePricer | None:
-    base = _pico_rates(price)
-    tier = _pico_rates(price.long_context) if price.long_context is not None else None
-    threshold = price.long_context_threshold
-    if base is None or (price.long_context is not None and tier is None):
-        return None
-    a, b, c, d, e = base
+def card_pricer(card: RateCard) -> ResponsePricer:
+    """A function pricing one response from its counts (input, output, cache read,
+    5m write, 1h write) with ``card``: Decimal text, the same as
+    :meth:`Pricer.price_response` gives for the price the card came from. A pure
+    function of the card, for worker processes that have no Pricer."""
+    a, b, c, d, e = card.base
+    threshold, tier = card.long_context_threshold, card.long_context
     if tier is None or threshold is None:
 
         def flat(i: int, o: int, r: int, w5m: int, w1h: int) -> str | None:

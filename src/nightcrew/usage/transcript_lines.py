@@ -3,28 +3,37 @@ that needs no database, so worker processes can do it in parallel.
 
 A file is read as one or more :class:`Segment` byte ranges that start and end at
 line boundaries. Binary chunks go through one buffer, never the whole file (no
-``mmap`` either: its pages count as resident). Only lines holding the JSON string
-``"assistant"`` (found at ``memchr``-like speed) are parsed; the others are only
-checked for looking like a JSON object, to count garbage. A line longer than
-:data:`MAX_LINE` is dropped without being held whole.
+``mmap`` either: its pages count as resident, and its page faults cost as much as
+the copy ``readinto`` makes). Only lines holding the JSON string ``"assistant"``
+are parsed: StringZilla finds it with SIMD, four times faster than ``bytes.find``.
+The others are only checked for looking like a JSON object, to count garbage. A
+line longer than :data:`MAX_LINE` is dropped without being held whole.
+
+A worker prices the responses whose model has a :class:`~nightcrew.usage.pricing.RateCard`
+in the cards it was handed, so the process writing the database does not have to;
+the others come back unpriced, for the Pricer of the parent process.
 """
 
 from __future__ import annotations
 
+import gc
+import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple
 
 import msgspec
 import orjson
+import stringzilla
 
 from nightcrew.usage.anthropic_format import reported_cost, tokens_from_usage
 from nightcrew.usage.globaldb import format_ts
+from nightcrew.usage.pricing import RateCard, ResponsePricer, card_pricer
 
 # Read at call time, so tests can shrink them.
-CHUNK_SIZE = 8 << 20  # bytes per read
+CHUNK_SIZE = 1 << 20  # bytes per read: the copy and the search stay in the CPU's cache
 MAX_LINE = 64 << 20  # a longer line is dropped unparsed
 
 # In a JSON string a quote is escaped, so this is JSON syntax: a "type" key whose value is
@@ -36,12 +45,15 @@ _NEEDLE = b'"type":"assistant"'
 _LOOSE_NEEDLE = b'"assistant"'
 _LBRACE, _RBRACE = ord("{"), ord("}")
 
-# One response: (message_id, request_id, session, project, model, ts, input, output,
-# cache_read, cache_write_5m, cache_write_1h, Claude Code's own cost as Decimal text or
-# None (then the importer prices it), sidechain).
+# One response, a row of ``transcript_usage`` but its file id: (message_id, request_id,
+# session, project, model, ts, input, output, cache_read, cache_write_5m, cache_write_1h,
+# cost as Decimal text, cost source, sidechain). Cost and source are None when the model had
+# no card (the parent prices it) or its price is unknown.
 Row = tuple[
-    str | None, str | None, str, str, str, str, int, int, int, int, int, str | None, int,
+    str | None, str | None, str, str, str, str, int, int, int, int, int, str | None,
+    str | None, int,
 ]  # fmt: skip
+Cards = Mapping[str, RateCard]  # what a worker can price by itself, by model
 
 
 class Segment(NamedTuple):
@@ -50,16 +62,17 @@ class Segment(NamedTuple):
     path: str
     start: int
     stop: int
-    session: str  # for lines without sessionId / cwd (see fallbacks)
-    project: str
+    head_len: int = -1  # >= 0: also hash the file's first head_len bytes (its head)
 
 
 class SegmentResult(NamedTuple):
-    rows: list[Row]
+    rows: list[Row]  # priced, or with a reported cost
+    unpriced: list[Row]  # their model had no card: cost and source are None
     skipped: int  # lines that are not JSON objects, or assistant lines of an odd shape
     oversized: int  # lines longer than MAX_LINE
     end: int  # file offset just after the last complete line read
     bytes_read: int
+    head_sha: str  # sha256 hex of the file's head when the segment asked for it, else ""
     error: OSError | None  # the segment could not be read
 
 
@@ -102,6 +115,7 @@ class _AssistantLine(msgspec.Struct):
 
 
 _DECODE = msgspec.json.Decoder(_AssistantLine).decode
+_fromisoformat = datetime.fromisoformat
 
 
 def _timestamp(value: str) -> str | None:
@@ -140,22 +154,36 @@ class _Collector:
     Claude Code writes one line per content block, each with the response's usage.
     Of two copies the larger total wins, else the first."""
 
-    def __init__(self, session: str, project: str) -> None:
-        self.fallback_session, self.fallback_project = session, project
+    def __init__(self, path: str, cards: Cards) -> None:
+        self.path = path
+        self._fallbacks: tuple[str, str] | None = None
         self.keyed: dict[tuple[str, str], Row] = {}
         self.unkeyed: list[Row] = []
         self.skipped = self.oversized = self.bytes_read = 0
-        self._strings: dict[str, str] = {}  # one object per repeated session, cwd, model
+        strings: dict[str, str] = {}  # one object per repeated session, cwd, model
+        self._intern = strings.setdefault
+        self._cards = cards
+        self._pricers: dict[str, ResponsePricer | None] = {}
 
     def __len__(self) -> int:
         return len(self.keyed) + len(self.unkeyed)
 
-    def rows(self) -> list[Row]:
-        return [*self.keyed.values(), *self.unkeyed]
+    def rows(self) -> tuple[list[Row], list[Row]]:
+        """The rows, sorted for the id index: those priced (or with a reported cost),
+        and those whose model had no card."""
+        rows: list[Row] = []
+        unpriced: list[Row] = []
+        for row in (*self.keyed.values(), *self.unkeyed):
+            (rows if row[12] is not None else unpriced).append(row)
+        rows.sort(key=_ids)
+        unpriced.sort(key=_ids)
+        return rows, unpriced
 
-    def scan(self, buf: bytearray, pos: int, end: int) -> None:
-        """Take the complete lines of ``buf[pos:end]`` (``buf[end - 1]`` is a newline)."""
-        find, rfind = buf.find, buf.rfind
+    def scan(self, buf: bytearray, view: Any, pos: int, end: int) -> None:
+        """Take the complete lines of ``buf[pos:end]`` (``buf[end - 1]`` is a newline);
+        ``view`` is a ``stringzilla.Str`` of ``buf``."""
+        find, rfind = view.find, view.rfind
+        lines = memoryview(buf)  # a line is decoded in place, not copied out
         needle = _NEEDLE
         hit = find(needle, pos, end)
         if hit < 0:  # no compact assistant line here: perhaps JSON written with spaces
@@ -175,11 +203,11 @@ class _Collector:
             if hit < 0:
                 return
             nl = find(b"\n", hit, end)
-            self._add(buf[stop:nl])
+            self._add(lines[stop:nl])
             pos = nl + 1
             hit = find(needle, pos, end)
 
-    def _add(self, raw: bytearray) -> None:
+    def _add(self, raw: memoryview) -> None:
         try:
             line = _DECODE(raw)
         except msgspec.DecodeError:
@@ -191,7 +219,8 @@ class _Collector:
         u = m.usage
         # tokens_from_usage's rules, inline: this runs for every line of a big import
         w = u.cache_creation_input_tokens
-        h = u.cache_creation.ephemeral_1h_input_tokens if u.cache_creation is not None else 0
+        split = u.cache_creation
+        h = split.ephemeral_1h_input_tokens if split is not None else 0
         if w and h > w:
             h = w
         counts = (
@@ -201,13 +230,32 @@ class _Collector:
             w - h if w > h else 0,
             h,
         )
-        if not self._take(
-            m.id, line.requestId, line.sessionId, line.cwd, m.model, line.timestamp,
-            counts, line.costUSD, line.isSidechain,
-        ):  # fmt: skip
+        mid, rid = m.id, line.requestId
+        key = kept = None
+        if mid is not None and rid is not None:
+            key = (mid, rid)
+            kept = self.keyed.get(key)
+            if kept is not None and kept[6:11] == counts:
+                return  # a later content block of a response already taken: the usual copy
+        raw_ts = line.timestamp
+        if len(raw_ts) == 24 and raw_ts[23] == "Z" and raw_ts[4:20:3] == "--T::.":
+            # Claude Code's own form, 2026-11-21T09:39:44.440Z: checked by parsing it,
+            # rewritten 10x cheaper than by format_ts (see _timestamp)
+            try:
+                _fromisoformat(raw_ts)
+            except ValueError:
+                self.skipped += 1
+                return
+            ts: str | None = f"{raw_ts[:19]}.{raw_ts[20:23]}000+00:00"
+        else:
+            ts = _timestamp(raw_ts)
+        if ts is None:
             self.skipped += 1
+            return
+        self._keep(key, kept, line.sessionId, line.cwd, m.model, ts, counts, line.costUSD,
+                   line.isSidechain)  # fmt: skip
 
-    def _add_odd(self, raw: bytearray) -> None:
+    def _add_odd(self, raw: memoryview) -> None:
         """The slow path: any JSON, judged field by field."""
         try:
             obj = orjson.loads(raw)
@@ -253,26 +301,55 @@ class _Collector:
         ts = _timestamp(raw_ts)
         if ts is None:
             return False
+        self._keep(key, kept, session, cwd, model, ts, counts, cost, sidechain)
+        return True
+
+    def _keep(self, key: tuple[str, str] | None, kept: Row | None, session: str | None,
+              cwd: str | None, model: str, ts: str, counts: _Counts, cost: object,
+              sidechain: bool) -> None:  # fmt: skip
+        """Keep one response whose time is good, unless a copy at least as large (``kept``)
+        is kept already."""
         if model == "<synthetic>":  # Claude Code's stand-in for a failed request
-            return True
-        intern = self._strings.setdefault
-        reported = reported_cost(cost) if cost is not None else None
+            return
+        price: str | None
+        if cost is None or (reported := reported_cost(cost)) is None:
+            pricer = self._pricers.get(model, _UNSEEN)
+            if pricer is _UNSEEN:
+                card = self._cards.get(model)
+                self._pricers[model] = pricer = None if card is None else card_pricer(card)
+            if pricer is None:
+                price = source = None  # the parent prices it
+            else:
+                price, source = pricer(*counts), "priced"
+        else:
+            price, source = format(reported, "f"), "reported"
+        if session is None or cwd is None:
+            if self._fallbacks is None:
+                self._fallbacks = fallbacks(self.path)
+            session = session if session is not None else self._fallbacks[0]
+            cwd = cwd if cwd is not None else self._fallbacks[1]
+        intern = self._intern
+        i, o, r, w5m, w1h = counts
         row: Row = (
-            message_id if key else None,
-            request_id if key else None,
-            intern(session, session) if session is not None else self.fallback_session,
-            intern(cwd, cwd) if cwd is not None else self.fallback_project,
-            intern(model, model),
-            ts,
-            *counts,
-            None if reported is None else format(reported, "f"),
-            int(sidechain),
+            key[0] if key else None, key[1] if key else None, intern(session, session),
+            intern(cwd, cwd), intern(model, model), ts, i, o, r, w5m, w1h, price, source,
+            1 if sidechain else 0,
         )  # fmt: skip
         if key is None:
             self.unkeyed.append(row)
         elif kept is None or sum(counts) > sum(kept[6:11]):
             self.keyed[key] = row
-        return True
+
+
+def _ids(row: Row) -> tuple[str, str]:
+    return row[0] or "", row[1] or ""
+
+
+def _unseen(i: int, o: int, r: int, w5m: int, w1h: int) -> str | None:
+    raise AssertionError("a marker, never called")
+
+
+_UNSEEN: ResponsePricer = _unseen
 
 
 def fallbacks(path: str) -> tuple[str, str]:
@@ -295,7 +372,10 @@ def _read_lines(readinto: Callable[[memoryview], int | None], start: int, stop: 
                 sink: _Collector) -> int:  # fmt: skip
     """Feed the complete lines of file bytes ``[start, stop)`` to ``sink``, one
     buffer at a time; return the offset just after the last complete line."""
-    buf = bytearray(max(min(CHUNK_SIZE, stop - start), 1))
+    # A stringzilla.Str does not pin its buffer: buf is never resized in place, and a new
+    # buffer gets a new view.
+    buf = _chunk_buffer()
+    view = stringzilla.Str(buf)
     fill = 0  # bytes held; buf[0] starts a line (unless skipping)
     line_pos = read_pos = start  # file offsets of buf[0] and of the next byte to read
     skipping = False  # inside a line longer than MAX_LINE: drop bytes up to its newline
@@ -305,13 +385,14 @@ def _read_lines(readinto: Callable[[memoryview], int | None], start: int, stop: 
                 buf, fill, skipping = bytearray(CHUNK_SIZE), 0, True
             else:
                 buf = _resized(buf, fill, min(2 * len(buf), MAX_LINE))
+            view = stringzilla.Str(buf)
         n = readinto(memoryview(buf)[fill : fill + min(len(buf) - fill, stop - read_pos)])
         if not n:
             break  # the file shrank while we read: the next import re-reads it
         read_pos += n
         search_from, fill = fill, fill + n
         if skipping:
-            nl = buf.find(b"\n", 0, fill)
+            nl = view.find(b"\n", 0, fill)
             if nl < 0:
                 fill = 0
                 continue
@@ -320,17 +401,36 @@ def _read_lines(readinto: Callable[[memoryview], int | None], start: int, stop: 
             buf[: fill - nl - 1] = buf[nl + 1 : fill]
             search_from, fill = 0, fill - nl - 1
             line_pos = read_pos - fill
-        last = buf.rfind(b"\n", search_from, fill)
+        last = view.rfind(b"\n", search_from, fill)
         if last < 0:
             continue
-        sink.scan(buf, 0, last + 1)
+        sink.scan(buf, view, 0, last + 1)
         line_pos += last + 1
-        buf[: fill - last - 1] = buf[last + 1 : fill]
+        buf[: fill - last - 1] = buf[last + 1 : fill]  # same length: no resize
         fill -= last + 1
         if len(buf) > CHUNK_SIZE and fill <= CHUNK_SIZE:
             buf = _resized(buf, fill, CHUNK_SIZE)
+            view = stringzilla.Str(buf)
     sink.bytes_read += read_pos - start
+    _chunk_buffer_done(buf)
     return line_pos
+
+
+_spare: list[bytearray] = []  # one chunk buffer, reused: a new one costs page faults
+
+
+def _chunk_buffer() -> bytearray:
+    """A CHUNK_SIZE buffer: the spare one if free (a worker reads hundreds of files)."""
+    try:
+        buf = _spare.pop()
+    except IndexError:
+        return bytearray(CHUNK_SIZE)
+    return buf if len(buf) == CHUNK_SIZE else bytearray(CHUNK_SIZE)
+
+
+def _chunk_buffer_done(buf: bytearray) -> None:
+    if len(buf) == CHUNK_SIZE and not _spare:
+        _spare.append(buf)
 
 
 def _resized(buf: bytearray, fill: int, size: int) -> bytearray:
@@ -339,21 +439,37 @@ def _resized(buf: bytearray, fill: int, size: int) -> bytearray:
     return new
 
 
-def read_segment(segment: Segment) -> SegmentResult:
-    """The usage rows in one segment (deduplicated within it), not yet priced."""
-    sink = _Collector(segment.session, segment.project)
+def read_segment(segment: Segment, cards: Cards | None = None) -> SegmentResult:
+    """The usage rows in one segment (deduplicated within it), priced where ``cards``
+    has the model's card."""
+    sink = _Collector(segment.path, cards or {})
+    head_sha = ""
     try:
         with open(segment.path, "rb", buffering=0) as file:
+            if segment.head_len >= 0:
+                head = os.pread(file.fileno(), segment.head_len, 0)
+                # a file that shrank meanwhile gets no hash: the next import reads it again
+                head_sha = hashlib.sha256(head).hexdigest() if len(head) == segment.head_len else ""
             file.seek(segment.start)
             end = _read_lines(file.readinto, segment.start, segment.stop, sink)
     except OSError as exc:
-        return SegmentResult([], 0, 0, segment.start, 0, exc)
-    return SegmentResult(sink.rows(), sink.skipped, sink.oversized, end, sink.bytes_read, None)
+        return SegmentResult([], [], 0, 0, segment.start, 0, "", exc)
+    rows, unpriced = sink.rows()
+    return SegmentResult(
+        rows, unpriced, sink.skipped, sink.oversized, end, sink.bytes_read, head_sha, None
+    )
 
 
-def read_segments(segments: list[Segment]) -> list[SegmentResult]:
+def read_segments(segments: list[Segment], cards: Cards) -> list[SegmentResult]:
     """One task for a worker process: several segments, so small files travel together."""
-    return [read_segment(s) for s in segments]
+    return [read_segment(s, cards) for s in segments]
+
+
+def worker_started() -> None:
+    """Set up a worker process: no cyclic garbage collector. A task builds tens of
+    thousands of tuples that refcounting frees; the collector would walk them again and
+    again for nothing (a tenth of the worker's time)."""
+    gc.disable()
 
 
 def line_start_after(fd: int, offset: int, stop: int) -> int:
