@@ -75,13 +75,6 @@ class Builder(Orchestrator):
                 " `nightcrew backlog init SPEC.md`, `backlog import FILE` or `backlog add NAME`)"
             )
 
-    def _gate_specs(self) -> list[gates_mod.GateSpec]:
-        specs = gates_mod.default_gates(self.project.root)
-        if self.settings.gates:
-            user = [gates_mod.command_gate(i, cmd) for i, cmd in enumerate(self.settings.gates, 1)]
-            specs = user + [s for s in specs if s.kind == "clean"]
-        return specs
-
     # ---- the run ------------------------------------------------------------------
 
     def _open_run(self, store: Store, backlog: Backlog, prefix_sha: str) -> tuple[RunRow, bool]:

@@ -111,6 +111,13 @@ class Orchestrator:
         except (OSError, sqlite3.Error, NightcrewError) as exc:
             self.reporter.note(f"could not add this project to the usage registry: {exc}", "warn")
 
+    def _gate_specs(self) -> list[gates_mod.GateSpec]:
+        specs = gates_mod.default_gates(self.project.root)
+        if self.settings.gates:
+            user = [gates_mod.command_gate(i, cmd) for i, cmd in enumerate(self.settings.gates, 1)]
+            specs = user + [s for s in specs if s.kind == "clean"]
+        return specs
+
     def _context(
         self,
         store: Store,

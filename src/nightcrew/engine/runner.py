@@ -81,13 +81,6 @@ class Runner(Orchestrator):
         hi = self.options.end_batch if self.options.end_batch is not None else 1 << 62
         return [b for b in self.plan.batches if lo <= b.number <= hi]
 
-    def _gate_specs(self) -> list[gates_mod.GateSpec]:
-        specs = gates_mod.default_gates(self.project.root)
-        if self.settings.gates:
-            user = [gates_mod.command_gate(i, cmd) for i, cmd in enumerate(self.settings.gates, 1)]
-            specs = user + [s for s in specs if s.kind == "clean"]
-        return specs
-
     # ---- the run --------------------------------------------------------------
 
     def _open_run(self, store: Store, prefix_sha: str) -> tuple[RunRow, bool]:
