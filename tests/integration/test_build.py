@@ -267,7 +267,8 @@ def test_backlog_init_creates_features_through_the_tools_and_build_passes_them(
     result = run_nightcrew(root, env, "backlog", "init", "SPEC.md", "--model", MODEL)
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "created 2 feature(s)" in result.stdout
+    assert "created 2 feature(s); 1 rejected and not sent again (Looks nice)" in result.stdout
+    assert "warn: rejected 'Looks nice': no acceptance command" in result.stdout
     # The tool's reply, as the agent read it, names the rejection and why.
     (reply,) = [r.last_user_text for r in server.requests if r.script == "init" and r.turn_index]
     assert "Looks nice" in reply and "acceptance" in reply

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-from nightcrew.agents.base import AgentBackend, HarnessTool
+from nightcrew.agents.base import AgentBackend, HarnessTool, ToolReply
 from nightcrew.config import Settings
 from nightcrew.engine.attempt_run import Job, run_attempt
 from nightcrew.engine.orchestrator import Interrupted, Orchestrator, RunResult
@@ -107,9 +108,29 @@ class Initializer(Orchestrator):
         super().__init__(project, settings, backend, reporter, register=options.register)
         self.options = options
         self.spec_text = ""
+        self.rejected: list[tuple[str, str]] = []  # (name, reason), as the agent was told
 
     def _check(self) -> None:
         self.spec_text = _spec_text(self.options.spec)
+
+    def _watch(self, tool: HarnessTool, store: Store, run_id: str) -> HarnessTool:
+        """The tool, telling the person (and the event log) what the store rejected."""
+        call = tool.call
+
+        async def watched(args: Mapping[str, Any]) -> ToolReply:
+            reply = await call(args)
+            refused: list[tuple[str, str]] = []
+            if reply.data is not None and isinstance(reply.data.get("rejected"), list):
+                refused = [(str(r["name"]), str(r["reason"])) for r in reply.data["rejected"]]
+            elif reply.is_error and tool.name == "create_feature":
+                refused = [(str(args.get("name", "")), reply.text)]
+            for name, reason in refused:
+                self.rejected.append((name, reason))
+                self.reporter.note(f"rejected {name or '(no name)'!r}: {reason}", "warn")
+                store.event(run_id, "feature_rejected", {"name": name, "reason": reason})
+            return reply
+
+        return replace(tool, call=watched)
 
     def _execute(self, store: Store, crashed: list[str]) -> RunResult:
         backlog = Backlog(store)
@@ -160,7 +181,15 @@ class Initializer(Orchestrator):
             title=f"backlog from {spec_rel}",
             evidence_root=self.project.run_dir(run.id) / "init",
             suffix=lambda number, previous: f"# The spec: {spec_rel}\n\n{spec}",
-            tools=(lambda attempt: tools(backlog, run.id, attempt)) if tools else None,
+            tools=(
+                (
+                    lambda attempt: [
+                        self._watch(tool, store, run.id) for tool in tools(backlog, run.id, attempt)
+                    ]
+                )
+                if tools
+                else None
+            ),
         )
         before = {f.id for f in backlog.features()}
         try:
@@ -200,6 +229,13 @@ class Initializer(Orchestrator):
             message = f"created {len(created)} feature(s)" + (
                 f", {manual} of them manual" if manual else ""
             )
+            names = {f.name for f in created}
+            refused = sorted({name for name, _ in self.rejected if name not in names})
+            if refused:
+                message += (
+                    f"; {len(refused)} rejected and not sent again ({', '.join(refused)}):"
+                    " add them with `nightcrew backlog add`"
+                )
             message += "; see `nightcrew backlog list`, then `nightcrew build`"
             return self._finish(store, run.id, RunState.SUCCEEDED, ExitCode.OK, message)
         if outcome.end == "passed":
