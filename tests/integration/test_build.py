@@ -564,3 +564,59 @@ def test_max_features_stops_early_and_on_failure_stop_ends_the_build_with_exit_1
     assert [features[one]["state"], features[two]["state"]] == ["passed", "failed"]
     failures = json.loads(run_nightcrew(root, env, "backlog", "failures", "--json").stdout)
     assert [f["feature_id"] for f in failures] == [two]
+
+
+def test_no_tools_gives_the_agent_no_backlog_tools_and_init_append_adds(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    root = make_project(tmp_path / "proj", "")
+    (root / "SPEC.md").write_text("# Calculator\n\nAlso subtraction.\n")
+    claim = {"name": "mcp__nightcrew__claim_passing", "input": {"note": "done"}}
+    new = {"name": "Subtraction", "acceptance": [check("calc.sub(5, 3) == 2")]}
+    server, sim = sim_env(
+        {
+            "scripts": [
+                script(
+                    "init",
+                    ["You are the initializer"],
+                    [
+                        {
+                            "text": "Adding.",
+                            "tool": {
+                                "name": "mcp__nightcrew__create_features",
+                                "input": {"features": [new]},
+                            },
+                        },
+                        {"text": "Added."},
+                    ],
+                ),
+                script(
+                    "f1",
+                    ["# Feature #1 "],
+                    [
+                        {"text": "Claiming.", "tool": claim},
+                        *work_turns(add_function("mul", "a * b", "calc.mul(3, 4) == 12")),
+                    ],
+                ),
+            ]
+        }
+    )
+    env = nightcrew_env(sim)
+    add(root, env, "Multiplication", "--accept", check("calc.mul(3, 4) == 12"))
+
+    built = run_nightcrew(root, env, "build", "--model", MODEL, "--no-tools", "--max-features", "1")
+
+    assert built.returncode == 0, built.stdout + built.stderr
+    first = next(r for r in server.requests if r.script == "f1")
+    assert "Nobody can answer questions" in first.prompt
+    assert "mcp__nightcrew__" not in first.prompt
+    with db(root) as conn:
+        assert conn.execute("SELECT count(*) FROM feature_claims").fetchone()[0] == 0
+
+    appended = run_nightcrew(root, env, "backlog", "init", "SPEC.md", "--append", "--model", MODEL)
+
+    assert appended.returncode == 0, appended.stdout + appended.stderr
+    assert "created 1 feature(s)" in appended.stdout
+    init_prompt = next(r for r in server.requests if r.script == "init").prompt
+    assert "already has 1 feature(s)" in init_prompt
+    assert [f["name"] for f in backlog(root, env).values()] == ["Multiplication", "Subtraction"]
