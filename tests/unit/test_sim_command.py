@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -65,6 +66,20 @@ def test_the_command_says_it_in_one_line_and_exits_2(tmp_path: Path) -> None:
     assert result.stderr == (
         f"nightcrew: {path}:9: scripts[1].turns[1].usage.input_tokens: must be >= 0, got -1\n"
     )
+
+
+def test_a_port_in_use_is_one_line_and_exit_2() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "nightcrew", "sim", "--port", str(port)],
+            capture_output=True, text=True, check=False, timeout=60,
+        )  # fmt: skip
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.startswith(f"nightcrew: --port {port}: cannot listen on 127.0.0.1: ")
+    assert result.stderr.count("\n") == 1
 
 
 def test_a_missing_scenario_file_is_bad_input(tmp_path: Path) -> None:
