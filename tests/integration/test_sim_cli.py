@@ -9,6 +9,10 @@ from typing import Any
 import pytest
 from claude_agent_sdk import ClaudeAgentOptions, Message, ResultMessage, ToolUseBlock, query
 
+from nightcrew.usage.globaldb import open_global, transcript_entries
+from nightcrew.usage.pricing import Pricer
+from nightcrew.usage.transcripts import find_transcripts, import_transcripts
+
 pytestmark = pytest.mark.cli
 
 MODEL = "claude-sonnet-4-5"
@@ -137,3 +141,25 @@ def test_write_tool_gets_an_absolute_path_from_cwd(sim_env: Any, tmp_path: Path)
     ]
     assert final_result(messages).result == "Written."
     assert len(server.requests) == 2
+
+
+def test_transcripts_of_two_sim_runs_import_with_every_response_counted(
+    sim_env: Any, tmp_path: Path
+) -> None:
+    """Each run is a new server; its message and request ids must not repeat the last
+    run's, or the import takes one run's responses for copies of the other's."""
+    work = tmp_path / "work"
+    work.mkdir()
+    scenario = {"scripts": [{"name": "s", "turns": [
+        {"text": "Looking.", "tool": {"name": "Bash", "input": {"command": "true"}}},
+        {"text": "Done."},
+    ]}]}  # fmt: skip
+    for _ in range(2):
+        _, env = sim_env(scenario)  # one config dir for both, as for a person
+        assert final_result(run_agent("Batch 1: look.", work, env)).is_error is False
+    db = open_global(tmp_path / "usage.db")
+    try:
+        import_transcripts(db, find_transcripts([tmp_path / "claude-config"]), Pricer())
+        assert len(list(transcript_entries(db))) == 4
+    finally:
+        db.close()

@@ -96,3 +96,21 @@ def test_the_executable_imports_and_exits_with_the_report_printed(tree: Path) ->
     )  # fmt: skip
     assert (run.returncode, run.stderr) == (0, "")
     assert run.stdout.startswith("imported 1 responses from 1 of 1 files")
+
+
+def test_a_last_line_without_newline_counts_once_here_too(
+    tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The executable's own import path takes a whole last line still waiting for its
+    newline, answers "nothing new" while the file stays so, and reads what is appended."""
+    f = tree / "p" / "s.jsonl"
+    f.write_text(LINE)  # no newline yet
+    assert launch._import(["usage", "import", "--json", str(tree)]) == 0
+    assert json.loads(capsys.readouterr().out)["entries_added"] == 1
+    assert launch._quiet_import(["usage", "import", str(tree)])
+    with f.open("a") as out:
+        out.write("\n" + LINE.replace("m1", "m2").replace("r1", "r2") + "\n")
+    capsys.readouterr()
+    assert launch._import(["usage", "import", "--json", str(tree)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["entries_added"], report["lines_skipped"]) == (1, 0)

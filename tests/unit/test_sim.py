@@ -358,12 +358,17 @@ def test_select_first_match_none_model_and_turn(
 # --- the server ---------------------------------------------------------------------------------
 
 
+def sim_id(server: SimServer, kind: str, n: int) -> str:
+    """The ``n``-th id of a kind (msg, req, toolu) that ``server`` hands out."""
+    return f"{kind}_sim_{server.run_id}_{n}"
+
+
 def test_streaming_reply_has_the_api_event_shape(serve: Any) -> None:
     server = serve(EXAMPLE)
     status, headers, raw = post(server.url, body("Start Batch 2 please"))
     assert status == 200
     assert headers["content-type"] == "text/event-stream"
-    assert headers["request-id"] == "req_sim_1"
+    assert headers["request-id"] == sim_id(server, "req", 1)
     events = parse_sse(raw)
     names = [name for name, _ in events]
     assert names == [
@@ -374,7 +379,7 @@ def test_streaming_reply_has_the_api_event_shape(serve: Any) -> None:
         "message_stop",
     ]
     start = events[0][1]["message"]
-    assert start["id"] == "msg_sim_1" and start["model"] == "claude-sonnet-4-5"
+    assert start["id"] == sim_id(server, "msg", 1) and start["model"] == "claude-sonnet-4-5"
     assert start["content"] == [] and start["stop_reason"] is None
     assert start["usage"] == {
         "input_tokens": 1000,
@@ -393,7 +398,7 @@ def test_streaming_reply_has_the_api_event_shape(serve: Any) -> None:
         {"type": "text", "text": "Writing the module."},
         {
             "type": "tool_use",
-            "id": "toolu_sim_1",
+            "id": sim_id(server, "toolu", 1),
             "name": "Bash",
             "input": {"command": "printf 'x' > a.txt"},
         },
@@ -401,8 +406,8 @@ def test_streaming_reply_has_the_api_event_shape(serve: Any) -> None:
     # The next turn ends the conversation; ids keep counting per server.
     _, headers, raw = post(server.url, body("Start Batch 2 please", assistant_turns=1))
     events = parse_sse(raw)
-    assert headers["request-id"] == "req_sim_2"
-    assert events[0][1]["message"]["id"] == "msg_sim_2"
+    assert headers["request-id"] == sim_id(server, "req", 2)
+    assert events[0][1]["message"]["id"] == sim_id(server, "msg", 2)
     assert events[-2][1]["delta"]["stop_reason"] == "end_turn"
     assert sse_content(events) == [{"type": "text", "text": "Done."}]
 
@@ -413,10 +418,10 @@ def test_non_streaming_reply_is_one_message(serve: Any) -> None:
     assert status == 200 and headers["content-type"] == "application/json"
     message = json.loads(raw)
     assert message["type"] == "message" and message["role"] == "assistant"
-    assert message["id"] == "msg_sim_1" and message["stop_reason"] == "tool_use"
+    assert message["id"] == sim_id(server, "msg", 1) and message["stop_reason"] == "tool_use"
     assert message["content"][1] == {
         "type": "tool_use",
-        "id": "toolu_sim_1",
+        "id": sim_id(server, "toolu", 1),
         "name": "Bash",
         "input": {"command": "printf 'x' > a.txt"},
     }
@@ -459,8 +464,8 @@ def test_records_each_model_call(serve: Any) -> None:
     assert first.last_user_text == "result 0"
     assert (first.assistant_turns, first.script, first.turn_index) == (1, "batch2-broken", 1)
     assert (first.message_id, first.request_id, first.status, first.cwd) == (
-        "msg_sim_1",
-        "req_sim_1",
+        sim_id(server, "msg", 1),
+        sim_id(server, "req", 1),
         200,
         "/work/x",
     )
@@ -468,12 +473,12 @@ def test_records_each_model_call(serve: Any) -> None:
         None,
         0,
         None,
-        "msg_sim_2",
+        sim_id(server, "msg", 2),
     )
     status, _, raw = request(server.url, "/_sim/requests")
     assert status == 200
     listed = json.loads(raw)
-    assert [r["message_id"] for r in listed] == ["msg_sim_1", "msg_sim_2"]
+    assert [r["message_id"] for r in listed] == [sim_id(server, "msg", 1), sim_id(server, "msg", 2)]
     assert listed[0]["prompt"] == "Batch 2"
 
 
@@ -527,7 +532,7 @@ def test_scripted_error_status_body_and_times(serve: Any) -> None:
     )
     status, headers, raw = post(server.url, body("busy"))
     assert status == 529 and headers["retry-after"] == "0"
-    assert headers["request-id"] == "req_sim_1"
+    assert headers["request-id"] == sim_id(server, "req", 1)
     assert json.loads(raw) == {
         "type": "error",
         "error": {"type": "overloaded_error", "message": "try later"},
@@ -541,7 +546,7 @@ def test_scripted_error_status_body_and_times(serve: Any) -> None:
         (529, None),
         (529, None),
         (429, None),
-        (200, "msg_sim_1"),
+        (200, sim_id(server, "msg", 1)),
     ]
 
 

@@ -399,6 +399,56 @@ def test_a_partial_last_line_waits_until_it_is_complete(
     assert [e.tokens.input for e in entries(db)] == [100, 100]
 
 
+def _spaced(line: str) -> str:
+    """``line`` written with spaces, so it is decoded by the slow path."""
+    return json.dumps(json.loads(line))
+
+
+@pytest.mark.parametrize("shape", ["compact", "spaced"])
+@pytest.mark.parametrize("parallel_bytes", [1 << 40, 0], ids=["inline", "workers"])
+def test_a_complete_last_line_without_newline_counts_once_and_what_follows_is_read(
+    db: sqlite3.Connection, pricer: Pricer, projects: Path, monkeypatch: pytest.MonkeyPatch,
+    shape: str, parallel_bytes: int,
+) -> None:  # fmt: skip
+    """A session file Claude Code is still writing (or one a crash cut) ends in a whole
+    JSON line without its newline: it counts now, once, and the lines written after it
+    count too, with the newline that ends it not taken for a bad line."""
+    monkeypatch.setattr(transcripts, "PARALLEL_BYTES", parallel_bytes)
+    shaped = _spaced if shape == "spaced" else str
+    # Responses without ids: a line read twice would be two rows.
+    last = shaped(assistant(None, None, input_tokens=7))
+    f = write(projects / "p" / "s.jsonl", shaped(assistant(None, None)), last, end="")
+    first = run(db, pricer, projects)
+    assert (first.entries_added, first.lines_skipped) == (2, 0)
+    assert sorted(e.tokens.input for e in entries(db)) == [7, 100]
+    assert run(db, pricer, projects).files_unchanged == 1  # nothing new: not read again
+    append(f, "\n" + shaped(assistant(None, None, input_tokens=9)) + "\n")
+    report = run(db, pricer, projects)
+    assert (report.entries_added, report.lines_skipped, report.files_rewritten) == (1, 0, 0)
+    assert sorted(e.tokens.input for e in entries(db)) == [7, 9, 100]
+    assert db.execute("SELECT offset FROM transcript_files").fetchone()[0] == f.stat().st_size
+
+
+@pytest.mark.parametrize("parallel_bytes", [1 << 40, 0], ids=["inline", "workers"])
+def test_an_incomplete_last_line_is_left_for_the_next_import(
+    db: sqlite3.Connection, pricer: Pricer, projects: Path, monkeypatch: pytest.MonkeyPatch,
+    parallel_bytes: int,
+) -> None:  # fmt: skip
+    monkeypatch.setattr(transcripts, "PARALLEL_BYTES", parallel_bytes)
+    last = assistant(None, None, input_tokens=7)
+    cut = last.rindex("}")  # all but the closing brace: almost whole, still not JSON
+    f = write(projects / "p" / "s.jsonl", assistant(None, None), last[:cut], end="")
+    first = run(db, pricer, projects)
+    assert (first.entries_added, first.lines_skipped) == (1, 0)
+    append(f, last[cut:])  # finished, its newline still to come
+    second = run(db, pricer, projects)
+    assert (second.entries_added, second.lines_skipped) == (1, 0)
+    append(f, "\n")
+    third = run(db, pricer, projects)
+    assert (third.entries_added, third.lines_skipped) == (0, 0)
+    assert sorted(e.tokens.input for e in entries(db)) == [7, 100]
+
+
 def test_a_response_split_across_two_imports_counts_once(
     db: sqlite3.Connection, pricer: Pricer, projects: Path
 ) -> None:

@@ -14,6 +14,7 @@ from nightcrew.cli.build import build_command
 from nightcrew.cli.mcp import mcp_command
 from nightcrew.cli.plan import plan_group
 from nightcrew.cli.run import run_command
+from nightcrew.cli.sim import sim_command
 from nightcrew.cli.status import status_command
 from nightcrew.cli.usage import usage_group
 from nightcrew.errors import ExitCode, NightcrewError, report_crash
@@ -43,6 +44,7 @@ cli.add_command(usage_group)
 cli.add_command(backlog_group)
 cli.add_command(build_command)
 cli.add_command(mcp_command)
+cli.add_command(sim_command)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import secrets
 import socket
 import sys
 import threading
@@ -307,6 +308,9 @@ class SimServer:
         self._records: list[SimRequest] = []
         self._errors: list[str] = []
         self._counters: dict[str, int] = {}
+        # In every id, so transcripts of several sim runs (each a new server) never share
+        # a message id + request id: an import counts each of their responses.
+        self.run_id = secrets.token_hex(4)
         self._error_hits: dict[tuple[str | None, int], int] = {}
         self._connections: dict[socket.socket, threading.Thread] = {}
         self._httpd: _HTTPServer | None = None
@@ -390,7 +394,7 @@ class SimServer:
         with self._lock:
             n = self._counters.get(prefix, 0) + 1
             self._counters[prefix] = n
-        return f"{prefix}_{n}"
+        return f"{prefix}_{self.run_id}_{n}"
 
     def _answer(self, path: str, body: dict[str, Any]) -> _Reply:
         """Match a ``/v1/messages`` request to a turn, record it and build the reply."""

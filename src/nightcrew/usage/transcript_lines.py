@@ -2,7 +2,9 @@
 that needs no database, so worker processes can do it in parallel.
 
 A file is read as one or more :class:`Segment` byte ranges that start and end at
-line boundaries. Binary chunks go through one buffer, never the whole file (no
+line boundaries; a file's last line may lack its newline, and is taken when it is a
+whole JSON object (the offset then ends after it, before the newline to come).
+Binary chunks go through one buffer, never the whole file (no
 ``mmap`` either: its pages count as resident, and its page faults cost as much as
 the copy ``readinto`` makes). Only lines holding the JSON string ``"assistant"``
 are parsed: StringZilla finds it with SIMD, four times faster than ``bytes.find``.
@@ -411,9 +413,29 @@ def _read_lines(readinto: Callable[[memoryview], int | None], start: int, stop: 
         if len(buf) > CHUNK_SIZE and fill <= CHUNK_SIZE:
             buf = _resized(buf, fill, CHUNK_SIZE)
             view = stringzilla.Str(buf)
+    if fill and not skipping and read_pos == stop and _complete(memoryview(buf)[:fill]):
+        # The file ends in a line without its newline (still being written, or cut by a
+        # crash) that is a whole JSON object: a prefix of a JSON object never is one, so
+        # this line is done. Taken now, and the offset goes past it: what is appended
+        # later ("\n" and more lines) is read from there, the "\n" as a blank line.
+        tail = bytearray(memoryview(buf)[:fill])
+        tail.append(0x0A)
+        sink.scan(tail, stringzilla.Str(tail), 0, fill + 1)
+        line_pos += fill
     sink.bytes_read += read_pos - start
     _chunk_buffer_done(buf)
     return line_pos
+
+
+def _complete(line: memoryview) -> bool:
+    """Whether an unterminated last line is a whole JSON object (else it is left for the
+    next import, which sees it finished)."""
+    if line[0] != _LBRACE:
+        return False
+    try:
+        return type(orjson.loads(line)) is dict
+    except orjson.JSONDecodeError:
+        return False
 
 
 _spare: list[bytearray] = []  # one chunk buffer, reused: a new one costs page faults
