@@ -38,6 +38,8 @@ class GateSpec:
     name: str
     command: str | None  # None for the clean gate and the auto-detected tests gate
     kind: GateKind
+    # The auto-detected tests gate: the command to run them by hand (for the prompt).
+    shown: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,10 @@ def acceptance_gate(index: int, command: str) -> GateSpec:
 def default_gates(root: Path) -> list[GateSpec]:
     """The auto-detected tests gate (when a runner is found) and the clean gate."""
     specs: list[GateSpec] = []
-    if testrun.detect_runner(root) is not None:
-        specs.append(GateSpec(name="tests", command=None, kind="tests"))
+    runner = testrun.detect_runner(root)
+    if runner is not None:
+        shown = testrun.shown_command(root, runner)
+        specs.append(GateSpec(name="tests", command=None, kind="tests", shown=shown))
     specs.append(GateSpec(name="clean", command=None, kind="clean"))
     return specs
 
