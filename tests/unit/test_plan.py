@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from nightcrew.errors import ExitCode, LocatedError
-from nightcrew.work.plan import Batch, Plan, PlanWarning, load_plan, parse_plan
+from nightcrew.work.plan import Batch, Plan, PlanError, PlanWarning, load_plan, parse_plan
 
 PATH = Path("plan.md")
 
@@ -236,6 +236,13 @@ def test_empty_batch_is_kept_and_warned() -> None:
     assert warnings(plan) == [(3, "batch 2 is empty and will be skipped")]
 
 
+@pytest.mark.parametrize("header", ["## Batch 3:", "## Batch 3", "## Batch 3:   "])
+def test_a_trailing_batch_with_no_title_and_no_body_is_an_empty_batch(header: str) -> None:
+    plan = parse(f"## Batch 1: a\nx\n## Batch 2: b\ny\n{header}\n")
+    assert [(b.number, b.is_empty) for b in plan.batches] == [(1, False), (2, False), (3, True)]
+    assert warnings(plan) == [(5, "batch 3 is empty and will be skipped")]
+
+
 def test_gap_in_numbers_keeps_later_batch_and_warns() -> None:
     plan = parse("## Batch 1: a\nx\n## Batch 2: b\nx\n## Batch 5: e\nx\n")
     assert [b.number for b in plan.batches] == [1, 2, 5]
@@ -404,8 +411,8 @@ def test_batch_lookup_and_frozen() -> None:
         ("## Batch 1: a\nx\n## Batch 1: b\n", 3, "duplicate batch 1 (first at line 1)"),
         ("## Batch 1: a\n## Batch 3: c\n## Batch 2: b\n", 3, "batch 2 comes after batch 3"),
         ("intro\n### Task 1: early\n## Batch 1: a\n", 2, "task 1 is outside a batch"),
-        ("## Batch 1: a\n## Batch 3\n", 2, "batch 3 has no title"),
-        ("## Batch 1: a\n## Batch 3:   \n", 2, "batch 3 has no title"),
+        ("## Batch 1: a\n## Batch 3\nbody\n", 2, "batch 3 has no title"),
+        ("## Batch 1: a\n## Batch 3:   \n### Task 1: t\n", 2, "batch 3 has no title"),
         ("## Batch 1: a\n\n## Batch two: b\n", 3, "batch number 'two' is not a positive integer"),
         ("## Batch 0: zero\n", 1, "batch number '0' is not a positive integer"),
         ("## Batch -1: neg\n", 1, "batch number '-1' is not a positive integer"),
@@ -425,7 +432,7 @@ def test_errors(text: str, line: int | None, message: str) -> None:
 
 
 def test_first_error_in_file_order_with_count_of_the_rest() -> None:
-    text = "### Task 1: early\n## Batch 2: b\n## Batch 1: a\n## Batch 2: again\n## Batch 3\n"
+    text = "### Task 1: early\n## Batch 2: b\n## Batch 1: a\n## Batch 2: again\n## Batch 3\nx\n"
     exc = error(text)
     assert exc.line == 1
     assert exc.detail == (
@@ -492,6 +499,13 @@ def test_load_plan_counts_all_missing_refs(tmp_path: Path) -> None:
         load_plan(write(tmp_path, "plan.md", text), tmp_path)
     assert info.value.line == 2
     assert info.value.detail.endswith("(and 2 more)")
+    assert isinstance(info.value, PlanError)
+    where, looked = tmp_path / "plan.md", f"does not exist (looked in {tmp_path})"
+    assert info.value.lines() == [
+        f"{where}:2: context_ref 'x.py' {looked}",
+        f"{where}:2: context_ref 'y.py' {looked}",
+        f"{where}:4: context_ref 'z.py' {looked}",
+    ]
 
 
 def test_load_plan_not_utf8(tmp_path: Path) -> None:

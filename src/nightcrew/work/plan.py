@@ -145,9 +145,9 @@ def _parse_header(kind: str, text: str) -> tuple[int, str] | None:
     title = (m["title"] or "").strip()
     if sep is None and (m["tail"] or "").strip():
         raise _HeaderError(f"{kind} {number}: expected ':' after the number ({example})")
-    if not title:
+    if not title and kind == "task":
         raise _HeaderError(f"{kind} {number} has no title")
-    return number, title
+    return number, title  # a batch without a title is an error only when it has a body
 
 
 def _inline_text(node: SyntaxTreeNode) -> str:
@@ -206,14 +206,29 @@ def _normalize(text: str) -> str:
     return re.sub(r"\r\n?", "\n", text)
 
 
+class PlanError(LocatedError):
+    """Every problem found in a plan, in file order. It reads as the first one
+    (noting how many more there are); ``errors`` holds them all."""
+
+    def __init__(self, path: Path, errors: list[tuple[int | None, str]]) -> None:
+        line, message = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        super().__init__(str(path), line, message + more)
+        self.errors = tuple(errors)
+
+    def lines(self) -> list[str]:
+        """One ``file:line: message`` line per error."""
+        return [
+            f"{self.path}:{n}: {m}" if n is not None else f"{self.path}: {m}"
+            for n, m in self.errors
+        ]
+
+
 def _raise_first(path: Path, errors: list[tuple[int | None, str]]) -> None:
     if not errors:
         return
     errors.sort(key=lambda e: e[0] or 0)
-    line, message = errors[0]
-    if len(errors) > 1:
-        message += f" (and {len(errors) - 1} more)"
-    raise LocatedError(str(path), line, message)
+    raise PlanError(path, errors)
 
 
 class _Parser:
@@ -341,6 +356,10 @@ class _Parser:
         if not heads and not self.malformed_batch:
             self.errors.append((None, "no batches: expected headers like '## Batch 1: title'"))
         self.check_numbers(heads)
+        for i, head in enumerate(heads):
+            end = heads[i + 1].index if i + 1 < len(heads) else len(self.lines)
+            if not head.title and _strip_blank_ends(self.lines[head.index + 1 : end]):
+                self.errors.append((head.index + 1, f"batch {head.number} has no title"))
         _raise_first(self.path, self.errors)
         batches = []
         for i, head in enumerate(heads):
