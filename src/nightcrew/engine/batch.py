@@ -76,6 +76,7 @@ def run_batch(ctx: BatchContext, batch: Batch, item: ItemRow) -> BatchOutcome:
     base_sha = gitops.head_sha(root)
     previous = _last_failure(store, item)
     signatures: list[str | None] = []
+    numbers: list[int] = []
     model = settings.model
     attempts_made = 0
     batch_dir = ctx.project.run_dir(ctx.run.id) / f"batch-{batch.number}"
@@ -117,6 +118,7 @@ def run_batch(ctx: BatchContext, batch: Batch, item: ItemRow) -> BatchOutcome:
             return _pass(ctx, batch, item, run)
         previous = run.previous
         signatures.append(run.signature)
+        numbers.append(run.number)
         decision = after_failure(
             on_failure=settings.on_failure,
             max_retries=settings.max_retries,
@@ -125,6 +127,8 @@ def run_batch(ctx: BatchContext, batch: Batch, item: ItemRow) -> BatchOutcome:
             model=settings.model,
             escalate_model=settings.escalate_model,
             current_model=model,
+            critical=batch.critical,
+            numbers=numbers,
         )
         store.event(
             ctx.run.id,

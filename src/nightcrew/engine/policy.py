@@ -28,6 +28,8 @@ def after_failure(
     model: str | None,
     escalate_model: str | None,
     current_model: str | None = None,
+    critical: bool = False,
+    numbers: Sequence[int] = (),
 ) -> Decision:
     """``attempts_made`` counts this batch's attempts in this policy window;
     ``signatures`` are their failure signatures, oldest first; ``model`` is the
@@ -36,13 +38,20 @@ def after_failure(
     A batch is stuck when two attempts in a row fail the same way: retrying
     the same model again is pointless, so it gets one last try with the
     escalation model (when there is one and it was not used yet), then stops.
+
+    A CRITICAL batch fails as with ``--on-failure stop``, whatever the run's
+    policy. ``numbers`` are the stored numbers of the attempts, as the log and
+    ``status`` show them (they go on counting after a resume).
     """
+    if critical:
+        return Decision("stop", "the batch is CRITICAL: a failure stops the run")
     if on_failure == "stop":
         return Decision("stop", "the batch failed and --on-failure is stop")
     if on_failure == "skip":
         return Decision("skip", "the batch failed and --on-failure is skip")
     if len(signatures) >= 2 and signatures[-1] is not None and signatures[-1] == signatures[-2]:
-        same = f"attempts {attempts_made - 1} and {attempts_made} failed the same way"
+        first, last = numbers[-2:] if len(numbers) >= 2 else (attempts_made - 1, attempts_made)
+        same = f"attempts {first} and {last} failed the same way"
         if escalate_model and current_model != escalate_model:
             return Decision(
                 "retry",
