@@ -92,6 +92,7 @@ def test_plan_check_json(project: Path) -> None:
         "context_refs": ["calc.py"],
         "files": {"create": ["src/app.py"], "modify": ["calc.py"]},
         "critical": False,
+        "no_change_ok": False,
     }
     assert second["critical"] is True
     assert [t["title"] for t in second["tasks"]] == ["Migrate", "Verify"]

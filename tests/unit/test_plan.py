@@ -243,6 +243,27 @@ def test_a_trailing_batch_with_no_title_and_no_body_is_an_empty_batch(header: st
     assert warnings(plan) == [(5, "batch 3 is empty and will be skipped")]
 
 
+@pytest.mark.parametrize(
+    ("line", "marked"),
+    [
+        ("no-change-ok", True),
+        ("no_change_ok: true", True),
+        ("  No-Change-OK  ", True),
+        ("no_change_ok: false", False),
+        ("this batch is no-change-ok", False),
+    ],
+)
+def test_no_change_ok_line(line: str, marked: bool) -> None:
+    plan = parse(f"## Batch 1: a\nLook around.\n{line}\n## Batch 2: b\nx\n")
+    assert [b.no_change_ok for b in plan.batches] == [marked, False]
+    assert plan.to_json()["batches"][0]["no_change_ok"] is marked
+
+
+def test_no_change_ok_in_a_code_fence_does_not_count() -> None:
+    plan = parse("## Batch 1: a\n```\nno-change-ok\n```\n")
+    assert plan.batches[0].no_change_ok is False
+
+
 def test_gap_in_numbers_keeps_later_batch_and_warns() -> None:
     plan = parse("## Batch 1: a\nx\n## Batch 2: b\nx\n## Batch 5: e\nx\n")
     assert [b.number for b in plan.batches] == [1, 2, 5]
@@ -369,6 +390,7 @@ def test_json_shape() -> None:
                 "context_refs": ["a.py"],
                 "files": {"create": ["n.py"], "modify": ["m.py"]},
                 "critical": True,
+                "no_change_ok": False,
             },
             {
                 "number": 3,
@@ -378,6 +400,7 @@ def test_json_shape() -> None:
                 "context_refs": [],
                 "files": {"create": [], "modify": []},
                 "critical": False,
+                "no_change_ok": False,
             },
         ],
         "warnings": [

@@ -42,6 +42,7 @@ def check_command(plan: Path, as_json: bool) -> None:
         for batch in parsed.batches:
             flag = " (critical: a failure stops the run)" if batch.critical else ""
             empty = " (empty: will be skipped)" if batch.is_empty else ""
+            flag += " (no-change-ok)" if batch.no_change_ok else ""
             click.echo(
                 f"Batch {batch.number}: {batch.title}{flag}{empty} — {len(batch.tasks)} task(s)"
             )

@@ -94,6 +94,8 @@ def run_batch(ctx: BatchContext, batch: Batch, item: ItemRow) -> BatchOutcome:
             previous=previous,
         )
 
+    # With nothing else to judge the work, an attempt that changed no file fails.
+    must_change = not batch.no_change_ok and not gates_mod.judges_the_work(ctx.gate_specs)
     job = Job(
         name=f"batch {batch.number}",
         heading=f"batch {batch.number}/{ctx.batch_count} '{batch.title}'",
@@ -101,6 +103,7 @@ def run_batch(ctx: BatchContext, batch: Batch, item: ItemRow) -> BatchOutcome:
         title=batch.title,
         evidence_root=batch_dir,
         suffix=suffix,
+        extra_gates=(gates_mod.changes_gate([ctx.run.source_path]),) if must_change else (),
     )
     while True:
         attempts_made += 1

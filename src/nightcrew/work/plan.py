@@ -38,6 +38,8 @@ _LOOSE_HEAD_RE = re.compile(r"(?i)(batch|task)\s+[0-9]+\b")
 _INT_RE = re.compile(r"-?[0-9]+")
 _CRITICAL_RE = re.compile(r"\bCRITICAL\b")
 _REFS_RE = re.compile(r"[ \t]*context_refs:(?P<refs>.*)")
+# A line of its own in a batch's text: the batch may pass without changing a file.
+_NO_CHANGE_RE = re.compile(r"[ \t]*no[-_]change[-_]ok[ \t]*(?::[ \t]*(?:true|yes)[ \t]*)?", re.I)
 _FILES_RE = re.compile(r"\**\s*Files\s*\**\s*:?\s*\**\s*:?", re.IGNORECASE)
 _KIND_RE = re.compile(r"\**\s*(?P<kind>Create|Modify|Test)\s*\**\s*:\s*\**\s*(?P<rest>.*)", re.I)
 _CODE_SPAN_RE = re.compile(r"`+\s*([^`]+?)\s*`+")
@@ -64,6 +66,7 @@ class Batch:
     critical: bool
     files_test: tuple[str, ...] = ()
     context_refs_line: int | None = None
+    no_change_ok: bool = False  # a `no-change-ok` line: passing with no file changed is fine
 
     @property
     def sha256(self) -> str:
@@ -107,6 +110,7 @@ class Plan:
                     "context_refs": list(b.context_refs),
                     "files": {"create": list(b.files_create), "modify": list(b.files_modify)},
                     "critical": b.critical,
+                    "no_change_ok": b.no_change_ok,
                 }
                 for b in self.batches
             ],
@@ -319,6 +323,10 @@ class _Parser:
             critical=_CRITICAL_RE.search(head.title) is not None,
             files_test=tuple(files["test"]),
             context_refs_line=refs_line,
+            no_change_ok=any(
+                _NO_CHANGE_RE.fullmatch(self.lines[i]) and i not in self.code_lines
+                for i in range(start, end)
+            ),
         )
         if batch.is_empty:
             self.warn(head.index, f"batch {head.number} is empty and will be skipped")
