@@ -102,3 +102,52 @@ def test_with_a_gate_command_an_unchanged_batch_is_judged_by_the_gate(
     assert result.returncode == 0, out
     assert "gate changes" not in out
     assert "tests: " not in out  # --gate replaces the tests gate: no detection line
+
+
+def test_the_log_shows_refused_tool_calls_and_repeated_ones(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    root = untested_project(tmp_path / "p", "## Batch 1: Notes\n\nAppend to notes.txt.\n")
+    append = {"name": "Bash", "input": {"command": "echo hi >> notes.txt"}}
+    write = {"name": "Write", "input": {"file_path": str(root / "README.md"), "content": "x"}}
+    turns = [
+        # README.md exists and was never read: Claude Code refuses to overwrite it.
+        {
+            "text": "Rewriting the readme.",
+            "tool": write,
+            "usage": dict(USAGE_DONE),
+        },
+        {"text": "Appending.", "tool": append, "usage": dict(USAGE_DONE)},
+        {"text": "Appending again.", "tool": append, "usage": dict(USAGE_DONE)},
+        {"text": "Done.", "usage": dict(USAGE_DONE)},
+    ]
+    _, sim = sim_env({"scripts": [script("work", ["Batch 1 of 1"], turns)]})
+    env = nightcrew_env(sim)
+
+    result = run_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL)
+
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert (root / "README.md").read_text() == "notes\n"
+    assert f"batch 1 › Write: {root / 'README.md'} failed: " in out
+    assert out.count("batch 1 › Bash: echo hi >> notes.txt") == 2
+    assert (root / "notes.txt").read_text() == "hi\nhi\n"
+
+
+def test_stuck_after_a_resume_names_the_attempts_as_the_log_and_status_do(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    root = untested_project(tmp_path / "p", "## Batch 1: Hard\n\nMake the gate pass.\n")
+    _, sim = sim_env({"scripts": [script("b1", ["Batch 1 of 1"], work_turns("echo x >> n.txt"))]})
+    env = nightcrew_env(sim)
+    args = ("run", "PLAN.md", "--model", MODEL, "--gate", "echo never; exit 1")
+    first = run_nightcrew(root, env, *args, "--on-failure", "stop")
+    assert first.returncode != 0, first.stdout + first.stderr
+
+    again = run_nightcrew(root, env, *args, "--resume")
+
+    out = again.stdout + again.stderr
+    assert "'Hard': attempt 2 with" in out
+    assert "'Hard': attempt 3 with" in out
+    assert "stuck: attempts 2 and 3 failed the same way" in out
+    assert status(root, env)["batches"][0]["attempts"] == 3

@@ -116,6 +116,8 @@ def after_feature_failure(
     attempts_made: int,
     max_attempts: int,
     stuck_after: int,
+    rung_numbers: Sequence[int] = (),
+    used_model: str | None = None,
 ) -> FeatureDecision:
     """What a failed attempt at a feature leads to.
 
@@ -125,23 +127,28 @@ def after_feature_failure(
     The same signature ``stuck_after`` times in a row on one model means that
     model is stuck: climb to the next; with none left, give up (the build skips
     the feature and records why). Giving up also ends a feature that used
-    ``max_attempts``.
+    ``max_attempts``. ``rung_numbers`` are the stored numbers of the attempts
+    on this rung (what the log and ``status`` call them) and ``used_model`` the
+    model the failed attempt really ran on, for a ladder of the agent's default.
     """
     if on_failure == "stop":
         return FeatureDecision("stop", "the feature failed and --on-failure is stop")
     if on_failure == "skip":
         return FeatureDecision("give_up", "the feature failed and --on-failure is skip")
     if _same_run(rung_signatures, stuck_after):
-        first = attempts_made - stuck_after + 1
-        same = f"attempts {first}–{attempts_made} failed the same way"
+        first, last = attempts_made - stuck_after + 1, attempts_made
+        if len(rung_numbers) >= stuck_after:
+            first, last = rung_numbers[-stuck_after], rung_numbers[-1]
+        same = f"attempts {first}–{last} failed the same way"
         if rung + 1 < len(ladder):
             nxt = ladder[rung + 1]
             return FeatureDecision(
                 "retry", f"stuck ({same}): escalating to {nxt}", model=nxt, stuck=True
             )
-        last = f" on {ladder[rung]}" if ladder[rung] else ""
+        top = ladder[rung] or used_model
+        on = f"on {top}" if top else "on the agent's default model"
         return FeatureDecision(
-            "give_up", f"stuck ({same}){last}, the last model of the chain", stuck=True
+            "give_up", f"stuck ({same}) {on}, the last model of the chain", stuck=True
         )
     if attempts_made >= max_attempts:
         return FeatureDecision(
