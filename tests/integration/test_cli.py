@@ -142,6 +142,7 @@ def test_a_trailing_untitled_empty_batch_is_a_warning(project: Path) -> None:
     (project / "TAIL.md").write_text("## Batch 1: a\nx\n\n## Batch 2: b\ny\n\n## Batch 3:\n")
     result = nightcrew(project, "plan", "check", "TAIL.md")
     assert result.returncode == 0, result.stderr
+    assert "Batch 3: (no title) (empty: will be skipped) — 0 task(s)" in result.stdout
     assert "TAIL.md: 3 batch(es) OK" in result.stdout
     assert "TAIL.md:7: warning: batch 3 is empty and will be skipped" in result.stderr
 

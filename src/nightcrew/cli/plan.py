@@ -44,7 +44,8 @@ def check_command(plan: Path, as_json: bool) -> None:
             empty = " (empty: will be skipped)" if batch.is_empty else ""
             flag += " (no-change-ok)" if batch.no_change_ok else ""
             click.echo(
-                f"Batch {batch.number}: {batch.title}{flag}{empty} — {len(batch.tasks)} task(s)"
+                f"Batch {batch.number}: {batch.title or '(no title)'}{flag}{empty}"
+                f" — {len(batch.tasks)} task(s)"
             )
             for task in batch.tasks:
                 click.echo(f"  Task {task.number}: {task.title}")
