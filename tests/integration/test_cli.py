@@ -92,6 +92,7 @@ def test_plan_check_json(project: Path) -> None:
         "context_refs": ["calc.py"],
         "files": {"create": ["src/app.py"], "modify": ["calc.py"]},
         "critical": False,
+        "no_change_ok": False,
     }
     assert second["critical"] is True
     assert [t["title"] for t in second["tasks"]] == ["Migrate", "Verify"]
@@ -100,8 +101,50 @@ def test_plan_check_json(project: Path) -> None:
 def test_plan_check_human_output(project: Path) -> None:
     result = nightcrew(project, "plan", "check", "PLAN.md")
     assert result.returncode == 0
-    assert "Batch 2: CRITICAL migration [CRITICAL] — 2 task(s)" in result.stdout
+    assert (
+        "Batch 2: CRITICAL migration (critical: a failure stops the run) — 2 task(s)"
+        in result.stdout
+    )
+    assert "[CRITICAL]" not in result.stdout
     assert "PLAN.md: 2 batch(es) OK" in result.stdout
+
+
+BAD_PLAN = "### Task 1: early\n## Batch 2: b\nx\n## Batch 1: a\nx\n## Batch 2: again\nx\n"
+
+
+def test_plan_check_lists_every_error(project: Path) -> None:
+    (project / "BAD.md").write_text(BAD_PLAN)
+    result = nightcrew(project, "plan", "check", "BAD.md")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "nightcrew: BAD.md:1: task 1 is outside a batch: tasks go under a '## Batch N: title'"
+        " header",
+        "nightcrew: BAD.md:4: batch 1 comes after batch 2",
+        "nightcrew: BAD.md:6: duplicate batch 2 (first at line 2)",
+    ]
+
+
+def test_plan_check_json_prints_the_errors_as_json(project: Path) -> None:
+    (project / "BAD.md").write_text(BAD_PLAN)
+    result = nightcrew(project, "plan", "check", "BAD.md", "--json")
+    assert result.returncode == 2
+    data = json.loads(result.stdout)
+    assert data["batches"] == []
+    assert [(e["line"], e["message"][:22]) for e in data["errors"]] == [
+        (1, "task 1 is outside a ba"),
+        (4, "batch 1 comes after ba"),
+        (6, "duplicate batch 2 (fir"),
+    ]
+    assert "Traceback" not in result.stderr
+
+
+def test_a_trailing_untitled_empty_batch_is_a_warning(project: Path) -> None:
+    (project / "TAIL.md").write_text("## Batch 1: a\nx\n\n## Batch 2: b\ny\n\n## Batch 3:\n")
+    result = nightcrew(project, "plan", "check", "TAIL.md")
+    assert result.returncode == 0, result.stderr
+    assert "Batch 3: (no title) (empty: will be skipped) — 0 task(s)" in result.stdout
+    assert "TAIL.md: 3 batch(es) OK" in result.stdout
+    assert "TAIL.md:7: warning: batch 3 is empty and will be skipped" in result.stderr
 
 
 @pytest.mark.parametrize(

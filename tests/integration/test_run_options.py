@@ -241,3 +241,19 @@ def test_an_unwritable_usage_registry_costs_a_warning_not_the_run(
     assert "could not add this project to the usage registry" in result.stdout
     assert git(root, "log", "--format=%s").splitlines()[0] == "Batch 1: A"
     assert blocker.read_text() == "a file where the user data dir should be\n"
+
+
+def test_a_critical_batch_stops_the_run_even_with_skip(tmp_path: Path, sim_env: SimStarter) -> None:
+    root = make_project(tmp_path / "p", plan_text(["CRITICAL migrate", "Fine"]))
+    _, sim = sim_env({"scripts": [broken(1, 2), sub(2, 2)]})
+    env = nightcrew_env(sim)
+
+    result = run_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL, "--on-failure", "skip")
+
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    assert "batch 1 failed: the batch is CRITICAL: a failure stops the run" in out
+    data = status(root, env)
+    assert [b["state"] for b in data["batches"]] == ["failed", "pending"]
+    assert data["batches"][0]["attempts"] == 1
+    assert git(root, "log", "--format=%s").splitlines() == ["initial"]

@@ -158,3 +158,45 @@ def test_a_build_names_features_in_its_lines_panel_and_table(
         live.close()
     assert "feature 2/5 #7 Log in" in panel_out.getvalue()
     assert "feature $" in panel_out.getvalue() or "feature unknown" in panel_out.getvalue()
+
+
+def test_repeated_identical_tool_calls_each_get_a_line(
+    reporter: PlainReporter, out: io.StringIO
+) -> None:
+    snap = Progress(run_id="r1", batch_number=2, current_tool="Bash: pytest -q", tool_calls=1)
+    reporter.progress(snap)
+    reporter.progress(snap)  # another event of the same call: nothing new
+    snap.tool_calls = 2  # the agent ran the same command again
+    reporter.progress(snap)
+    assert out.getvalue() == (
+        "[21:59:58]   batch 2 › Bash: pytest -q\n[21:59:59]   batch 2 › Bash: pytest -q\n"
+    )
+
+
+def test_a_refused_tool_call_is_shown_once(reporter: PlainReporter, out: io.StringIO) -> None:
+    snap = Progress(run_id="r1", batch_number=2, current_tool="Write: notes.txt", tool_calls=1)
+    reporter.progress(snap)
+    snap.tool_failure = "Write: notes.txt failed: Permission to use Write has been denied."
+    snap.tool_failures = 1
+    reporter.progress(snap)
+    reporter.progress(snap)
+    assert out.getvalue() == (
+        "[21:59:58]   batch 2 › Write: notes.txt\n"
+        "[21:59:59]   batch 2 › Write: notes.txt failed: Permission to use Write has been denied.\n"
+    )
+
+
+def test_the_live_panel_prints_a_refused_tool_call_above_itself() -> None:
+    from nightcrew.cli.display import LiveReporter
+
+    out = io.StringIO()
+    live = LiveReporter(Console(file=out, width=120, color_system=None), clock=lambda: 0.0)
+    try:
+        snap = Progress(run_id="r1", batch_number=2, current_tool="Write: a.txt", tool_calls=1)
+        live.progress(snap)
+        snap.tool_failure, snap.tool_failures = "Write: a.txt failed: denied", 1
+        live.progress(snap)
+        live.progress(snap)
+    finally:
+        live.close()
+    assert out.getvalue().count("batch 2 › Write: a.txt failed: denied") == 1

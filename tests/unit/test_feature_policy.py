@@ -160,3 +160,33 @@ def test_a_window_counts_from_its_start_and_a_finished_ladder_is_a_verdict(
     climb = replay(settings, None, store.attempts(item_id=item.id), start=3)
     assert climb.verdict is None and climb.attempts_made == 1
     store.close()
+
+
+def test_stuck_at_the_top_names_the_model_the_agent_really_used() -> None:
+    decision = after_feature_failure(
+        on_failure="retry",
+        ladder=(None,),  # no --model, no chain: the agent's default
+        rung=0,
+        rung_signatures=["x", "x", "x"],
+        attempts_made=3,
+        max_attempts=10,
+        stuck_after=3,
+        used_model="claude-sonnet-4-5",
+    )
+    assert decision.reason == (
+        "stuck (attempts 1–3 failed the same way) on claude-sonnet-4-5, the last model of the chain"
+    )
+
+
+def test_stuck_names_the_stored_attempt_numbers() -> None:
+    decision = after_feature_failure(
+        on_failure="retry",
+        ladder=CHAIN,
+        rung=0,
+        rung_signatures=["x", "x", "x"],
+        attempts_made=3,  # three since the feature was sent back by a person ...
+        max_attempts=10,
+        stuck_after=3,
+        rung_numbers=[5, 6, 7],  # ... which the log and status call attempts 5 to 7
+    )
+    assert decision.reason == "stuck (attempts 5–7 failed the same way): escalating to sonnet"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from nightcrew.errors import ExitCode, LocatedError
-from nightcrew.work.plan import Batch, Plan, PlanWarning, load_plan, parse_plan
+from nightcrew.work.plan import Batch, Plan, PlanError, PlanWarning, load_plan, parse_plan
 
 PATH = Path("plan.md")
 
@@ -236,6 +236,34 @@ def test_empty_batch_is_kept_and_warned() -> None:
     assert warnings(plan) == [(3, "batch 2 is empty and will be skipped")]
 
 
+@pytest.mark.parametrize("header", ["## Batch 3:", "## Batch 3", "## Batch 3:   "])
+def test_a_trailing_batch_with_no_title_and_no_body_is_an_empty_batch(header: str) -> None:
+    plan = parse(f"## Batch 1: a\nx\n## Batch 2: b\ny\n{header}\n")
+    assert [(b.number, b.is_empty) for b in plan.batches] == [(1, False), (2, False), (3, True)]
+    assert warnings(plan) == [(5, "batch 3 is empty and will be skipped")]
+
+
+@pytest.mark.parametrize(
+    ("line", "marked"),
+    [
+        ("no-change-ok", True),
+        ("no_change_ok: true", True),
+        ("  No-Change-OK  ", True),
+        ("no_change_ok: false", False),
+        ("this batch is no-change-ok", False),
+    ],
+)
+def test_no_change_ok_line(line: str, marked: bool) -> None:
+    plan = parse(f"## Batch 1: a\nLook around.\n{line}\n## Batch 2: b\nx\n")
+    assert [b.no_change_ok for b in plan.batches] == [marked, False]
+    assert plan.to_json()["batches"][0]["no_change_ok"] is marked
+
+
+def test_no_change_ok_in_a_code_fence_does_not_count() -> None:
+    plan = parse("## Batch 1: a\n```\nno-change-ok\n```\n")
+    assert plan.batches[0].no_change_ok is False
+
+
 def test_gap_in_numbers_keeps_later_batch_and_warns() -> None:
     plan = parse("## Batch 1: a\nx\n## Batch 2: b\nx\n## Batch 5: e\nx\n")
     assert [b.number for b in plan.batches] == [1, 2, 5]
@@ -362,6 +390,7 @@ def test_json_shape() -> None:
                 "context_refs": ["a.py"],
                 "files": {"create": ["n.py"], "modify": ["m.py"]},
                 "critical": True,
+                "no_change_ok": False,
             },
             {
                 "number": 3,
@@ -371,6 +400,7 @@ def test_json_shape() -> None:
                 "context_refs": [],
                 "files": {"create": [], "modify": []},
                 "critical": False,
+                "no_change_ok": False,
             },
         ],
         "warnings": [
@@ -404,8 +434,8 @@ def test_batch_lookup_and_frozen() -> None:
         ("## Batch 1: a\nx\n## Batch 1: b\n", 3, "duplicate batch 1 (first at line 1)"),
         ("## Batch 1: a\n## Batch 3: c\n## Batch 2: b\n", 3, "batch 2 comes after batch 3"),
         ("intro\n### Task 1: early\n## Batch 1: a\n", 2, "task 1 is outside a batch"),
-        ("## Batch 1: a\n## Batch 3\n", 2, "batch 3 has no title"),
-        ("## Batch 1: a\n## Batch 3:   \n", 2, "batch 3 has no title"),
+        ("## Batch 1: a\n## Batch 3\nbody\n", 2, "batch 3 has no title"),
+        ("## Batch 1: a\n## Batch 3:   \n### Task 1: t\n", 2, "batch 3 has no title"),
         ("## Batch 1: a\n\n## Batch two: b\n", 3, "batch number 'two' is not a positive integer"),
         ("## Batch 0: zero\n", 1, "batch number '0' is not a positive integer"),
         ("## Batch -1: neg\n", 1, "batch number '-1' is not a positive integer"),
@@ -425,7 +455,7 @@ def test_errors(text: str, line: int | None, message: str) -> None:
 
 
 def test_first_error_in_file_order_with_count_of_the_rest() -> None:
-    text = "### Task 1: early\n## Batch 2: b\n## Batch 1: a\n## Batch 2: again\n## Batch 3\n"
+    text = "### Task 1: early\n## Batch 2: b\n## Batch 1: a\n## Batch 2: again\n## Batch 3\nx\n"
     exc = error(text)
     assert exc.line == 1
     assert exc.detail == (
@@ -492,6 +522,13 @@ def test_load_plan_counts_all_missing_refs(tmp_path: Path) -> None:
         load_plan(write(tmp_path, "plan.md", text), tmp_path)
     assert info.value.line == 2
     assert info.value.detail.endswith("(and 2 more)")
+    assert isinstance(info.value, PlanError)
+    where, looked = tmp_path / "plan.md", f"does not exist (looked in {tmp_path})"
+    assert info.value.lines() == [
+        f"{where}:2: context_ref 'x.py' {looked}",
+        f"{where}:2: context_ref 'y.py' {looked}",
+        f"{where}:4: context_ref 'z.py' {looked}",
+    ]
 
 
 def test_load_plan_not_utf8(tmp_path: Path) -> None:

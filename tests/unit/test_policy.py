@@ -111,3 +111,33 @@ def test_unknown_signatures_are_never_stuck() -> None:
 
 def test_one_attempt_cannot_be_stuck() -> None:
     assert not decide(1, signatures=["boom"]).stuck
+
+
+@pytest.mark.parametrize("on_failure", ["retry", "skip", "stop"])
+def test_a_critical_batch_stops_the_run_whatever_the_policy(
+    on_failure: Literal["stop", "skip", "retry"],
+) -> None:
+    decision = after_failure(
+        on_failure=on_failure,
+        max_retries=2,
+        attempts_made=1,
+        signatures=["sig"],
+        model="sonnet",
+        escalate_model="opus",
+        critical=True,
+    )
+    assert decision.action == "stop"
+    assert "CRITICAL" in decision.reason
+
+
+def test_stuck_names_the_stored_attempt_numbers_after_a_resume() -> None:
+    decision = after_failure(
+        on_failure="retry",
+        max_retries=2,
+        attempts_made=2,  # the second attempt since the resume ...
+        signatures=["boom", "boom"],
+        model="sonnet",
+        escalate_model=None,
+        numbers=[3, 4],  # ... is attempt 4 of the batch, as the log and status say
+    )
+    assert decision.reason == "stuck: attempts 3 and 4 failed the same way"

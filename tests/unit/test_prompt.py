@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
+from nightcrew.engine.gates import default_gates
+from nightcrew.engine.orchestrator import gate_line
 from nightcrew.engine.prompt import (
     CONTEXT_FILE_MAX_LINES,
     PreviousFailure,
@@ -151,3 +154,38 @@ def test_previous_attempt_digest_with_its_wording(
     assert f"```\n{digest.strip()}\n```" in suffix
     # the digest comes after the batch text
     assert suffix.index(BATCHES[1][1].strip()) < suffix.index(digest.strip())
+
+
+@pytest.mark.parametrize(
+    ("files", "command"),
+    [
+        ({"pyproject.toml": "[tool.pytest.ini_options]\n"}, ".venv/bin/python -m pytest -q"),
+        ({"package.json": '{"scripts": {"test": "jest"}}'}, "npm test"),
+        ({"Makefile": "test:\n\techo ok\n"}, "make test"),
+        ({"go.mod": "module example.com/x\n"}, "go test ./..."),
+    ],
+)
+def test_prompt_names_the_auto_detected_test_command(
+    tmp_path: Path, files: dict[str, str], command: str
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    venv_python = tmp_path / ".venv" / "bin" / "python"
+    venv_python.parent.mkdir(parents=True)
+    venv_python.write_text("#!/bin/sh\n")
+    venv_python.chmod(0o755)
+    prefix = stable_prefix(
+        project_root=tmp_path,
+        plan_path="p.md",
+        plan_preamble="",
+        gate_lines=[gate_line(s) for s in default_gates(tmp_path)],
+        commit=True,
+    )
+    assert f"- tests: `{command}`\n" in prefix
+    assert "None" not in prefix
+
+
+def test_prompt_names_the_interpreter_the_pytest_gate_uses(tmp_path: Path) -> None:
+    (tmp_path / "conftest.py").write_text("")
+    (spec,) = [s for s in default_gates(tmp_path) if s.kind == "tests"]
+    assert gate_line(spec) == f"tests: `{sys.executable} -m pytest -q`"

@@ -69,6 +69,8 @@ class PlainReporter:
         self.console = console
         self.clock = clock
         self._last_tool: str | None = None
+        self._last_calls = 0
+        self._last_failures = 0
 
     def _line(self, text: str, level: Level = "info") -> None:
         stamp = self.clock().strftime("%H:%M:%S")
@@ -80,9 +82,14 @@ class PlainReporter:
         self._line(message if level == "info" else f"{level}: {message}", level)
 
     def progress(self, snapshot: Progress) -> None:
-        if snapshot.current_tool and snapshot.current_tool != self._last_tool:
+        new_call = snapshot.tool_calls != self._last_calls
+        if snapshot.current_tool and (snapshot.current_tool != self._last_tool or new_call):
             self._line(f"  {snapshot.unit} {_number(snapshot)} › {snapshot.current_tool}")
-        self._last_tool = snapshot.current_tool
+        self._last_tool, self._last_calls = snapshot.current_tool, snapshot.tool_calls
+        if snapshot.tool_failures != self._last_failures and snapshot.tool_failure:
+            where = f"{snapshot.unit} {_number(snapshot)}"
+            self._line(f"  {where} › {snapshot.tool_failure}", "warn")
+        self._last_failures = snapshot.tool_failures
 
     def summary(self, rows: list[SummaryRow], footer: str) -> None:
         self.console.print(summary_table(rows))
@@ -100,6 +107,7 @@ class LiveReporter:
         self.console = console
         self.clock = clock
         self.snapshot: Progress | None = None
+        self._last_failures = 0
         self.live = Live(
             console=console, get_renderable=self._render, refresh_per_second=4, transient=True
         )
@@ -130,6 +138,16 @@ class LiveReporter:
 
     def progress(self, snapshot: Progress) -> None:
         self.snapshot = snapshot
+        if snapshot.tool_failures != self._last_failures and snapshot.tool_failure:
+            # Scrolls above the panel, which only ever shows the current tool.
+            where = f"{snapshot.unit} {_number(snapshot)}"
+            self.console.print(
+                f"  {where} › {snapshot.tool_failure}",
+                style="yellow",
+                markup=False,
+                highlight=False,
+            )
+        self._last_failures = snapshot.tool_failures
 
     def summary(self, rows: list[SummaryRow], footer: str) -> None:
         self.live.stop()

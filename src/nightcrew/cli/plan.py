@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -17,21 +18,34 @@ def plan_group() -> None:
 @click.argument("plan", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the parsed plan as JSON.")
 def check_command(plan: Path, as_json: bool) -> None:
-    """Parse PLAN and report its batches, or the first problem as file:line."""
+    """Parse PLAN and report its batches, or every problem as file:line."""
     from nightcrew import gitops
-    from nightcrew.work.plan import load_plan
+    from nightcrew.errors import ExitCode
+    from nightcrew.work.plan import PlanError, load_plan
 
     cwd = Path.cwd()
     root = gitops.repo_root(cwd) if gitops.is_repo(cwd) else cwd
-    parsed = load_plan(plan, root)
+    try:
+        parsed = load_plan(plan, root)
+    except PlanError as exc:
+        if as_json:
+            errors = [{"line": line, "message": message} for line, message in exc.errors]
+            click.echo(json.dumps({"batches": [], "warnings": [], "errors": errors}, indent=2))
+            click.echo(f"nightcrew: {plan}: {len(errors)} error(s)", err=True)
+        else:
+            for line in exc.lines():
+                click.echo(f"nightcrew: {line}", err=True)
+        sys.exit(ExitCode.BAD_INPUT)
     if as_json:
-        click.echo(json.dumps(parsed.to_json(), indent=2))
+        click.echo(json.dumps({**parsed.to_json(), "errors": []}, indent=2))
     else:
         for batch in parsed.batches:
-            flag = " [CRITICAL]" if batch.critical else ""
+            flag = " (critical: a failure stops the run)" if batch.critical else ""
             empty = " (empty: will be skipped)" if batch.is_empty else ""
+            flag += " (no-change-ok)" if batch.no_change_ok else ""
             click.echo(
-                f"Batch {batch.number}: {batch.title}{flag}{empty} — {len(batch.tasks)} task(s)"
+                f"Batch {batch.number}: {batch.title or '(no title)'}{flag}{empty}"
+                f" — {len(batch.tasks)} task(s)"
             )
             for task in batch.tasks:
                 click.echo(f"  Task {task.number}: {task.title}")

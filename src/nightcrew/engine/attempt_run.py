@@ -353,10 +353,35 @@ def gate_label(name: str) -> str:
     return name if name.startswith(("gate ", "acceptance ")) else f"gate {name}"
 
 
+SHOWN_IDS = 3
+
+
 def gate_reason(result: gates_mod.GateResult) -> str:
-    """The first telling line of a failed gate's digest, for the console."""
-    for line in result.digest.splitlines():
+    """The first telling line of a failed gate's digest, for the console; a
+    heading such as "failing tests:" with the first ids listed under it."""
+    lines = result.digest.splitlines()
+    for index, line in enumerate(lines):
         text = line.strip()
-        if text and not text.startswith(("full output:", "summary:", "[")):
-            return f" — {text[:160]}"
+        if not text or text.startswith(("full output:", "summary:", "[")):
+            continue
+        if text.endswith(":"):
+            text += _listed_ids(lines[index + 1 :])
+        return f" — {text[:240]}"
     return ""
+
+
+def _listed_ids(lines: Sequence[str]) -> str:
+    """`` a, b, c (+N more)`` from a digest's ``  - id`` lines."""
+    ids: list[str] = []
+    more = 0
+    for line in lines:
+        if line.startswith("  - "):
+            ids.append(line[4:].strip())
+        elif line.startswith("  … and ") and line.rstrip().endswith(" more"):
+            more += int(line.split()[2])
+        else:
+            break
+    if not ids:
+        return ""
+    extra = len(ids) - SHOWN_IDS + more
+    return " " + ", ".join(ids[:SHOWN_IDS]) + (f" (+{extra} more)" if extra > 0 else "")

@@ -76,6 +76,7 @@ def run_batch(ctx: BatchContext, batch: Batch, item: ItemRow) -> BatchOutcome:
     base_sha = gitops.head_sha(root)
     previous = _last_failure(store, item)
     signatures: list[str | None] = []
+    numbers: list[int] = []
     model = settings.model
     attempts_made = 0
     batch_dir = ctx.project.run_dir(ctx.run.id) / f"batch-{batch.number}"
@@ -93,6 +94,8 @@ def run_batch(ctx: BatchContext, batch: Batch, item: ItemRow) -> BatchOutcome:
             previous=previous,
         )
 
+    # With nothing else to judge the work, an attempt that changed no file fails.
+    must_change = not batch.no_change_ok and not gates_mod.judges_the_work(ctx.gate_specs)
     job = Job(
         name=f"batch {batch.number}",
         heading=f"batch {batch.number}/{ctx.batch_count} '{batch.title}'",
@@ -100,6 +103,7 @@ def run_batch(ctx: BatchContext, batch: Batch, item: ItemRow) -> BatchOutcome:
         title=batch.title,
         evidence_root=batch_dir,
         suffix=suffix,
+        extra_gates=(gates_mod.changes_gate([ctx.run.source_path]),) if must_change else (),
     )
     while True:
         attempts_made += 1
@@ -117,6 +121,7 @@ def run_batch(ctx: BatchContext, batch: Batch, item: ItemRow) -> BatchOutcome:
             return _pass(ctx, batch, item, run)
         previous = run.previous
         signatures.append(run.signature)
+        numbers.append(run.number)
         decision = after_failure(
             on_failure=settings.on_failure,
             max_retries=settings.max_retries,
@@ -125,6 +130,8 @@ def run_batch(ctx: BatchContext, batch: Batch, item: ItemRow) -> BatchOutcome:
             model=settings.model,
             escalate_model=settings.escalate_model,
             current_model=model,
+            critical=batch.critical,
+            numbers=numbers,
         )
         store.event(
             ctx.run.id,

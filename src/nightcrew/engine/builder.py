@@ -137,8 +137,9 @@ class Builder(Orchestrator):
         )
         run, resumed = self._open_run(store, backlog, _sha(prefix))
         self.reporter.note(f"{'resuming' if resumed else 'starting'} build {run.id}")
-        for line in gates_mod.describe_detection(self.project.root).splitlines():
-            self.reporter.note(line)
+        if not self.settings.gates:  # --gate replaces the tests gate: no detection to report
+            for line in gates_mod.describe_detection(self.project.root).splitlines():
+                self.reporter.note(line)
         tools = self.options.tools
         base = self._context(
             store,

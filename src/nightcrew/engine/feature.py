@@ -65,6 +65,8 @@ class Climb:
     ladder: tuple[str | None, ...]
     rung: int = 0
     rung_signatures: list[str | None] = field(default_factory=list)
+    rung_numbers: list[int] = field(default_factory=list)  # the stored attempt numbers
+    used_model: str | None = None  # the model the last failed attempt ran on
     attempts_made: int = 0
     previous: PreviousFailure | None = None
     verdict: FeatureDecision | None = None
@@ -88,17 +90,25 @@ def _decide(settings: Settings, climb: Climb) -> FeatureDecision:
         attempts_made=climb.attempts_made,
         max_attempts=settings.max_attempts_per_feature,
         stuck_after=settings.stuck_after,
+        rung_numbers=climb.rung_numbers,
+        used_model=climb.used_model,
     )
 
 
-def failed(settings: Settings, climb: Climb, signature: str | None) -> FeatureDecision:
-    """Count one failure and decide; a retry on a new model starts a new rung."""
+def failed(
+    settings: Settings, climb: Climb, signature: str | None, attempt: AttemptRow
+) -> FeatureDecision:
+    """Count one failure (of the stored ``attempt``) and decide; a retry on a
+    new model starts a new rung."""
     climb.attempts_made += 1
     climb.rung_signatures = [*climb.rung_signatures, signature]
+    climb.rung_numbers = [*climb.rung_numbers, attempt.number]
+    climb.used_model = attempt.models[-1] if attempt.models else attempt.model
     decision = _decide(settings, climb)
     if decision.action == "retry" and decision.model != climb.model:
         climb.rung = min(climb.rung + 1, len(climb.ladder) - 1)
         climb.rung_signatures = []
+        climb.rung_numbers = []
     return decision
 
 
@@ -114,7 +124,7 @@ def replay(
             continue
         outcome = {"timed_out": "timed_out", "crashed": "crashed"}.get(attempt.state, "failed")
         climb.previous = PreviousFailure(attempt.number, outcome, attempt.digest or "")
-        decision = failed(settings, climb, attempt.signature)
+        decision = failed(settings, climb, attempt.signature, attempt)
         climb.verdict = decision if decision.action != "retry" else None
     return climb
 
@@ -232,7 +242,7 @@ def run_feature(ctx: BuildContext, feature: Feature, item: ItemRow) -> FeatureOu
                 "warn",
             )
         climb.previous = run.previous
-        decision = failed(ctx.settings, climb, run.signature)
+        decision = failed(ctx.settings, climb, run.signature, store.attempt(run.attempt.id))
         store.event(
             run_id,
             "decision",

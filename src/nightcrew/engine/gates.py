@@ -8,6 +8,9 @@ Three kinds of gate:
 * ``command``: a user's shell command; passes on exit code 0.
 * ``clean``: the tree is fit for the harness to commit (no git operation in
   progress, no unmerged paths, history not rewritten, no secrets).
+* ``changes``: the attempt changed at least one file (other than the ones
+  named in ``GateSpec.ignore``, such as the plan); only for work that nothing
+  else judges (no tests gate, no ``--gate``).
 
 Every gate runs (no short-circuit) so the digest for the retry prompt is
 complete, and every gate's full output is kept in the evidence directory.
@@ -29,7 +32,7 @@ from nightcrew.engine.testrun import PYTEST_NO_TESTS, Runner
 from nightcrew.errors import GitError
 
 TestIds: TypeAlias = testrun.TestIds  # structured results of one test run
-GateKind = Literal["tests", "command", "clean"]
+GateKind = Literal["tests", "command", "clean", "changes"]
 GATE_NAME_CHARS = 48
 
 
@@ -38,6 +41,9 @@ class GateSpec:
     name: str
     command: str | None  # None for the clean gate and the auto-detected tests gate
     kind: GateKind
+    # The auto-detected tests gate: the command to run them by hand (for the prompt).
+    shown: str | None = field(default=None, compare=False)
+    ignore: tuple[str, ...] = ()  # the changes gate: paths that are not a change
 
 
 @dataclass(frozen=True)
@@ -88,11 +94,23 @@ def acceptance_gate(index: int, command: str) -> GateSpec:
     return _named_gate(f"acceptance {index}", command)
 
 
+def changes_gate(ignore: Sequence[str] = ()) -> GateSpec:
+    """A gate that fails when the attempt changed no file outside ``ignore``."""
+    return GateSpec(name="changes", command=None, kind="changes", ignore=tuple(ignore))
+
+
+def judges_the_work(specs: Sequence[GateSpec]) -> bool:
+    """Whether a tests gate or a user's command judges what the agent did."""
+    return any(spec.kind in ("tests", "command") for spec in specs)
+
+
 def default_gates(root: Path) -> list[GateSpec]:
     """The auto-detected tests gate (when a runner is found) and the clean gate."""
     specs: list[GateSpec] = []
-    if testrun.detect_runner(root) is not None:
-        specs.append(GateSpec(name="tests", command=None, kind="tests"))
+    runner = testrun.detect_runner(root)
+    if runner is not None:
+        shown = testrun.shown_command(root, runner)
+        specs.append(GateSpec(name="tests", command=None, kind="tests", shown=shown))
     specs.append(GateSpec(name="clean", command=None, kind="clean"))
     return specs
 
@@ -397,6 +415,32 @@ def _run_clean_gate(spec: GateSpec, log: Path, ctx: _Context) -> GateResult:
     return _result(spec, outcome, log, ctx)
 
 
+def _run_changes_gate(spec: GateSpec, log: Path, ctx: _Context) -> GateResult:
+    started = time.monotonic()
+    try:
+        changed = [p for p in gitops.changed_files(ctx.root, ctx.base_sha) if p not in spec.ignore]
+    except GitError as exc:
+        problems = [f"git failed: {exc.message}"]
+    else:
+        problems = [] if changed else [NOTHING_CHANGED]
+    text = problems or ["changed:", *changed]
+    log.write_text("\n".join([*text, ""]), encoding="utf-8")
+    outcome = _Outcome(
+        command=None,
+        problems=tuple(problems),
+        duration_s=time.monotonic() - started,
+        with_errors=False,
+    )
+    return _result(spec, outcome, log, ctx)
+
+
+NOTHING_CHANGED = (
+    "the agent changed nothing: no file differs from the start of the batch (the plan"
+    " itself does not count). Do the work the batch asks for; a batch that needs no"
+    " change is marked no-change-ok in the plan"
+)
+
+
 def run_gates(
     specs: Sequence[GateSpec],
     *,
@@ -418,7 +462,12 @@ def run_gates(
         base_sha=base_sha,
     )
     ctx.evidence_dir.mkdir(parents=True, exist_ok=True)
-    runners = {"tests": _run_tests_gate, "command": _run_command_gate, "clean": _run_clean_gate}
+    runners = {
+        "tests": _run_tests_gate,
+        "command": _run_command_gate,
+        "clean": _run_clean_gate,
+        "changes": _run_changes_gate,
+    }
     return [
         runners[spec.kind](spec, ctx.evidence_dir / f"{name}.log", ctx)
         for spec, name in zip(specs, _safe_names(specs), strict=True)

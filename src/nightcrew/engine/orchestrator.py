@@ -239,4 +239,4 @@ def _footer(store: Store, run_id: str, message: str) -> str:
 def gate_line(spec: gates_mod.GateSpec) -> str:
     if spec.kind == "clean":
         return "clean: the tree must be committable (no secrets, no unfinished merge, history kept)"
-    return f"{spec.name}: `{spec.command}`"
+    return f"{spec.name}: `{spec.command or spec.shown}`"

@@ -28,6 +28,8 @@ def after_failure(
     model: str | None,
     escalate_model: str | None,
     current_model: str | None = None,
+    critical: bool = False,
+    numbers: Sequence[int] = (),
 ) -> Decision:
     """``attempts_made`` counts this batch's attempts in this policy window;
     ``signatures`` are their failure signatures, oldest first; ``model`` is the
@@ -36,13 +38,20 @@ def after_failure(
     A batch is stuck when two attempts in a row fail the same way: retrying
     the same model again is pointless, so it gets one last try with the
     escalation model (when there is one and it was not used yet), then stops.
+
+    A CRITICAL batch fails as with ``--on-failure stop``, whatever the run's
+    policy. ``numbers`` are the stored numbers of the attempts, as the log and
+    ``status`` show them (they go on counting after a resume).
     """
+    if critical:
+        return Decision("stop", "the batch is CRITICAL: a failure stops the run")
     if on_failure == "stop":
         return Decision("stop", "the batch failed and --on-failure is stop")
     if on_failure == "skip":
         return Decision("skip", "the batch failed and --on-failure is skip")
     if len(signatures) >= 2 and signatures[-1] is not None and signatures[-1] == signatures[-2]:
-        same = f"attempts {attempts_made - 1} and {attempts_made} failed the same way"
+        first, last = numbers[-2:] if len(numbers) >= 2 else (attempts_made - 1, attempts_made)
+        same = f"attempts {first} and {last} failed the same way"
         if escalate_model and current_model != escalate_model:
             return Decision(
                 "retry",
@@ -107,6 +116,8 @@ def after_feature_failure(
     attempts_made: int,
     max_attempts: int,
     stuck_after: int,
+    rung_numbers: Sequence[int] = (),
+    used_model: str | None = None,
 ) -> FeatureDecision:
     """What a failed attempt at a feature leads to.
 
@@ -116,23 +127,28 @@ def after_feature_failure(
     The same signature ``stuck_after`` times in a row on one model means that
     model is stuck: climb to the next; with none left, give up (the build skips
     the feature and records why). Giving up also ends a feature that used
-    ``max_attempts``.
+    ``max_attempts``. ``rung_numbers`` are the stored numbers of the attempts
+    on this rung (what the log and ``status`` call them) and ``used_model`` the
+    model the failed attempt really ran on, for a ladder of the agent's default.
     """
     if on_failure == "stop":
         return FeatureDecision("stop", "the feature failed and --on-failure is stop")
     if on_failure == "skip":
         return FeatureDecision("give_up", "the feature failed and --on-failure is skip")
     if _same_run(rung_signatures, stuck_after):
-        first = attempts_made - stuck_after + 1
-        same = f"attempts {first}–{attempts_made} failed the same way"
+        first, last = attempts_made - stuck_after + 1, attempts_made
+        if len(rung_numbers) >= stuck_after:
+            first, last = rung_numbers[-stuck_after], rung_numbers[-1]
+        same = f"attempts {first}–{last} failed the same way"
         if rung + 1 < len(ladder):
             nxt = ladder[rung + 1]
             return FeatureDecision(
                 "retry", f"stuck ({same}): escalating to {nxt}", model=nxt, stuck=True
             )
-        last = f" on {ladder[rung]}" if ladder[rung] else ""
+        top = ladder[rung] or used_model
+        on = f"on {top}" if top else "on the agent's default model"
         return FeatureDecision(
-            "give_up", f"stuck ({same}){last}, the last model of the chain", stuck=True
+            "give_up", f"stuck ({same}) {on}, the last model of the chain", stuck=True
         )
     if attempts_made >= max_attempts:
         return FeatureDecision(

@@ -49,6 +49,7 @@ class Recorder:
         self.guard = guard
         self.attempt = attempt
         self.batch_spent = batch_spent
+        self.tools: dict[str, str] = {}  # tool_use_id → how the display named the call
         self.run_spent = spent(ctx)
         self.run_tokens = ctx.store.totals(ctx.store.attempts(run_id=ctx.run.id)).tokens
         # The display starts each attempt from what was already spent, not
@@ -73,6 +74,8 @@ class Recorder:
             )
         elif isinstance(event, ToolCall):
             progress.current_tool = _describe_tool(event)
+            progress.tool_calls += 1
+            self.tools[event.tool_use_id] = progress.current_tool
             store.event(
                 run_id,
                 "tool_call",
@@ -82,6 +85,10 @@ class Recorder:
         elif isinstance(event, ToolResult):
             if event.is_error:
                 store.event(run_id, "tool_error", {"excerpt": event.excerpt}, attempt_id=aid)
+                tool = self.tools.get(event.tool_use_id, "a tool call")
+                why = " ".join(event.excerpt.split())[:160] or "no reason given"
+                progress.tool_failure = f"{tool} failed: {why}"
+                progress.tool_failures += 1
         elif isinstance(event, Text):
             store.event(run_id, "text", {"text": event.text[:EXCERPT]}, attempt_id=aid)
         elif isinstance(event, Thinking):

@@ -27,6 +27,9 @@ class Progress:
     phase: str = "starting"  # agent | gates | commit | …
     started_at: float = 0.0  # monotonic, of the current attempt
     current_tool: str | None = None
+    tool_calls: int = 0  # tool calls seen: two identical calls in a row are two calls
+    tool_failure: str | None = None  # the latest refused or failed tool call, described
+    tool_failures: int = 0
     batch_cost: Decimal | None = None
     run_cost: Decimal | None = None
     batch_tokens: TokenCounts = field(default_factory=TokenCounts)

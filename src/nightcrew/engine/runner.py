@@ -164,8 +164,9 @@ class Runner(Orchestrator):
         run, resumed = self._open_run(store, _sha(prefix))
         verb = "resuming" if resumed else "starting"
         self.reporter.note(f"{verb} run {run.id}: {run.source_path}")
-        for line in gates_mod.describe_detection(self.project.root).splitlines():
-            self.reporter.note(line)
+        if not self.settings.gates:  # --gate replaces the tests gate: no detection to report
+            for line in gates_mod.describe_detection(self.project.root).splitlines():
+                self.reporter.note(line)
         for warning in self.plan.warnings:
             self.reporter.note(f"{run.source_path}:{warning.line}: {warning.message}", "warn")
 

@@ -181,6 +181,20 @@ def detect_runner(root: Path) -> Runner | None:
     return None
 
 
+def shown_command(root: Path, runner: Runner) -> str:
+    """The command a person (or the agent, in the project root) types to run
+    these tests: what the gate runs, without the harness's report options."""
+    if runner.kind == "pytest":
+        python = runner.python or Path(sys.executable)
+        inside = python.is_absolute() and python.is_relative_to(root)
+        return f"{shlex.quote(str(python.relative_to(root) if inside else python))} -m pytest -q"
+    if runner.kind == "go":
+        return "go test ./..."
+    if runner.kind == "custom":
+        return runner.command or ""
+    return f"{runner.kind} test"
+
+
 def describe_runner(root: Path, runner: Runner | None) -> str:
     if runner is None:
         return f"tests: {NONE_FOUND}"

@@ -38,6 +38,8 @@ _LOOSE_HEAD_RE = re.compile(r"(?i)(batch|task)\s+[0-9]+\b")
 _INT_RE = re.compile(r"-?[0-9]+")
 _CRITICAL_RE = re.compile(r"\bCRITICAL\b")
 _REFS_RE = re.compile(r"[ \t]*context_refs:(?P<refs>.*)")
+# A line of its own in a batch's text: the batch may pass without changing a file.
+_NO_CHANGE_RE = re.compile(r"[ \t]*no[-_]change[-_]ok[ \t]*(?::[ \t]*(?:true|yes)[ \t]*)?", re.I)
 _FILES_RE = re.compile(r"\**\s*Files\s*\**\s*:?\s*\**\s*:?", re.IGNORECASE)
 _KIND_RE = re.compile(r"\**\s*(?P<kind>Create|Modify|Test)\s*\**\s*:\s*\**\s*(?P<rest>.*)", re.I)
 _CODE_SPAN_RE = re.compile(r"`+\s*([^`]+?)\s*`+")
@@ -64,6 +66,7 @@ class Batch:
     critical: bool
     files_test: tuple[str, ...] = ()
     context_refs_line: int | None = None
+    no_change_ok: bool = False  # a `no-change-ok` line: passing with no file changed is fine
 
     @property
     def sha256(self) -> str:
@@ -107,6 +110,7 @@ class Plan:
                     "context_refs": list(b.context_refs),
                     "files": {"create": list(b.files_create), "modify": list(b.files_modify)},
                     "critical": b.critical,
+                    "no_change_ok": b.no_change_ok,
                 }
                 for b in self.batches
             ],
@@ -145,9 +149,9 @@ def _parse_header(kind: str, text: str) -> tuple[int, str] | None:
     title = (m["title"] or "").strip()
     if sep is None and (m["tail"] or "").strip():
         raise _HeaderError(f"{kind} {number}: expected ':' after the number ({example})")
-    if not title:
+    if not title and kind == "task":
         raise _HeaderError(f"{kind} {number} has no title")
-    return number, title
+    return number, title  # a batch without a title is an error only when it has a body
 
 
 def _inline_text(node: SyntaxTreeNode) -> str:
@@ -206,14 +210,29 @@ def _normalize(text: str) -> str:
     return re.sub(r"\r\n?", "\n", text)
 
 
+class PlanError(LocatedError):
+    """Every problem found in a plan, in file order. It reads as the first one
+    (noting how many more there are); ``errors`` holds them all."""
+
+    def __init__(self, path: Path, errors: list[tuple[int | None, str]]) -> None:
+        line, message = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        super().__init__(str(path), line, message + more)
+        self.errors = tuple(errors)
+
+    def lines(self) -> list[str]:
+        """One ``file:line: message`` line per error."""
+        return [
+            f"{self.path}:{n}: {m}" if n is not None else f"{self.path}: {m}"
+            for n, m in self.errors
+        ]
+
+
 def _raise_first(path: Path, errors: list[tuple[int | None, str]]) -> None:
     if not errors:
         return
     errors.sort(key=lambda e: e[0] or 0)
-    line, message = errors[0]
-    if len(errors) > 1:
-        message += f" (and {len(errors) - 1} more)"
-    raise LocatedError(str(path), line, message)
+    raise PlanError(path, errors)
 
 
 class _Parser:
@@ -304,6 +323,10 @@ class _Parser:
             critical=_CRITICAL_RE.search(head.title) is not None,
             files_test=tuple(files["test"]),
             context_refs_line=refs_line,
+            no_change_ok=any(
+                _NO_CHANGE_RE.fullmatch(self.lines[i]) and i not in self.code_lines
+                for i in range(start, end)
+            ),
         )
         if batch.is_empty:
             self.warn(head.index, f"batch {head.number} is empty and will be skipped")
@@ -341,6 +364,10 @@ class _Parser:
         if not heads and not self.malformed_batch:
             self.errors.append((None, "no batches: expected headers like '## Batch 1: title'"))
         self.check_numbers(heads)
+        for i, head in enumerate(heads):
+            end = heads[i + 1].index if i + 1 < len(heads) else len(self.lines)
+            if not head.title and _strip_blank_ends(self.lines[head.index + 1 : end]):
+                self.errors.append((head.index + 1, f"batch {head.number} has no title"))
         _raise_first(self.path, self.errors)
         batches = []
         for i, head in enumerate(heads):
