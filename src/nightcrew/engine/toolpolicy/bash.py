@@ -352,7 +352,8 @@ class _Judge:
             return Deny("write-unknown-path", shown, "writes to a path only known when it runs")
         if not self.p.inside(path):
             where = self.p.shown(path)
-            return Deny("write-outside-project", shown, f"{where} is outside the project")
+            reason = f"{where} is outside the project" if shown != word else "outside the project"
+            return Deny("write-outside-project", shown, reason)
         if tree:
             return None
         if path == self.p.root:

@@ -28,6 +28,8 @@ DEVICES = ("/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty", "/dev/fd/")
 # The harness's own files inside the project.
 HARNESS_DIRS = (".git", ".nightcrew")
 _GLOB = set("*?[")
+# Where the homes of a machine's users live.
+HOMES = ("/home", "/Users", "/var/home")
 
 
 def _under(path: str, base: str) -> bool:
@@ -80,13 +82,9 @@ class Places:
         return None
 
     def other_home(self, path: str) -> bool:
-        if _under(path, self.home):
+        if _under(path, self.home) or self.inside(path):
             return False
-        roots = {"/home", "/Users"}
-        parent = os.path.dirname(self.home)
-        if parent != "/":
-            roots.add(parent)
-        if any(path != r and _under(path, r) for r in roots):
+        if any(path != r and _under(path, r) for r in HOMES):
             return True
         return self.home != "/root" and _under(path, "/root")
 
