@@ -225,3 +225,15 @@ def test_the_reason_names_what_and_why(root: Path) -> None:
     unparsable = policy(root).bash("echo 'x")
     assert isinstance(unparsable, Deny)
     assert "cannot read this command line with confidence" in unparsable.message
+
+
+def test_a_home_beside_the_project_is_no_other_users_home(root: Path, tmp_path: Path) -> None:
+    p = ToolPolicy(PolicySpec(), root, home=str(tmp_path / "home"))
+    assert rule(p.bash("git push origin main")) == "git-push"
+    assert p.bash("cat src/mod.py main") == ALLOW
+
+
+def test_a_write_outside_names_the_path_once(root: Path) -> None:
+    verdict = policy(root).write("/etc/hosts")
+    assert isinstance(verdict, Deny)
+    assert verdict.message == "denied by policy: /etc/hosts — outside the project"
