@@ -20,6 +20,7 @@ from tests.integration.support import (
     plan_text,
     run_nightcrew,
     script,
+    status,
 )
 
 pytestmark = pytest.mark.cli
@@ -93,6 +94,7 @@ def test_denied_calls_are_tool_errors_and_the_attempt_goes_on(
     ]
     assert events[3]["tool"] == "Write"
     assert denials == [(5,)]
+    assert status(root, env)["batches"][0]["attempt_usage"][0]["tool_denials"] == 5
     assert "batch 1 › denied by policy: git push" in result.stdout
     assert result.stdout.count("denied by policy:") == 5
 

@@ -46,6 +46,8 @@ STRICT_ALLOWED = frozenset(
     # files and directories inside the project
     | {"cd", "pushd", "popd", "cp", "mv", "mkdir", "touch", "rm", "rmdir", "ln", "chmod", "tee"}
     | {"export", "set", "unset", "source", ".", "xargs", "env", "timeout"}
+    # shell builtins that run nothing of their own
+    | {"[[", "read", "exit", "return", "shift", "wait", ":", "local", "declare"}
     | WRAPPERS
     # Python, Node, Go, Rust, Ruby, JVM and make: package managers, test runners, linters
     | {"python", "python3", "pip", "pip3", "uv", "uvx", "poetry", "pdm", "hatch", "tox", "nox"}
@@ -187,6 +189,8 @@ class _Judge:
             return self.simple(Simple(words=rest), cwd, depth)[0]
         if name in SHELLS or name == "eval":
             return self.shell(name, words, cwd, depth)
+        if name in ("source", ".") and any(DYNAMIC in w for w in words[1:]):
+            return Deny("dynamic-code", shown, "runs code only known when it runs")
         if name == "git":
             return self.git(words, cwd)
         if name == "find":
@@ -210,7 +214,11 @@ class _Judge:
                 return Deny("unparsable", _shown(words), f"{name} -c without a command")
             code = words[at + 1]
         else:
-            return None  # a script file or stdin: judged by what feeds it
+            operands = _operands(words)
+            if not operands or operands[0] == "-" or any(DYNAMIC in w for w in operands):
+                # the code comes from a pipe or a substitution, unseen
+                return Deny("dynamic-code", _shown(words), "runs code only known when it runs")
+            return None  # a script file of the project
         if DYNAMIC in code:
             return Deny("dynamic-code", _shown(words), "runs code only known when it runs")
         return self.line(code, cwd, depth + 1)
