@@ -41,7 +41,7 @@ def test_denied_calls_are_tool_errors_and_the_attempt_goes_on(
     (home / ".ssh" / "id_rsa").write_text(KEY)
     (home / "x").mkdir()
     (home / "x" / "keep.txt").write_text("mine")
-    outside = tmp_path / "outside.txt"
+    outside = home / "outside.txt"  # the temp dir is scratch space; a home is not
     turns = [
         bash("git push --force origin main"),
         bash("rm -rf ~/x"),
@@ -104,14 +104,17 @@ def test_profile_off_lets_the_agent_through(tmp_path: Path, sim_env: SimStarter)
     (root / "nightcrew.toml").write_text('[policy]\nprofile = "off"\n')
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "config")
-    outside = tmp_path / "outside.txt"
+    home = tmp_path / "home"
+    home.mkdir()
+    outside = home / "outside.txt"
     turns = [
         {"tool": {"name": "Write", "input": {"file_path": str(outside), "content": "out\n"}}},
         {"text": "Done."},
     ]
     _, agent = sim_env({"scripts": [script("open", ["Batch 1 of 1"], turns)]})
 
-    result = run_nightcrew(root, nightcrew_env(agent), "run", "PLAN.md", "--model", MODEL)
+    env = {**nightcrew_env(agent), "HOME": str(home)}
+    result = run_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert outside.read_text() == "out\n"

@@ -10,6 +10,7 @@ import pytest
 from nightcrew.engine.toolpolicy import ALLOW, Deny, PolicySpec, ToolPolicy
 
 HOME = "/home/dev"
+SCRATCH = "/scratch-tmp"
 
 
 @pytest.fixture
@@ -20,7 +21,7 @@ def root(tmp_path: Path) -> Path:
 
 
 def policy(root: Path, **spec: object) -> ToolPolicy:
-    return ToolPolicy(PolicySpec(**spec), root, home=HOME)  # type: ignore[arg-type]
+    return ToolPolicy(PolicySpec(**spec), root, home=HOME, temp=(SCRATCH,))  # type: ignore[arg-type]
 
 
 def rule(verdict: object) -> str | None:
@@ -71,7 +72,7 @@ STANDARD = [
     ("rm -rf ~/x", "write-outside-project"),
     ("rm -rf ~", "write-outside-project"),
     ("rm -rf $HOME/x", "write-outside-project"),
-    ("rm -rf /", "write-outside-project"),
+    ("rm -rf /", "project-root"),
     ("rm -rf ../other", "write-outside-project"),
     ("cd / && rm -rf x", "write-outside-project"),
     ("cd .. && rm -rf proj", "project-root"),
@@ -80,13 +81,17 @@ STANDARD = [
     ("echo x > .nightcrew/state.db", "harness-files"),
     ("rm -rf $TARGET", "write-unknown-path"),
     ("ls | xargs rm -rf", "xargs-rm"),
-    ("find / -name x -exec rm -rf {} \\;", "write-outside-project"),
+    ("find / -name x -exec rm -rf {} \\;", "project-root"),
+    ("find /usr -name x -exec rm -rf {} \\;", "write-outside-project"),
     ("find ~ -delete", "write-outside-project"),
     ("echo x > /etc/hosts", "write-outside-project"),
     ("echo x >> ~/.bashrc", "write-outside-project"),
     ("cp src/a.py /usr/local/bin/a", "write-outside-project"),
     ("mv src ~/stolen", "write-outside-project"),
     ("tee /tmp/elsewhere < src/a.py", "write-outside-project"),
+    ("pytest > /scratch-tmp/out.log 2>&1; mkdir -p /scratch-tmp/x", None),
+    ("rm -rf /scratch-tmp", "write-outside-project"),
+    ("rm -rf ..", "project-root"),
     ("curl -o ~/bin/tool https://x", "write-outside-project"),
     ("dd if=/dev/zero of=/dev/sda", "write-outside-project"),
     # credentials and other people's homes
@@ -204,6 +209,17 @@ def test_file_writes(root: Path) -> None:
     assert rule(p.write(f"{HOME}/.ssh/authorized_keys")) == "secret-path"
     assert rule(p.write(str(root / ".git" / "hooks" / "pre-commit"))) == "harness-files"
     assert policy(root, write_outside_project=True).write("/tmp/poltest-x") == ALLOW
+    assert policy(root).write(f"{SCRATCH}/notes.md") == ALLOW
+
+
+def test_the_temp_dir_is_scratch_but_a_home_inside_it_is_not(tmp_path: Path) -> None:
+    root, home = tmp_path / "proj", tmp_path / "home"
+    root.mkdir()
+    p = ToolPolicy(PolicySpec(), root, home=str(home), temp=(str(tmp_path),))
+    assert p.bash(f"echo $$ > {tmp_path}/agent.pid") == ALLOW
+    assert rule(p.bash("rm -rf ~/x")) == "write-outside-project"
+    assert rule(p.write(str(home / "outside.txt"))) == "write-outside-project"
+    assert rule(p.bash(f"rm -rf {tmp_path}")) == "project-root"
 
 
 def test_file_reads(root: Path) -> None:

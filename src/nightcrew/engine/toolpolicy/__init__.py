@@ -37,9 +37,15 @@ class PolicySpec:
 class ToolPolicy:
     """Decides each tool call of an agent working in ``root``."""
 
-    def __init__(self, spec: PolicySpec, root: Path, home: str | None = None) -> None:
+    def __init__(
+        self,
+        spec: PolicySpec,
+        root: Path,
+        home: str | None = None,
+        temp: tuple[str, ...] | None = None,
+    ) -> None:
         self.spec = spec
-        self.places = Places.of(str(root), home)
+        self.places = Places.of(str(root), home, temp)
         self.rules = Rules(
             places=self.places,
             profile=spec.profile,

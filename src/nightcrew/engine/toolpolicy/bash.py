@@ -9,7 +9,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from nightcrew.engine.toolpolicy.paths import Places
+from nightcrew.engine.toolpolicy.paths import Places, under
 from nightcrew.engine.toolpolicy.shell import DYNAMIC, Group, Pipeline, Simple, Unparsable, parse
 from nightcrew.engine.toolpolicy.verdict import Deny
 
@@ -358,6 +358,10 @@ class _Judge:
             return None
         if path is None:
             return Deny("write-unknown-path", shown, "writes to a path only known when it runs")
+        if not self.p.inside(path) and under(self.p.root, path):
+            return Deny("project-root", shown, f"{path} holds the project")
+        if self.p.scratch(path):
+            return None
         if not self.p.inside(path):
             where = self.p.shown(path)
             reason = f"{where} is outside the project" if shown != word else "outside the project"

@@ -4,7 +4,8 @@ harness's own files, among a person's secrets, in another user's home."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 
 from nightcrew.engine.toolpolicy.shell import DYNAMIC
 
@@ -32,7 +33,7 @@ _GLOB = set("*?[")
 HOMES = ("/home", "/Users", "/var/home")
 
 
-def _under(path: str, base: str) -> bool:
+def under(path: str, base: str) -> bool:
     return path == base or path.startswith(base.rstrip("/") + "/")
 
 
@@ -40,11 +41,16 @@ def _under(path: str, base: str) -> bool:
 class Places:
     root: str  # the project, symlinks resolved
     home: str
+    # Scratch space anyone may write: the system's temp directories.
+    temp: tuple[str, ...] = field(default_factory=tuple)
 
     @classmethod
-    def of(cls, root: str, home: str | None = None) -> Places:
+    def of(cls, root: str, home: str | None = None, temp: tuple[str, ...] | None = None) -> Places:
         home = home or os.path.expanduser("~")
-        return cls(os.path.realpath(root), os.path.realpath(home))
+        if temp is None:
+            temp = (tempfile.gettempdir(), "/tmp")
+        scratch = tuple(sorted({os.path.realpath(t) for t in temp}))
+        return cls(os.path.realpath(root), os.path.realpath(home), scratch)
 
     def resolve(self, word: str, cwd: str | None) -> str | None:
         """The absolute path ``word`` names when run in ``cwd``; None when it
@@ -72,28 +78,34 @@ class Places:
         return os.path.realpath(os.path.normpath(text))
 
     def inside(self, path: str) -> bool:
-        return _under(path, self.root)
+        return under(path, self.root)
 
     def secret(self, path: str) -> str | None:
         """The secret directory ``path`` is in (``~/.ssh``), or None."""
         for name in SECRET_DIRS:
-            if _under(path, os.path.join(self.home, name)):
+            if under(path, os.path.join(self.home, name)):
                 return "~/" + name
         return None
 
     def other_home(self, path: str) -> bool:
-        if _under(path, self.home) or self.inside(path):
+        if under(path, self.home) or self.inside(path):
             return False
-        if any(path != r and _under(path, r) for r in HOMES):
+        if any(path != r and under(path, r) for r in HOMES):
             return True
-        return self.home != "/root" and _under(path, "/root")
+        return self.home != "/root" and under(path, "/root")
+
+    def scratch(self, path: str) -> bool:
+        """Inside a temp directory (not the directory itself, not a home)."""
+        if under(path, self.home):
+            return False
+        return any(path != t and under(path, t) for t in self.temp)
 
     def device(self, path: str) -> bool:
         return any(path == d or (d.endswith("/") and path.startswith(d)) for d in DEVICES)
 
     def harness(self, path: str) -> str | None:
         for name in HARNESS_DIRS:
-            if _under(path, os.path.join(self.root, name)):
+            if under(path, os.path.join(self.root, name)):
                 return name
         return None
 
@@ -101,6 +113,6 @@ class Places:
         """``path`` as a person reads it: relative to the project or ``~``."""
         if self.inside(path):
             return os.path.relpath(path, self.root)
-        if _under(path, self.home):
+        if under(path, self.home):
             return "~" + path[len(self.home) :]
         return path
