@@ -9,8 +9,17 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from nightcrew.engine.toolpolicy.git import judge_git
 from nightcrew.engine.toolpolicy.paths import Places, under
-from nightcrew.engine.toolpolicy.shell import DYNAMIC, Group, Pipeline, Simple, Unparsable, parse
+from nightcrew.engine.toolpolicy.shell import (
+    DYNAMIC,
+    Group,
+    Pipeline,
+    Redirect,
+    Simple,
+    Unparsable,
+    parse,
+)
 from nightcrew.engine.toolpolicy.verdict import Deny
 
 SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "fish", "ash"})
@@ -29,13 +38,6 @@ WRITES_LAST = frozenset({"cp", "ln", "install", "rsync", "scp"})
 WRAPPERS = frozenset({"command", "builtin", "exec", "nohup", "nice", "time", "stdbuf"})
 WRAPPER_ARG_OPTIONS = {"nice": {"-n"}, "stdbuf": {"-i", "-o", "-e"}, "timeout": {"-s", "-k"}}
 XARGS_ARG_OPTIONS = {"-I", "-i", "-n", "-P", "-d", "-L", "-l", "-s", "-E", "-e", "-a"}
-
-GIT_ARG_OPTIONS = {"-C", "-c", "--git-dir", "--work-tree", "--namespace", "--exec-path"}
-GIT_STRICT = frozenset(
-    {"status", "log", "diff", "show", "add", "commit", "rev-parse", "ls-files", "ls-tree"}
-    | {"blame", "grep", "describe", "shortlog", "show-ref", "cat-file", "mv", "rm", "version"}
-    | {"branch", "help"}
-)
 
 STRICT_ALLOWED = frozenset(
     # looking at files and text
@@ -192,7 +194,7 @@ class _Judge:
         if name in ("source", ".") and any(DYNAMIC in w for w in words[1:]):
             return Deny("dynamic-code", shown, "runs code only known when it runs")
         if name == "git":
-            return self.git(words, cwd)
+            return judge_git(self.p, self.r.profile == "strict", words, cwd, shown)
         if name == "find":
             return self.find(words, cwd, depth)
         if name in DOWNLOADERS:
@@ -222,62 +224,6 @@ class _Judge:
         if DYNAMIC in code:
             return Deny("dynamic-code", _shown(words), "runs code only known when it runs")
         return self.line(code, cwd, depth + 1)
-
-    def git(self, words: list[str], cwd: str | None) -> Deny | None:
-        shown = _shown(words)
-        where = cwd
-        i = 1
-        while i < len(words) and words[i].startswith("-"):
-            option = words[i].split("=", 1)[0]
-            value = words[i].split("=", 1)[1] if "=" in words[i] else None
-            if option in GIT_ARG_OPTIONS and value is None:
-                i += 1
-                value = words[i] if i < len(words) else None
-            if option == "-C" and value is not None:
-                where = self.p.resolve(value, where)
-            elif option in ("--git-dir", "--work-tree") and value is not None:
-                target = self.p.resolve(value, where)
-                if target is None or not self.p.inside(target):
-                    return Deny("git-outside-project", shown, "works on a repository elsewhere")
-            i += 1
-        if where is None or not self.p.inside(where):
-            return Deny("git-outside-project", shown, "works on a repository elsewhere")
-        sub = words[i] if i < len(words) else ""
-        args = words[i + 1 :]
-        if sub == "push":
-            return Deny("git-push", "git push", "the harness commits and never pushes")
-        if sub == "reset" and any(a in ("--hard", "--merge", "--keep") for a in args):
-            return Deny(
-                "git-reset-hard", "git reset --hard", "throws work away; the harness resets itself"
-            )
-        if sub == "clean" and any(
-            a == "--force" or (a.startswith("-") and not a.startswith("--") and "f" in a)
-            for a in args
-        ):
-            return Deny("git-clean", "git clean -f", "deletes untracked files for good")
-        if sub in ("checkout", "restore", "switch") and (
-            "--" in args
-            or "." in args
-            or any(a in ("-f", "--force", "--discard-changes", "--worktree", "-W") for a in args)
-            or (sub == "restore" and "--staged" not in args and "-S" not in args)
-        ):
-            return Deny(f"git-{sub}-discard", shown, "throws uncommitted work away")
-        if sub == "config" and any(a in ("--global", "--system") for a in args):
-            return Deny("git-config-global", shown, "changes git for every project")
-        if self.r.profile == "strict" and sub not in GIT_STRICT:
-            return Deny(
-                "strict-allowlist",
-                f"git {sub}",
-                "the strict profile allows git's read-only commands, add and commit",
-            )
-        listing = ("-a", "-v", "-vv", "--list", "-l", "-r", "--show-current")
-        if (
-            sub == "branch"
-            and self.r.profile == "strict"
-            and any(a.startswith("-") and a not in listing for a in args)
-        ):
-            return Deny("strict-allowlist", shown, "the strict profile only lists branches")
-        return None
 
     def find(self, words: list[str], cwd: str | None, depth: int) -> Deny | None:
         starts = [w for w in words[1:] if not w.startswith(("-", "(", "!", ")"))]
@@ -322,7 +268,7 @@ class _Judge:
                     return Deny("other-home", _shown(words), "another user's home")
         return None
 
-    def redirects(self, redirects: list, cwd: str | None) -> Deny | None:  # type: ignore[type-arg]
+    def redirects(self, redirects: list[Redirect], cwd: str | None) -> Deny | None:
         if self.r.profile == "off":
             return None
         for redirect in redirects:
