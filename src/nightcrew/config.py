@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from nightcrew.config_policy import PolicySettings, check_policy_table
 from nightcrew.errors import LocatedError
 
 DEFAULT_ALLOWED_TOOLS = (
@@ -55,6 +56,8 @@ class Settings(BaseModel):
     escalation: tuple[str, ...] = ()
     stuck_after: int = Field(default=3, ge=1, le=50)
     max_attempts_per_feature: int = Field(default=10, ge=1, le=200)
+    # [policy]: what the agent may run and where it may write (config only).
+    policy: PolicySettings = Field(default_factory=PolicySettings)
 
     @field_validator("gates")
     @classmethod
@@ -136,6 +139,7 @@ def load_settings(root: Path, overrides: dict[str, Any] | None = None) -> Settin
     found = find_config(root)
     if found is not None:
         path, text, table, table_line = found
+        check_policy_table(table, str(path), text, tool=path.name == "pyproject.toml")
         try:
             Settings(**table)
         except ValidationError as exc:

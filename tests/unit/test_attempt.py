@@ -24,6 +24,7 @@ from nightcrew.agents.base import (
     Thinking,
     TokenCounts,
     ToolCall,
+    ToolDenied,
     ToolResult,
     Usage,
 )
@@ -312,3 +313,24 @@ def test_ctrl_c_cancels_and_the_callers_handlers_come_back(
         assert signal.getsignal(signal.SIGINT) is before_int
     finally:
         signal.signal(signal.SIGTERM, previous_term)
+
+
+def test_denied_tool_calls_are_counted_and_the_session_goes_on(
+    tmp_path: Path, backends: list[FakeBackend]
+) -> None:
+    denied = ToolDenied("t1", "Bash", "Bash: git push", "git-push", "never", "denied by policy")
+    events: list[AgentEvent] = [
+        ToolCall("t1", "Bash", {"command": "git push"}),
+        denied,
+        ToolResult("t1", True, "denied by policy"),
+        ToolCall("t2", "Bash", {"command": "pytest -q"}),
+        Text("Tests pass."),
+        finished(),
+    ]
+    backend = FakeBackend(events)
+    backends.append(backend)
+    outcome, seen = drive(backend, tmp_path)
+
+    assert outcome.end == "finished"
+    assert denied in seen
+    assert (outcome.tool_calls, outcome.tool_denials) == (2, 1)

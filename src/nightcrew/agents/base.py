@@ -11,7 +11,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from nightcrew.engine.toolpolicy import ToolPolicy
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,9 @@ class AgentRequest:
     work_dir: Path | None = None
     # Tools the harness gives the agent in-process, allowed without asking.
     harness_tools: tuple[HarnessTool, ...] = ()
+    # What the agent may run and write: the backend asks it before every tool
+    # call and answers a refusal to the agent as a tool error.
+    tool_policy: ToolPolicy | None = None
 
 
 # ---- events -----------------------------------------------------------------
@@ -128,6 +134,19 @@ class ToolResult:
     tool_use_id: str
     is_error: bool
     excerpt: str
+
+
+@dataclass(frozen=True)
+class ToolDenied:
+    """The harness's tool policy refused a call; the agent was told ``message``
+    as the call's error and goes on."""
+
+    tool_use_id: str | None
+    tool: str
+    summary: str  # what was asked: "Bash: git push --force", "Write: /etc/x"
+    rule: str
+    reason: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -182,7 +201,15 @@ class Finished:
 
 
 AgentEvent = (
-    ProcessStarted | SessionStarted | Text | Thinking | ToolCall | ToolResult | Usage | Finished
+    ProcessStarted
+    | SessionStarted
+    | Text
+    | Thinking
+    | ToolCall
+    | ToolResult
+    | ToolDenied
+    | Usage
+    | Finished
 )
 
 

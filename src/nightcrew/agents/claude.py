@@ -263,6 +263,10 @@ class ClaudeBackend:
             stderr=on_stderr,
         )
         queue: asyncio.Queue[object] = asyncio.Queue()
+        if request.tool_policy is not None and request.tool_policy.active:
+            from nightcrew.agents.claude_policy import pre_tool_use_hooks
+
+            options.hooks = pre_tool_use_hooks(request.tool_policy, queue.put_nowait)
         translator = _Translator()
 
         async def pump() -> None:

@@ -71,6 +71,7 @@ def _attempt_usage(store: Store, attempt: AttemptRow) -> dict[str, Any]:
         "cost_source": attempt.cost_source,
         "tokens": _tokens(tokens),
         "cache_hit_ratio": cache_hit_ratio(tokens),
+        "tool_denials": attempt.tool_denials,
     }
 
 

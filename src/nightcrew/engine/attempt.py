@@ -28,6 +28,7 @@ from nightcrew.agents.base import (
     Text,
     TokenCounts,
     ToolCall,
+    ToolDenied,
     Usage,
 )
 from nightcrew.proc import TERM_GRACE_S
@@ -80,6 +81,7 @@ class AgentOutcome:
     agent_seconds: float
     live: LiveUsage
     pid: int | None
+    tool_denials: int = 0  # calls the harness's tool policy refused
 
 
 @dataclass
@@ -91,6 +93,7 @@ class _Seen:
     tool_calls: int = 0
     last_text: str | None = None
     models: list[str] = field(default_factory=list)
+    tool_denials: int = 0
 
 
 class Stopper:
@@ -159,6 +162,8 @@ async def drive_agent(
                 seen.session_id = event.session_id
             elif isinstance(event, ToolCall):
                 seen.tool_calls += 1
+            elif isinstance(event, ToolDenied):
+                seen.tool_denials += 1
             elif isinstance(event, Text):
                 seen.last_text = event.text
             elif isinstance(event, Usage):
@@ -225,4 +230,5 @@ async def drive_agent(
         agent_seconds=time.monotonic() - started,
         live=live,
         pid=stopper.pid,
+        tool_denials=seen.tool_denials,
     )

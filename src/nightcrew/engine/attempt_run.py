@@ -26,6 +26,7 @@ from nightcrew.engine.digest import failure_signature, make_digest
 from nightcrew.engine.prompt import PreviousFailure, Prompt
 from nightcrew.engine.recording import EXCERPT, Recorder, record_final
 from nightcrew.engine.states import AttemptState
+from nightcrew.engine.toolpolicy import ToolPolicy
 from nightcrew.errors import GitError
 from nightcrew.store.records import AttemptRow, ItemRow, Store
 
@@ -145,6 +146,7 @@ def run_attempt(
         work_dir=evidence,
         resume_session_id=resume_session_id,
         harness_tools=tuple(job.tools(attempt)) if job.tools is not None else (),
+        tool_policy=ToolPolicy(settings.policy.spec(), root),
     )
     outcome = asyncio.run(
         drive_agent(
@@ -161,6 +163,7 @@ def run_attempt(
         models_json=json.dumps(outcome.models),
         session_id=outcome.session_id,
         tool_calls=outcome.tool_calls,
+        tool_denials=outcome.tool_denials,
         agent_seconds=outcome.agent_seconds,
         cost_usd=cost,
         cost_source=source,

@@ -15,6 +15,7 @@ from nightcrew.agents.base import (
     Thinking,
     TokenCounts,
     ToolCall,
+    ToolDenied,
     ToolResult,
     Usage,
 )
@@ -81,6 +82,22 @@ class Recorder:
                 "tool_call",
                 {"name": event.name, "input": _clip(dict(event.input))},
                 attempt_id=aid,
+            )
+        elif isinstance(event, ToolDenied):
+            store.event(
+                run_id,
+                "tool_denied",
+                {
+                    "tool": event.tool,
+                    "summary": event.summary[:EXCERPT],
+                    "rule": event.rule,
+                    "reason": event.reason,
+                },
+                attempt_id=aid,
+            )
+            where = f"{progress.unit} {'#' if progress.unit == 'feature' else ''}"
+            self.ctx.reporter.note(
+                f"{where}{progress.batch_number} › {event.message} ({event.summary})", "warn"
             )
         elif isinstance(event, ToolResult):
             if event.is_error:

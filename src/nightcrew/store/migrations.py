@@ -228,11 +228,17 @@ def m004_item_window(db: sqlite3.Connection) -> None:
     )
 
 
+def m006_tool_denials(db: sqlite3.Connection) -> None:
+    """How many of an attempt's tool calls the harness's tool policy refused."""
+    run_script(db, "ALTER TABLE attempts ADD COLUMN tool_denials INTEGER NOT NULL DEFAULT 0")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_initial,
     m002_usage_time,
     m003_backlog,
     m004_item_window,
+    m006_tool_denials,
 ]
 
 

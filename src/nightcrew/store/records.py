@@ -39,6 +39,7 @@ _ATTEMPT_FIELDS = frozenset(
         "result_subtype",
         "is_error",
         "tool_calls",
+        "tool_denials",
         "finished_at",
         "agent_seconds",
         "gate_seconds",

@@ -117,6 +117,7 @@ class AttemptRow:
     digest: str | None
     signature: str | None
     last_text: str | None
+    tool_denials: int = 0
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> AttemptRow:
@@ -138,6 +139,7 @@ class AttemptRow:
             result_subtype=row["result_subtype"],
             is_error=None if row["is_error"] is None else bool(row["is_error"]),
             tool_calls=row["tool_calls"],
+            tool_denials=row["tool_denials"],
             started_at=row["started_at"],
             finished_at=row["finished_at"],
             agent_seconds=row["agent_seconds"],
