@@ -371,14 +371,16 @@ def _estimate(median: str, low: str, high: str) -> str:
     return median if low == high else f"{median} ({low}–{high})"
 
 
-def forecast_text(f: Forecast) -> str:
+def forecast_text(f: Forecast, unit: str = "batch") -> str:
     """What the rest of a run will probably take, in one line a person can act on:
-    "3 batches left: about $0.42 ($0.30–$0.61) and 12m (8m–20m), from 4 passed batches"."""
+    "3 batches left: about $0.42 ($0.30–$0.61) and 12m (8m–20m), from 4 passed batches".
+    ``unit`` is what the run works through: "batch" or "feature"."""
+    units = "batches" if unit == "batch" else f"{unit}s"
     if f.remaining == 0:
-        return "no batches left"
-    left = f"{_plural(f.remaining, 'batch', 'batches')} left"
+        return f"no {units} left"
+    left = f"{_plural(f.remaining, unit, units)} left"
     time = _estimate(*map(_rough_duration, (f.seconds_median, f.seconds_low, f.seconds_high)))
-    source = f"from {_plural(f.samples, 'passed batch', 'passed batches')}"
+    source = f"from {_plural(f.samples, f'passed {unit}', f'passed {units}')}"
     if f.cost_median is None or f.cost_low is None or f.cost_high is None:
         return f"{left}: about {time}, cost unknown, {source} (none with a known cost)"
     cost = _estimate(*map(_rough_money, (f.cost_median, f.cost_low, f.cost_high)))
