@@ -47,8 +47,8 @@ def summary_table(rows: list[SummaryRow], unit: str | None = None) -> Table:
         ("Cost", "right"),
         ("Commit", "left"),
     ):
-        # money is never cut: the title wraps instead
-        table.add_column(name, justify=justify, no_wrap=name == "Cost")  # type: ignore[arg-type]
+        # Nothing is cut with "…" on a narrow terminal: cells fold, and money never wraps.
+        table.add_column(name, justify=justify, no_wrap=name == "Cost", overflow="fold")  # type: ignore[arg-type]
     colors = {"passed": "green", "failed": "red", "skipped": "yellow", "pending": "dim"}
     for row in rows:
         table.add_row(
