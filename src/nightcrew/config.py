@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from nightcrew.config_errors import describe, setting_name
 from nightcrew.config_policy import PolicySettings, check_policy_table
 from nightcrew.errors import LocatedError
 
@@ -33,7 +34,7 @@ DEFAULT_ALLOWED_TOOLS = (
 class Settings(BaseModel):
     """Everything a run can be told. Field names are the config keys."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     agent: Literal["claude"] = "claude"
     model: str | None = None
@@ -141,17 +142,17 @@ def load_settings(root: Path, overrides: dict[str, Any] | None = None) -> Settin
         path, text, table, table_line = found
         check_policy_table(table, str(path), text, tool=path.name == "pyproject.toml")
         try:
-            Settings(**table)
+            from_file = Settings(**table)
         except ValidationError as exc:
             error = exc.errors()[0]
-            key = str(error["loc"][0]) if error["loc"] else ""
-            line = _key_line(text, key, table_line) if key else None
+            line = _error_line(path, text, error["loc"], table_line)
             what = (
-                f"unknown setting '{key}'"
+                f"unknown setting '{error['loc'][0]}'"
                 if error["type"] == "extra_forbidden"
-                else f"{key}: {error['msg']}"
+                else f"{setting_name(error['loc'])}: {describe(error)}"
             )
             raise LocatedError(str(path), line or table_line, what) from exc
+        _check_pricing(path, text, from_file, table_line)
         values.update(table)
     for key, value in (overrides or {}).items():
         if value is not None:
@@ -160,5 +161,39 @@ def load_settings(root: Path, overrides: dict[str, Any] | None = None) -> Settin
         return Settings(**values)
     except ValidationError as exc:
         error = exc.errors()[0]
-        key = str(error["loc"][0]).replace("_", "-") if error["loc"] else "option"
-        raise LocatedError("command line", None, f"--{key}: {error['msg']}") from exc
+        name = setting_name(error["loc"], option=True)
+        raise LocatedError("command line", None, f"{name}: {describe(error)}") from exc
+
+
+def _pricing_line(path: Path, text: str, model: str, key: str | None) -> int | None:
+    """The line of ``[pricing.<model>]`` (or its ``key``), quoted name or bare."""
+    prefix = "tool.nightcrew." if path.name == "pyproject.toml" else ""
+    line = _table_line(text, f"{prefix}pricing.{model}") or _table_line(
+        text, f'{prefix}pricing."{model}"'
+    )
+    if line is None:  # an inline table, or a key of [pricing]
+        table = _table_line(text, f"{prefix}pricing")
+        return _key_line(text, "pricing") or _key_line(text, model, table) or table
+    return (_key_line(text, key, line) if key else None) or line
+
+
+def _error_line(path: Path, text: str, loc: tuple[int | str, ...], start: int | None) -> int | None:
+    if not loc:
+        return None
+    if loc[0] == "pricing" and len(loc) > 1:
+        key = str(loc[2]) if len(loc) > 2 else None
+        return _pricing_line(path, text, str(loc[1]), key)
+    return _key_line(text, str(loc[0]), start)
+
+
+def _check_pricing(path: Path, text: str, settings: Settings, start: int | None) -> None:
+    """Each ``[pricing.<model>]`` table must give all five rates, none negative."""
+    from nightcrew.usage.pricing import model_price_from_config  # noqa: PLC0415
+
+    for model, table in settings.pricing.items():
+        try:
+            model_price_from_config(model, table)
+        except ValueError as exc:
+            named = re.search(r"\] *: '(\w+)' must", str(exc))
+            line = _pricing_line(path, text, model, named.group(1) if named else None)
+            raise LocatedError(str(path), line or start, str(exc)) from exc

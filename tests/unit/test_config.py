@@ -148,17 +148,51 @@ def test_unknown_key_names_its_line(tmp_path: Path) -> None:
         (
             'model = "x"\n\nmax_retries = "three"\n',
             3,
-            "max_retries: Input should be a valid integer",
+            "max_retries: must be a whole number, got 'three'",
         ),
-        ('model = "x"\nmax_retries = 99\n', 2, "max_retries: Input should be less than or equal"),
-        ("\n\n\nattempt_timeout = 0\n", 4, "attempt_timeout: Input should be greater than 0"),
-        ('on_failure = "retry"\nmax_budget_usd = -5\n', 2, "max_budget_usd: Input should be"),
-        ('model = "x"\non_failure = "ignore"\n', 2, "on_failure: Input should be"),
+        ('model = "x"\nmax_retries = 99\n', 2, "max_retries: must be at most 50, got 99"),
+        ("\n\n\nattempt_timeout = 0\n", 4, "attempt_timeout: must be more than 0, got 0"),
+        (
+            'on_failure = "retry"\nmax_budget_usd = -5\n',
+            2,
+            "max_budget_usd: must be more than 0, got -5",
+        ),
+        (
+            'model = "x"\non_failure = "ignore"\n',
+            2,
+            "on_failure: must be one of 'stop', 'skip' or 'retry', got 'ignore'",
+        ),
         (
             'model = "x"\n\ngates = ["pytest", "  "]\n',
             3,
-            "gates: Value error, a gate command is empty",
+            "gates: a gate command is empty",
         ),
+        ("max_budget_usd = inf\n", 1, "max_budget_usd: must be a finite number, got inf"),
+        ("\ndaily_budget_usd = nan\n", 2, "daily_budget_usd: must be a finite number, got nan"),
+        ("gate_timeout = -inf\n", 1, "gate_timeout: must be a finite number, got -inf"),
+        ('gates = "pytest"\n', 1, 'gates: must be a list, e.g. ["a", "b"], got \'pytest\''),
+        ('\ngates = ["pytest", 3]\n', 2, "gates item 2: must be text in quotes, got 3"),
+        ('escalation = "opus"\n', 1, "escalation: must be a list"),
+        ("model = 3\n", 1, "model: must be text in quotes, got 3"),
+        ("commit = 3\n", 1, "commit: must be true or false, got 3"),
+        ("max_retries = 1.5\n", 1, "max_retries: must be a whole number, got 1.5"),
+        (
+            'model = "x"\n[pricing.m]\ninput = -1\noutput = 1\ncache_read = 0\n'
+            "cache_write_5m = 0\ncache_write_1h = 0\n",
+            3,
+            "[pricing.m]: 'input' must be a non-negative number, got -1",
+        ),
+        (
+            'model = "x"\n\n[pricing.m]\ninput = 1\n',
+            3,
+            "[pricing.m]: missing key 'output'",
+        ),
+        (
+            '[pricing."m.1"]\ninput = 1\noutput = "cheap"\n',
+            3,
+            "pricing.m.1.output: must be a number, got 'cheap'",
+        ),
+        ("[pricing]\nm = 3\n", 2, "pricing.m: must be a table, got 3"),
     ],
 )
 def test_wrong_type_or_out_of_range_names_its_line(
@@ -178,7 +212,17 @@ def test_bad_value_in_pyproject_names_its_line_in_the_nightcrew_table(tmp_path: 
         '[tool.other]\nmax_retries = 1\n\n[tool.nightcrew]\nmodel = "m"\nmax_retries = -1\n',
     )
     error = located(tmp_path)
-    assert str(error).startswith(f"{path}:6: max_retries: Input should be greater than or equal")
+    assert str(error).startswith(f"{path}:6: max_retries: must be at least 0, got -1")
+
+
+def test_bad_pricing_in_pyproject_names_its_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "pyproject.toml",
+        '[project]\nname = "a"\n\n[tool.nightcrew.pricing.m]\ninput = 1\n',
+    )
+    error = located(tmp_path)
+    assert str(error) == (f"{path}:4: [pricing.m]: missing key 'output' (USD per million tokens)")
 
 
 def test_tool_nightcrew_that_is_not_a_table(tmp_path: Path) -> None:
@@ -195,9 +239,12 @@ def test_tool_that_is_not_a_table_is_no_nightcrew_config(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("overrides", "fragment"),
     [
-        ({"max_retries": -1}, "--max-retries: Input should be greater than or equal to 0"),
-        ({"max_budget_usd": 0}, "--max-budget-usd: Input should be greater than 0"),
-        ({"attempt_timeout": -3.0}, "--attempt-timeout: Input should be greater than 0"),
+        ({"max_retries": -1}, "--max-retries: must be at least 0, got -1"),
+        ({"max_budget_usd": 0}, "--max-budget-usd: must be more than 0, got 0"),
+        ({"attempt_timeout": -3.0}, "--attempt-timeout: must be more than 0, got -3"),
+        ({"max_budget_usd": float("inf")}, "--max-budget-usd: must be a finite number, got inf"),
+        ({"max_item_usd": float("nan")}, "--max-item-usd: must be a finite number, got nan"),
+        ({"attempt_timeout": float("inf")}, "--attempt-timeout: must be a finite number, got inf"),
     ],
 )
 def test_bad_override_names_the_option(

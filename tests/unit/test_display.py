@@ -200,3 +200,29 @@ def test_the_live_panel_prints_a_refused_tool_call_above_itself() -> None:
     finally:
         live.close()
     assert out.getvalue().count("batch 2 › Write: a.txt failed: denied") == 1
+
+
+def test_a_summary_of_nothing_is_only_its_footer(reporter: PlainReporter, out: io.StringIO) -> None:
+    reporter.summary([], "build 20261202-x: nothing is ready. Cost $0.0000")
+    assert out.getvalue() == "build 20261202-x: nothing is ready. Cost $0.0000\n"
+
+
+def test_an_empty_build_summary_names_features() -> None:
+    from nightcrew.cli.display import summary_table
+
+    console = Console(width=100, file=io.StringIO(), color_system=None)
+    console.print(summary_table([], unit="feature"))
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert text.startswith("nightcrew build summary")
+    assert "Feature" in text and "Batch" not in text
+
+
+def test_a_narrow_summary_never_cuts_a_cost() -> None:
+    from nightcrew.cli.display import summary_table
+
+    long = SummaryRow(1, "A rather long feature title " * 3, "passed", 1, 65, Decimal("0.1637"),
+                      False, "0123456789abcdef")  # fmt: skip
+    console = Console(width=60, file=io.StringIO(), color_system=None)
+    console.print(summary_table([long]))
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "$0.1637" in text and "…" not in text  # folded, never cut

@@ -8,9 +8,11 @@ import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import pytest
 from rich.console import Console
 
 from nightcrew.agents.base import TokenCounts
+from nightcrew.cli.display import money
 from nightcrew.cli.usage_view import (
     COLUMNS,
     cost_chart,
@@ -342,3 +344,74 @@ def test_forecast_text_small_and_single_numbers() -> None:
     long = fc(seconds_median=3900.0, seconds_low=3600.0, seconds_high=7500.0)
     assert "about $0.42 ($0.30–$0.61) and 1h05m (1h00m–2h05m)" in forecast_text(long)
     assert forecast_text(fc(remaining=0)) == "no batches left"
+
+
+# ---- narrow terminals -------------------------------------------------------------------
+
+
+def wide_groups(by: str) -> list[Group]:
+    big = TokenCounts(input=1_234_567, output=234_567, cache_read=12_345_678, cache_write_5m=7)
+    entries = [
+        Entry(
+            ts=at(f"2026-11-2{day} 10:00"),
+            model=model,
+            tokens=big,
+            cost_usd=cost,
+            cost_source=None if cost is None else "priced",
+            run_id="20261202-94aab2b9",
+            item=f"batch {day}: Parse the input",
+        )
+        for day, model, cost in (
+            (0, "claude-sonnet-4-5-20250929", Decimal("12.1637")),
+            (1, "claude-opus-4-1", Decimal("0.1637")),
+            (1, "claude-haiku-4-5", None),
+        )
+    ]
+    return group_entries(entries, by, UTC)
+
+
+def render_at(table: object, width: int) -> str:
+    console = Console(width=width, file=io.StringIO(), color_system=None)
+    console.print(table)
+    return console.file.getvalue()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("by", ["run", "item", "model", "day"])
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_a_narrow_table_cuts_no_number_and_names_what_it_hides(by: str, width: int) -> None:
+    groups = wide_groups(by)
+    total = totals(groups)
+    text = render_at(usage_table(groups, total, by=by, title="t", width=width), width)
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= width
+    assert "≥$12.3274" in text  # money is never cut
+    for g in groups:
+        assert money(g.cost.usd, unknown=not g.cost.complete) in text
+    t = total.tokens
+    shown = {"Input": t.input, "Output": t.output, "Cache rd": t.cache_read}
+    shown |= {"Cache wr": t.cache_write, "Total": t.total}
+    missing = [name for name, value in shown.items() if f"{value}" not in text.replace(",", "")]
+    headers = " ".join(text.split())  # stacked headers read as one line
+    if missing or "Hit" not in headers:
+        assert "--json and --csv have every column" in headers
+        for name in missing:
+            assert name in headers.split("too narrow to show")[1]
+    else:  # nothing hidden: every header is there
+        for header in ("Input", "Output", "Total", "Cost", "Hit"):
+            assert header in headers
+        assert "Cache rd" in headers or ("Cache" in text and "rd" in text)
+    if width >= 80:  # the cache columns, which make the total add up, stay at 80
+        assert "too narrow to show" not in headers or "Cache" not in headers.split("show")[1]
+
+
+def test_piped_usage_keeps_every_column() -> None:
+    from nightcrew.cli.usage import emit
+
+    groups = wide_groups("model")
+    console = Console(file=io.StringIO(), width=80, color_system=None)  # not a terminal
+    emit(console, groups, by="model", source="project", since=None, until=None, fmt="table",
+         title="t", extra={}, footer=[])  # fmt: skip
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    for header in ("Model", "Input", "Output", "Cache rd", "Cache wr", "Total", "Cost", "Hit"):
+        assert header in text
+    assert "12,345,678" in text and "$12.1637" in text and "…" not in text

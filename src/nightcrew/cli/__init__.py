@@ -56,10 +56,10 @@ def main() -> None:
     except click.UsageError as exc:
         # One line, like every other bad input: what is wrong, and where to look.
         where = exc.ctx.command_path if exc.ctx is not None else "nightcrew"
-        click.echo(f"{where}: {exc.format_message()} (see '{where} --help')", err=True)
+        click.echo(f"nightcrew: {exc.format_message()} (see '{where} --help')", err=True)
         sys.exit(ExitCode.BAD_INPUT)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"nightcrew: {exc.format_message()}", err=True)
         sys.exit(ExitCode.BAD_INPUT if exc.exit_code == 2 else exc.exit_code)
     except NightcrewError as exc:
         if os.environ.get("NIGHTCREW_DEBUG"):

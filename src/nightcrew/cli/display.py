@@ -34,8 +34,8 @@ def duration(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def summary_table(rows: list[SummaryRow]) -> Table:
-    unit = rows[0].unit if rows else "batch"
+def summary_table(rows: list[SummaryRow], unit: str | None = None) -> Table:
+    unit = unit or (rows[0].unit if rows else "batch")
     kind = "build" if unit == "feature" else "run"
     table = Table(title=f"nightcrew {kind} summary", title_justify="left")
     for name, justify in (
@@ -47,7 +47,8 @@ def summary_table(rows: list[SummaryRow]) -> Table:
         ("Cost", "right"),
         ("Commit", "left"),
     ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        # Nothing is cut with "…" on a narrow terminal: cells fold, and money never wraps.
+        table.add_column(name, justify=justify, no_wrap=name == "Cost", overflow="fold")  # type: ignore[arg-type]
     colors = {"passed": "green", "failed": "red", "skipped": "yellow", "pending": "dim"}
     for row in rows:
         table.add_row(
@@ -92,7 +93,8 @@ class PlainReporter:
         self._last_failures = snapshot.tool_failures
 
     def summary(self, rows: list[SummaryRow], footer: str) -> None:
-        self.console.print(summary_table(rows))
+        if rows:  # nothing was worked on: the footer says why
+            self.console.print(summary_table(rows))
         self.console.print(footer, markup=False, highlight=False, soft_wrap=True)
 
     def close(self) -> None:
@@ -151,7 +153,8 @@ class LiveReporter:
 
     def summary(self, rows: list[SummaryRow], footer: str) -> None:
         self.live.stop()
-        self.console.print(summary_table(rows))
+        if rows:
+            self.console.print(summary_table(rows))
         self.console.print(footer, markup=False, highlight=False)
 
     def close(self) -> None:

@@ -11,7 +11,7 @@ import click
 @click.option(
     "--project",
     "project_dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=".",
     show_default="the project around the current directory",
     help="The project whose backlog to serve.",

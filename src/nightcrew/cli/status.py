@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 def status_data(store: Store, run_id: str) -> dict[str, Any]:
     """The ``--json`` shape: the run with its money, and each batch."""
     run = store.run(run_id)
-    totals = store.totals(store.attempts(run_id=run_id))
+    build = run.kind == "backlog"
+    attempts_of_run = store.attempts(run_id=run_id)
+    totals = store.totals(attempts_of_run)
     batches = []
     for item in store.items(run_id):
         attempts = store.attempts(item_id=item.id)
@@ -30,10 +32,14 @@ def status_data(store: Store, run_id: str) -> dict[str, Any]:
                 "tests_passed": tests.tests_passed if tests else None,
                 "tests_failed": tests.tests_failed if tests else None,
             }
+        named = (
+            {"id": item.number, "name": item.title}
+            if build
+            else {"number": item.number, "title": item.title}
+        )
         batches.append(
             {
-                "number": item.number,
-                "title": item.title,
+                **named,
                 "state": str(item.state),
                 "attempts": len(attempts),
                 "cost_usd": _num(item_totals.cost_usd),
@@ -43,17 +49,20 @@ def status_data(store: Store, run_id: str) -> dict[str, Any]:
             }
         )
     t = totals.tokens
+    # A build works through the backlog, not a plan file: it says so, and lists features.
+    source = {"kind": "build"} if build else {"kind": run.kind, "plan": run.source_path}
     return {
         "run": {
             "id": run.id,
-            "plan": run.source_path,
+            **source,
             "state": str(run.state),
             "started_at": run.started_at,
             "finished_at": run.finished_at,
-            "cost_usd": _num(totals.cost_usd),
+            # nothing spent is $0; only an attempt can make the cost unknown
+            "cost_usd": 0.0 if not attempts_of_run else _num(totals.cost_usd),
             "tokens": _tokens(t),
         },
-        "batches": batches,
+        "features" if build else "batches": batches,
     }
 
 
@@ -95,7 +104,7 @@ def status_command(as_json: bool) -> None:
     from rich.console import Console
 
     from nightcrew.cli.display import summary_table
-    from nightcrew.engine.orchestrator import summary_rows
+    from nightcrew.engine.orchestrator import summary_rows, summary_unit
     from nightcrew.errors import BadInput
     from nightcrew.project import Project
     from nightcrew.store.records import Store
@@ -115,10 +124,8 @@ def status_command(as_json: bool) -> None:
         console = Console(highlight=False)
         r = data["run"]
         cost = "unknown" if r["cost_usd"] is None else f"${r['cost_usd']:.4f}"
-        console.print(
-            f"run {r['id']} ({r['plan']}): {r['state']}, started {r['started_at']}, cost {cost}",
-            markup=False,
-        )
-        console.print(summary_table(summary_rows(store, run.id)))
+        what = f"build {r['id']}" if "features" in data else f"run {r['id']} ({r['plan']})"
+        console.print(f"{what}: {r['state']}, started {r['started_at']}, cost {cost}", markup=False)
+        console.print(summary_table(summary_rows(store, run.id), unit=summary_unit(run.kind)))
     finally:
         store.close()

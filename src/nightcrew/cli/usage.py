@@ -91,7 +91,15 @@ def emit(
     if not groups:
         console.print(f"no usage recorded {title}", markup=False)
     else:
-        console.print(usage_table(groups, total, by=by, title=title, width=console.width))
+        # A pipe has no width: the table takes what it needs, every column whole.
+        width = console.width if console.is_terminal else None
+        table = usage_table(groups, total, by=by, title=title, width=width)
+        if width is None:
+            console.width = max(
+                console.width,
+                console.measure(table, options=console.options.update_width(10_000)).maximum,
+            )
+        console.print(table)
         if by == "day":
             console.print(cost_chart(groups))
     for line in footer:

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
+from rich import box
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -146,27 +148,36 @@ def _run_of(g: Group) -> str:
     return g.key[: -len(suffix)] if g.key.endswith(suffix) else g.key
 
 
-def _cells(g: Group, *, by: str, is_total: bool = False) -> dict[str, str | Text]:
+def _cells(
+    g: Group, *, by: str, is_total: bool = False, commas: bool = True
+) -> dict[str, str | Text]:
     """Every column's cell for one group, by column name."""
     t = g.tokens
+    n = "{:,}" if commas else "{}"
     return {
         "Run": _run_of(g),
         "key": g.label,
         # One model per line; the totals row leaves them out (the rows above say it).
         "Models": "" if is_total else "\n".join(g.models),
-        "Input": f"{t.input:,}",
-        "Output": f"{t.output:,}",
-        "Cache rd": f"{t.cache_read:,}",
-        "Cache wr": f"{t.cache_write:,}",
-        "Total": f"{t.total:,}",
+        "Input": n.format(t.input),
+        "Output": n.format(t.output),
+        "Cache rd": n.format(t.cache_read),
+        "Cache wr": n.format(t.cache_write),
+        "Total": n.format(t.total),
         "Cost": _cost_cell(g.cost),
         "Hit": _ratio_cell(g.cache_hit_ratio),
     }
 
 
 _NUMBERS = ("Input", "Output", "Cache rd", "Cache wr", "Total", "Cost", "Hit")
-# Left out, in this order, until the table fits the terminal: the key, the total
-# and the cost always stay.
+_TEXT = ("Run", "key", "Models")
+# Headers on two lines, for a narrow terminal.
+_STACKED = {"Cache rd": "Cache\nrd", "Cache wr": "Cache\nwr"}
+# Ways to fit a narrow terminal, tried in order: stacked headers and a lighter
+# frame; then no thousands separators; then labels folded onto several lines.
+_LEVELS = ((False, True, False), (True, True, False), (True, False, False), (True, False, True))
+# Hidden, in this order, only when every column cannot fit even so: the key, the
+# total and the cost always stay, and the caption names what is hidden.
 _OPTIONAL = ("Models", "Hit", "Cache wr", "Cache rd", "Input", "Output", "Run")
 
 
@@ -175,27 +186,71 @@ def _width(cell: str | Text) -> int:
     return max((len(line) for line in text.splitlines()), default=0)
 
 
+def _plain(cell: str | Text) -> str:
+    return cell.plain if isinstance(cell, Text) else cell
+
+
 def usage_table(
     groups: Sequence[Group], total: Group, *, by: str, title: str, width: int | None = None
 ) -> Table:
     """One row per group and a bold totals row. Costs that are only lower bounds (some
-    entries had no known price) are marked "≥" and explained in the caption. Columns
-    are never cut: optional ones are left out when the terminal is too narrow."""
-    rows = [_cells(g, by=by) for g in groups]
-    total_row = _cells(total, by=by, is_total=True)
+    entries had no known price) are marked "≥" and explained in the caption.
+
+    Every column is shown and no number or cost is ever cut: for a narrow ``width``
+    the headers stack, separators go and labels fold; only when even that does not
+    fit are columns hidden, and the caption names them and points at --json/--csv."""
     names = ["Run"] if by == "item" else []
     names += ["key", *([] if by == "model" else ["Models"]), *_NUMBERS]
-    header = {"key": _HEADERS.get(by, by.capitalize())}
+    if width is None:
+        return _table(groups, total, by=by, title=title, names=names, level=_LEVELS[0])[0]
+    for level in _LEVELS:
+        table, whole = _table(groups, total, by=by, title=title, names=names, level=level)
+        if _fits(table, whole, width):
+            return table
+    hidden: list[str] = []
+    for optional in _OPTIONAL:
+        if optional not in names:
+            continue
+        names.remove(optional)
+        hidden.append(optional)
+        table, whole = _table(
+            groups, total, by=by, title=title, names=names, level=_LEVELS[-1], hidden=hidden
+        )
+        if _fits(table, whole, width):
+            break
+    return table
+
+
+def _table(
+    groups: Sequence[Group],
+    total: Group,
+    *,
+    by: str,
+    title: str,
+    names: list[str],
+    level: tuple[bool, bool, bool],
+    hidden: Sequence[str] = (),
+) -> tuple[Table, list[str]]:
+    """The table at one ``level`` of narrowing, and the texts that must show whole:
+    every number and cost, and each header line."""
+    stacked, commas, fold = level
+    rows = [_cells(g, by=by, commas=commas) for g in groups]
+    total_row = _cells(total, by=by, is_total=True, commas=commas)
+    header = {"key": _HEADERS.get(by, by.capitalize()), **(_STACKED if stacked else {})}
     widths = {
         n: max(_width(header.get(n, n)), *(_width(r[n]) for r in [*rows, total_row])) for n in names
     }
-    if width is not None:
-        for optional in _OPTIONAL:
-            if sum(widths[n] + 3 for n in names) + 1 <= width:
-                break
-            if optional in names:
-                names.remove(optional)
-    table = Table(title=title, title_justify="left")
+    if stacked:
+        table = Table(
+            title=title,
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            show_edge=False,
+            pad_edge=False,
+            collapse_padding=True,
+        )
+    else:
+        table = Table(title=title, title_justify="left")
     for name in names:
         numeric = name in _NUMBERS
         table.add_column(
@@ -203,19 +258,40 @@ def usage_table(
             justify="right" if numeric else "left",
             no_wrap=numeric,
             overflow="fold",
-            min_width=widths[name] if numeric or name in ("Run", "key") else None,
+            # a folded label keeps ten characters a line, so it stays readable
+            min_width=widths[name] if numeric or not fold else min(widths[name], 10),
         )
     for i, row in enumerate(rows):
         table.add_row(*(row[n] for n in names), end_section=i == len(rows) - 1)
     table.add_row(*(total_row[n] for n in names), style="bold")
+    captions = []
     if total.cost.unknown:
         n = total.cost.unknown
-        table.caption = (
+        captions.append(
             f"{n:,} {'entry has' if n == 1 else 'entries have'} no known price: "
             "≥ marks a cost that is only a lower bound"
         )
+    if hidden:
+        shown = ", ".join(_STACKED.get(h, h).replace("\n", " ") for h in hidden)
+        captions.append(f"too narrow to show {shown}: --json and --csv have every column")
+    if captions:
+        table.caption = "\n".join(captions)
         table.caption_justify = "left"
-    return table
+    whole = [
+        *(_plain(r[n]) for r in [*rows, total_row] for n in names if n in _NUMBERS),
+        *(line for n in names for line in header.get(n, n).splitlines()),
+    ]
+    return table, whole
+
+
+def _fits(table: Table, whole: list[str], width: int) -> bool:
+    """Whether ``table`` at ``width`` shows every number, cost and header whole."""
+    out = io.StringIO()
+    console = Console(file=out, width=width, color_system=None, legacy_windows=False)
+    console.print(table)
+    text = out.getvalue()
+    lines = text.splitlines()
+    return "…" not in text and all(any(w in line for line in lines) for w in whole)
 
 
 # ---- the cost chart -------------------------------------------------------------------
@@ -295,14 +371,16 @@ def _estimate(median: str, low: str, high: str) -> str:
     return median if low == high else f"{median} ({low}–{high})"
 
 
-def forecast_text(f: Forecast) -> str:
+def forecast_text(f: Forecast, unit: str = "batch") -> str:
     """What the rest of a run will probably take, in one line a person can act on:
-    "3 batches left: about $0.42 ($0.30–$0.61) and 12m (8m–20m), from 4 passed batches"."""
+    "3 batches left: about $0.42 ($0.30–$0.61) and 12m (8m–20m), from 4 passed batches".
+    ``unit`` is what the run works through: "batch" or "feature"."""
+    units = "batches" if unit == "batch" else f"{unit}s"
     if f.remaining == 0:
-        return "no batches left"
-    left = f"{_plural(f.remaining, 'batch', 'batches')} left"
+        return f"no {units} left"
+    left = f"{_plural(f.remaining, unit, units)} left"
     time = _estimate(*map(_rough_duration, (f.seconds_median, f.seconds_low, f.seconds_high)))
-    source = f"from {_plural(f.samples, 'passed batch', 'passed batches')}"
+    source = f"from {_plural(f.samples, f'passed {unit}', f'passed {units}')}"
     if f.cost_median is None or f.cost_low is None or f.cost_high is None:
         return f"{left}: about {time}, cost unknown, {source} (none with a known cost)"
     cost = _estimate(*map(_rough_money, (f.cost_median, f.cost_low, f.cost_high)))

@@ -83,7 +83,7 @@ class Builder(Orchestrator):
             if run is None:
                 raise BadInput("no earlier build to resume (start one with `nightcrew build`)")
             if run.state == RunState.SUCCEEDED and not backlog.ready():
-                raise NothingToDo(f"build {run.id} finished the backlog; nothing to resume")
+                raise NothingToDo(f"build {run.id} has nothing ready; nothing to resume")
             store.set_run_state(
                 run.id,
                 RunState.RUNNING,
@@ -273,10 +273,13 @@ class Builder(Orchestrator):
         """Nothing is ready: end the build and say why."""
         features = ctx.backlog.features()
         left = _left(ctx.backlog)
+        # Either way the build did what its policy says (exit 0), so it succeeded;
+        # the message counts what is skipped, blocked, manual or waiting.
         if all(f.state == ItemState.PASSED or f.manual for f in features):
-            state, message = RunState.SUCCEEDED, f"the backlog is done: {left}"
+            message = f"the backlog is done: {left}"
         else:
-            state, message = RunState.FAILED, f"nothing is ready: {left}"
+            message = f"nothing is ready: {left}"
+        state = RunState.SUCCEEDED
         if given_up:
             listed = ", ".join(f"#{i}" for i in given_up)
             message += f" (given up in this build: {listed}; see `nightcrew backlog failures`)"

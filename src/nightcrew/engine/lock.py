@@ -14,6 +14,7 @@ from pathlib import Path
 from types import TracebackType
 
 from nightcrew.errors import LockHeld
+from nightcrew.project import make_state_dir, state_dir_error
 
 
 class ProjectLock:
@@ -22,8 +23,11 @@ class ProjectLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        make_state_dir(self.path.parent)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise state_dir_error(self.path.parent, exc) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

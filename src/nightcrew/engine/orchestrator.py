@@ -201,8 +201,13 @@ class Orchestrator:
 _UNITS = {"plan": "batch", "backlog": "feature", "init": "spec"}
 
 
+def summary_unit(kind: str) -> str:
+    """What a run of ``kind`` works through: batch, feature or spec."""
+    return _UNITS.get(kind, "batch")
+
+
 def summary_rows(store: Store, run_id: str) -> list[SummaryRow]:
-    unit = _UNITS.get(store.run(run_id).kind, "batch")
+    unit = summary_unit(store.run(run_id).kind)
     rows = []
     for item in store.items(run_id):
         attempts = store.attempts(item_id=item.id)
@@ -225,13 +230,17 @@ def summary_rows(store: Store, run_id: str) -> list[SummaryRow]:
 
 
 def _footer(store: Store, run_id: str, message: str) -> str:
-    totals = store.totals(store.attempts(run_id=run_id))
+    attempts = store.attempts(run_id=run_id)
+    totals = store.totals(attempts)
     cost = "unknown" if totals.cost_usd is None else f"${totals.cost_usd:.4f}"
+    if not attempts:  # nothing ran, so nothing was spent: that is known
+        cost = "$0.0000"
     if totals.unknown_cost and totals.cost_usd is not None:
         cost = f"at least {cost} ({totals.unknown_cost} attempt(s) of unknown cost)"
     t = totals.tokens
+    kind = "build" if store.run(run_id).kind == "backlog" else "run"
     return (
-        f"run {run_id}: {message}. Cost {cost}; tokens: {t.input:,} in, {t.output:,} out,"
+        f"{kind} {run_id}: {message}. Cost {cost}; tokens: {t.input:,} in, {t.output:,} out,"
         f" {t.cache_read:,} cache read, {t.cache_write:,} cache write."
     )
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from nightcrew.errors import BadInput
+from nightcrew.project import make_state_dir
 from nightcrew.store import migrations
 
 BUSY_TIMEOUT_MS = 10_000
@@ -25,7 +26,7 @@ def utcnow() -> str:
 def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
     if not create and not path.exists():
         raise BadInput(f"{path}: no nightcrew store here (has nightcrew run in this project?)")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_state_dir(path.parent)
     try:
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         db.row_factory = sqlite3.Row

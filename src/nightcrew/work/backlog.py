@@ -138,6 +138,8 @@ def spec_problem(spec: FeatureSpec) -> str | None:
             "no acceptance command: give at least one shell command that exits 0 when"
             " the feature works, or mark the feature manual"
         )
+    if spec.priority is not None and not -(2**63) <= spec.priority < 2**63:
+        return f"the priority {spec.priority} is out of range (it must fit in 64 bits)"
     deps = len(spec.depends_on) + len(spec.depends_on_indices) + len(spec.depends_on_keys)
     if deps > MAX_DEPENDENCIES:
         return f"{deps} dependencies; at most {MAX_DEPENDENCIES}"
