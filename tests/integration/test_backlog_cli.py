@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.support import make_project, plan_text
+from tests.integration.support import git, make_project, plan_text
 from tests.integration.test_cli import assert_clean_error, nightcrew
 
 PRD = [
@@ -173,3 +173,19 @@ def test_a_malformed_file_names_its_line_and_imports_nothing(project: Path) -> N
 
 def test_no_backlog_yet_says_how_to_make_one(project: Path) -> None:
     assert_clean_error(nightcrew(project, "backlog", "list"), 2, "no backlog here yet")
+
+
+@pytest.mark.parametrize(
+    "first",
+    [("backlog", "import", "prd.json"), ("backlog", "add", "Schema", "--accept", "true")],
+)
+def test_the_first_command_in_a_repo_keeps_nightcrew_out_of_git(
+    project: Path, first: tuple[str, ...]
+) -> None:
+    (project / "prd.json").write_text(json.dumps(PRD))
+    git(project, "add", "prd.json")
+    git(project, "commit", "-q", "-m", "the backlog file")
+    result = nightcrew(project, *first)
+    assert result.returncode == 0, result.stderr
+    assert (project / ".nightcrew" / "nightcrew.db").exists()
+    assert git(project, "status", "--porcelain") == ""

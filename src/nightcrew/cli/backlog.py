@@ -27,7 +27,6 @@ def open_backlog(*, create: bool = False) -> Iterator[Backlog]:
     from nightcrew.errors import BadInput
     from nightcrew.project import Project
     from nightcrew.store.backlog import Backlog
-    from nightcrew.store.records import Store
 
     project = Project.find(Path.cwd())
     if not create and not project.store_path.exists():
@@ -35,7 +34,7 @@ def open_backlog(*, create: bool = False) -> Iterator[Backlog]:
             f"{project.root}: no backlog here yet (create one with `nightcrew backlog init"
             " SPEC.md`, `backlog import FILE` or `backlog add NAME`)"
         )
-    store = Store.open(project.store_path)
+    store = project.open_store()
     try:
         yield Backlog(store)
     finally:
