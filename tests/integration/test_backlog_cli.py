@@ -189,3 +189,17 @@ def test_the_first_command_in_a_repo_keeps_nightcrew_out_of_git(
     assert result.returncode == 0, result.stderr
     assert (project / ".nightcrew" / "nightcrew.db").exists()
     assert git(project, "status", "--porcelain") == ""
+
+
+def test_list_shows_names_as_written_in_aligned_columns(project: Path) -> None:
+    for name in ("Fix [bold] titles", "登录页面", "Plain"):
+        assert nightcrew(project, "backlog", "add", name, "--accept", "true").returncode == 0
+    assert nightcrew(project, "backlog", "skip", "3").returncode == 0
+    result = nightcrew(project, "backlog", "list")
+    assert result.returncode == 0, result.stderr
+    header, *rows, footer = result.stdout.splitlines()
+    assert header.split() == ["id", "state", "category", "name", "after", "tries"]
+    assert [row.split("  ")[0] for row in rows] == ["#1", "#2", "#3"]
+    assert "Fix [bold] titles" in rows[0] and "登录页面" in rows[1]
+    assert "skipped" in rows[2]
+    assert footer == "3 shown; 0 of 3 passed"

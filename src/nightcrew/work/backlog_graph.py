@@ -17,6 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from nightcrew.engine.states import ItemState
 from nightcrew.work.backlog import Feature
@@ -39,6 +40,20 @@ _COMMON_FLOOR = 5
 
 _Graph = dict[int, tuple[int, ...]]
 _Key = tuple[int, ...]
+
+
+class Node(Protocol):
+    """What working out blockers reads of a feature: a :class:`Feature`, or the
+    lighter :class:`~nightcrew.work.backlog.Outline` that ``backlog list`` reads."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def state(self) -> ItemState: ...
+    @property
+    def manual(self) -> bool: ...
+    @property
+    def depends_on(self) -> tuple[int, ...]: ...
 
 
 def find_cycle(edges: Mapping[int, Iterable[int]]) -> list[int] | None:
@@ -140,7 +155,7 @@ def _bits(graph: Mapping[int, object]) -> dict[int, int]:
     return {node: 1 << index for index, node in enumerate(sorted(graph))}
 
 
-def _is_culprit(feature: Feature | None) -> bool:
+def _is_culprit(feature: Node | None) -> bool:
     """Whether a dependency in this state keeps its dependents waiting for good:
     missing, manual and not passed (``build`` never picks it), or stuck."""
     if feature is None:
@@ -150,14 +165,14 @@ def _is_culprit(feature: Feature | None) -> bool:
     return feature.manual or feature.state in _STUCK
 
 
-def _walks_through(feature: Feature) -> bool:
+def _walks_through(feature: Node) -> bool:
     """A pending dependency is blocked by whatever blocks it; an in-progress one
     is not (it may still pass)."""
     return feature.state == ItemState.PENDING and not feature.manual
 
 
 def _culprits(
-    feature: Feature, by_id: Mapping[int, Feature], memo: dict[int, frozenset[int]]
+    feature: Node, by_id: Mapping[int, Node], memo: dict[int, frozenset[int]]
 ) -> frozenset[int]:
     """The nearest culprits up every dependency chain of ``feature``, by an
     explicit-stack walk; ``memo`` keeps each feature's answer so that a whole
@@ -201,11 +216,11 @@ def blockers(feature: Feature, by_id: Mapping[int, Feature]) -> list[int]:
     return sorted(_culprits(feature, by_id, {}))
 
 
-def blocked_by(features: Sequence[Feature]) -> dict[int, list[int]]:
+def blocked_by(features: Sequence[Node]) -> dict[int, list[int]]:
     """The :func:`blockers` of every blocked pending feature, by id, in one pass:
     chains that features share are walked once (O(features + dependencies) plus
     the set unions), where calling :func:`blockers` for each re-walks them."""
-    by_id = _by_id(features)
+    by_id: dict[int, Node] = {f.id: f for f in features}
     memo: dict[int, frozenset[int]] = {}
     pending = sorted(f.id for f in features if f.state == ItemState.PENDING)
     found = {fid: sorted(_culprits(by_id[fid], by_id, memo)) for fid in pending}
