@@ -203,3 +203,13 @@ def test_list_shows_names_as_written_in_aligned_columns(project: Path) -> None:
     assert "Fix [bold] titles" in rows[0] and "登录页面" in rows[1]
     assert "skipped" in rows[2]
     assert footer == "3 shown; 0 of 3 passed"
+
+
+def test_a_dependency_cycle_in_a_file_is_named_where_it_is_written(project: Path) -> None:
+    tasks = [dict(task, blocked_by=[]) for task in PRD]
+    tasks[0]["blocked_by"], tasks[1]["blocked_by"], tasks[2]["blocked_by"] = [3], [1], [2]
+    (project / "prd.json").write_text(json.dumps(tasks, indent=2))
+    result = nightcrew(project, "backlog", "import", "prd.json")
+    line = json.dumps(tasks, indent=2).splitlines().index("      3") + 1  # #1's "blocked_by"
+    assert_clean_error(result, 2, f"prd.json:{line}: dependency cycle: #1 → #3 → #2 → #1")
+    assert not (project / ".nightcrew").exists()
