@@ -213,3 +213,40 @@ def test_a_dependency_cycle_in_a_file_is_named_where_it_is_written(project: Path
     line = json.dumps(tasks, indent=2).splitlines().index("      3") + 1  # #1's "blocked_by"
     assert_clean_error(result, 2, f"prd.json:{line}: dependency cycle: #1 → #3 → #2 → #1")
     assert not (project / ".nightcrew").exists()
+
+
+def test_analyze_bases_conflicts_on_files_named_or_touched(project: Path) -> None:
+    from nightcrew.project import Project
+    from nightcrew.store.records import Store
+
+    for args in (
+        ("Login form", "--file", "app.py"),
+        ("Signup form", "--description", "Adds signup.\nFiles: views.py"),
+        ("Password form",),  # its given-up attempt changed views.py
+        ("Profile form",),  # shares only words with the others
+    ):
+        added = nightcrew(project, "backlog", "add", *args, "--accept", "true")
+        assert added.returncode == 0, added.stderr
+    store = Store.open(Project(project).store_path)
+    run = store.create_run(
+        kind="backlog", source_path="", source_sha256="", config={}, prefix_sha256="", pid=1
+    )
+    item = store.add_item(
+        run.id, key="feature-3", number=3, title="", body="", sha="", feature_id=3
+    )
+    store.start_attempt(
+        run_id=run.id, item_id=item.id, backend="claude", model=None, prefix_sha256="",
+        prompt_sha256="", base_sha=None, evidence_dir=None,
+    )  # fmt: skip
+    store.close()
+    patch = (
+        "diff --git a/views.py b/views.py\n--- a/views.py\n+++ b/views.py\n@@ -1 +1 @@\n-a\n+b\n"
+    )
+    (Project(project).run_dir(run.id) / "feature-3.patch").parent.mkdir(parents=True)
+    (Project(project).run_dir(run.id) / "feature-3.patch").write_text(patch)
+
+    analysis = json.loads(nightcrew(project, "backlog", "analyze", "--json").stdout)
+    assert analysis["conflicts"] == [{"features": [2, 3], "files": ["views.py"]}]
+    assert analysis["independent"] == [1, 2, 3, 4]
+    text = nightcrew(project, "backlog", "analyze").stdout
+    assert "#2 Signup form and #3 Password form: both touch views.py" in text

@@ -224,12 +224,17 @@ def failures_command(as_json: bool) -> None:
 @backlog_group.command("analyze")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def analyze_command(as_json: bool) -> None:
-    """Ordering advice: the dependency order with reasons, features that may
-    touch the same files, and features that can go in any order."""
+    """Ordering advice: the dependency order with reasons, features that name or
+    touched the same files, and features that can go in any order."""
+    from nightcrew.cli.backlog_files import touched_files
+    from nightcrew.project import Project
     from nightcrew.work.backlog_graph import analysis_json, analyze, render_analysis
 
     with open_backlog() as backlog:
-        analysis = analyze(backlog.features())
+        features = backlog.features()
+        unfinished = [f.id for f in features if f.state != "passed"]
+        touched = touched_files(backlog.store, Project.find(Path.cwd()), unfinished)
+    analysis = analyze(features, touched)
     if as_json:
         click.echo(json.dumps(analysis_json(analysis), indent=2))
     else:
