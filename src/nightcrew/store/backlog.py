@@ -40,6 +40,13 @@ class UnknownFeature(BadInput):
     pass
 
 
+def _dollars(text: str | float | None) -> float | None:
+    """A stored cost (decimal text) as a JSON number, rounded to a billionth of
+    a dollar: that drops a float sum's noise (0.30000000000000004, as Claude
+    Code reports some totals) and nothing a price holds. Unknown stays None."""
+    return None if text is None else round(float(text), 9)
+
+
 def _strings(text: str) -> tuple[str, ...]:
     """A stored JSON list; most are empty, and a whole backlog is read at once."""
     return () if text == "[]" else tuple(json.loads(text))
@@ -424,8 +431,11 @@ class Backlog(CreatingFeatures):
                 "run_id": r["run_id"],
                 "ts": r["ts"],
                 "reason": r["reason"],
-                "attempts": json.loads(r["attempts_json"]),
-                "cost_usd": r["cost_usd"],
+                "attempts": [
+                    {**a, "cost_usd": _dollars(a.get("cost_usd"))}
+                    for a in json.loads(r["attempts_json"])
+                ],
+                "cost_usd": _dollars(r["cost_usd"]),
                 "last_text": r["last_text"],
             }
             for r in rows
