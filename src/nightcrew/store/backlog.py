@@ -432,7 +432,7 @@ class Backlog(CreatingFeatures):
                 "ts": r["ts"],
                 "reason": r["reason"],
                 "attempts": [
-                    {**a, "cost_usd": _dollars(a.get("cost_usd"))}
+                    {**a, "cost_usd": _dollars(a["cost_usd"])} if "cost_usd" in a else a
                     for a in json.loads(r["attempts_json"])
                 ],
                 "cost_usd": _dollars(r["cost_usd"]),
