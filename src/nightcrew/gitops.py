@@ -355,3 +355,12 @@ def changed_files(root: Path, base_sha: str | None) -> list[str]:
     others = _git(root, "ls-files", "-z", "--others", "--exclude-standard")
     names.update(_z_list(_stdout(others)))
     return sorted(n for n in names if not (n + "/").startswith(STATE_DIR))
+
+
+def commit_files(root: Path, sha: str) -> list[str]:
+    """The paths one commit changed (against its first parent), or none when
+    the commit is gone (history rewritten since)."""
+    done = _git(
+        root, "diff-tree", "--no-commit-id", "--name-only", "-r", "-z", sha, ok_codes=(0, 128)
+    )
+    return _z_list(_stdout(done)) if done.exit_code == 0 else []

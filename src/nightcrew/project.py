@@ -7,6 +7,7 @@ from pathlib import Path
 
 from nightcrew import gitops
 from nightcrew.errors import BadInput
+from nightcrew.store.records import Store
 
 
 def make_state_dir(directory: Path) -> None:
@@ -53,6 +54,20 @@ class Project:
     @property
     def lock_path(self) -> Path:
         return self.dir / "run.lock"
+
+    def make_dir(self) -> Path:
+        """``.nightcrew/``, created if need be and kept out of git first, so that
+        whichever command comes first in a repository (``run``, ``backlog import``,
+        ``add``, ``nightcrew mcp`` …), ``git status`` never shows it."""
+        if not self.dir.is_dir():
+            gitops.ensure_excluded(self.root)
+            self.dir.mkdir(parents=True, exist_ok=True)
+        return self.dir
+
+    def open_store(self) -> Store:
+        """The project's store, created (with :meth:`make_dir`) if it is not there."""
+        self.make_dir()
+        return Store.open(self.store_path)
 
     def run_dir(self, run_id: str) -> Path:
         return self.dir / "runs" / run_id

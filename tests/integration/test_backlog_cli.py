@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.support import make_project, plan_text
+from tests.integration.support import git, make_project, plan_text
 from tests.integration.test_cli import assert_clean_error, nightcrew
 
 PRD = [
@@ -173,3 +173,80 @@ def test_a_malformed_file_names_its_line_and_imports_nothing(project: Path) -> N
 
 def test_no_backlog_yet_says_how_to_make_one(project: Path) -> None:
     assert_clean_error(nightcrew(project, "backlog", "list"), 2, "no backlog here yet")
+
+
+@pytest.mark.parametrize(
+    "first",
+    [("backlog", "import", "prd.json"), ("backlog", "add", "Schema", "--accept", "true")],
+)
+def test_the_first_command_in_a_repo_keeps_nightcrew_out_of_git(
+    project: Path, first: tuple[str, ...]
+) -> None:
+    (project / "prd.json").write_text(json.dumps(PRD))
+    git(project, "add", "prd.json")
+    git(project, "commit", "-q", "-m", "the backlog file")
+    result = nightcrew(project, *first)
+    assert result.returncode == 0, result.stderr
+    assert (project / ".nightcrew" / "nightcrew.db").exists()
+    assert git(project, "status", "--porcelain") == ""
+
+
+def test_list_shows_names_as_written_in_aligned_columns(project: Path) -> None:
+    for name in ("Fix [bold] titles", "登录页面", "Plain"):
+        assert nightcrew(project, "backlog", "add", name, "--accept", "true").returncode == 0
+    assert nightcrew(project, "backlog", "skip", "3").returncode == 0
+    result = nightcrew(project, "backlog", "list")
+    assert result.returncode == 0, result.stderr
+    header, *rows, footer = result.stdout.splitlines()
+    assert header.split() == ["id", "state", "category", "name", "after", "tries"]
+    assert [row.split("  ")[0] for row in rows] == ["#1", "#2", "#3"]
+    assert "Fix [bold] titles" in rows[0] and "登录页面" in rows[1]
+    assert "skipped" in rows[2]
+    assert footer == "3 shown; 0 of 3 passed"
+
+
+def test_a_dependency_cycle_in_a_file_is_named_where_it_is_written(project: Path) -> None:
+    tasks = [dict(task, blocked_by=[]) for task in PRD]
+    tasks[0]["blocked_by"], tasks[1]["blocked_by"], tasks[2]["blocked_by"] = [3], [1], [2]
+    (project / "prd.json").write_text(json.dumps(tasks, indent=2))
+    result = nightcrew(project, "backlog", "import", "prd.json")
+    line = json.dumps(tasks, indent=2).splitlines().index("      3") + 1  # #1's "blocked_by"
+    assert_clean_error(result, 2, f"prd.json:{line}: dependency cycle: #1 → #3 → #2 → #1")
+    assert not (project / ".nightcrew").exists()
+
+
+def test_analyze_bases_conflicts_on_files_named_or_touched(project: Path) -> None:
+    from nightcrew.project import Project
+    from nightcrew.store.records import Store
+
+    for args in (
+        ("Login form", "--file", "app.py"),
+        ("Signup form", "--description", "Adds signup.\nFiles: views.py"),
+        ("Password form",),  # its given-up attempt changed views.py
+        ("Profile form",),  # shares only words with the others
+    ):
+        added = nightcrew(project, "backlog", "add", *args, "--accept", "true")
+        assert added.returncode == 0, added.stderr
+    store = Store.open(Project(project).store_path)
+    run = store.create_run(
+        kind="backlog", source_path="", source_sha256="", config={}, prefix_sha256="", pid=1
+    )
+    item = store.add_item(
+        run.id, key="feature-3", number=3, title="", body="", sha="", feature_id=3
+    )
+    store.start_attempt(
+        run_id=run.id, item_id=item.id, backend="claude", model=None, prefix_sha256="",
+        prompt_sha256="", base_sha=None, evidence_dir=None,
+    )  # fmt: skip
+    store.close()
+    patch = (
+        "diff --git a/views.py b/views.py\n--- a/views.py\n+++ b/views.py\n@@ -1 +1 @@\n-a\n+b\n"
+    )
+    (Project(project).run_dir(run.id) / "feature-3.patch").parent.mkdir(parents=True)
+    (Project(project).run_dir(run.id) / "feature-3.patch").write_text(patch)
+
+    analysis = json.loads(nightcrew(project, "backlog", "analyze", "--json").stdout)
+    assert analysis["conflicts"] == [{"features": [2, 3], "files": ["views.py"]}]
+    assert analysis["independent"] == [1, 2, 3, 4]
+    text = nightcrew(project, "backlog", "analyze").stdout
+    assert "#2 Signup form and #3 Password form: both touch views.py" in text

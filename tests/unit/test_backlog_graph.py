@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import random
@@ -24,6 +25,7 @@ from nightcrew.work.backlog_graph import (
     find_cycle,
     ready,
     render_analysis,
+    text_files,
     topological_order,
     unblock_counts,
 )
@@ -320,36 +322,30 @@ def test_conflict_from_file_hints_after_normalising() -> None:
     assert analyze(features).conflicts == (Conflict(1, 2, files=("./src/App.py",)),)
 
 
-def test_conflict_from_names_needs_two_distinctive_words() -> None:
+def test_names_sharing_words_are_no_conflict() -> None:
     features = [
         feat(1, name="Login form validation"),
         feat(2, name="Signup form validation errors"),
-        feat(3, name="User can see the login page"),  # "user", "page" are stop words
-        feat(4, name="Login history export"),
+        feat(3, name="Index item list", files=("src/list.py",)),
+        feat(4, name="Index item detail", files=("src/detail.py",)),
     ]
-    assert analyze(features).conflicts == (Conflict(1, 2, words=("form", "validation")),)
+    assert analyze(features).conflicts == ()
 
 
-def test_words_most_names_share_are_not_evidence() -> None:
-    features = [feat(n, name=f"Todo {word} list") for n, word in enumerate("abcdefghij", 1)]
-    features += [
-        feat(20, name="Todo archive export"),
-        feat(21, name="Todo archive export to CSV"),
-        feat(22, name="Todo archive import"),  # shares only "archive" once "todo" is ignored
-    ]
-    assert analyze(features).conflicts == (Conflict(20, 21, words=("archive", "export")),)
-
-
-def test_file_hints_take_precedence_over_names() -> None:
+def test_conflict_from_files_lines_in_the_text_and_files_attempts_touched() -> None:
     features = [
-        feat(1, name="Login form validation", files=("src/login.py",)),
-        feat(2, name="Signup form validation", files=("src/signup.py",)),
-        feat(3, name="Password form validation"),  # no hints: names decide
+        dataclasses.replace(feat(1), description="Adds login.\nFiles: `src/auth.py`, tests/a.py"),
+        feat(2, files=("./src/Auth.py",)),
+        feat(3),  # named nothing, but its failed attempt changed tests/a.py
+        feat(4),
     ]
-    assert analyze(features).conflicts == (
-        Conflict(1, 3, words=("form", "validation")),
-        Conflict(2, 3, words=("form", "validation")),
+    touched = {3: ["tests/a.py", "README.md"], 4: ["docs/x.md"]}
+    assert analyze(features, touched).conflicts == (
+        Conflict(1, 2, files=("src/auth.py",)),
+        Conflict(1, 3, files=("tests/a.py",)),
     )
+    text = "* **Files:** a.py b.py\nfiles: c.py; `d.py`\nThe files: are many"
+    assert text_files(text) == ["a.py", "b.py", "c.py", "d.py"]
 
 
 def test_no_conflict_when_dependencies_order_the_pair() -> None:
@@ -368,15 +364,15 @@ def test_independent_features() -> None:
         feat(1, state=S.PASSED),
         feat(2, 1),  # nothing depends on it; its dependency passed
         feat(3),  # #4 depends on it
-        feat(4, 3),  # its dependency is pending, unblocked, automated, fresh
-        feat(5, attempts=2),
-        feat(6, 5),  # its dependency was already tried twice
+        feat(4, 3),  # waits for #3, unfinished: never independent
+        feat(5, state=S.IN_PROGRESS),
+        feat(6, 5),  # waits for #5, in progress
         feat(7, manual=True),
         feat(8, 7),  # blocked by a manual feature
         feat(9, state=S.FAILED),
         feat(10),
     ]
-    assert ids(analyze(features).independent) == [2, 4, 10]
+    assert ids(analyze(features).independent) == [2, 10]
 
 
 def test_blocked_section_lists_pending_features_with_their_blockers() -> None:
@@ -392,8 +388,8 @@ def test_analyze_refuses_a_cycle() -> None:
 
 SMALL = [
     feat(1, name="Database schema", state=S.PASSED),
-    feat(2, 1, name="Login form validation"),
-    feat(3, 1, name="Signup form validation"),
+    feat(2, 1, name="Login form validation", files=("src/forms.py",)),
+    feat(3, 1, name="Signup form validation", files=("src/forms.py", "src/signup.py")),
     feat(4, 2, 3, name="Account settings"),
     feat(5, name="Export report", state=S.SKIPPED),
     feat(6, 5, 77, name="Email report"),
@@ -411,11 +407,10 @@ def test_render_analysis() -> None:
         "  #6 Email report [blocked] — after #5 (depends on it); needs #77 (not in the backlog)\n"
         "\n"
         "May conflict\n"
-        '  #2 Login form validation and #3 Signup form validation: names share "form",'
-        ' "validation"\n'
+        "  #2 Login form validation and #3 Signup form validation: both touch src/forms.py\n"
         "\n"
         "Independent\n"
-        "  #4 Account settings\n"
+        "  (none)\n"
         "\n"
         "Blocked\n"
         "  #6 Email report — blocked by #5 Export report (skipped), #77 (not in the backlog)\n"
@@ -435,8 +430,8 @@ def test_analysis_json_uses_ids_and_round_trips() -> None:
         "after": [2, 3],
         "reasons": ["#4 after #2: depends on it", "#4 after #3: depends on it"],
     }
-    assert data["conflicts"] == [{"features": [2, 3], "files": [], "words": ["form", "validation"]}]
-    assert data["independent"] == [4]
+    assert data["conflicts"] == [{"features": [2, 3], "files": ["src/forms.py"]}]
+    assert data["independent"] == []
     assert data["blocked"] == [{"id": 6, "blockers": [5, 77]}]
 
 

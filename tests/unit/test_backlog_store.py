@@ -220,7 +220,7 @@ def test_attempts_and_failure_records_outlive_the_process(db_path: Path) -> None
         backlog = Backlog(store)
         assert backlog.feature(a).attempts == 2
         [failure] = backlog.failures()
-        assert (failure["feature_id"], failure["name"], failure["cost_usd"]) == (a, "A", "0.42")
+        assert (failure["feature_id"], failure["name"], failure["cost_usd"]) == (a, "A", 0.42)
         assert failure["attempts"][0]["model"] == "haiku"
     finally:
         store.close()

@@ -316,3 +316,37 @@ def test_bound_tools_answer_like_call_tool(context: ToolContext) -> None:
     assert only.name == "claim_passing"
     with pytest.raises(ValueError, match="no backlog tool 'nope'"):
         bind(context, ["nope"])
+
+
+def test_feature_id_is_taken_for_id_by_every_tool_that_takes_an_id(
+    context: ToolContext,
+) -> None:
+    ok(context, "create_features", {"features": [feature("A"), feature("B"), feature("C")]})
+    taking_id = sorted(t.name for t in TOOLS if "id" in t.input_schema["properties"])
+    assert taking_id == [
+        "claim_passing",
+        "get_feature",
+        "request_human_input",
+        "set_dependencies",
+        "skip_feature",
+    ]
+
+    assert ok(context, "get_feature", {"feature_id": 2}) == ok(context, "get_feature", {"id": 2})
+    assert error(context, "get_feature", {"feature_id": 99}) == (
+        "get_feature: no feature #99 in the backlog"
+    )
+    assert ok(context, "set_dependencies", {"feature_id": 3, "depends_on": [1]})["id"] == 3
+    assert ok(context, "skip_feature", {"feature_id": 2, "reason": "later"})["state"] == "skipped"
+    assert ok(context, "claim_passing", {"feature_id": 1})["id"] == 1
+    context.backlog.claim(1, by="run-1")
+    asked = ok(context, "request_human_input", {"feature_id": 1, "question": "Which DB?"})
+    assert asked["state"] == "needs_input"
+    # the same feature twice is fine; two different ones is a mistake to name
+    assert ok(context, "get_feature", {"id": 3, "feature_id": 3})["id"] == 3
+    assert error(context, "get_feature", {"id": 3, "feature_id": 2}) == (
+        "get_feature: 'feature_id' and 'id' name different features; give only 'id'"
+    )
+    # a tool that takes no id still names what it does take
+    assert error(context, "get_stats", {"feature_id": 1}) == (
+        "get_stats: unknown argument 'feature_id' (this tool takes: nothing)"
+    )

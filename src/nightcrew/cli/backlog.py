@@ -17,8 +17,11 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from nightcrew.store.backlog import Backlog
-    from nightcrew.work.backlog import Feature
+    from nightcrew.work.backlog import Feature, Outline
+    from nightcrew.work.backlog_graph import Node
 
 
 @contextmanager
@@ -27,7 +30,6 @@ def open_backlog(*, create: bool = False) -> Iterator[Backlog]:
     from nightcrew.errors import BadInput
     from nightcrew.project import Project
     from nightcrew.store.backlog import Backlog
-    from nightcrew.store.records import Store
 
     project = Project.find(Path.cwd())
     if not create and not project.store_path.exists():
@@ -35,7 +37,7 @@ def open_backlog(*, create: bool = False) -> Iterator[Backlog]:
             f"{project.root}: no backlog here yet (create one with `nightcrew backlog init"
             " SPEC.md`, `backlog import FILE` or `backlog add NAME`)"
         )
-    store = Store.open(project.store_path)
+    store = project.open_store()
     try:
         yield Backlog(store)
     finally:
@@ -82,12 +84,12 @@ def feature_json(feature: Feature, view: BacklogView) -> dict[str, Any]:
 class BacklogView:
     """Every feature's shown state and blockers, worked out in one pass."""
 
-    def __init__(self, features: list[Feature]) -> None:
-        from nightcrew.work.backlog_graph import blocked_by, display_states
+    def __init__(self, features: Sequence[Node]) -> None:
+        from nightcrew.work.backlog_graph import blocked_by
 
         self.features = features
-        self.states = display_states(features)
         self.blocked = blocked_by(features)
+        self.states = {f.id: "blocked" if f.id in self.blocked else f.state.value for f in features}
 
 
 @click.group("backlog")
@@ -100,9 +102,7 @@ def backlog_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_command(states: tuple[str, ...], as_json: bool) -> None:
     """List the features in backlog order."""
-    from rich.console import Console
-    from rich.table import Table
-
+    from nightcrew.cli.listing import columns, json_lines
     from nightcrew.errors import BadInput
     from nightcrew.work.backlog import FEATURE_STATES
 
@@ -110,21 +110,27 @@ def list_command(states: tuple[str, ...], as_json: bool) -> None:
         if state not in FEATURE_STATES:
             raise BadInput(f"--state {state!r}: not a feature state ({', '.join(FEATURE_STATES)})")
     with open_backlog() as backlog:
-        features = backlog.features()
-    view = BacklogView(features)
-    shown = [f for f in features if not states or view.states[f.id] in states]
-    if as_json:
-        click.echo(json.dumps([feature_json(f, view) for f in shown], indent=2))
-        return
-    table = Table(box=None, pad_edge=False)
-    for column in ("id", "state", "category", "name", "after", "tries"):
-        table.add_column(column, overflow="fold")
-    for f in shown:
-        after = ", ".join(f"#{d}" for d in f.depends_on)
-        table.add_row(f"#{f.id}", view.states[f.id], f.category, f.name, after, str(f.attempts))
-    Console(highlight=False).print(table)
-    passed = sum(f.state == "passed" for f in features)
-    click.echo(f"{len(shown)} shown; {passed} of {len(features)} passed")
+        if as_json:
+            features = backlog.features()
+            view = BacklogView(features)
+            shown = [f for f in features if not states or view.states[f.id] in states]
+            click.echo(json_lines(feature_json(f, view) for f in shown))
+            return
+        outlines = backlog.outlines()  # the table needs no texts: read without them
+    view = BacklogView(outlines)
+    rows = [list_row(f, view) for f in outlines if not states or view.states[f.id] in states]
+    passed = sum(f.state == "passed" for f in outlines)
+    table = columns(LIST_COLUMNS, rows)
+    click.echo(f"{table}{len(rows)} shown; {passed} of {len(outlines)} passed")
+
+
+LIST_COLUMNS = ("id", "state", "category", "name", "after", "tries")
+
+
+def list_row(f: Outline, view: BacklogView) -> tuple[str, ...]:
+    """One feature's row of ``backlog list``, under :data:`LIST_COLUMNS`."""
+    after = ", ".join(f"#{d}" for d in f.depends_on)
+    return (f"#{f.id}", view.states[f.id], f.category, f.name, after, str(f.attempts))
 
 
 @backlog_group.command("show")
@@ -218,12 +224,17 @@ def failures_command(as_json: bool) -> None:
 @backlog_group.command("analyze")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def analyze_command(as_json: bool) -> None:
-    """Ordering advice: the dependency order with reasons, features that may
-    touch the same files, and features that can go in any order."""
+    """Ordering advice: the dependency order with reasons, features that name or
+    touched the same files, and features that can go in any order."""
+    from nightcrew.cli.backlog_files import touched_files
+    from nightcrew.project import Project
     from nightcrew.work.backlog_graph import analysis_json, analyze, render_analysis
 
     with open_backlog() as backlog:
-        analysis = analyze(backlog.features())
+        features = backlog.features()
+        unfinished = [f.id for f in features if f.state != "passed"]
+        touched = touched_files(backlog.store, Project.find(Path.cwd()), unfinished)
+    analysis = analyze(features, touched)
     if as_json:
         click.echo(json.dumps(analysis_json(analysis), indent=2))
     else:

@@ -52,7 +52,7 @@ class _Session:
 
     def context(self) -> ToolContext:
         if self._context is None:
-            self._store = Store.open(self.project.store_path)
+            self._store = self.project.open_store()
             self._context = ToolContext(Backlog(self._store), self.source)
         return self._context
 

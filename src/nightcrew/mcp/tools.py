@@ -419,13 +419,35 @@ def _one_line(text: str) -> str:
     return " ".join(text.split()) or "the call failed"
 
 
+# Names agents guess for an argument, by the name the tools take.
+_ALIASES = {"id": ("feature_id",)}
+
+
+def _unaliased(arguments: Args, schema: Mapping[str, Any]) -> Args | str:
+    """``arguments`` with a guessed name (``feature_id``) renamed to the one the
+    tool takes (``id``), or why not: both given, with different values."""
+    properties = schema.get("properties", {})
+    renamed = dict(arguments)
+    for name, guesses in _ALIASES.items():
+        for guess in guesses:
+            if name not in properties or guess in properties or guess not in renamed:
+                continue
+            value = renamed.pop(guess)
+            if name in renamed and renamed[name] != value:
+                return f"{guess!r} and {name!r} name different features; give only {name!r}"
+            renamed[name] = value
+    return renamed
+
+
 def call_tool(context: ToolContext, name: str, args: Args | None) -> ToolReply:
     """Run the tool ``name``; never raises. A refused call (unknown tool, bad
     arguments, an id not in the backlog, a cycle, …) is a one-line error reply."""
     tool = _BY_NAME.get(name)
     if tool is None:
         return ToolReply(f"unknown tool {name!r} (tools: {', '.join(TOOL_NAMES)})", True)
-    arguments = {} if args is None else args
+    arguments = _unaliased({} if args is None else args, tool.input_schema)
+    if isinstance(arguments, str):
+        return ToolReply(f"{name}: {arguments}", True)
     found = problem(arguments, tool.input_schema)
     if found is not None:
         return ToolReply(f"{name}: {found}", True)

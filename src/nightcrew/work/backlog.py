@@ -18,6 +18,7 @@ This module holds the values; ``backlog_graph`` the dependency logic,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from nightcrew.engine.states import ItemState
 
@@ -94,6 +95,19 @@ class Feature:
     @property
     def label(self) -> str:
         return f"#{self.id}"
+
+
+class Outline(NamedTuple):
+    """What ``backlog list`` shows of a feature, read without its texts and
+    commands (a 20,000-feature backlog is listed in well under a second)."""
+
+    id: int
+    name: str
+    category: str
+    state: ItemState
+    manual: bool
+    depends_on: tuple[int, ...]
+    attempts: int
 
 
 @dataclass(frozen=True)

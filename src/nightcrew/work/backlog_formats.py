@@ -35,6 +35,7 @@ from nightcrew.work.backlog import (
     FeatureSpec,
     spec_problem,
 )
+from nightcrew.work.backlog_graph import find_cycle
 
 BacklogFormat = Literal["quickstart", "prd", "nightcrew"]
 EXPORT_FORMAT = "nightcrew-backlog"
@@ -316,6 +317,13 @@ def _check_references(entries: Sequence[_Keyed]) -> None:
                 entry.item.fail(f"{where} the feature's own id {entry.key}", dep)
             if dep.value not in lines:
                 entry.item.fail(f"{where} id {dep.value}, which is not in this file", dep)
+    edges = {e.key: [d.value for d in e.deps if isinstance(d.value, int)] for e in entries}
+    cycle = find_cycle(edges)
+    if cycle is not None:  # named at the first feature's reference to the next
+        start = next(e for e in entries if e.key == cycle[0])
+        node = next(d for d in start.deps if d.value == cycle[1])
+        names = " → ".join(f"#{key}" for key in cycle)
+        raise LocatedError(str(start.item.path), node.line, f"dependency cycle: {names}")
 
 
 def _read(path: Path) -> str:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import heapq
 import itertools
 import re
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from nightcrew.engine.states import ItemState
 from nightcrew.work.backlog import Feature
@@ -24,21 +24,26 @@ from nightcrew.work.backlog import Feature
 # States a feature does not leave on its own during a build: a person (or a
 # ``retry``) has to act first, so whatever depends on it waits for nothing.
 _STUCK = frozenset({ItemState.SKIPPED, ItemState.FAILED, ItemState.NEEDS_INPUT, ItemState.BLOCKED})
-# Words too common in feature names to say two features touch the same code.
-_STOP_TEXT = """with from user users page pages should able that this when into have each
-their them then than will also only some more feature features using allow allows make
-makes show shows work works"""
-_STOP_WORDS = frozenset(_STOP_TEXT.split())
-_WORD_RE = re.compile(r"[^\W\d_]+")
-_MIN_WORD = 4
-_MIN_SHARED_WORDS = 2
-# A word in more than this share of the unfinished names (and in more than
-# _COMMON_FLOOR of them) is the app's vocabulary ("todo"), not evidence.
-_COMMON_SHARE = 0.1
-_COMMON_FLOOR = 5
+# A line of a feature's text that names files, as in a plan: "Files: a.py, `b/c.py`".
+_FILES_LINE = re.compile(r"^\s*(?:[-*]\s*)?\**files\s*:\**\s*(.+)$", re.IGNORECASE | re.MULTILINE)
+_FILE_SEPARATORS = re.compile(r"[,;]\s*|\s+")
 
 _Graph = dict[int, tuple[int, ...]]
 _Key = tuple[int, ...]
+
+
+class Node(Protocol):
+    """What working out blockers reads of a feature: a :class:`Feature`, or the
+    lighter :class:`~nightcrew.work.backlog.Outline` that ``backlog list`` reads."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def state(self) -> ItemState: ...
+    @property
+    def manual(self) -> bool: ...
+    @property
+    def depends_on(self) -> tuple[int, ...]: ...
 
 
 def find_cycle(edges: Mapping[int, Iterable[int]]) -> list[int] | None:
@@ -140,7 +145,7 @@ def _bits(graph: Mapping[int, object]) -> dict[int, int]:
     return {node: 1 << index for index, node in enumerate(sorted(graph))}
 
 
-def _is_culprit(feature: Feature | None) -> bool:
+def _is_culprit(feature: Node | None) -> bool:
     """Whether a dependency in this state keeps its dependents waiting for good:
     missing, manual and not passed (``build`` never picks it), or stuck."""
     if feature is None:
@@ -150,14 +155,14 @@ def _is_culprit(feature: Feature | None) -> bool:
     return feature.manual or feature.state in _STUCK
 
 
-def _walks_through(feature: Feature) -> bool:
+def _walks_through(feature: Node) -> bool:
     """A pending dependency is blocked by whatever blocks it; an in-progress one
     is not (it may still pass)."""
     return feature.state == ItemState.PENDING and not feature.manual
 
 
 def _culprits(
-    feature: Feature, by_id: Mapping[int, Feature], memo: dict[int, frozenset[int]]
+    feature: Node, by_id: Mapping[int, Node], memo: dict[int, frozenset[int]]
 ) -> frozenset[int]:
     """The nearest culprits up every dependency chain of ``feature``, by an
     explicit-stack walk; ``memo`` keeps each feature's answer so that a whole
@@ -201,11 +206,11 @@ def blockers(feature: Feature, by_id: Mapping[int, Feature]) -> list[int]:
     return sorted(_culprits(feature, by_id, {}))
 
 
-def blocked_by(features: Sequence[Feature]) -> dict[int, list[int]]:
+def blocked_by(features: Sequence[Node]) -> dict[int, list[int]]:
     """The :func:`blockers` of every blocked pending feature, by id, in one pass:
     chains that features share are walked once (O(features + dependencies) plus
     the set unions), where calling :func:`blockers` for each re-walks them."""
-    by_id = _by_id(features)
+    by_id: dict[int, Node] = {f.id: f for f in features}
     memo: dict[int, frozenset[int]] = {}
     pending = sorted(f.id for f in features if f.state == ItemState.PENDING)
     found = {fid: sorted(_culprits(by_id[fid], by_id, memo)) for fid in pending}
@@ -304,14 +309,13 @@ def topological_order(features: Sequence[Feature]) -> list[Placed]:
 
 @dataclass(frozen=True)
 class Conflict:
-    """Two unfinished features that no dependency orders and that likely edit
-    the same files, with the evidence: shared ``files`` hints, or (when one of
-    them has no hints) the distinctive words their names share."""
+    """Two unfinished features that no dependency orders and that name or
+    touched the same files: their ``files`` hints, "Files:" lines in their
+    text, and what their attempts changed. Names sharing words is no evidence."""
 
     first: int  # the smaller id
     second: int
     files: tuple[str, ...] = ()
-    words: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -339,24 +343,25 @@ def _norm_path(path: str) -> str:
     return path.lower()
 
 
-def _hints(feature: Feature) -> dict[str, str]:
-    """Normalised path → the path as this feature wrote it."""
-    return {_norm_path(p): p.strip() for p in feature.files if p.strip()}
+def text_files(text: str) -> list[str]:
+    """The paths of the "Files:" lines of a feature's text."""
+    found = []
+    for match in _FILES_LINE.finditer(text):
+        for part in _FILE_SEPARATORS.split(match.group(1)):
+            path = part.strip().strip("`'\"")
+            if path:
+                found.append(path)
+    return found
 
 
-def _name_words(name: str) -> frozenset[str]:
-    words = _WORD_RE.findall(name.lower())
-    return frozenset(w for w in words if len(w) >= _MIN_WORD and w not in _STOP_WORDS)
-
-
-def _distinctive_words(features: Sequence[Feature]) -> dict[int, frozenset[str]]:
-    """The words of each name minus stop words and words so common in this
-    backlog that they say nothing (which also bounds the pairs compared)."""
-    words = {f.id: _name_words(f.name) for f in features}
-    seen = Counter(word for found in words.values() for word in found)
-    limit = max(_COMMON_FLOOR, int(len(features) * _COMMON_SHARE))
-    common = {word for word, count in seen.items() if count > limit}
-    return {fid: found - common for fid, found in words.items()}
+def _hints(feature: Feature, touched: Iterable[str] = ()) -> dict[str, str]:
+    """Normalised path → the path as first written: the feature's ``files``,
+    its text's "Files:" lines, then what its attempts changed."""
+    hints: dict[str, str] = {}
+    for path in (*feature.files, *text_files(feature.description), *touched):
+        if path.strip():
+            hints.setdefault(_norm_path(path), path.strip())
+    return hints
 
 
 def _pairs(index: Mapping[int, Iterable[str]]) -> set[tuple[int, int]]:
@@ -369,24 +374,19 @@ def _pairs(index: Mapping[int, Iterable[str]]) -> set[tuple[int, int]]:
     return {pair for ids in holders.values() for pair in itertools.combinations(ids, 2)}
 
 
-def _conflicts(features: Sequence[Feature], graph: _Graph) -> tuple[Conflict, ...]:
+def _conflicts(
+    features: Sequence[Feature], graph: _Graph, touched: Mapping[int, Iterable[str]]
+) -> tuple[Conflict, ...]:
     bits = _bits(graph)
     ancestors = _reach_masks(graph, bits)
     unfinished = [f for f in features if f.state != ItemState.PASSED]
-    hints = {f.id: _hints(f) for f in unfinished}
-    words = _distinctive_words(unfinished)
+    hints = {f.id: _hints(f, touched.get(f.id, ())) for f in unfinished}
     found: list[Conflict] = []
-    for a, b in sorted(_pairs(hints) | _pairs(words)):
+    for a, b in sorted(_pairs(hints)):
         if ancestors[a] & bits[b] or ancestors[b] & bits[a]:
             continue  # a dependency already puts one before the other
-        if hints[a] and hints[b]:
-            shared = sorted(hints[a].keys() & hints[b].keys())
-            if shared:
-                found.append(Conflict(a, b, files=tuple(hints[a][k] for k in shared)))
-        else:
-            common = tuple(sorted(words[a] & words[b]))
-            if len(common) >= _MIN_SHARED_WORDS:
-                found.append(Conflict(a, b, words=common))
+        shared = sorted(hints[a].keys() & hints[b].keys())
+        found.append(Conflict(a, b, files=tuple(hints[a][k] for k in shared)))
     return tuple(found)
 
 
@@ -397,35 +397,34 @@ def _can_start(feature: Feature, blocked: set[int]) -> bool:
 def _independent(
     features: Sequence[Feature], graph: _Graph, by_id: Mapping[int, Feature], blocked: set[int]
 ) -> tuple[Feature, ...]:
-    """Pending features nothing depends on, whose dependencies are passed or
-    low-risk pending ones (unblocked, with acceptance commands, tried at most
-    once): finishing them in any order, or side by side, changes nothing else."""
+    """Pending features that can start now (every dependency passed) and that
+    nothing depends on: finishing them in any order, or side by side, changes
+    nothing else. A feature still waiting for another is never among them."""
     dependents = _reverse(graph)
 
-    def low_risk(dep: int) -> bool:
-        f = by_id.get(dep)
-        if f is None or f.state == ItemState.PASSED:
-            return f is not None
-        return _can_start(f, blocked) and bool(f.acceptance) and f.attempts < 2
+    def passed(dep: int) -> bool:
+        return dep in by_id and by_id[dep].state == ItemState.PASSED
 
     return tuple(
         f
         for f in sorted(features, key=lambda f: f.id)
-        if _can_start(f, blocked) and not dependents[f.id] and all(map(low_risk, f.depends_on))
+        if _can_start(f, blocked) and not dependents[f.id] and all(map(passed, f.depends_on))
     )
 
 
-def analyze(features: Sequence[Feature]) -> Analysis:
+def analyze(
+    features: Sequence[Feature], touched: Mapping[int, Iterable[str]] | None = None
+) -> Analysis:
     """Order, likely conflicts, independent work and blocked features of a
-    backlog. Raises ValueError on a dependency cycle, like
-    :func:`topological_order`."""
+    backlog; ``touched`` holds the files each feature's attempts changed.
+    Raises ValueError on a dependency cycle, like :func:`topological_order`."""
     order = tuple(topological_order(features))
     by_id = _by_id(features)
     graph = _graph(features)
     culprits = blocked_by(features)
     return Analysis(
         order=order,
-        conflicts=_conflicts(features, graph),
+        conflicts=_conflicts(features, graph, touched or {}),
         independent=_independent(features, graph, by_id, set(culprits)),
         blocked=tuple(Blocked(by_id[fid], tuple(ids)) for fid, ids in culprits.items()),
     )
@@ -458,11 +457,7 @@ def _order_line(f: Feature, by_id: Mapping[int, Feature], blocked: set[int]) -> 
 
 def _conflict_line(conflict: Conflict, by_id: Mapping[int, Feature]) -> str:
     a, b = by_id[conflict.first], by_id[conflict.second]
-    if conflict.files:
-        evidence = "both touch " + ", ".join(conflict.files)
-    else:
-        evidence = "names share " + ", ".join(f'"{w}"' for w in conflict.words)
-    return f"{a.label} {a.name} and {b.label} {b.name}: {evidence}"
+    return f"{a.label} {a.name} and {b.label} {b.name}: both touch {', '.join(conflict.files)}"
 
 
 def render_analysis(analysis: Analysis) -> str:
@@ -501,8 +496,7 @@ def analysis_json(analysis: Analysis) -> dict[str, object]:
             for p in analysis.order
         ],
         "conflicts": [
-            {"features": [c.first, c.second], "files": list(c.files), "words": list(c.words)}
-            for c in analysis.conflicts
+            {"features": [c.first, c.second], "files": list(c.files)} for c in analysis.conflicts
         ],
         "independent": [f.id for f in analysis.independent],
         "blocked": [{"id": b.feature.id, "blockers": list(b.blockers)} for b in analysis.blocked],
