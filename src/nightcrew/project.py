@@ -7,26 +7,8 @@ from pathlib import Path
 
 from nightcrew import gitops
 from nightcrew.errors import BadInput
+from nightcrew.statedir import make_state_dir
 from nightcrew.store.records import Store
-
-
-def make_state_dir(directory: Path) -> None:
-    """Create ``directory`` (``.nightcrew/`` or a folder in it) if it is missing.
-    A project nightcrew cannot write to is the user's to fix, so it is one line
-    (exit 2), not a traceback."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise state_dir_error(directory, exc) from exc
-
-
-def state_dir_error(directory: Path, exc: OSError) -> BadInput:
-    """``cannot write .nightcrew/ in <root>: permission denied``."""
-    if isinstance(exc, FileExistsError | NotADirectoryError):
-        why = f"{Path(exc.filename or directory).name} is a file, not a directory"
-    else:
-        why = (exc.strerror or str(exc)).lower()
-    return BadInput(f"cannot write {directory.name}/ in {directory.parent}: {why}")
 
 
 @dataclass(frozen=True)
@@ -61,7 +43,7 @@ class Project:
         ``add``, ``nightcrew mcp`` …), ``git status`` never shows it."""
         if not self.dir.is_dir():
             gitops.ensure_excluded(self.root)
-            self.dir.mkdir(parents=True, exist_ok=True)
+            make_state_dir(self.dir)
         return self.dir
 
     def open_store(self) -> Store:

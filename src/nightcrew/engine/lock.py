@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 
 from nightcrew.errors import LockHeld
-from nightcrew.project import make_state_dir, state_dir_error
+from nightcrew.statedir import make_state_dir, state_dir_error
 
 
 class ProjectLock:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from nightcrew.errors import BadInput
-from nightcrew.project import make_state_dir
+from nightcrew.statedir import make_state_dir
 from nightcrew.store import migrations
 
 BUSY_TIMEOUT_MS = 10_000
