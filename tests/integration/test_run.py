@@ -398,3 +398,37 @@ def test_item_budget_warns_at_80_percent_then_stops_naming_itself(
     with db(root) as conn:
         warnings = conn.execute("SELECT payload_json FROM events WHERE kind = 'budget_warning'")
         assert [json.loads(r[0])["budget"] for r in warnings] == ["item:1"]
+
+
+def test_resume_judges_against_the_baseline_before_the_stopped_attempt(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    """A stopped attempt that broke a test leaves the tree broken; the resumed
+    run must still count that test as passing before the batch, not re-take
+    the baseline from the broken tree and commit the breakage."""
+    root = make_project(tmp_path / "proj", plan_text(["Refactor"]))
+    pidfile, marker = tmp_path / "tool.pid", tmp_path / "hung-once"
+    breaks = "sed -i 's/a + b/a - b/' calc.py\n" + hang_command(pidfile, marker)
+    _, sim = sim_env({"scripts": [script("b1", ["Batch 1 of 1"], work_turns(breaks))]})
+    env = nightcrew_env(sim)
+    first = start_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL)
+    try:
+        wait_for(
+            lambda: pidfile.exists() or first.poll() is not None,
+            timeout=180,
+            what="the agent to break calc.py and hang",
+        )
+        first.kill()  # SIGKILL: the broken tree stays as the attempt left it
+        out, err = first.communicate()
+        assert pidfile.exists(), out + err
+    finally:
+        kill_quietly(first.pid)
+
+    result = run_nightcrew(
+        root, env, "run", "PLAN.md", "--resume", "--model", MODEL, "--max-retries", "0"
+    )
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "keeping this run's baseline" in result.stdout + result.stderr
+    assert "test_add" in result.stdout + result.stderr  # named as the regression
+    assert git(root, "log", "--format=%s").splitlines() == ["initial"]  # nothing broken committed

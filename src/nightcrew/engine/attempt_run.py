@@ -21,6 +21,7 @@ from nightcrew import gitops
 from nightcrew.agents.base import AgentRequest, HarnessTool
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine.attempt import drive_agent
+from nightcrew.engine.baseline import record_baseline
 from nightcrew.engine.budget import BudgetGuard, current_budgets
 from nightcrew.engine.digest import failure_signature, make_digest
 from nightcrew.engine.prompt import PreviousFailure, Prompt
@@ -303,6 +304,7 @@ def commit_or_fail(
     for result in run.results:
         if result.tests is not None:
             ctx.baseline = result.tests
+            record_baseline(ctx.store, run.attempt.run_id, result.tests)
     return commit, None
 
 

@@ -163,7 +163,12 @@ class Builder(Orchestrator):
         try:
             if backlog.ready():
                 ctx.baseline = self._baseline(
-                    specs, self.project.run_dir(run.id) / "baseline", "feature", "features"
+                    store,
+                    run.id,
+                    specs,
+                    self.project.run_dir(run.id) / "baseline",
+                    "feature",
+                    "features",
                 )
             first = [fid for fid in interrupted_features if resumed]
             return self._loop(ctx, first)

@@ -16,6 +16,7 @@ from nightcrew import gitops
 from nightcrew.agents.base import AgentBackend
 from nightcrew.config import Settings
 from nightcrew.engine import gates as gates_mod
+from nightcrew.engine.baseline import record_baseline, stored_baseline
 from nightcrew.engine.batch import BatchContext
 from nightcrew.engine.lock import ProjectLock
 from nightcrew.engine.recovery import recover
@@ -147,13 +148,29 @@ class Orchestrator:
         )
 
     def _baseline(
-        self, specs: list[gates_mod.GateSpec], directory: Path, unit: str, units: str
+        self,
+        store: Store,
+        run_id: str,
+        specs: list[gates_mod.GateSpec],
+        directory: Path,
+        unit: str,
+        units: str,
     ) -> gates_mod.TestIds | None:
-        """Run the tests once before the first unit, so later regressions show."""
+        """Run the tests once before the first unit, so later regressions show.
+
+        A resumed run keeps the baseline it recorded (after its last passed
+        unit): the tree it resumes on may hold a stopped attempt's half-done
+        work, and tests that work broke must not count as "already failing"."""
         if not any(s.kind == "tests" for s in specs):
             return None
+        kept = stored_baseline(store, run_id)
+        if kept is not None:
+            self.reporter.note(f"keeping this run's baseline of {len(kept.all)} test id(s)")
+            return kept
         self.reporter.note("running the tests once to record the baseline")
         baseline = gates_mod.run_baseline(self.project.root, directory, self.settings.gate_timeout)
+        if baseline is not None:
+            record_baseline(store, run_id, baseline)
         if baseline is not None and baseline.failed:
             self.reporter.note(
                 f"{len(baseline.failed)} test(s) already fail before any {unit};"

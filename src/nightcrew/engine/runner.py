@@ -189,7 +189,12 @@ class Runner(Orchestrator):
         try:
             if todo:
                 ctx.baseline = self._baseline(
-                    specs, self.project.run_dir(run.id) / "baseline", "batch", "batches"
+                    store,
+                    run.id,
+                    specs,
+                    self.project.run_dir(run.id) / "baseline",
+                    "batch",
+                    "batches",
                 )
             return self._loop(store, run, batches, todo, ctx)
         except (KeyboardInterrupt, Interrupted):
