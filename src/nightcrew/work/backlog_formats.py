@@ -11,34 +11,38 @@ Three JSON formats come in, told apart by their content (people rename files):
 * our own export: ``{"format": "nightcrew-backlog", "version": 1, "features": [...]}``.
 
 A person fixes a bad file by line, so every error names ``file:line`` of the
-item or field at fault. The stdlib decoder gives lines only for syntax errors,
-so once the text is known to be valid JSON a small scanner walks it again,
-decoding each value with ``raw_decode`` and noting the line it starts on.
+item or field at fault (``backlog_json`` reads JSON with lines). The exports
+are written by ``backlog_export``.
 """
 
 from __future__ import annotations
 
-import bisect
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal, NoReturn
+from typing import Literal
 
 from nightcrew.engine.states import ItemState
 from nightcrew.errors import BadInput, LocatedError
 from nightcrew.work.backlog import (
     DEFAULT_CATEGORY,
     FEATURE_STATES,
-    Feature,
     FeatureSpec,
     spec_problem,
 )
+from nightcrew.work.backlog_export import (
+    EXPORT_FORMAT,
+    EXPORT_VERSION,
+    export_json,
+    export_markdown,
+)
+from nightcrew.work.backlog_json import Item, Node, kind, parse_root, read_text, shorten
+
+__all__ = ["BacklogFormat", "ParsedBacklog", "export_json", "export_markdown", "parse_backlog"]
 
 BacklogFormat = Literal["quickstart", "prd", "nightcrew"]
-EXPORT_FORMAT = "nightcrew-backlog"
-EXPORT_VERSION = 1
 MAX_DERIVED_NAME = 80  # a quickstart name is cut from its description
 
 _LABELS: dict[BacklogFormat, str] = {
@@ -52,11 +56,7 @@ _EXPECTED = (
 )
 _PRD_KEYS = frozenset({"title", "acceptance_criteria", "blocked_by"})
 _QUICKSTART_KEYS = frozenset({"category", "description", "steps", "passes"})
-_MAX_DEPTH = 6  # deeper values are decoded whole; no format reads below depth 4
-_DECODER = json.JSONDecoder()
-_WHITESPACE = re.compile(r"[ \t\r\n]*")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
-_BACKTICKS = re.compile(r"`+")
 
 
 @dataclass(frozen=True)
@@ -68,179 +68,25 @@ class ParsedBacklog:
     warnings: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class _Node:
-    """A decoded JSON value and the line it starts on (a field: its key's line).
-    Arrays and objects keep their children, so each item and field has a line."""
-
-    value: object
-    line: int
-    items: tuple[_Node, ...] = ()
-    fields: dict[str, _Node] = field(default_factory=dict)
-
-
-class _Scanner:
-    """Walks text already known to be valid JSON; it never meets a syntax error."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.newlines = [m.start() for m in re.finditer("\n", text)]
-
-    def line(self, pos: int) -> int:
-        return bisect.bisect_left(self.newlines, pos) + 1
-
-    def skip(self, pos: int) -> int:
-        match = _WHITESPACE.match(self.text, pos)
-        return match.end() if match else pos
-
-    def node(self, pos: int, depth: int = 0, line: int | None = None) -> tuple[_Node, int]:
-        pos = self.skip(pos)
-        line = self.line(pos) if line is None else line
-        opener = self.text[pos]
-        if opener == "[" and depth < _MAX_DEPTH:
-            return self.array(pos + 1, depth, line)
-        if opener == "{" and depth < _MAX_DEPTH:
-            return self.object(pos + 1, depth, line)
-        value, end = _DECODER.raw_decode(self.text, pos)
-        return _Node(value, line), end
-
-    def array(self, pos: int, depth: int, line: int) -> tuple[_Node, int]:
-        items: list[_Node] = []
-        pos = self.skip(pos)
-        while self.text[pos] != "]":
-            item, pos = self.node(pos, depth + 1)
-            items.append(item)
-            pos = self.skip(pos)
-            if self.text[pos] == ",":
-                pos = self.skip(pos + 1)
-        return _Node([i.value for i in items], line, items=tuple(items)), pos + 1
-
-    def object(self, pos: int, depth: int, line: int) -> tuple[_Node, int]:
-        fields: dict[str, _Node] = {}
-        pos = self.skip(pos)
-        while self.text[pos] != "}":
-            key_line = self.line(pos)
-            key, pos = _DECODER.raw_decode(self.text, pos)
-            pos = self.skip(pos) + 1
-            fields[key], pos = self.node(pos, depth + 1, key_line)
-            pos = self.skip(pos)
-            if self.text[pos] == ",":
-                pos = self.skip(pos + 1)
-        value = {k: n.value for k, n in fields.items()}
-        return _Node(value, line, fields=fields), pos + 1
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "a list" if isinstance(value, list) else "an object"
-
-
-def _shorten(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    space = cut.rfind(" ")
-    if space > limit // 2:
-        cut = cut[:space]
-    return cut.rstrip(" ,;:.-") + "…"
-
-
 def _derived_name(description: str) -> str:
     """A quickstart feature has no name: the first sentence of its description
     stands in, short enough to scan in a list (the full text stays the description)."""
     line = next((part.strip() for part in description.splitlines() if part.strip()), "")
     sentence = _SENTENCE_END.split(line, maxsplit=1)[0]
-    return _shorten(sentence.rstrip(".") or sentence, MAX_DERIVED_NAME)
-
-
-@dataclass
-class _Item:
-    """One feature of the file being read: its fields, checked, and its errors,
-    located and named so that a person can find it."""
-
-    path: Path
-    format: BacklogFormat
-    number: int
-    node: _Node
-    title: str = ""
-
-    def fail(self, message: str, node: _Node | None = None) -> NoReturn:
-        title = _shorten(self.title.strip().split("\n")[0], 60)
-        who = f'feature {self.number} ("{title}")' if title else f"feature {self.number}"
-        line = (node or self.node).line
-        detail = f"{who}: {message} (read as {_LABELS[self.format]})"
-        raise LocatedError(str(self.path), line, detail)
-
-    def get(self, key: str, required: bool = False) -> _Node | None:
-        node = self.node.fields.get(key)
-        if node is None and required:
-            self.fail(f"'{key}' is missing")
-        return None if node is None or node.value is None else node
-
-    def text(self, key: str, default: str = "", required: bool = False) -> str:
-        node = self.get(key, required)
-        if node is None:
-            return default
-        if not isinstance(node.value, str):
-            self.fail(f"'{key}' must be a string, not {_kind(node.value)}", node)
-        return node.value
-
-    def flag(self, key: str) -> bool:
-        node = self.get(key)
-        if node is not None and not isinstance(node.value, bool):
-            self.fail(f"'{key}' must be true or false, not {_kind(node.value)}", node)
-        return node is not None and node.value is True
-
-    def integer(self, key: str) -> int | None:
-        node = self.get(key)
-        if node is None:
-            return None
-        if isinstance(node.value, bool) or not isinstance(node.value, int):
-            self.fail(f"'{key}' must be a whole number, not {_kind(node.value)}", node)
-        return node.value
-
-    def key(self) -> int:
-        self.get("id", required=True)
-        found = self.integer("id")
-        if found is None:
-            self.fail("'id' must be a whole number, not null", self.node.fields["id"])
-        return found
-
-    def elements(self, key: str, kind: type, noun: str) -> list[_Node]:
-        node = self.get(key)
-        if node is None:
-            return []
-        if not isinstance(node.value, list):
-            self.fail(f"'{key}' must be a list of {noun}, not {_kind(node.value)}", node)
-        for number, element in enumerate(node.items, start=1):
-            value = element.value
-            if isinstance(value, bool) or not isinstance(value, kind):
-                message = f"'{key}' must be a list of {noun}; item {number} is {_kind(value)}"
-                self.fail(message, element)
-        return list(node.items)
-
-    def strings(self, key: str) -> tuple[str, ...]:
-        return tuple(str(n.value) for n in self.elements(key, str, "strings"))
+    return shorten(sentence.rstrip(".") or sentence, MAX_DERIVED_NAME)
 
 
 @dataclass(frozen=True)
 class _Keyed:
     """A spec from a format with ids, and where its id and dependencies are written."""
 
-    item: _Item
+    item: Item
     spec: FeatureSpec
     key: int
-    deps: list[_Node]
+    deps: list[Node]
 
 
-def _quickstart(item: _Item) -> FeatureSpec:
+def _quickstart(item: Item) -> FeatureSpec:
     description = item.text("description", required=True)
     item.title = _derived_name(description)
     if not item.title:
@@ -255,7 +101,7 @@ def _quickstart(item: _Item) -> FeatureSpec:
     )
 
 
-def _prd(item: _Item) -> _Keyed:
+def _prd(item: Item) -> _Keyed:
     item.title = item.text("title", required=True)
     if not item.title.strip():
         item.fail("'title' is empty", item.get("title"))
@@ -273,7 +119,7 @@ def _prd(item: _Item) -> _Keyed:
     return _Keyed(item, spec, key, deps)
 
 
-def _exported(item: _Item) -> _Keyed:
+def _exported(item: Item) -> _Keyed:
     item.title = item.text("name", required=True)
     key = item.key()
     state = item.text("state", ItemState.PENDING)
@@ -318,36 +164,7 @@ def _check_references(entries: Sequence[_Keyed]) -> None:
                 entry.item.fail(f"{where} id {dep.value}, which is not in this file", dep)
 
 
-def _read(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise LocatedError(str(path), None, f"cannot read: {exc.strerror or exc}") from exc
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        message = f"not UTF-8 text (bad byte at offset {exc.start})"
-        raise LocatedError(str(path), line, message) from exc
-
-
-def _root(path: Path, text: str) -> _Node:
-    if not text.strip():
-        raise LocatedError(str(path), 1, f"the file is empty; {_EXPECTED}")
-    try:
-        json.loads(text)
-    except json.JSONDecodeError as exc:
-        message = f"not valid JSON: {exc.msg} (column {exc.colno})"
-        raise LocatedError(str(path), exc.lineno, message) from exc
-    except RecursionError as exc:
-        raise LocatedError(str(path), None, "not valid JSON: nested too deeply") from exc
-    except ValueError as exc:  # a number too long for int()
-        reason = str(exc).split(":")[0]
-        raise LocatedError(str(path), None, f"not valid JSON: {reason}") from exc
-    return _Scanner(text).node(0)[0]
-
-
-def _detect(path: Path, root: _Node) -> tuple[BacklogFormat, _Node]:
+def _detect(path: Path, root: Node) -> tuple[BacklogFormat, Node]:
     """The format of the file and the array of its features."""
     where = str(path)
     if isinstance(root.value, dict):
@@ -361,18 +178,18 @@ def _detect(path: Path, root: _Node) -> tuple[BacklogFormat, _Node]:
             raise LocatedError(where, (version or root).line, message)
         features = root.fields.get("features")
         if features is None or not isinstance(features.value, list):
-            found = "missing" if features is None else _kind(features.value)
+            found = "missing" if features is None else kind(features.value)
             message = f"nightcrew export: 'features' must be a list, not {found}"
             raise LocatedError(where, (features or root).line, message)
         return "nightcrew", features
     if not isinstance(root.value, list):
-        message = f"the file holds {_kind(root.value)}, not a backlog; {_EXPECTED}"
+        message = f"the file holds {kind(root.value)}, not a backlog; {_EXPECTED}"
         raise LocatedError(where, root.line, message)
     if not root.items:
         return "quickstart", root
     first = root.items[0]
     if not isinstance(first.value, dict):
-        message = f"feature 1 must be a JSON object, not {_kind(first.value)}; {_EXPECTED}"
+        message = f"feature 1 must be a JSON object, not {kind(first.value)}; {_EXPECTED}"
         raise LocatedError(where, first.line, message)
     if _PRD_KEYS & first.value.keys():
         return "prd", root
@@ -386,12 +203,12 @@ def _detect(path: Path, root: _Node) -> tuple[BacklogFormat, _Node]:
     )
 
 
-def _items(path: Path, fmt: BacklogFormat, features: _Node) -> list[_Item]:
+def _items(path: Path, fmt: BacklogFormat, features: Node) -> list[Item]:
     items = []
     for number, node in enumerate(features.items, start=1):
-        item = _Item(path, fmt, number, node)
+        item = Item(path, fmt, _LABELS[fmt], number, node)
         if not isinstance(node.value, dict):
-            item.fail(f"must be a JSON object, not {_kind(node.value)}")
+            item.fail(f"must be a JSON object, not {kind(node.value)}")
         items.append(item)
     return items
 
@@ -419,8 +236,8 @@ def parse_backlog(
     """
     if any(not command.strip() for command in default_acceptance):
         raise BadInput("an acceptance command given for the import is empty")
-    text = (_read(path) if text is None else text).removeprefix("\ufeff")
-    fmt, features = _detect(path, _root(path, text))
+    text = (read_text(path) if text is None else text).removeprefix("\ufeff")
+    fmt, features = _detect(path, parse_root(path, text, _EXPECTED))
     items = _items(path, fmt, features)
     if fmt == "quickstart":
         pairs = [(item, _quickstart(item)) for item in items]
@@ -449,75 +266,3 @@ def parse_backlog(
             " (or import with `--accept CMD`)"
         )
     return ParsedBacklog(fmt, tuple(specs), tuple(warnings))
-
-
-def _ordered(features: Sequence[Feature]) -> list[Feature]:
-    return sorted(features, key=lambda f: (f.position, f.id))
-
-
-def _feature_json(f: Feature) -> dict[str, object]:
-    return {
-        "id": f.id,
-        "category": f.category,
-        "name": f.name,
-        "description": f.description,
-        "steps": list(f.steps),
-        "acceptance": list(f.acceptance),
-        "manual": f.manual,
-        "priority": f.priority,
-        "files": list(f.files),
-        "depends_on": list(f.depends_on),
-        "state": str(f.state),
-        "model": f.model,
-    }
-
-
-def export_json(features: Sequence[Feature]) -> str:
-    """The backlog as our export format, in backlog order; ``parse_backlog``
-    reads it back (states other than passed come back as pending)."""
-    document = {
-        "format": EXPORT_FORMAT,
-        "version": EXPORT_VERSION,
-        "features": [_feature_json(f) for f in _ordered(features)],
-    }
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-
-
-def _code(text: str) -> str:
-    """A code span that holds *text* even when it contains backticks."""
-    fence = "`" * (max((len(run) for run in _BACKTICKS.findall(text)), default=0) + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
-
-
-def _feature_markdown(feature: Feature) -> str:
-    meta = [feature.category, str(feature.state), f"priority {feature.priority}"]
-    if feature.depends_on:
-        meta.append("depends on " + ", ".join(f"#{d}" for d in feature.depends_on))
-    blocks = [f"## {feature.label} {feature.name}", " · ".join(meta)]
-    if feature.description.strip():
-        blocks.append(feature.description.strip())
-    if feature.steps:
-        steps = []
-        for number, step in enumerate(feature.steps, start=1):
-            marker = f"{number}. "
-            steps.append(marker + ("\n" + " " * len(marker)).join(step.strip().splitlines()))
-        blocks.append("Steps:\n\n" + "\n".join(steps))
-    if feature.acceptance:
-        commands = "\n".join(f"- {_code(command)}" for command in feature.acceptance)
-        blocks.append("Acceptance:\n\n" + commands)
-    else:
-        blocks.append(
-            "Acceptance: " + ("manual: checked by a person" if feature.manual else "none")
-        )
-    if feature.files:
-        blocks.append("Files: " + ", ".join(_code(path) for path in feature.files))
-    return "\n\n".join(blocks)
-
-
-def export_markdown(features: Sequence[Feature]) -> str:
-    """The backlog as a document to read or paste, in backlog order."""
-    blocks = ["# Backlog"] + [_feature_markdown(f) for f in _ordered(features)]
-    if not features:
-        blocks.append("No features.")
-    return "\n\n".join(blocks) + "\n"
