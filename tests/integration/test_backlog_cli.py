@@ -122,10 +122,42 @@ def test_quickstart_features_come_in_manual_unless_given_a_command(project: Path
     assert "came in as manual" in result.stderr
     features = listed(project)
     assert [f["manual"] for f in features] == [True, True]
-    assert features[1]["state"] == "passed"  # a manual feature's check is a person's word
     second = nightcrew(project, "backlog", "import", "feature_list.json", "--accept", "npm test")
     assert second.returncode == 0
     assert [f["acceptance"] for f in listed(project)[2:]] == [["npm test"], ["npm test"]]
+
+
+def test_a_claimed_manual_feature_waits_for_a_person(project: Path) -> None:
+    (project / "feature_list.json").write_text(json.dumps(QUICKSTART, indent=2))
+    assert nightcrew(project, "backlog", "import", "feature_list.json").returncode == 0
+    # the file says #2 passes, but nobody checked: it is a claim, counted as unverified
+    assert [f["state"] for f in listed(project)] == ["pending", "pending"]
+    stats = nightcrew(project, "backlog", "stats")
+    assert "1 claimed to pass but unverified" in stats.stdout
+    assert json.loads(nightcrew(project, "backlog", "stats", "--json").stdout)["unverified"] == 1
+    assert "pending (manual)" in nightcrew(project, "backlog", "list").stdout
+
+    assert_clean_error(nightcrew(project, "backlog", "pass", "2"), 2, "--note")
+    passed = nightcrew(project, "backlog", "pass", "2", "--note", "clicked every button")
+    assert passed.returncode == 0, passed.stderr
+    assert [f["state"] for f in listed(project)] == ["pending", "passed"]
+    assert "0 claimed" not in nightcrew(project, "backlog", "stats").stdout
+    show = json.loads(nightcrew(project, "backlog", "show", "2", "--json").stdout)
+    assert [c["verdict"] for c in show["claims"]] == ["confirmed"]
+
+
+def test_acceptance_makes_a_manual_feature_automatic(project: Path) -> None:
+    (project / "feature_list.json").write_text(json.dumps(QUICKSTART[:1]))
+    assert nightcrew(project, "backlog", "import", "feature_list.json").returncode == 0
+    edit = nightcrew(project, "backlog", "edit", "1", "--accept", "test -f index.html")
+    assert edit.returncode == 0, edit.stderr
+    assert "#1 is now automatic" in edit.stdout
+    [feature] = listed(project)
+    assert (feature["manual"], feature["acceptance"]) == (False, ["test -f index.html"])
+    assert "(manual)" not in nightcrew(project, "backlog", "list").stdout
+    # a person checks only manual features
+    refused = nightcrew(project, "backlog", "pass", "1", "--note", "looks fine")
+    assert_clean_error(refused, 2, "#1 has acceptance commands")
 
 
 @pytest.mark.parametrize(

@@ -121,7 +121,8 @@ def list_command(states: tuple[str, ...], as_json: bool) -> None:
         table.add_column(column, overflow="fold")
     for f in shown:
         after = ", ".join(f"#{d}" for d in f.depends_on)
-        table.add_row(f"#{f.id}", view.states[f.id], f.category, f.name, after, str(f.attempts))
+        state = view.states[f.id] + (" (manual)" if f.manual else "")  # build never picks it
+        table.add_row(f"#{f.id}", state, f.category, f.name, after, str(f.attempts))
     Console(highlight=False).print(table)
     passed = sum(f.state == "passed" for f in features)
     click.echo(f"{len(shown)} shown; {passed} of {len(features)} passed")

@@ -157,6 +157,8 @@ def edit_command(feature_id: str, name: str | None, manual: bool | None, clear_s
             raise BadInput("nothing to change: give an option (see --help)")
         feature = backlog.edit(fid, **fields)
     click.echo(f"#{feature.id} {feature.name}: changed {', '.join(sorted(fields))}")
+    if old.manual and not feature.manual:
+        click.echo(f"#{feature.id} is now automatic: build picks it and runs its commands")
 
 
 @click.command("skip")
@@ -215,6 +217,18 @@ def retry_command(feature_ids: tuple[str, ...], model: str | None) -> None:
         )
 
 
+@click.command("pass")
+@click.argument("feature_id")
+@click.option("--note", required=True, help="How you checked it (kept in its history).")
+def pass_command(feature_id: str, note: str) -> None:
+    """Mark a manual feature passed: you checked it by hand. (Features with
+    acceptance commands pass only when build runs them.)"""
+    [fid] = parse_ids((feature_id,))
+    with open_backlog() as backlog:
+        feature = backlog.pass_by_person(fid, note=note)
+    click.echo(f"#{feature.id} {feature.name}: passed (checked by a person)")
+
+
 @click.command("answer")
 @click.argument("feature_id")
 @click.argument("text", required=False)
@@ -238,4 +252,5 @@ COMMANDS: list[click.Command] = [
     depend_command,
     retry_command,
     answer_command,
+    pass_command,
 ]

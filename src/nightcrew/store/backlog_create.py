@@ -190,7 +190,7 @@ class CreatingFeatures:
         source: str,
     ) -> None:
         now = utcnow()
-        state = ItemState.PASSED if spec.passes and spec.manual else ItemState.PENDING
+        state = ItemState.PENDING  # a file's "passes" is a claim: see below
         priority = spec.priority if spec.priority is not None else 0
         db.execute(
             "INSERT INTO features (id, category, name, description, steps_json, acceptance_json,"
@@ -214,12 +214,10 @@ class CreatingFeatures:
                 now,
             ),
         )
-        reason = f"created ({source})"
-        if spec.passes and spec.manual:
-            reason += ": marked passing in the file, checked by a person"
-        self.store.record_history("feature", fid, None, state, reason)
-        if spec.passes and not spec.manual:
-            # A file's word is a claim like an agent's: build verifies it first.
+        self.store.record_history("feature", fid, None, state, f"created ({source})")
+        if spec.passes:
+            # A file's word is a claim like an agent's: build verifies it by running
+            # the acceptance commands; a manual feature waits for `backlog pass`.
             db.execute(
                 "INSERT INTO feature_claims (feature_id, ts, source, note) VALUES (?,?,?,?)",
                 (fid, now, source, "marked passing in the imported file"),
