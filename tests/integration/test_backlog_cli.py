@@ -205,3 +205,36 @@ def test_a_malformed_file_names_its_line_and_imports_nothing(project: Path) -> N
 
 def test_no_backlog_yet_says_how_to_make_one(project: Path) -> None:
     assert_clean_error(nightcrew(project, "backlog", "list"), 2, "no backlog here yet")
+
+
+def test_importing_the_same_file_again_adds_nothing(project: Path) -> None:
+    (project / "prd.json").write_text(json.dumps(PRD))
+    assert nightcrew(project, "backlog", "import", "prd.json").returncode == 0
+    again = nightcrew(project, "backlog", "import", "prd.json")
+    assert again.returncode == 0, again.stderr
+    assert "imported 0 feature(s), 3 unchanged" in again.stdout
+    # a second PRD whose ids restart at 1 goes in beside the first with --prefix
+    second = nightcrew(project, "backlog", "import", "prd.json", "--prefix", "two")
+    assert second.returncode == 0, second.stderr
+    features = listed(project)
+    assert [f["source_key"] for f in features] == ["1", "2", "3", "two:1", "two:2", "two:3"]
+    assert features[4]["depends_on"] == [4]
+
+
+def test_export_import_export_is_byte_for_byte(project: Path, tmp_path: Path) -> None:
+    (project / "feature_list.json").write_text(json.dumps(QUICKSTART[:1]))
+    nightcrew(project, "backlog", "import", "feature_list.json")
+    nightcrew(project, "backlog", "add", "API", "--accept", "true", "--after", "1")
+    nightcrew(project, "backlog", "add", "Docs", "--accept", "true", "--after", "2")
+    assert nightcrew(project, "backlog", "skip", "3").returncode == 0
+    first = nightcrew(project, "backlog", "export", "--json").stdout
+    assert '"state": "skipped"' in first and '"manual": true' in first
+    other = make_project(tmp_path / "other", plan_text(["unused"]))
+    (other / "backlog.json").write_text(first)
+    assert nightcrew(other, "backlog", "import", "backlog.json").returncode == 0
+    assert nightcrew(other, "backlog", "export", "--json").stdout == first
+    assert {f["id"]: f["state"] for f in listed(other)} == {
+        1: "pending",
+        2: "pending",
+        3: "skipped",
+    }

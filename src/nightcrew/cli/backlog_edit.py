@@ -10,11 +10,14 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from nightcrew.cli.backlog import open_backlog, parse_ids
+
+if TYPE_CHECKING:
+    from nightcrew.work.backlog import Feature, FeatureSpec
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -39,33 +42,77 @@ def write_atomically(path: Path, text: str) -> None:
     metavar="CMD",
     help="Acceptance command for features the file gives none (repeatable).",
 )
+@click.option("--prefix", metavar="KEY", help="Put KEY: before the file's ids (two PRDs apart).")
 @click.option("--json", "as_json", is_flag=True, help="Print what happened as JSON.")  # fmt: skip
-def import_command(file: Path, accept: tuple[str, ...], as_json: bool) -> None:
-    """Add the features of FILE: a quickstart feature_list.json, a toolkit PRD
-    json, or nightcrew's own export."""
+def import_command(file: Path, accept: tuple[str, ...], prefix: str | None,
+                   as_json: bool) -> None:  # fmt: skip
+    """Add the features of FILE: a quickstart or Autocoder feature list, a
+    toolkit PRD json, or nightcrew's own export. A feature whose key (the
+    file's id, or a hash of its text) is already in the backlog is not added
+    again."""
     from nightcrew.errors import BadInput
     from nightcrew.store.backlog_create import SpecsRejected
     from nightcrew.work.backlog_formats import parse_backlog
 
-    parsed = parse_backlog(file, default_acceptance=accept)
+    parsed = parse_backlog(file, default_acceptance=accept, prefix=prefix)
+    warnings = list(parsed.warnings)
     with open_backlog(create=True) as backlog:
+        stored = {f.source_key or f"#{f.id}": f for f in backlog.features()}
+        new = [s for s in parsed.specs if s.source_key not in stored]
+        known = [stored[s.source_key] for s in parsed.specs if s.source_key in stored]
+        differ = [
+            stored[s.source_key].id
+            for s in parsed.specs
+            if s.source_key in stored and _differs(s, stored[s.source_key])
+        ]
         try:
-            created = backlog.create(
-                parsed.specs, source=f"import {file.name}", all_or_nothing=True
-            )
+            created = backlog.create(new, source=f"import {file.name}", all_or_nothing=True)
         except SpecsRejected as exc:  # a file goes in whole or not at all
             raise BadInput(f"{file}: {exc.message}") from None
+    if differ:
+        listed = ", ".join(f"#{i}" for i in differ)
+        warnings.append(
+            f"{file}: {len(differ)} feature(s) differ from the backlog's features with the"
+            f" same key ({listed}); left as they are (use --prefix KEY to import them as"
+            " other features)"
+        )
     report = {
         "format": parsed.format,
         "created": created.created,
-        "warnings": list(parsed.warnings),
+        "unchanged": [f.id for f in known if f.id not in differ],
+        "differing": differ,
+        "warnings": warnings,
     }
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    for warning in parsed.warnings:
+    for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
-    click.echo(f"imported {len(created.created)} feature(s) from {file} ({parsed.format} format)")
+    same = f", {len(report['unchanged'])} unchanged" if report["unchanged"] else ""
+    click.echo(
+        f"imported {len(created.created)} feature(s){same} from {file} ({parsed.format} format)"
+    )
+
+
+def _differs(spec: FeatureSpec, feature: Feature) -> bool:
+    """Whether a file's feature says something else than the stored one with its key."""
+    return (
+        spec.name.strip(),
+        spec.category.strip(),
+        spec.description,
+        spec.steps,
+        spec.acceptance,
+        spec.manual,
+        spec.files,
+    ) != (
+        feature.name,
+        feature.category,
+        feature.description,
+        feature.steps,
+        feature.acceptance,
+        feature.manual,
+        feature.files,
+    )
 
 
 _TEXT_OPTIONS: list[Callable[[Any], Any]] = [

@@ -60,6 +60,15 @@ class CreatingFeatures:
             # Keys of this batch resolve to the features it creates, once created; a
             # key may point forward, so ids are assigned first and edges checked after.
             next_id = db.execute("SELECT coalesce(max(id), 0) FROM features").fetchone()[0] + 1
+            first = specs[0].wanted_id if specs else None
+            wanted = [spec.wanted_id for spec in specs]
+            # an export's ids, free here and in a row: kept (a round trip renumbers nothing)
+            if (
+                first is not None
+                and first >= next_id
+                and wanted == [*range(first, first + len(specs))]
+            ):
+                next_id = first
             batch_keys: dict[str, int] = {}
             duplicate: set[int] = set()
             for index, spec in enumerate(specs):
@@ -190,12 +199,12 @@ class CreatingFeatures:
         source: str,
     ) -> None:
         now = utcnow()
-        state = ItemState.PENDING  # a file's "passes" is a claim: see below
+        state = spec.state or ItemState.PENDING  # a file's "passes" is a claim: see below
         priority = spec.priority if spec.priority is not None else 0
         db.execute(
             "INSERT INTO features (id, category, name, description, steps_json, acceptance_json,"
             " manual, files_json, priority, position, state, source_key, model, created_at,"
-            " updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " updated_at, input_request) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 fid,
                 spec.category.strip(),
@@ -208,10 +217,11 @@ class CreatingFeatures:
                 priority,
                 position,
                 state,
-                spec.source_key,
+                spec.source_key or f"#{fid}",  # every feature has a key, for re-import
                 spec.model,
                 now,
                 now,
+                spec.input_request,
             ),
         )
         self.store.record_history("feature", fid, None, state, f"created ({source})")

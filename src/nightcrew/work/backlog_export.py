@@ -21,6 +21,7 @@ def _ordered(features: Sequence[Feature]) -> list[Feature]:
 def _feature_json(f: Feature) -> dict[str, object]:
     return {
         "id": f.id,
+        "key": f.source_key or f"#{f.id}",
         "category": f.category,
         "name": f.name,
         "description": f.description,
@@ -32,12 +33,14 @@ def _feature_json(f: Feature) -> dict[str, object]:
         "depends_on": list(f.depends_on),
         "state": str(f.state),
         "model": f.model,
+        "input_request": f.input_request if f.state == "needs_input" else None,
     }
 
 
 def export_json(features: Sequence[Feature]) -> str:
     """The backlog as our export format, in backlog order; ``parse_backlog``
-    reads it back (states other than passed come back as pending)."""
+        reads it back with its keys, ids (when free) and states (passed comes back
+    as a claim that build verifies; in progress as pending)."""
     document = {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,

@@ -1,11 +1,14 @@
 """The backlog's file formats: the feature lists other harnesses write, which
 ``backlog import`` reads, and ours, which ``backlog export`` writes.
 
-Three JSON formats come in, told apart by their content (people rename files):
+Four JSON formats come in, told apart by their content (people rename files):
 
 * an Anthropic quickstart ``feature_list.json``: an array of
   ``{category, description, steps, passes}``, ordered by priority, with no
   names, ids, dependencies or commands;
+* an Autocoder/AutoForge feature list: the same with ``name``, ``id``,
+  ``priority`` (a number or high/medium/low) and ``dependencies`` (or
+  ``depends_on``: ids in the file), as an array or wrapped as ``{"features": [...]}``;
 * an Autonomous Coding Toolkit ``tasks/prd.json``: an array of
   ``{id, title, description, acceptance_criteria, passes, blocked_by}``;
 * our own export: ``{"format": "nightcrew-backlog", "version": 1, "features": [...]}``.
@@ -17,6 +20,7 @@ are written by ``backlog_export``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Sequence
@@ -42,20 +46,34 @@ from nightcrew.work.backlog_json import Item, Node, kind, parse_root, read_text,
 
 __all__ = ["BacklogFormat", "ParsedBacklog", "export_json", "export_markdown", "parse_backlog"]
 
-BacklogFormat = Literal["quickstart", "prd", "nightcrew"]
+BacklogFormat = Literal["quickstart", "autocoder", "prd", "nightcrew"]
 MAX_DERIVED_NAME = 80  # a quickstart name is cut from its description
 
 _LABELS: dict[BacklogFormat, str] = {
     "quickstart": "an Anthropic quickstart feature_list.json",
+    "autocoder": "an Autocoder/AutoForge feature list",
     "prd": "an Autonomous Coding Toolkit prd.json",
     "nightcrew": "a nightcrew export",
 }
 _EXPECTED = (
-    "backlog import reads a quickstart feature_list.json or a PRD prd.json (JSON arrays)"
+    "backlog import reads a quickstart or Autocoder feature list, a PRD prd.json (JSON"
+    ' arrays, or an Autocoder list wrapped as {"features": [...]})'
     f' or a nightcrew export (an object with "format": "{EXPORT_FORMAT}")'
 )
 _PRD_KEYS = frozenset({"title", "acceptance_criteria", "blocked_by"})
 _QUICKSTART_KEYS = frozenset({"category", "description", "steps", "passes"})
+_AUTOCODER_KEYS = frozenset({"name", "id", "priority", "dependencies", "depends_on"})
+_KNOWN: dict[BacklogFormat, frozenset[str]] = {  # the fields each format imports
+    "quickstart": _QUICKSTART_KEYS,
+    "autocoder": _QUICKSTART_KEYS | _AUTOCODER_KEYS,
+    "prd": frozenset({"id", "title", "description", "acceptance_criteria", "passes"}) | _PRD_KEYS,
+    "nightcrew": frozenset(
+        {"id", "key", "category", "name", "description", "steps", "acceptance", "manual"}
+        | {"priority", "files", "depends_on", "state", "model", "input_request"}
+    ),
+}
+_PRIORITY_WORDS = {"high": 1, "medium": 2, "low": 3}
+_KEPT_STATES = frozenset({ItemState.SKIPPED, ItemState.FAILED, ItemState.NEEDS_INPUT})
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 
 
@@ -76,22 +94,34 @@ def _derived_name(description: str) -> str:
     return shorten(sentence.rstrip(".") or sentence, MAX_DERIVED_NAME)
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Keyed:
-    """A spec from a format with ids, and where its id and dependencies are written."""
+    """A spec read from the file, its id (None: the file has none) and where its
+    id and dependencies are written."""
 
     item: Item
     spec: FeatureSpec
-    key: int
+    key: str | None
     deps: list[Node]
 
 
-def _quickstart(item: Item) -> FeatureSpec:
+def _id(item: Item) -> str | None:
+    node = item.get("id")
+    if node is None:
+        return None
+    if isinstance(node.value, bool) or not isinstance(node.value, int | str):
+        item.fail(f"'id' must be a number or a string, not {kind(node.value)}", node)
+    if not str(node.value).strip():
+        item.fail("'id' is empty", node)
+    return str(node.value)
+
+
+def _quickstart(item: Item) -> _Keyed:
     description = item.text("description", required=True)
     item.title = _derived_name(description)
     if not item.title:
         item.fail("'description' is empty", item.get("description"))
-    return FeatureSpec(
+    spec = FeatureSpec(
         name=item.title,
         category=item.text("category", DEFAULT_CATEGORY),
         description=description.strip(),
@@ -99,35 +129,76 @@ def _quickstart(item: Item) -> FeatureSpec:
         priority=item.number,
         passes=item.flag("passes"),
     )
+    return _Keyed(item, spec, None, [])
+
+
+def _priority(item: Item) -> int:
+    """A number as it is (lower runs sooner), or high/medium/low as 1/2/3; none:
+    the feature's place in the file."""
+    node = item.get("priority")
+    if node is None:
+        return item.number
+    if isinstance(node.value, str) and node.value.strip().lower() in _PRIORITY_WORDS:
+        return _PRIORITY_WORDS[node.value.strip().lower()]
+    if isinstance(node.value, bool) or not isinstance(node.value, int):
+        shown = f" {node.value!r}" if isinstance(node.value, str) else ""
+        item.fail(
+            f"'priority' must be a whole number or high/medium/low, not {kind(node.value)}{shown}",
+            node,
+        )
+    return node.value
+
+
+def _autocoder(item: Item) -> _Keyed:
+    name = item.text("name")
+    description = item.text("description", required=not name.strip())
+    item.title = name.strip() or _derived_name(description)
+    if not item.title:
+        item.fail("'name' and 'description' are empty", item.get("description"))
+    if "dependencies" in item.node.fields and "depends_on" in item.node.fields:
+        item.fail("give 'dependencies' or 'depends_on', not both", item.get("depends_on"))
+    field = "depends_on" if "depends_on" in item.node.fields else "dependencies"
+    deps = item.elements(field, (int, str), "feature ids")
+    spec = FeatureSpec(
+        name=item.title,
+        category=item.text("category", DEFAULT_CATEGORY),
+        description=description.strip(),
+        steps=item.strings("steps"),
+        priority=_priority(item),
+        passes=item.flag("passes"),
+    )
+    return _Keyed(item, spec, _id(item), deps)
 
 
 def _prd(item: Item) -> _Keyed:
     item.title = item.text("title", required=True)
     if not item.title.strip():
         item.fail("'title' is empty", item.get("title"))
-    key = item.key()
+    key = str(item.key())
     deps = item.elements("blocked_by", int, "task ids")
     spec = FeatureSpec(
         name=item.title.strip(),
         description=item.text("description").strip(),
         acceptance=item.strings("acceptance_criteria"),
         priority=item.number,
-        depends_on_keys=tuple(dict.fromkeys(str(d.value) for d in deps)),
         passes=item.flag("passes"),
-        source_key=str(key),
     )
     return _Keyed(item, spec, key, deps)
 
 
 def _exported(item: Item) -> _Keyed:
     item.title = item.text("name", required=True)
-    key = item.key()
+    number = item.key()
+    key = item.text("key") or str(number)
     state = item.text("state", ItemState.PENDING)
     if state not in FEATURE_STATES:
         known = ", ".join(FEATURE_STATES)
         item.fail(f"'state' is {state!r}, not one of {known}", item.get("state"))
     deps = item.elements("depends_on", int, "feature ids")
     model_node = item.get("model")
+    request = item.text("input_request").strip() or None
+    if state == ItemState.NEEDS_INPUT and request is None:
+        state = ItemState.PENDING  # nothing to answer: it waits for nobody
     spec = FeatureSpec(
         name=item.title,
         category=item.text("category", DEFAULT_CATEGORY),
@@ -137,36 +208,88 @@ def _exported(item: Item) -> _Keyed:
         manual=item.flag("manual"),
         priority=item.integer("priority"),
         files=item.strings("files"),
-        depends_on_keys=tuple(dict.fromkeys(str(d.value) for d in deps)),
         passes=state == ItemState.PASSED,
-        source_key=str(key),
         model=None if model_node is None or model_node.value is None else item.text("model"),
+        state=ItemState(state) if state in _KEPT_STATES else None,
+        input_request=request if state == ItemState.NEEDS_INPUT else None,
+        wanted_id=number,
     )
-    return _Keyed(item, spec, key, deps)
+    return _Keyed(item, spec, key, [(d) for d in deps])
 
 
-def _check_references(entries: Sequence[_Keyed]) -> None:
-    """Ids are unique and every dependency names another feature of the file:
-    the file is imported whole, so a dangling id is a mistake in it."""
-    lines: dict[int, int] = {}
+def _content_key(spec: FeatureSpec) -> str:
+    """The key of a feature from a file without ids: its category, name and text."""
+    text = "\0".join((spec.category.strip(), spec.name.strip(), spec.description.strip()))
+    return "h:" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _link(entries: Sequence[_Keyed], prefix: str) -> list[FeatureSpec]:
+    """Each spec with its key and its dependencies as keys. A file gives every
+    feature an id or none: ids are unique, and a dependency names another
+    feature's id (in a file without ids, its 1-based place, as AutoForge numbers
+    a fresh project). The file is imported whole, so a dangling id is a mistake."""
+    with_ids = [e for e in entries if e.key is not None]
+    if with_ids and len(with_ids) < len(entries):
+        missing = next(e for e in entries if e.key is None)
+        missing.item.fail("has no 'id', but other features of the file have one")
+    ids: dict[str, Node] = {}
     for entry in entries:
-        id_node = entry.item.node.fields["id"]
-        if entry.key in lines:
-            first = lines[entry.key]
-            entry.item.fail(f"id {entry.key} appears twice (first at line {first})", id_node)
-        lines[entry.key] = id_node.line
+        if entry.key is None:
+            entry.key = _content_key(entry.spec)
+            node = entry.item.node
+            if entry.key in ids:
+                first = ids[entry.key].line
+                entry.item.fail(f"is the same feature as the one at line {first}")
+        else:
+            node = entry.item.node.fields["id"]
+            if entry.key in ids:
+                first = ids[entry.key].line
+                entry.item.fail(f"id {entry.key} appears twice (first at line {first})", node)
+        ids[entry.key] = node
+    keys = [str(e.key) for e in entries]
+    numbers = {str(e.item.node.fields["id"].value): str(e.key) for e in with_ids}
+    specs = []
     for entry in entries:
+        deps: list[str] = []
         for dep in entry.deps:
-            where = "'blocked_by' names" if entry.item.format == "prd" else "'depends_on' names"
-            if dep.value == entry.key:
-                entry.item.fail(f"{where} the feature's own id {entry.key}", dep)
-            if dep.value not in lines:
-                entry.item.fail(f"{where} id {dep.value}, which is not in this file", dep)
+            field = {"prd": "'blocked_by'", "nightcrew": "'depends_on'"}.get(
+                entry.item.format, "a dependency"
+            )
+            if with_ids:
+                if str(dep.value) not in numbers:
+                    entry.item.fail(f"{field} names id {dep.value}, which is not in this file", dep)
+                target = numbers[str(dep.value)]
+            else:
+                place = dep.value
+                if not isinstance(place, int) or not 1 <= place <= len(entries):
+                    entry.item.fail(
+                        f"{field} names {place!r}: a file without ids names features by"
+                        f" their place, 1 to {len(entries)}",
+                        dep,
+                    )
+                target = keys[place - 1]
+            if target == entry.key:
+                entry.item.fail(f"{field} names the feature's own id {dep.value}", dep)
+            deps.append(prefix + target)
+        specs.append(
+            replace(
+                entry.spec,
+                source_key=prefix + str(entry.key),
+                depends_on_keys=tuple(dict.fromkeys(deps)),
+            )
+        )
+    return specs
 
 
 def _detect(path: Path, root: Node) -> tuple[BacklogFormat, Node]:
     """The format of the file and the array of its features."""
     where = str(path)
+    wrapped = root.fields.get("features")
+    if isinstance(root.value, dict) and "format" not in root.value and wrapped is not None:
+        if not isinstance(wrapped.value, list):
+            message = f"'features' must be a list, not {kind(wrapped.value)}"
+            raise LocatedError(where, wrapped.line, message)
+        return "autocoder", wrapped
     if isinstance(root.value, dict):
         if root.value.get("format") != EXPORT_FORMAT:
             message = f"a JSON object that is not a nightcrew export; {_EXPECTED}"
@@ -193,7 +316,11 @@ def _detect(path: Path, root: Node) -> tuple[BacklogFormat, Node]:
         raise LocatedError(where, first.line, message)
     if _PRD_KEYS & first.value.keys():
         return "prd", root
-    if _QUICKSTART_KEYS & first.value.keys():
+    if _QUICKSTART_KEYS & first.value.keys() or "name" in first.value:
+        if any(
+            _AUTOCODER_KEYS & set(item.value) for item in root.items if isinstance(item.value, dict)
+        ):
+            return "autocoder", root
         return "quickstart", root
     raise LocatedError(
         where,
@@ -225,26 +352,56 @@ def _complete(
     return replace(spec, manual=True) if fmt != "nightcrew" else spec
 
 
+_READERS = {
+    "quickstart": _quickstart,
+    "autocoder": _autocoder,
+    "prd": _prd,
+    "nightcrew": _exported,
+}
+
+
+def _unknown_fields(path: Path, fmt: BacklogFormat, items: Sequence[Item]) -> str | None:
+    """One warning line naming every field of the file that is not imported."""
+    counts: dict[str, int] = {}
+    first: int | None = None
+    for item in items:
+        for name, node in item.node.fields.items():
+            if name not in _KNOWN[fmt]:
+                counts[name] = counts.get(name, 0) + 1
+                first = node.line if first is None else first
+    if not counts:
+        return None
+    listed = ", ".join(
+        f"{name} ({n} feature{'s' if n != 1 else ''})" for name, n in sorted(counts.items())
+    )
+    return f"{path}:{first}: fields not imported: {listed}"
+
+
 def parse_backlog(
-    path: Path, text: str | None = None, *, default_acceptance: tuple[str, ...] = ()
+    path: Path,
+    text: str | None = None,
+    *,
+    default_acceptance: tuple[str, ...] = (),
+    prefix: str | None = None,
 ) -> ParsedBacklog:
     """Read the features of a backlog file in any format ``import`` knows.
 
     *text*, when given, is used instead of reading *path* (which then only names
-    the file in messages). Raises LocatedError (a BadInput) for the first
-    problem found: the file is imported whole or not at all.
+    the file in messages). Every feature gets a key: the file's id, or a hash of
+    its category, name and description; *prefix* (``--prefix``) goes in front of
+    the keys, so two files with the same ids stay apart. Raises LocatedError (a
+    BadInput) for the first problem found: the file is imported whole or not at all.
     """
     if any(not command.strip() for command in default_acceptance):
         raise BadInput("an acceptance command given for the import is empty")
+    if prefix is not None and (not prefix.strip() or prefix != prefix.strip()):
+        raise BadInput(f"--prefix {prefix!r}: give a word such as auth (no spaces around it)")
     text = (read_text(path) if text is None else text).removeprefix("\ufeff")
     fmt, features = _detect(path, parse_root(path, text, _EXPECTED))
     items = _items(path, fmt, features)
-    if fmt == "quickstart":
-        pairs = [(item, _quickstart(item)) for item in items]
-    else:
-        entries = [(_prd if fmt == "prd" else _exported)(item) for item in items]
-        _check_references(entries)
-        pairs = [(entry.item, entry.spec) for entry in entries]
+    entries = [_READERS[fmt](item) for item in items]
+    linked = _link(entries, f"{prefix}:" if prefix else "")
+    pairs = [(entry.item, spec) for entry, spec in zip(entries, linked, strict=True)]
     specs: list[FeatureSpec] = []
     made_manual: list[int] = []
     for item, read in pairs:
@@ -256,6 +413,9 @@ def parse_backlog(
             item.fail(problem)
         specs.append(spec)
     warnings: list[str] = []
+    unknown = _unknown_fields(path, fmt, items)
+    if unknown is not None:
+        warnings.append(unknown)
     if not specs:
         warnings.append(f"{path}:{features.line}: no features")
     if made_manual:

@@ -160,7 +160,7 @@ class Item:
             self.fail("'id' must be a whole number, not null", self.node.fields["id"])
         return found
 
-    def elements(self, key: str, of: type, noun: str) -> list[Node]:
+    def elements(self, key: str, of: type | tuple[type, ...], noun: str) -> list[Node]:
         node = self.get(key)
         if node is None:
             return []
