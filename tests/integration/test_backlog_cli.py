@@ -122,9 +122,14 @@ def test_quickstart_features_come_in_manual_unless_given_a_command(project: Path
     assert "came in as manual" in result.stderr
     features = listed(project)
     assert [f["manual"] for f in features] == [True, True]
-    second = nightcrew(project, "backlog", "import", "feature_list.json", "--accept", "npm test")
-    assert second.returncode == 0
-    assert [f["acceptance"] for f in listed(project)[2:]] == [["npm test"], ["npm test"]]
+    # the same file again, as other features, with a command for build to run
+    second = nightcrew(
+        project, "backlog", "import", "feature_list.json", "--accept", "npm test", "--prefix", "ci"
+    )
+    assert second.returncode == 0, second.stderr
+    assert "came in as manual" not in second.stderr
+    added = listed(project)[2:]
+    assert [(f["manual"], f["acceptance"]) for f in added] == [(False, ["npm test"])] * 2
 
 
 def test_a_claimed_manual_feature_waits_for_a_person(project: Path) -> None:
@@ -189,9 +194,16 @@ def test_a_file_goes_in_whole_or_not_at_all(project: Path) -> None:
     (project / "prd.json").write_text(json.dumps(PRD))
     assert nightcrew(project, "backlog", "import", "prd.json").returncode == 0
     before = listed(project)
-    # its keys are taken now: every feature would be rejected, so none is added
-    again = nightcrew(project, "backlog", "import", "prd.json")
-    assert_clean_error(again, 2, "prd.json", "already in the backlog", "nothing imported (3 of 3")
+    # a second PRD whose tasks 4 and 5 block each other: the store refuses one of
+    # them, so none of the file's features is added (not even the good ones)
+    cyclic = [
+        *PRD,
+        {"id": 4, "title": "Feed", "acceptance_criteria": ["true"], "blocked_by": [5]},
+        {"id": 5, "title": "Search", "acceptance_criteria": ["true"], "blocked_by": [4]},
+    ]
+    (project / "prd2.json").write_text(json.dumps(cyclic))
+    again = nightcrew(project, "backlog", "import", "prd2.json", "--prefix", "two")
+    assert_clean_error(again, 2, "prd2.json", "which was rejected", "nothing imported (2 of 5")
     assert listed(project) == before
 
 
@@ -226,12 +238,19 @@ def test_export_import_export_is_byte_for_byte(project: Path, tmp_path: Path) ->
     nightcrew(project, "backlog", "import", "feature_list.json")
     nightcrew(project, "backlog", "add", "API", "--accept", "true", "--after", "1")
     nightcrew(project, "backlog", "add", "Docs", "--accept", "true", "--after", "2")
-    assert nightcrew(project, "backlog", "skip", "3").returncode == 0
+    nightcrew(project, "backlog", "add", "Logo", "--manual")
+    # a skipped middle feature moves to the end: the export is no longer in id order
+    assert nightcrew(project, "backlog", "skip", "2").returncode == 0
+    assert nightcrew(project, "backlog", "pass", "1", "--note", "looked").returncode == 0
     first = nightcrew(project, "backlog", "export", "--json").stdout
-    assert '"state": "skipped"' in first and '"manual": true' in first
+    assert [f["id"] for f in json.loads(first)["features"]] == [1, 3, 4, 2]
+    assert '"state": "skipped"' in first and '"state": "passed"' in first
     other = make_project(tmp_path / "other", plan_text(["unused"]))
     (other / "backlog.json").write_text(first)
     assert nightcrew(other, "backlog", "import", "backlog.json").returncode == 0
     assert nightcrew(other, "backlog", "export", "--json").stdout == first
     states = [(f["id"], f["state"], f["source_key"]) for f in listed(other)]
     assert states == [(f["id"], f["state"], f["source_key"]) for f in listed(project)]
+    # our own verdict "passed" comes back as passed, not as a claim to check again
+    assert states[0][1] == "passed"
+    assert "unverified" not in nightcrew(other, "backlog", "stats").stdout
