@@ -39,8 +39,8 @@ def _feature_json(f: Feature) -> dict[str, object]:
 
 def export_json(features: Sequence[Feature]) -> str:
     """The backlog as our export format, in backlog order; ``parse_backlog``
-        reads it back with its keys, ids (when free) and states (passed comes back
-    as a claim that build verifies; in progress as pending)."""
+    reads it back with its keys, ids (when free) and states (in progress comes
+    back as pending)."""
     document = {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,

@@ -73,7 +73,11 @@ _KNOWN: dict[BacklogFormat, frozenset[str]] = {  # the fields each format import
     ),
 }
 _PRIORITY_WORDS = {"high": 1, "medium": 2, "low": 3}
-_KEPT_STATES = frozenset({ItemState.SKIPPED, ItemState.FAILED, ItemState.NEEDS_INPUT})
+# Our own export's states come back as they were; passed too, since it is our
+# harness's verdict, not a third party's claim (in progress comes back pending).
+_KEPT_STATES = frozenset(
+    {ItemState.PASSED, ItemState.SKIPPED, ItemState.FAILED, ItemState.NEEDS_INPUT}
+)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 
 
@@ -208,7 +212,6 @@ def _exported(item: Item) -> _Keyed:
         manual=item.flag("manual"),
         priority=item.integer("priority"),
         files=item.strings("files"),
-        passes=state == ItemState.PASSED,
         model=None if model_node is None or model_node.value is None else item.text("model"),
         state=ItemState(state) if state in _KEPT_STATES else None,
         input_request=request if state == ItemState.NEEDS_INPUT else None,
