@@ -254,3 +254,32 @@ def test_export_import_export_is_byte_for_byte(project: Path, tmp_path: Path) ->
     # our own verdict "passed" comes back as passed, not as a claim to check again
     assert states[0][1] == "passed"
     assert "unverified" not in nightcrew(other, "backlog", "stats").stdout
+
+
+def test_update_takes_a_changed_file_for_features_not_yet_started(project: Path) -> None:
+    (project / "prd.json").write_text(json.dumps(PRD))
+    assert nightcrew(project, "backlog", "import", "prd.json").returncode == 0
+    changed = [dict(PRD[0], description="users, posts and likes"), *PRD[1:]]
+    (project / "prd.json").write_text(json.dumps(changed))
+    plain = nightcrew(project, "backlog", "import", "prd.json")
+    assert plain.returncode == 0, plain.stderr
+    assert "1 feature(s) differ" in plain.stderr and "--update" in plain.stderr
+    assert listed(project)[0]["description"] == "users and posts tables"
+    updated = nightcrew(project, "backlog", "import", "prd.json", "--update")
+    assert updated.returncode == 0, updated.stderr
+    assert "imported 0 feature(s), 1 updated, 2 unchanged" in updated.stdout
+    assert listed(project)[0]["description"] == "users, posts and likes"
+
+
+def test_rm_removes_unstarted_features_and_names_what_depends_on_them(project: Path) -> None:
+    (project / "prd.json").write_text(json.dumps(PRD))
+    assert nightcrew(project, "backlog", "import", "prd.json").returncode == 0
+    assert_clean_error(nightcrew(project, "backlog", "rm", "2"), 2, "#2 is needed by #3")
+    assert len(listed(project)) == 3
+    removed = nightcrew(project, "backlog", "rm", "2", "--cascade")
+    assert removed.returncode == 0, removed.stderr
+    assert "#2 Signup endpoint: removed" in removed.stdout
+    assert [f["id"] for f in listed(project)] == [1]
+    # the removed ids are not given again: their history stays theirs
+    nightcrew(project, "backlog", "add", "Logout", "--accept", "true")
+    assert [f["id"] for f in listed(project)] == [1, 4]

@@ -1,5 +1,5 @@
 """``nightcrew backlog …`` commands that change the backlog: import, add, edit,
-skip, reorder, depend, retry, answer. Bulk forms take several ids (``skip 3 4 7``).
+skip, reorder, depend, retry, answer, pass, rm. Bulk forms take several ids (``skip 3 4 7``).
 Each change is one atomic transaction; a refused change changes nothing."""
 
 from __future__ import annotations
@@ -10,14 +10,11 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 
 from nightcrew.cli.backlog import open_backlog, parse_ids
-
-if TYPE_CHECKING:
-    from nightcrew.work.backlog import Feature, FeatureSpec
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -43,13 +40,15 @@ def write_atomically(path: Path, text: str) -> None:
     help="Acceptance command for features the file gives none (repeatable).",
 )
 @click.option("--prefix", metavar="KEY", help="Put KEY: before the file's ids (two PRDs apart).")
+@click.option("--update", is_flag=True, help="Unstarted changed features take the file's text.")
 @click.option("--json", "as_json", is_flag=True, help="Print what happened as JSON.")  # fmt: skip
-def import_command(file: Path, accept: tuple[str, ...], prefix: str | None,
+def import_command(file: Path, accept: tuple[str, ...], prefix: str | None, update: bool,
                    as_json: bool) -> None:  # fmt: skip
     """Add the features of FILE: a quickstart or Autocoder feature list, a
     toolkit PRD json, or nightcrew's own export. A feature whose key (the
     file's id, or a hash of its text) is already in the backlog is not added
-    again."""
+    again; with --update, one the file changes takes the file's text if it has
+    not started."""
     from nightcrew.errors import BadInput
     from nightcrew.store.backlog_create import SpecsRejected
     from nightcrew.work.backlog_formats import parse_backlog
@@ -57,30 +56,27 @@ def import_command(file: Path, accept: tuple[str, ...], prefix: str | None,
     parsed = parse_backlog(file, default_acceptance=accept, prefix=prefix)
     warnings = list(parsed.warnings)
     with open_backlog(create=True) as backlog:
-        stored = {f.source_key or f"#{f.id}": f for f in backlog.features()}
-        new = [s for s in parsed.specs if s.source_key not in stored]
-        known = [stored[s.source_key] for s in parsed.specs if s.source_key in stored]
-        differ = [
-            stored[s.source_key].id
-            for s in parsed.specs
-            if s.source_key in stored and _differs(s, stored[s.source_key])
-        ]
         try:
-            created = backlog.create(new, source=f"import {file.name}", all_or_nothing=True)
+            done = backlog.import_specs(parsed.specs, source=f"import {file.name}", update=update)
         except SpecsRejected as exc:  # a file goes in whole or not at all
             raise BadInput(f"{file}: {exc.message}") from None
-    if differ:
-        listed = ", ".join(f"#{i}" for i in differ)
+    if done.differing:
         warnings.append(
-            f"{file}: {len(differ)} feature(s) differ from the backlog's features with the"
-            f" same key ({listed}); left as they are (use --prefix KEY to import them as"
-            " other features)"
+            f"{file}: {len(done.differing)} feature(s) differ from the backlog's features with"
+            f" the same key ({_labels(done.differing)}); left as they are (--update takes the"
+            " file's text, --prefix KEY imports them as other features)"
+        )
+    if done.started:
+        warnings.append(
+            f"{file}: not updated: started ({_labels(done.started)}): they have been worked on"
         )
     report = {
         "format": parsed.format,
-        "created": created.created,
-        "unchanged": [f.id for f in known if f.id not in differ],
-        "differing": differ,
+        "created": done.created.created,
+        "unchanged": list(done.unchanged),
+        "updated": list(done.updated),
+        "differing": list(done.differing),
+        "not_updated_started": list(done.started),
         "warnings": warnings,
     }
     if as_json:
@@ -88,31 +84,19 @@ def import_command(file: Path, accept: tuple[str, ...], prefix: str | None,
         return
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
-    same = f", {len(report['unchanged'])} unchanged" if report["unchanged"] else ""
+    more = "".join(
+        f", {len(ids)} {what}"
+        for ids, what in ((done.updated, "updated"), (done.unchanged, "unchanged"))
+        if ids
+    )
     click.echo(
-        f"imported {len(created.created)} feature(s){same} from {file} ({parsed.format} format)"
+        f"imported {len(done.created.created)} feature(s){more} from {file}"
+        f" ({parsed.format} format)"
     )
 
 
-def _differs(spec: FeatureSpec, feature: Feature) -> bool:
-    """Whether a file's feature says something else than the stored one with its key."""
-    return (
-        spec.name.strip(),
-        spec.category.strip(),
-        spec.description,
-        spec.steps,
-        spec.acceptance,
-        spec.manual,
-        spec.files,
-    ) != (
-        feature.name,
-        feature.category,
-        feature.description,
-        feature.steps,
-        feature.acceptance,
-        feature.manual,
-        feature.files,
-    )
+def _labels(ids: tuple[int, ...] | list[int]) -> str:
+    return ", ".join(f"#{i}" for i in ids)
 
 
 _TEXT_OPTIONS: list[Callable[[Any], Any]] = [
@@ -276,6 +260,20 @@ def pass_command(feature_id: str, note: str) -> None:
     click.echo(f"#{feature.id} {feature.name}: passed (checked by a person)")
 
 
+@click.command("rm")
+@click.argument("feature_ids", nargs=-1, required=True)
+@click.option("--cascade", is_flag=True, help="Remove what depends on them too.")
+def rm_command(feature_ids: tuple[str, ...], cascade: bool) -> None:
+    """Remove features never worked on (a mistaken import or add). What depends
+    on them keeps them unless --cascade removes it too; worked-on ones stay
+    (skip them). Their ids are not given again."""
+    ids = parse_ids(feature_ids)
+    with open_backlog() as backlog:
+        removed = backlog.remove(ids, cascade=cascade)
+    for f in removed:
+        click.echo(f"#{f.id} {f.name}: removed")
+
+
 @click.command("answer")
 @click.argument("feature_id")
 @click.argument("text", required=False)
@@ -300,4 +298,5 @@ COMMANDS: list[click.Command] = [
     retry_command,
     answer_command,
     pass_command,
+    rm_command,
 ]

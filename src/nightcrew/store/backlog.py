@@ -21,7 +21,7 @@ from typing import Any
 
 from nightcrew.engine.states import ItemState, check
 from nightcrew.errors import BadInput
-from nightcrew.store.backlog_create import CreatingFeatures
+from nightcrew.store.backlog_import import ImportingFeatures
 from nightcrew.store.db import utcnow
 from nightcrew.store.records import Store
 from nightcrew.work.backlog import MAX_DEPENDENCIES, Feature, FeatureSpec, spec_problem
@@ -63,7 +63,7 @@ def _feature(row: sqlite3.Row, deps: Sequence[int]) -> Feature:
     )
 
 
-class Backlog(CreatingFeatures):
+class Backlog(ImportingFeatures):
     """The backlog of one project store."""
 
     def __init__(self, store: Store) -> None:
