@@ -122,10 +122,47 @@ def test_quickstart_features_come_in_manual_unless_given_a_command(project: Path
     assert "came in as manual" in result.stderr
     features = listed(project)
     assert [f["manual"] for f in features] == [True, True]
-    assert features[1]["state"] == "passed"  # a manual feature's check is a person's word
-    second = nightcrew(project, "backlog", "import", "feature_list.json", "--accept", "npm test")
-    assert second.returncode == 0
-    assert [f["acceptance"] for f in listed(project)[2:]] == [["npm test"], ["npm test"]]
+    # the same file again, as other features, with a command for build to run
+    second = nightcrew(
+        project, "backlog", "import", "feature_list.json", "--accept", "npm test", "--prefix", "ci"
+    )
+    assert second.returncode == 0, second.stderr
+    assert "came in as manual" not in second.stderr
+    added = listed(project)[2:]
+    assert [(f["manual"], f["acceptance"]) for f in added] == [(False, ["npm test"])] * 2
+
+
+def test_a_claimed_manual_feature_waits_for_a_person(project: Path) -> None:
+    (project / "feature_list.json").write_text(json.dumps(QUICKSTART, indent=2))
+    assert nightcrew(project, "backlog", "import", "feature_list.json").returncode == 0
+    # the file says #2 passes, but nobody checked: it is a claim, counted as unverified
+    assert [f["state"] for f in listed(project)] == ["pending", "pending"]
+    stats = nightcrew(project, "backlog", "stats")
+    assert "1 claimed to pass but unverified" in stats.stdout
+    assert json.loads(nightcrew(project, "backlog", "stats", "--json").stdout)["unverified"] == 1
+    assert "pending (manual)" in nightcrew(project, "backlog", "list").stdout
+
+    assert_clean_error(nightcrew(project, "backlog", "pass", "2"), 2, "--note")
+    passed = nightcrew(project, "backlog", "pass", "2", "--note", "clicked every button")
+    assert passed.returncode == 0, passed.stderr
+    assert [f["state"] for f in listed(project)] == ["pending", "passed"]
+    assert "0 claimed" not in nightcrew(project, "backlog", "stats").stdout
+    show = json.loads(nightcrew(project, "backlog", "show", "2", "--json").stdout)
+    assert [c["verdict"] for c in show["claims"]] == ["confirmed"]
+
+
+def test_acceptance_makes_a_manual_feature_automatic(project: Path) -> None:
+    (project / "feature_list.json").write_text(json.dumps(QUICKSTART[:1]))
+    assert nightcrew(project, "backlog", "import", "feature_list.json").returncode == 0
+    edit = nightcrew(project, "backlog", "edit", "1", "--accept", "test -f index.html")
+    assert edit.returncode == 0, edit.stderr
+    assert "#1 is now automatic" in edit.stdout
+    [feature] = listed(project)
+    assert (feature["manual"], feature["acceptance"]) == (False, ["test -f index.html"])
+    assert "(manual)" not in nightcrew(project, "backlog", "list").stdout
+    # a person checks only manual features
+    refused = nightcrew(project, "backlog", "pass", "1", "--note", "looks fine")
+    assert_clean_error(refused, 2, "#1 has acceptance commands")
 
 
 @pytest.mark.parametrize(
@@ -157,9 +194,16 @@ def test_a_file_goes_in_whole_or_not_at_all(project: Path) -> None:
     (project / "prd.json").write_text(json.dumps(PRD))
     assert nightcrew(project, "backlog", "import", "prd.json").returncode == 0
     before = listed(project)
-    # its keys are taken now: every feature would be rejected, so none is added
-    again = nightcrew(project, "backlog", "import", "prd.json")
-    assert_clean_error(again, 2, "prd.json", "already in the backlog", "nothing imported (3 of 3")
+    # a second PRD whose tasks 4 and 5 block each other: the file is refused where
+    # the cycle is written, and none of its features is added (not even the good ones)
+    cyclic = [
+        *PRD,
+        {"id": 4, "title": "Feed", "acceptance_criteria": ["true"], "blocked_by": [5]},
+        {"id": 5, "title": "Search", "acceptance_criteria": ["true"], "blocked_by": [4]},
+    ]
+    (project / "prd2.json").write_text(json.dumps(cyclic))
+    again = nightcrew(project, "backlog", "import", "prd2.json", "--prefix", "two")
+    assert_clean_error(again, 2, "prd2.json:", "dependency cycle: #4 → #5 → #4")
     assert listed(project) == before
 
 
@@ -250,3 +294,69 @@ def test_analyze_bases_conflicts_on_files_named_or_touched(project: Path) -> Non
     assert analysis["independent"] == [1, 2, 3, 4]
     text = nightcrew(project, "backlog", "analyze").stdout
     assert "#2 Signup form and #3 Password form: both touch views.py" in text
+
+
+def test_importing_the_same_file_again_adds_nothing(project: Path) -> None:
+    (project / "prd.json").write_text(json.dumps(PRD))
+    assert nightcrew(project, "backlog", "import", "prd.json").returncode == 0
+    again = nightcrew(project, "backlog", "import", "prd.json")
+    assert again.returncode == 0, again.stderr
+    assert "imported 0 feature(s), 3 unchanged" in again.stdout
+    # a second PRD whose ids restart at 1 goes in beside the first with --prefix
+    second = nightcrew(project, "backlog", "import", "prd.json", "--prefix", "two")
+    assert second.returncode == 0, second.stderr
+    features = listed(project)
+    assert [f["source_key"] for f in features] == ["1", "2", "3", "two:1", "two:2", "two:3"]
+    assert features[4]["depends_on"] == [4]
+
+
+def test_export_import_export_is_byte_for_byte(project: Path, tmp_path: Path) -> None:
+    (project / "feature_list.json").write_text(json.dumps(QUICKSTART[:1]))
+    nightcrew(project, "backlog", "import", "feature_list.json")
+    nightcrew(project, "backlog", "add", "API", "--accept", "true", "--after", "1")
+    nightcrew(project, "backlog", "add", "Docs", "--accept", "true", "--after", "2")
+    nightcrew(project, "backlog", "add", "Logo", "--manual")
+    # a skipped middle feature moves to the end: the export is no longer in id order
+    assert nightcrew(project, "backlog", "skip", "2").returncode == 0
+    assert nightcrew(project, "backlog", "pass", "1", "--note", "looked").returncode == 0
+    first = nightcrew(project, "backlog", "export", "--json").stdout
+    assert [f["id"] for f in json.loads(first)["features"]] == [1, 3, 4, 2]
+    assert '"state": "skipped"' in first and '"state": "passed"' in first
+    other = make_project(tmp_path / "other", plan_text(["unused"]))
+    (other / "backlog.json").write_text(first)
+    assert nightcrew(other, "backlog", "import", "backlog.json").returncode == 0
+    assert nightcrew(other, "backlog", "export", "--json").stdout == first
+    states = [(f["id"], f["state"], f["source_key"]) for f in listed(other)]
+    assert states == [(f["id"], f["state"], f["source_key"]) for f in listed(project)]
+    # our own verdict "passed" comes back as passed, not as a claim to check again
+    assert states[0][1] == "passed"
+    assert "unverified" not in nightcrew(other, "backlog", "stats").stdout
+
+
+def test_update_takes_a_changed_file_for_features_not_yet_started(project: Path) -> None:
+    (project / "prd.json").write_text(json.dumps(PRD))
+    assert nightcrew(project, "backlog", "import", "prd.json").returncode == 0
+    changed = [dict(PRD[0], description="users, posts and likes"), *PRD[1:]]
+    (project / "prd.json").write_text(json.dumps(changed))
+    plain = nightcrew(project, "backlog", "import", "prd.json")
+    assert plain.returncode == 0, plain.stderr
+    assert "1 feature(s) differ" in plain.stderr and "--update" in plain.stderr
+    assert listed(project)[0]["description"] == "users and posts tables"
+    updated = nightcrew(project, "backlog", "import", "prd.json", "--update")
+    assert updated.returncode == 0, updated.stderr
+    assert "imported 0 feature(s), 1 updated, 2 unchanged" in updated.stdout
+    assert listed(project)[0]["description"] == "users, posts and likes"
+
+
+def test_rm_removes_unstarted_features_and_names_what_depends_on_them(project: Path) -> None:
+    (project / "prd.json").write_text(json.dumps(PRD))
+    assert nightcrew(project, "backlog", "import", "prd.json").returncode == 0
+    assert_clean_error(nightcrew(project, "backlog", "rm", "2"), 2, "#2 is needed by #3")
+    assert len(listed(project)) == 3
+    removed = nightcrew(project, "backlog", "rm", "2", "--cascade")
+    assert removed.returncode == 0, removed.stderr
+    assert "#2 Signup endpoint: removed" in removed.stdout
+    assert [f["id"] for f in listed(project)] == [1]
+    # the removed ids are not given again: their history stays theirs
+    nightcrew(project, "backlog", "add", "Logout", "--accept", "true")
+    assert [f["id"] for f in listed(project)] == [1, 4]

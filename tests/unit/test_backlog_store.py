@@ -171,7 +171,8 @@ def test_skip_retry_reorder_and_answer(backlog: Backlog) -> None:
 
 def test_a_passed_feature_cannot_be_skipped_and_unknown_ids_are_named(backlog: Backlog) -> None:
     [a] = backlog.create([spec("A", manual=True, acceptance=(), passes=True)], source="t").created
-    assert backlog.feature(a).state == ItemState.PASSED  # a person's word for a manual feature
+    assert backlog.feature(a).state == ItemState.PENDING  # a file's word is a claim
+    assert backlog.pass_by_person(a, note="checked").state == ItemState.PASSED
     with pytest.raises(BadInput, match="has passed"):
         backlog.skip([a], reason="x")
     with pytest.raises(UnknownFeature, match="#7, #8"):

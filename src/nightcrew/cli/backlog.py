@@ -130,7 +130,8 @@ LIST_COLUMNS = ("id", "state", "category", "name", "after", "tries")
 def list_row(f: Outline, view: BacklogView) -> tuple[str, ...]:
     """One feature's row of ``backlog list``, under :data:`LIST_COLUMNS`."""
     after = ", ".join(f"#{d}" for d in f.depends_on)
-    return (f"#{f.id}", view.states[f.id], f.category, f.name, after, str(f.attempts))
+    state = view.states[f.id] + (" (manual)" if f.manual else "")  # build never picks it
+    return (f"#{f.id}", state, f.category, f.name, after, str(f.attempts))
 
 
 @backlog_group.command("show")

@@ -1,5 +1,5 @@
 """``nightcrew backlog …`` commands that change the backlog: import, add, edit,
-skip, reorder, depend, retry, answer. Bulk forms take several ids (``skip 3 4 7``).
+skip, reorder, depend, retry, answer, pass, rm. Bulk forms take several ids (``skip 3 4 7``).
 Each change is one atomic transaction; a refused change changes nothing."""
 
 from __future__ import annotations
@@ -39,33 +39,64 @@ def write_atomically(path: Path, text: str) -> None:
     metavar="CMD",
     help="Acceptance command for features the file gives none (repeatable).",
 )
+@click.option("--prefix", metavar="KEY", help="Put KEY: before the file's ids (two PRDs apart).")
+@click.option("--update", is_flag=True, help="Unstarted changed features take the file's text.")
 @click.option("--json", "as_json", is_flag=True, help="Print what happened as JSON.")  # fmt: skip
-def import_command(file: Path, accept: tuple[str, ...], as_json: bool) -> None:
-    """Add the features of FILE: a quickstart feature_list.json, a toolkit PRD
-    json, or nightcrew's own export."""
+def import_command(file: Path, accept: tuple[str, ...], prefix: str | None, update: bool,
+                   as_json: bool) -> None:  # fmt: skip
+    """Add the features of FILE: a quickstart or Autocoder feature list, a
+    toolkit PRD json, or nightcrew's own export. A feature whose key (the
+    file's id, or a hash of its text) is already in the backlog is not added
+    again; with --update, one the file changes takes the file's text if it has
+    not started."""
     from nightcrew.errors import BadInput
     from nightcrew.store.backlog_create import SpecsRejected
     from nightcrew.work.backlog_formats import parse_backlog
 
-    parsed = parse_backlog(file, default_acceptance=accept)
+    parsed = parse_backlog(file, default_acceptance=accept, prefix=prefix)
+    warnings = list(parsed.warnings)
     with open_backlog(create=True) as backlog:
         try:
-            created = backlog.create(
-                parsed.specs, source=f"import {file.name}", all_or_nothing=True
-            )
+            done = backlog.import_specs(parsed.specs, source=f"import {file.name}", update=update)
         except SpecsRejected as exc:  # a file goes in whole or not at all
             raise BadInput(f"{file}: {exc.message}") from None
+    if done.differing:
+        warnings.append(
+            f"{file}: {len(done.differing)} feature(s) differ from the backlog's features with"
+            f" the same key ({_labels(done.differing)}); left as they are (--update takes the"
+            " file's text, --prefix KEY imports them as other features)"
+        )
+    if done.started:
+        warnings.append(
+            f"{file}: not updated: started ({_labels(done.started)}): they have been worked on"
+        )
     report = {
         "format": parsed.format,
-        "created": created.created,
-        "warnings": list(parsed.warnings),
+        "created": done.created.created,
+        "unchanged": list(done.unchanged),
+        "updated": list(done.updated),
+        "differing": list(done.differing),
+        "not_updated_started": list(done.started),
+        "warnings": warnings,
     }
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    for warning in parsed.warnings:
+    for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
-    click.echo(f"imported {len(created.created)} feature(s) from {file} ({parsed.format} format)")
+    more = "".join(
+        f", {len(ids)} {what}"
+        for ids, what in ((done.updated, "updated"), (done.unchanged, "unchanged"))
+        if ids
+    )
+    click.echo(
+        f"imported {len(done.created.created)} feature(s){more} from {file}"
+        f" ({parsed.format} format)"
+    )
+
+
+def _labels(ids: tuple[int, ...] | list[int]) -> str:
+    return ", ".join(f"#{i}" for i in ids)
 
 
 _TEXT_OPTIONS: list[Callable[[Any], Any]] = [
@@ -157,6 +188,8 @@ def edit_command(feature_id: str, name: str | None, manual: bool | None, clear_s
             raise BadInput("nothing to change: give an option (see --help)")
         feature = backlog.edit(fid, **fields)
     click.echo(f"#{feature.id} {feature.name}: changed {', '.join(sorted(fields))}")
+    if old.manual and not feature.manual:
+        click.echo(f"#{feature.id} is now automatic: build picks it and runs its commands")
 
 
 @click.command("skip")
@@ -215,6 +248,32 @@ def retry_command(feature_ids: tuple[str, ...], model: str | None) -> None:
         )
 
 
+@click.command("pass")
+@click.argument("feature_id")
+@click.option("--note", required=True, help="How you checked it (kept in its history).")
+def pass_command(feature_id: str, note: str) -> None:
+    """Mark a manual feature passed: you checked it by hand. (Features with
+    acceptance commands pass only when build runs them.)"""
+    [fid] = parse_ids((feature_id,))
+    with open_backlog() as backlog:
+        feature = backlog.pass_by_person(fid, note=note)
+    click.echo(f"#{feature.id} {feature.name}: passed (checked by a person)")
+
+
+@click.command("rm")
+@click.argument("feature_ids", nargs=-1, required=True)
+@click.option("--cascade", is_flag=True, help="Remove what depends on them too.")
+def rm_command(feature_ids: tuple[str, ...], cascade: bool) -> None:
+    """Remove features never worked on (a mistaken import or add). What depends
+    on them keeps them unless --cascade removes it too; worked-on ones stay
+    (skip them). Their ids are not given again."""
+    ids = parse_ids(feature_ids)
+    with open_backlog() as backlog:
+        removed = backlog.remove(ids, cascade=cascade)
+    for f in removed:
+        click.echo(f"#{f.id} {f.name}: removed")
+
+
 @click.command("answer")
 @click.argument("feature_id")
 @click.argument("text", required=False)
@@ -238,4 +297,6 @@ COMMANDS: list[click.Command] = [
     depend_command,
     retry_command,
     answer_command,
+    pass_command,
+    rm_command,
 ]

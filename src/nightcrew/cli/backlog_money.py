@@ -101,7 +101,14 @@ def backlog_stats(backlog: Backlog) -> dict[str, Any]:
             "forecast": forecast_json(forecast(own or every, left)),
         }
     total_left = sum(remaining.values())
+    claimed = {
+        r[0]
+        for r in backlog.store.db.execute(
+            "SELECT DISTINCT feature_id FROM feature_claims WHERE verdict IS NULL"
+        )
+    }
     return {
+        "unverified": sum(f.id in claimed and f.state != "passed" for f in features),
         "total": len(features),
         "passed": counts.get("passed", 0),
         "states": counts,
@@ -138,6 +145,11 @@ def stats_text(stats: dict[str, Any]) -> str:
             else ""
         ),
     ]
+    if stats["unverified"]:
+        lines.append(
+            f"{stats['unverified']} claimed to pass but unverified (build checks those with"
+            " commands; a person confirms a manual one with `nightcrew backlog pass ID`)"
+        )
     if not stats["remaining"]:
         lines.append("nothing left to build")
         return "\n".join(lines)

@@ -21,7 +21,7 @@ from typing import Any
 
 from nightcrew.engine.states import ItemState, check
 from nightcrew.errors import BadInput
-from nightcrew.store.backlog_create import CreatingFeatures
+from nightcrew.store.backlog_import import ImportingFeatures
 from nightcrew.store.db import utcnow
 from nightcrew.store.records import Store
 from nightcrew.work.backlog import MAX_DEPENDENCIES, Feature, FeatureSpec, Outline, spec_problem
@@ -85,7 +85,7 @@ def _feature(row: sqlite3.Row, deps: Sequence[int]) -> Feature:
     return feature
 
 
-class Backlog(CreatingFeatures):
+class Backlog(ImportingFeatures):
     """The backlog of one project store."""
 
     def __init__(self, store: Store) -> None:
@@ -166,11 +166,15 @@ class Backlog(CreatingFeatures):
         self.store.record_history("feature", feature.id, feature.state, new, reason)
 
     def edit(self, feature_id: int, **fields: Any) -> Feature:
+        """Change a feature's fields. Giving a manual feature acceptance commands
+        makes it automatic (build picks it), unless ``manual`` is given too."""
         unknown = set(fields) - _EDITABLE
         if unknown:
             raise TypeError(f"not editable: {sorted(unknown)}")
         with self._write() as db:
             old = self.feature(feature_id)
+            if old.manual and fields.get("acceptance") and "manual" not in fields:
+                fields["manual"] = False
             merged = {
                 "name": old.name,
                 "category": old.category,
@@ -344,6 +348,31 @@ class Backlog(CreatingFeatures):
                 (feature_id, utcnow(), source, attempt_id, note),
             )
         return int(cur.lastrowid or 0)
+
+    def pass_by_person(self, feature_id: int, *, note: str) -> Feature:
+        """A person checked a manual feature and says it works: it passes, with
+        their note in its history, and any open claim is confirmed. Features with
+        acceptance commands are checked by the harness, not by this."""
+        if not note.strip():
+            raise BadInput("say how you checked it (--note TEXT)")
+        with self._write() as db:
+            feature = self.feature(feature_id)
+            if not feature.manual:
+                raise BadInput(
+                    f"feature #{feature_id} has acceptance commands: build checks it"
+                    " (`backlog pass` is for manual features)"
+                )
+            if feature.state != ItemState.PENDING:
+                raise BadInput(f"feature #{feature_id} is {feature.state}, not pending")
+            self._set_state(db, feature, ItemState.IN_PROGRESS, "checked by a person")
+            held = self.feature(feature_id)
+            self._set_state(db, held, ItemState.PASSED, f"passed by a person: {note.strip()}")
+            db.execute(
+                "UPDATE feature_claims SET verdict = 'confirmed'"
+                " WHERE feature_id = ? AND verdict IS NULL",
+                (feature_id,),
+            )
+        return self.feature(feature_id)
 
     def open_claims(self, feature_id: int) -> list[sqlite3.Row]:
         return self.db.execute(

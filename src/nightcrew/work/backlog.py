@@ -64,6 +64,10 @@ class FeatureSpec:
     passes: bool = False  # imported as already passing
     source_key: str | None = None
     model: str | None = None  # the model its attempts start with (``retry --model``)
+    # Kept through an export and import of our own format:
+    state: ItemState | None = None  # passed, skipped, failed, needs_input (None: pending)
+    input_request: str | None = None  # what a feature waiting for input asked
+    wanted_id: int | None = None  # its id, kept when no feature here ever had it
 
 
 @dataclass(frozen=True)

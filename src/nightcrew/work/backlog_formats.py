@@ -1,63 +1,85 @@
 """The backlog's file formats: the feature lists other harnesses write, which
 ``backlog import`` reads, and ours, which ``backlog export`` writes.
 
-Three JSON formats come in, told apart by their content (people rename files):
+Four JSON formats come in, told apart by their content (people rename files):
 
 * an Anthropic quickstart ``feature_list.json``: an array of
   ``{category, description, steps, passes}``, ordered by priority, with no
   names, ids, dependencies or commands;
+* an Autocoder/AutoForge feature list: the same with ``name``, ``id``,
+  ``priority`` (a number or high/medium/low) and ``dependencies`` (or
+  ``depends_on``: ids in the file), as an array or wrapped as ``{"features": [...]}``;
 * an Autonomous Coding Toolkit ``tasks/prd.json``: an array of
   ``{id, title, description, acceptance_criteria, passes, blocked_by}``;
 * our own export: ``{"format": "nightcrew-backlog", "version": 1, "features": [...]}``.
 
 A person fixes a bad file by line, so every error names ``file:line`` of the
-item or field at fault. The stdlib decoder gives lines only for syntax errors,
-so once the text is known to be valid JSON a small scanner walks it again,
-decoding each value with ``raw_decode`` and noting the line it starts on.
+item or field at fault (``backlog_json`` reads JSON with lines). The exports
+are written by ``backlog_export``.
 """
 
 from __future__ import annotations
 
-import bisect
+import hashlib
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal, NoReturn
+from typing import Literal
 
 from nightcrew.engine.states import ItemState
 from nightcrew.errors import BadInput, LocatedError
 from nightcrew.work.backlog import (
     DEFAULT_CATEGORY,
     FEATURE_STATES,
-    Feature,
     FeatureSpec,
     spec_problem,
 )
+from nightcrew.work.backlog_export import (
+    EXPORT_FORMAT,
+    EXPORT_VERSION,
+    export_json,
+    export_markdown,
+)
 from nightcrew.work.backlog_graph import find_cycle
+from nightcrew.work.backlog_json import Item, Node, kind, parse_root, read_text, shorten
 
-BacklogFormat = Literal["quickstart", "prd", "nightcrew"]
-EXPORT_FORMAT = "nightcrew-backlog"
-EXPORT_VERSION = 1
+__all__ = ["BacklogFormat", "ParsedBacklog", "export_json", "export_markdown", "parse_backlog"]
+
+BacklogFormat = Literal["quickstart", "autocoder", "prd", "nightcrew"]
 MAX_DERIVED_NAME = 80  # a quickstart name is cut from its description
 
 _LABELS: dict[BacklogFormat, str] = {
     "quickstart": "an Anthropic quickstart feature_list.json",
+    "autocoder": "an Autocoder/AutoForge feature list",
     "prd": "an Autonomous Coding Toolkit prd.json",
     "nightcrew": "a nightcrew export",
 }
 _EXPECTED = (
-    "backlog import reads a quickstart feature_list.json or a PRD prd.json (JSON arrays)"
+    "backlog import reads a quickstart or Autocoder feature list, a PRD prd.json (JSON"
+    ' arrays, or an Autocoder list wrapped as {"features": [...]})'
     f' or a nightcrew export (an object with "format": "{EXPORT_FORMAT}")'
 )
 _PRD_KEYS = frozenset({"title", "acceptance_criteria", "blocked_by"})
 _QUICKSTART_KEYS = frozenset({"category", "description", "steps", "passes"})
-_MAX_DEPTH = 6  # deeper values are decoded whole; no format reads below depth 4
-_DECODER = json.JSONDecoder()
-_WHITESPACE = re.compile(r"[ \t\r\n]*")
+_AUTOCODER_KEYS = frozenset({"name", "id", "priority", "dependencies", "depends_on"})
+_KNOWN: dict[BacklogFormat, frozenset[str]] = {  # the fields each format imports
+    "quickstart": _QUICKSTART_KEYS,
+    "autocoder": _QUICKSTART_KEYS | _AUTOCODER_KEYS,
+    "prd": frozenset({"id", "title", "description", "acceptance_criteria", "passes"}) | _PRD_KEYS,
+    "nightcrew": frozenset(
+        {"id", "key", "category", "name", "description", "steps", "acceptance", "manual"}
+        | {"priority", "files", "depends_on", "state", "model", "input_request"}
+    ),
+}
+_PRIORITY_WORDS = {"high": 1, "medium": 2, "low": 3}
+# Our own export's states come back as they were; passed too, since it is our
+# harness's verdict, not a third party's claim (in progress comes back pending).
+_KEPT_STATES = frozenset(
+    {ItemState.PASSED, ItemState.SKIPPED, ItemState.FAILED, ItemState.NEEDS_INPUT}
+)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
-_BACKTICKS = re.compile(r"`+")
 
 
 @dataclass(frozen=True)
@@ -69,184 +91,42 @@ class ParsedBacklog:
     warnings: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class _Node:
-    """A decoded JSON value and the line it starts on (a field: its key's line).
-    Arrays and objects keep their children, so each item and field has a line."""
-
-    value: object
-    line: int
-    items: tuple[_Node, ...] = ()
-    fields: dict[str, _Node] = field(default_factory=dict)
-
-
-class _Scanner:
-    """Walks text already known to be valid JSON; it never meets a syntax error."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.newlines = [m.start() for m in re.finditer("\n", text)]
-
-    def line(self, pos: int) -> int:
-        return bisect.bisect_left(self.newlines, pos) + 1
-
-    def skip(self, pos: int) -> int:
-        match = _WHITESPACE.match(self.text, pos)
-        return match.end() if match else pos
-
-    def node(self, pos: int, depth: int = 0, line: int | None = None) -> tuple[_Node, int]:
-        pos = self.skip(pos)
-        line = self.line(pos) if line is None else line
-        opener = self.text[pos]
-        if opener == "[" and depth < _MAX_DEPTH:
-            return self.array(pos + 1, depth, line)
-        if opener == "{" and depth < _MAX_DEPTH:
-            return self.object(pos + 1, depth, line)
-        value, end = _DECODER.raw_decode(self.text, pos)
-        return _Node(value, line), end
-
-    def array(self, pos: int, depth: int, line: int) -> tuple[_Node, int]:
-        items: list[_Node] = []
-        pos = self.skip(pos)
-        while self.text[pos] != "]":
-            item, pos = self.node(pos, depth + 1)
-            items.append(item)
-            pos = self.skip(pos)
-            if self.text[pos] == ",":
-                pos = self.skip(pos + 1)
-        return _Node([i.value for i in items], line, items=tuple(items)), pos + 1
-
-    def object(self, pos: int, depth: int, line: int) -> tuple[_Node, int]:
-        fields: dict[str, _Node] = {}
-        pos = self.skip(pos)
-        while self.text[pos] != "}":
-            key_line = self.line(pos)
-            key, pos = _DECODER.raw_decode(self.text, pos)
-            pos = self.skip(pos) + 1
-            fields[key], pos = self.node(pos, depth + 1, key_line)
-            pos = self.skip(pos)
-            if self.text[pos] == ",":
-                pos = self.skip(pos + 1)
-        value = {k: n.value for k, n in fields.items()}
-        return _Node(value, line, fields=fields), pos + 1
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "a list" if isinstance(value, list) else "an object"
-
-
-def _shorten(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    space = cut.rfind(" ")
-    if space > limit // 2:
-        cut = cut[:space]
-    return cut.rstrip(" ,;:.-") + "…"
-
-
 def _derived_name(description: str) -> str:
     """A quickstart feature has no name: the first sentence of its description
     stands in, short enough to scan in a list (the full text stays the description)."""
     line = next((part.strip() for part in description.splitlines() if part.strip()), "")
     sentence = _SENTENCE_END.split(line, maxsplit=1)[0]
-    return _shorten(sentence.rstrip(".") or sentence, MAX_DERIVED_NAME)
+    return shorten(sentence.rstrip(".") or sentence, MAX_DERIVED_NAME)
 
 
 @dataclass
-class _Item:
-    """One feature of the file being read: its fields, checked, and its errors,
-    located and named so that a person can find it."""
-
-    path: Path
-    format: BacklogFormat
-    number: int
-    node: _Node
-    title: str = ""
-
-    def fail(self, message: str, node: _Node | None = None) -> NoReturn:
-        title = _shorten(self.title.strip().split("\n")[0], 60)
-        who = f'feature {self.number} ("{title}")' if title else f"feature {self.number}"
-        line = (node or self.node).line
-        detail = f"{who}: {message} (read as {_LABELS[self.format]})"
-        raise LocatedError(str(self.path), line, detail)
-
-    def get(self, key: str, required: bool = False) -> _Node | None:
-        node = self.node.fields.get(key)
-        if node is None and required:
-            self.fail(f"'{key}' is missing")
-        return None if node is None or node.value is None else node
-
-    def text(self, key: str, default: str = "", required: bool = False) -> str:
-        node = self.get(key, required)
-        if node is None:
-            return default
-        if not isinstance(node.value, str):
-            self.fail(f"'{key}' must be a string, not {_kind(node.value)}", node)
-        return node.value
-
-    def flag(self, key: str) -> bool:
-        node = self.get(key)
-        if node is not None and not isinstance(node.value, bool):
-            self.fail(f"'{key}' must be true or false, not {_kind(node.value)}", node)
-        return node is not None and node.value is True
-
-    def integer(self, key: str) -> int | None:
-        node = self.get(key)
-        if node is None:
-            return None
-        if isinstance(node.value, bool) or not isinstance(node.value, int):
-            self.fail(f"'{key}' must be a whole number, not {_kind(node.value)}", node)
-        return node.value
-
-    def key(self) -> int:
-        self.get("id", required=True)
-        found = self.integer("id")
-        if found is None:
-            self.fail("'id' must be a whole number, not null", self.node.fields["id"])
-        return found
-
-    def elements(self, key: str, kind: type, noun: str) -> list[_Node]:
-        node = self.get(key)
-        if node is None:
-            return []
-        if not isinstance(node.value, list):
-            self.fail(f"'{key}' must be a list of {noun}, not {_kind(node.value)}", node)
-        for number, element in enumerate(node.items, start=1):
-            value = element.value
-            if isinstance(value, bool) or not isinstance(value, kind):
-                message = f"'{key}' must be a list of {noun}; item {number} is {_kind(value)}"
-                self.fail(message, element)
-        return list(node.items)
-
-    def strings(self, key: str) -> tuple[str, ...]:
-        return tuple(str(n.value) for n in self.elements(key, str, "strings"))
-
-
-@dataclass(frozen=True)
 class _Keyed:
-    """A spec from a format with ids, and where its id and dependencies are written."""
+    """A spec read from the file, its id (None: the file has none) and where its
+    id and dependencies are written."""
 
-    item: _Item
+    item: Item
     spec: FeatureSpec
-    key: int
-    deps: list[_Node]
+    key: str | None
+    deps: list[Node]
 
 
-def _quickstart(item: _Item) -> FeatureSpec:
+def _id(item: Item) -> str | None:
+    node = item.get("id")
+    if node is None:
+        return None
+    if isinstance(node.value, bool) or not isinstance(node.value, int | str):
+        item.fail(f"'id' must be a number or a string, not {kind(node.value)}", node)
+    if not str(node.value).strip():
+        item.fail("'id' is empty", node)
+    return str(node.value)
+
+
+def _quickstart(item: Item) -> _Keyed:
     description = item.text("description", required=True)
     item.title = _derived_name(description)
     if not item.title:
         item.fail("'description' is empty", item.get("description"))
-    return FeatureSpec(
+    spec = FeatureSpec(
         name=item.title,
         category=item.text("category", DEFAULT_CATEGORY),
         description=description.strip(),
@@ -254,35 +134,76 @@ def _quickstart(item: _Item) -> FeatureSpec:
         priority=item.number,
         passes=item.flag("passes"),
     )
+    return _Keyed(item, spec, None, [])
 
 
-def _prd(item: _Item) -> _Keyed:
+def _priority(item: Item) -> int:
+    """A number as it is (lower runs sooner), or high/medium/low as 1/2/3; none:
+    the feature's place in the file."""
+    node = item.get("priority")
+    if node is None:
+        return item.number
+    if isinstance(node.value, str) and node.value.strip().lower() in _PRIORITY_WORDS:
+        return _PRIORITY_WORDS[node.value.strip().lower()]
+    if isinstance(node.value, bool) or not isinstance(node.value, int):
+        shown = f" {node.value!r}" if isinstance(node.value, str) else ""
+        item.fail(
+            f"'priority' must be a whole number or high/medium/low, not {kind(node.value)}{shown}",
+            node,
+        )
+    return node.value
+
+
+def _autocoder(item: Item) -> _Keyed:
+    name = item.text("name")
+    description = item.text("description", required=not name.strip())
+    item.title = name.strip() or _derived_name(description)
+    if not item.title:
+        item.fail("'name' and 'description' are empty", item.get("description"))
+    if "dependencies" in item.node.fields and "depends_on" in item.node.fields:
+        item.fail("give 'dependencies' or 'depends_on', not both", item.get("depends_on"))
+    field = "depends_on" if "depends_on" in item.node.fields else "dependencies"
+    deps = item.elements(field, (int, str), "feature ids")
+    spec = FeatureSpec(
+        name=item.title,
+        category=item.text("category", DEFAULT_CATEGORY),
+        description=description.strip(),
+        steps=item.strings("steps"),
+        priority=_priority(item),
+        passes=item.flag("passes"),
+    )
+    return _Keyed(item, spec, _id(item), deps)
+
+
+def _prd(item: Item) -> _Keyed:
     item.title = item.text("title", required=True)
     if not item.title.strip():
         item.fail("'title' is empty", item.get("title"))
-    key = item.key()
+    key = str(item.key())
     deps = item.elements("blocked_by", int, "task ids")
     spec = FeatureSpec(
         name=item.title.strip(),
         description=item.text("description").strip(),
         acceptance=item.strings("acceptance_criteria"),
         priority=item.number,
-        depends_on_keys=tuple(dict.fromkeys(str(d.value) for d in deps)),
         passes=item.flag("passes"),
-        source_key=str(key),
     )
     return _Keyed(item, spec, key, deps)
 
 
-def _exported(item: _Item) -> _Keyed:
+def _exported(item: Item) -> _Keyed:
     item.title = item.text("name", required=True)
-    key = item.key()
+    number = item.key()
+    key = item.text("key") or str(number)
     state = item.text("state", ItemState.PENDING)
     if state not in FEATURE_STATES:
         known = ", ".join(FEATURE_STATES)
         item.fail(f"'state' is {state!r}, not one of {known}", item.get("state"))
     deps = item.elements("depends_on", int, "feature ids")
     model_node = item.get("model")
+    request = item.text("input_request").strip() or None
+    if state == ItemState.NEEDS_INPUT and request is None:
+        state = ItemState.PENDING  # nothing to answer: it waits for nobody
     spec = FeatureSpec(
         name=item.title,
         category=item.text("category", DEFAULT_CATEGORY),
@@ -292,72 +213,107 @@ def _exported(item: _Item) -> _Keyed:
         manual=item.flag("manual"),
         priority=item.integer("priority"),
         files=item.strings("files"),
-        depends_on_keys=tuple(dict.fromkeys(str(d.value) for d in deps)),
-        passes=state == ItemState.PASSED,
-        source_key=str(key),
         model=None if model_node is None or model_node.value is None else item.text("model"),
+        state=ItemState(state) if state in _KEPT_STATES else None,
+        input_request=request if state == ItemState.NEEDS_INPUT else None,
+        wanted_id=number,
     )
-    return _Keyed(item, spec, key, deps)
+    return _Keyed(item, spec, key, [(d) for d in deps])
 
 
-def _check_references(entries: Sequence[_Keyed]) -> None:
-    """Ids are unique and every dependency names another feature of the file:
-    the file is imported whole, so a dangling id is a mistake in it."""
-    lines: dict[int, int] = {}
+def _content_key(spec: FeatureSpec) -> str:
+    """The key of a feature from a file without ids: its category, name and text."""
+    text = "\0".join((spec.category.strip(), spec.name.strip(), spec.description.strip()))
+    return "h:" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _link(entries: Sequence[_Keyed], prefix: str) -> list[FeatureSpec]:
+    """Each spec with its key and its dependencies as keys. A file gives every
+    feature an id or none: ids are unique, and a dependency names another
+    feature's id (in a file without ids, its 1-based place, as AutoForge numbers
+    a fresh project). The file is imported whole, so a dangling id is a mistake."""
+    with_ids = [e for e in entries if e.key is not None]
+    if with_ids and len(with_ids) < len(entries):
+        missing = next(e for e in entries if e.key is None)
+        missing.item.fail("has no 'id', but other features of the file have one")
+    ids: dict[str, Node] = {}
     for entry in entries:
-        id_node = entry.item.node.fields["id"]
-        if entry.key in lines:
-            first = lines[entry.key]
-            entry.item.fail(f"id {entry.key} appears twice (first at line {first})", id_node)
-        lines[entry.key] = id_node.line
-    for entry in entries:
+        if entry.key is None:
+            entry.key = _content_key(entry.spec)
+            node = entry.item.node
+            if entry.key in ids:
+                first = ids[entry.key].line
+                entry.item.fail(f"is the same feature as the one at line {first}")
+        else:
+            node = entry.item.node.fields["id"]
+            if entry.key in ids:
+                first = ids[entry.key].line
+                entry.item.fail(f"id {entry.key} appears twice (first at line {first})", node)
+        ids[entry.key] = node
+    keys = [str(e.key) for e in entries]
+    numbers = {str(e.item.node.fields["id"].value): str(e.key) for e in with_ids}
+    specs = []
+    refs: list[tuple[int, int, Node]] = []  # (feature, the one it needs, where) by place
+    for index, entry in enumerate(entries):
+        deps: list[str] = []
         for dep in entry.deps:
-            where = "'blocked_by' names" if entry.item.format == "prd" else "'depends_on' names"
-            if dep.value == entry.key:
-                entry.item.fail(f"{where} the feature's own id {entry.key}", dep)
-            if dep.value not in lines:
-                entry.item.fail(f"{where} id {dep.value}, which is not in this file", dep)
-    edges = {e.key: [d.value for d in e.deps if isinstance(d.value, int)] for e in entries}
+            field = {"prd": "'blocked_by'", "nightcrew": "'depends_on'"}.get(
+                entry.item.format, "a dependency"
+            )
+            if with_ids:
+                if str(dep.value) not in numbers:
+                    entry.item.fail(f"{field} names id {dep.value}, which is not in this file", dep)
+                target = numbers[str(dep.value)]
+            else:
+                place = dep.value
+                if not isinstance(place, int) or not 1 <= place <= len(entries):
+                    entry.item.fail(
+                        f"{field} names {place!r}: a file without ids names features by"
+                        f" their place, 1 to {len(entries)}",
+                        dep,
+                    )
+                target = keys[place - 1]
+            if target == entry.key:
+                entry.item.fail(f"{field} names the feature's own id {dep.value}", dep)
+            deps.append(prefix + target)
+            refs.append((index, keys.index(target), dep))
+        specs.append(
+            replace(
+                entry.spec,
+                source_key=prefix + str(entry.key),
+                depends_on_keys=tuple(dict.fromkeys(deps)),
+            )
+        )
+    _refuse_cycle(entries, refs, [str(e.item.node.fields["id"].value) for e in with_ids])
+    return specs
+
+
+def _refuse_cycle(
+    entries: Sequence[_Keyed], refs: Sequence[tuple[int, int, Node]], ids: Sequence[str]
+) -> None:
+    """A file whose features depend on each other in a circle is refused where
+    the circle starts: ``dependency cycle: #1 → #3 → #2 → #1``, named by the
+    file's ids (or places, in a file without ids)."""
+    edges: dict[int, list[int]] = {i: [] for i in range(len(entries))}
+    for feature, needed, _ in refs:
+        edges[feature].append(needed)
     cycle = find_cycle(edges)
-    if cycle is not None:  # named at the first feature's reference to the next
-        start = next(e for e in entries if e.key == cycle[0])
-        node = next(d for d in start.deps if d.value == cycle[1])
-        names = " → ".join(f"#{key}" for key in cycle)
-        raise LocatedError(str(start.item.path), node.line, f"dependency cycle: {names}")
+    if cycle is None:
+        return
+    node = next(n for f, d, n in refs if f == cycle[0] and d == cycle[1])
+    names = " → ".join(f"#{ids[i] if ids else i + 1}" for i in cycle)
+    raise LocatedError(str(entries[cycle[0]].item.path), node.line, f"dependency cycle: {names}")
 
 
-def _read(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise LocatedError(str(path), None, f"cannot read: {exc.strerror or exc}") from exc
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        message = f"not UTF-8 text (bad byte at offset {exc.start})"
-        raise LocatedError(str(path), line, message) from exc
-
-
-def _root(path: Path, text: str) -> _Node:
-    if not text.strip():
-        raise LocatedError(str(path), 1, f"the file is empty; {_EXPECTED}")
-    try:
-        json.loads(text)
-    except json.JSONDecodeError as exc:
-        message = f"not valid JSON: {exc.msg} (column {exc.colno})"
-        raise LocatedError(str(path), exc.lineno, message) from exc
-    except RecursionError as exc:
-        raise LocatedError(str(path), None, "not valid JSON: nested too deeply") from exc
-    except ValueError as exc:  # a number too long for int()
-        reason = str(exc).split(":")[0]
-        raise LocatedError(str(path), None, f"not valid JSON: {reason}") from exc
-    return _Scanner(text).node(0)[0]
-
-
-def _detect(path: Path, root: _Node) -> tuple[BacklogFormat, _Node]:
+def _detect(path: Path, root: Node) -> tuple[BacklogFormat, Node]:
     """The format of the file and the array of its features."""
     where = str(path)
+    wrapped = root.fields.get("features")
+    if isinstance(root.value, dict) and "format" not in root.value and wrapped is not None:
+        if not isinstance(wrapped.value, list):
+            message = f"'features' must be a list, not {kind(wrapped.value)}"
+            raise LocatedError(where, wrapped.line, message)
+        return "autocoder", wrapped
     if isinstance(root.value, dict):
         if root.value.get("format") != EXPORT_FORMAT:
             message = f"a JSON object that is not a nightcrew export; {_EXPECTED}"
@@ -369,22 +325,26 @@ def _detect(path: Path, root: _Node) -> tuple[BacklogFormat, _Node]:
             raise LocatedError(where, (version or root).line, message)
         features = root.fields.get("features")
         if features is None or not isinstance(features.value, list):
-            found = "missing" if features is None else _kind(features.value)
+            found = "missing" if features is None else kind(features.value)
             message = f"nightcrew export: 'features' must be a list, not {found}"
             raise LocatedError(where, (features or root).line, message)
         return "nightcrew", features
     if not isinstance(root.value, list):
-        message = f"the file holds {_kind(root.value)}, not a backlog; {_EXPECTED}"
+        message = f"the file holds {kind(root.value)}, not a backlog; {_EXPECTED}"
         raise LocatedError(where, root.line, message)
     if not root.items:
         return "quickstart", root
     first = root.items[0]
     if not isinstance(first.value, dict):
-        message = f"feature 1 must be a JSON object, not {_kind(first.value)}; {_EXPECTED}"
+        message = f"feature 1 must be a JSON object, not {kind(first.value)}; {_EXPECTED}"
         raise LocatedError(where, first.line, message)
     if _PRD_KEYS & first.value.keys():
         return "prd", root
-    if _QUICKSTART_KEYS & first.value.keys():
+    if _QUICKSTART_KEYS & first.value.keys() or "name" in first.value:
+        if any(
+            _AUTOCODER_KEYS & set(item.value) for item in root.items if isinstance(item.value, dict)
+        ):
+            return "autocoder", root
         return "quickstart", root
     raise LocatedError(
         where,
@@ -394,12 +354,12 @@ def _detect(path: Path, root: _Node) -> tuple[BacklogFormat, _Node]:
     )
 
 
-def _items(path: Path, fmt: BacklogFormat, features: _Node) -> list[_Item]:
+def _items(path: Path, fmt: BacklogFormat, features: Node) -> list[Item]:
     items = []
     for number, node in enumerate(features.items, start=1):
-        item = _Item(path, fmt, number, node)
+        item = Item(path, fmt, _LABELS[fmt], number, node)
         if not isinstance(node.value, dict):
-            item.fail(f"must be a JSON object, not {_kind(node.value)}")
+            item.fail(f"must be a JSON object, not {kind(node.value)}")
         items.append(item)
     return items
 
@@ -416,26 +376,56 @@ def _complete(
     return replace(spec, manual=True) if fmt != "nightcrew" else spec
 
 
+_READERS = {
+    "quickstart": _quickstart,
+    "autocoder": _autocoder,
+    "prd": _prd,
+    "nightcrew": _exported,
+}
+
+
+def _unknown_fields(path: Path, fmt: BacklogFormat, items: Sequence[Item]) -> str | None:
+    """One warning line naming every field of the file that is not imported."""
+    counts: dict[str, int] = {}
+    first: int | None = None
+    for item in items:
+        for name, node in item.node.fields.items():
+            if name not in _KNOWN[fmt]:
+                counts[name] = counts.get(name, 0) + 1
+                first = node.line if first is None else first
+    if not counts:
+        return None
+    listed = ", ".join(
+        f"{name} ({n} feature{'s' if n != 1 else ''})" for name, n in sorted(counts.items())
+    )
+    return f"{path}:{first}: fields not imported: {listed}"
+
+
 def parse_backlog(
-    path: Path, text: str | None = None, *, default_acceptance: tuple[str, ...] = ()
+    path: Path,
+    text: str | None = None,
+    *,
+    default_acceptance: tuple[str, ...] = (),
+    prefix: str | None = None,
 ) -> ParsedBacklog:
     """Read the features of a backlog file in any format ``import`` knows.
 
     *text*, when given, is used instead of reading *path* (which then only names
-    the file in messages). Raises LocatedError (a BadInput) for the first
-    problem found: the file is imported whole or not at all.
+    the file in messages). Every feature gets a key: the file's id, or a hash of
+    its category, name and description; *prefix* (``--prefix``) goes in front of
+    the keys, so two files with the same ids stay apart. Raises LocatedError (a
+    BadInput) for the first problem found: the file is imported whole or not at all.
     """
     if any(not command.strip() for command in default_acceptance):
         raise BadInput("an acceptance command given for the import is empty")
-    text = (_read(path) if text is None else text).removeprefix("\ufeff")
-    fmt, features = _detect(path, _root(path, text))
+    if prefix is not None and (not prefix.strip() or prefix != prefix.strip()):
+        raise BadInput(f"--prefix {prefix!r}: give a word such as auth (no spaces around it)")
+    text = (read_text(path) if text is None else text).removeprefix("\ufeff")
+    fmt, features = _detect(path, parse_root(path, text, _EXPECTED))
     items = _items(path, fmt, features)
-    if fmt == "quickstart":
-        pairs = [(item, _quickstart(item)) for item in items]
-    else:
-        entries = [(_prd if fmt == "prd" else _exported)(item) for item in items]
-        _check_references(entries)
-        pairs = [(entry.item, entry.spec) for entry in entries]
+    entries = [_READERS[fmt](item) for item in items]
+    linked = _link(entries, f"{prefix}:" if prefix else "")
+    pairs = [(entry.item, spec) for entry, spec in zip(entries, linked, strict=True)]
     specs: list[FeatureSpec] = []
     made_manual: list[int] = []
     for item, read in pairs:
@@ -447,6 +437,9 @@ def parse_backlog(
             item.fail(problem)
         specs.append(spec)
     warnings: list[str] = []
+    unknown = _unknown_fields(path, fmt, items)
+    if unknown is not None:
+        warnings.append(unknown)
     if not specs:
         warnings.append(f"{path}:{features.line}: no features")
     if made_manual:
@@ -457,75 +450,3 @@ def parse_backlog(
             " (or import with `--accept CMD`)"
         )
     return ParsedBacklog(fmt, tuple(specs), tuple(warnings))
-
-
-def _ordered(features: Sequence[Feature]) -> list[Feature]:
-    return sorted(features, key=lambda f: (f.position, f.id))
-
-
-def _feature_json(f: Feature) -> dict[str, object]:
-    return {
-        "id": f.id,
-        "category": f.category,
-        "name": f.name,
-        "description": f.description,
-        "steps": list(f.steps),
-        "acceptance": list(f.acceptance),
-        "manual": f.manual,
-        "priority": f.priority,
-        "files": list(f.files),
-        "depends_on": list(f.depends_on),
-        "state": str(f.state),
-        "model": f.model,
-    }
-
-
-def export_json(features: Sequence[Feature]) -> str:
-    """The backlog as our export format, in backlog order; ``parse_backlog``
-    reads it back (states other than passed come back as pending)."""
-    document = {
-        "format": EXPORT_FORMAT,
-        "version": EXPORT_VERSION,
-        "features": [_feature_json(f) for f in _ordered(features)],
-    }
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-
-
-def _code(text: str) -> str:
-    """A code span that holds *text* even when it contains backticks."""
-    fence = "`" * (max((len(run) for run in _BACKTICKS.findall(text)), default=0) + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
-
-
-def _feature_markdown(feature: Feature) -> str:
-    meta = [feature.category, str(feature.state), f"priority {feature.priority}"]
-    if feature.depends_on:
-        meta.append("depends on " + ", ".join(f"#{d}" for d in feature.depends_on))
-    blocks = [f"## {feature.label} {feature.name}", " · ".join(meta)]
-    if feature.description.strip():
-        blocks.append(feature.description.strip())
-    if feature.steps:
-        steps = []
-        for number, step in enumerate(feature.steps, start=1):
-            marker = f"{number}. "
-            steps.append(marker + ("\n" + " " * len(marker)).join(step.strip().splitlines()))
-        blocks.append("Steps:\n\n" + "\n".join(steps))
-    if feature.acceptance:
-        commands = "\n".join(f"- {_code(command)}" for command in feature.acceptance)
-        blocks.append("Acceptance:\n\n" + commands)
-    else:
-        blocks.append(
-            "Acceptance: " + ("manual: checked by a person" if feature.manual else "none")
-        )
-    if feature.files:
-        blocks.append("Files: " + ", ".join(_code(path) for path in feature.files))
-    return "\n\n".join(blocks)
-
-
-def export_markdown(features: Sequence[Feature]) -> str:
-    """The backlog as a document to read or paste, in backlog order."""
-    blocks = ["# Backlog"] + [_feature_markdown(f) for f in _ordered(features)]
-    if not features:
-        blocks.append("No features.")
-    return "\n\n".join(blocks) + "\n"
