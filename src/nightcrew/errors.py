@@ -12,6 +12,7 @@ class ExitCode(IntEnum):
     BAD_INPUT = 2
     BUDGET_EXCEEDED = 3
     LOCKED = 4
+    HANGUP = 129  # SIGHUP: the terminal or SSH connection closed
     INTERRUPTED = 130
 
 

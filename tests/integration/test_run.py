@@ -375,6 +375,63 @@ def test_second_run_is_refused_and_ctrl_c_stops_the_first(
         assert [r[0] for r in conn.execute("SELECT state FROM attempts")] == ["cancelled"]
 
 
+def test_hangup_stops_the_agent_and_saves_the_run(tmp_path: Path, sim_env: SimStarter) -> None:
+    root = make_project(tmp_path / "proj", plan_text(["Hang"]))
+    pidfile = tmp_path / "tool.pid"
+    _, sim = sim_env(
+        {
+            "scripts": [
+                script("hang", ["Batch 1 of 1"], work_turns(hang_command(pidfile))),
+            ]
+        }
+    )
+    env = nightcrew_env(sim)
+    first = start_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL)
+    try:
+        wait_for(pidfile.exists, what="the agent to start its hanging command")
+        first.send_signal(signal.SIGHUP)  # what closing the terminal or SSH sends
+        _, err = first.communicate(timeout=60)
+        assert first.returncode == 129, err
+    finally:
+        kill_quietly(first.pid)
+    with db(root) as conn:
+        row = conn.execute("SELECT state, exit_reason, agent_pid FROM attempts").fetchone()
+    assert row["state"] == "cancelled"
+    assert "SIGHUP" in row["exit_reason"]
+    wait_for(lambda: session_alive(row["agent_pid"]) == [], what="the agent's session to be killed")
+    assert not alive(int(pidfile.read_text()))
+    data = status(root, env)
+    assert data["run"]["state"] == "interrupted"
+    assert data["batches"][0]["state"] == "pending"
+
+
+def test_status_shows_a_run_whose_orchestrator_died_as_crashed(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    root = make_project(tmp_path / "proj", plan_text(["Hang"]))
+    pidfile = tmp_path / "tool.pid"
+    _, sim = sim_env(
+        {"scripts": [script("hang", ["Batch 1 of 1"], work_turns(hang_command(pidfile)))]}
+    )
+    env = nightcrew_env(sim)
+    first = start_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL)
+    try:
+        wait_for(pidfile.exists, what="the agent to start its hanging command")
+        assert status(root, env)["run"]["state"] == "running"
+        first.kill()  # SIGKILL: the store still says running
+        first.communicate()
+    finally:
+        kill_quietly(first.pid)
+        kill_quietly(int(pidfile.read_text()))
+
+    data = status(root, env)
+    text = run_nightcrew(root, env, "status")
+
+    assert data["run"]["state"] == "crashed"
+    assert data["run"]["state_note"] == f"pid {first.pid} is gone"
+    assert f"crashed (pid {first.pid} is gone)" in text.stdout
+
+
 def test_item_budget_warns_at_80_percent_then_stops_naming_itself(
     tmp_path: Path, sim_env: SimStarter
 ) -> None:

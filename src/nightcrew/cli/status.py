@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from nightcrew.engine.liveness import orchestrator_gone
+
 if TYPE_CHECKING:
     from nightcrew.agents.base import TokenCounts
     from nightcrew.store.records import AttemptRow, Store
@@ -43,11 +45,14 @@ def status_data(store: Store, run_id: str) -> dict[str, Any]:
             }
         )
     t = totals.tokens
+    gone = orchestrator_gone(store, run)
     return {
         "run": {
             "id": run.id,
             "plan": run.source_path,
-            "state": str(run.state),
+            # The store says running until the next run recovers it; say what is true.
+            "state": "crashed" if gone is not None else str(run.state),
+            "state_note": f"pid {gone} is gone" if gone is not None else None,
             "started_at": run.started_at,
             "finished_at": run.finished_at,
             "cost_usd": _num(totals.cost_usd),
@@ -115,7 +120,9 @@ def status_command(as_json: bool) -> None:
         r = data["run"]
         cost = "unknown" if r["cost_usd"] is None else f"${r['cost_usd']:.4f}"
         console.print(
-            f"run {r['id']} ({r['plan']}): {r['state']}, started {r['started_at']}, cost {cost}",
+            f"run {r['id']} ({r['plan']}): {r['state']}"
+            + (f" ({r['state_note']})" if r["state_note"] else "")
+            + f", started {r['started_at']}, cost {cost}",
             markup=False,
         )
         console.print(summary_table(summary_rows(store, run.id)))

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Literal
 from nightcrew import gitops
 from nightcrew.agents.base import AgentRequest, HarnessTool
 from nightcrew.engine import gates as gates_mod
+from nightcrew.engine import signals as stop_signals
 from nightcrew.engine.attempt import drive_agent
 from nightcrew.engine.budget import BudgetGuard, current_budgets
 from nightcrew.engine.digest import failure_signature, make_digest
@@ -179,7 +180,7 @@ def run_attempt(
     )
     if outcome.end == "cancelled":
         store.finish_attempt(
-            attempt.id, AttemptState.CANCELLED, reason="interrupted by the user", **common
+            attempt.id, AttemptState.CANCELLED, reason=stop_signals.reason(), **common
         )
         run.end = "interrupted"
         return run

@@ -16,6 +16,7 @@ from nightcrew import gitops
 from nightcrew.agents.base import AgentBackend
 from nightcrew.config import Settings
 from nightcrew.engine import gates as gates_mod
+from nightcrew.engine import signals as stop_signals
 from nightcrew.engine.batch import BatchContext
 from nightcrew.engine.lock import ProjectLock
 from nightcrew.engine.recovery import recover
@@ -40,11 +41,15 @@ class NothingToDo(Exception):
 
 
 class Interrupted(BaseException):
-    """SIGTERM outside the agent: treated like Ctrl-C."""
+    """SIGTERM or SIGHUP outside the agent: treated like Ctrl-C."""
 
 
 def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    stop_signals.note(signum)
     raise Interrupted()
+
+
+_RAISING = (signal.SIGTERM, signal.SIGHUP)  # SIGINT is Python's KeyboardInterrupt
 
 
 class Orchestrator:
@@ -82,7 +87,8 @@ class Orchestrator:
             self._check()
             gitops.ensure_excluded(self.project.root)
             with ProjectLock(self.project.lock_path):
-                previous_term = signal.signal(signal.SIGTERM, _raise_interrupted)
+                stop_signals.reset()
+                previous = {sig: signal.signal(sig, _raise_interrupted) for sig in _RAISING}
                 store = Store.open(self.project.store_path)
                 try:
                     if self.register:
@@ -93,7 +99,8 @@ class Orchestrator:
                     self.reporter.note(str(done))
                     return RunResult(ExitCode.OK, None, str(done))
                 finally:
-                    signal.signal(signal.SIGTERM, previous_term)
+                    for sig, handler in previous.items():
+                        signal.signal(sig, handler)
                     store.close()
         finally:
             self.reporter.close()
@@ -166,7 +173,7 @@ class Orchestrator:
         for attempt in store.attempts(run_id=run_id):
             if attempt.state == AttemptState.RUNNING:
                 store.finish_attempt(
-                    attempt.id, AttemptState.CANCELLED, reason="interrupted by the user"
+                    attempt.id, AttemptState.CANCELLED, reason=stop_signals.reason()
                 )
         for item in store.items(run_id):
             if item.state == ItemState.IN_PROGRESS:
@@ -181,8 +188,10 @@ class Orchestrator:
     ) -> RunResult:
         """End a run that stopped short: interrupted, over a budget, or failed."""
         if why == "interrupted":
-            message = f"interrupted: state saved; continue with {self.resume_hint}"
-            return self._finish(store, run_id, RunState.INTERRUPTED, ExitCode.INTERRUPTED, message)
+            what = "hung up (SIGHUP)" if stop_signals.hung_up() else "interrupted"
+            message = f"{what}: state saved; continue with {self.resume_hint}"
+            code = stop_signals.exit_code()
+            return self._finish(store, run_id, RunState.INTERRUPTED, code, message)
         if why == "over_budget":
             return self._finish(
                 store, run_id, RunState.BUDGET_EXCEEDED, ExitCode.BUDGET_EXCEEDED, message
@@ -194,7 +203,11 @@ class Orchestrator:
     ) -> RunResult:
         store.set_run_state(run_id, state, reason=message, message=message)
         store.event(run_id, "run_finished", {"state": state, "message": message})
-        self.reporter.summary(summary_rows(store, run_id), _footer(store, run_id, message))
+        try:
+            self.reporter.summary(summary_rows(store, run_id), _footer(store, run_id, message))
+        except OSError:
+            if not stop_signals.hung_up():
+                raise  # after a hangup the terminal may be gone; the state is saved
         return RunResult(code, run_id, message)
 
 
