@@ -41,6 +41,15 @@ class LocatedError(BadInput):
         self.detail = message
 
 
+class AgentUnusable(BadInput):
+    """The agent cannot work as set up (not logged in, a wrong model, a usage
+    limit …): another attempt would fail the same way, so the run stops."""
+
+    def __init__(self, message: str, run_id: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
 class LockHeld(NightcrewError):
     exit_code = ExitCode.LOCKED
 

@@ -55,6 +55,7 @@ def status_data(store: Store, run_id: str) -> dict[str, Any]:
             "state_note": f"pid {gone} is gone" if gone is not None else None,
             "started_at": run.started_at,
             "finished_at": run.finished_at,
+            "message": run.message,
             "cost_usd": _num(totals.cost_usd),
             "tokens": _tokens(t),
         },
@@ -70,6 +71,7 @@ def _attempt_usage(store: Store, attempt: AttemptRow) -> dict[str, Any]:
     return {
         "number": attempt.number,
         "state": str(attempt.state),
+        "reason": attempt.exit_reason,  # why it ended: the agent's own words on an error
         "model": attempt.model,
         "session_id": attempt.session_id,
         "cost_usd": _num(attempt.cost_usd),
@@ -125,6 +127,8 @@ def status_command(as_json: bool) -> None:
             + f", started {r['started_at']}, cost {cost}",
             markup=False,
         )
+        if r["message"] and r["state"] != "running":
+            console.print(r["message"], markup=False, soft_wrap=True)
         console.print(summary_table(summary_rows(store, run.id)))
     finally:
         store.close()

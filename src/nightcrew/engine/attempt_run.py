@@ -27,7 +27,7 @@ from nightcrew.engine.digest import failure_signature, make_digest
 from nightcrew.engine.prompt import PreviousFailure, Prompt
 from nightcrew.engine.recording import EXCERPT, Recorder, record_final
 from nightcrew.engine.states import AttemptState
-from nightcrew.errors import GitError
+from nightcrew.errors import AgentUnusable, GitError
 from nightcrew.store.records import AttemptRow, ItemRow, Store
 
 if TYPE_CHECKING:
@@ -202,12 +202,19 @@ def run_attempt(
                 " was stopped. Work in smaller steps and finish sooner."
             )
         else:
-            error = outcome.finished.error if outcome.finished else None
+            finished = outcome.finished
+            error = finished and (finished.error or finished.result_text)
             digest = f"The agent session ended with an error: {error or 'unknown error'}"
         signature = f"{outcome.end}:{digest[:120]}"
         store.finish_attempt(
             attempt.id, state, reason=digest[:300], digest=digest, signature=signature, **common
         )
+        known = outcome.finished.agent_failure if outcome.finished else None
+        if outcome.end == "crashed" and known is not None and not known.retryable:
+            # Another attempt would fail the same way: stop, and spend no retry.
+            raise AgentUnusable(
+                f"the agent cannot work: {known.message}; {known.advice}", ctx.run.id
+            )
         ctx.reporter.note(f"{job.name} attempt {number}: {digest}", "warn")
         run.digest, run.signature = digest, signature
         run.previous = PreviousFailure(number, outcome.end, digest)

@@ -22,7 +22,7 @@ from nightcrew.engine.lock import ProjectLock
 from nightcrew.engine.recovery import recover
 from nightcrew.engine.report import Progress, Reporter, SummaryRow
 from nightcrew.engine.states import AttemptState, ItemState, RunState
-from nightcrew.errors import ExitCode, NightcrewError
+from nightcrew.errors import AgentUnusable, ExitCode, NightcrewError
 from nightcrew.project import Project
 from nightcrew.store.records import RunRow, Store
 from nightcrew.usage.globaldb import open_global, register_project
@@ -95,6 +95,16 @@ class Orchestrator:
                         self._register()
                     crashed = recover(store, self.reporter)
                     return self._execute(store, crashed)
+                except AgentUnusable as unusable:
+                    self._mark_interrupted(store, unusable.run_id)
+                    self.reporter.note(unusable.message, "error")
+                    return self._finish(
+                        store,
+                        unusable.run_id,
+                        RunState.FAILED,
+                        ExitCode.BAD_INPUT,
+                        unusable.message,
+                    )
                 except NothingToDo as done:
                     self.reporter.note(str(done))
                     return RunResult(ExitCode.OK, None, str(done))
