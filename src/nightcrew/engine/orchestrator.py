@@ -18,6 +18,7 @@ from nightcrew.config import Settings
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine import signals as stop_signals
 from nightcrew.engine.batch import BatchContext
+from nightcrew.engine.limits import LimitWaiter
 from nightcrew.engine.lock import ProjectLock
 from nightcrew.engine.recovery import recover
 from nightcrew.engine.report import Progress, Reporter, SummaryRow
@@ -75,6 +76,7 @@ class Orchestrator:
             name: model_price_from_config(name, table) for name, table in settings.pricing.items()
         }
         self.pricer = Pricer(overrides, warn=lambda m: reporter.note(m, "warn"))
+        self.limits = LimitWaiter()  # tests give a clock and a sleeper of their own
 
     def _check(self) -> None:
         """Refuse bad input before anything is locked or written."""
@@ -96,7 +98,7 @@ class Orchestrator:
                     crashed = recover(store, self.reporter)
                     return self._execute(store, crashed)
                 except AgentUnusable as unusable:
-                    self._mark_interrupted(store, unusable.run_id)
+                    self._mark_interrupted(store, unusable.run_id, reason=unusable.message)
                     self.reporter.note(unusable.message, "error")
                     return self._finish(
                         store,
@@ -161,6 +163,7 @@ class Orchestrator:
             batch_count=count,
             progress=progress,
             baseline=None,
+            limits=self.limits,
         )
 
     def _baseline(
@@ -179,7 +182,9 @@ class Orchestrator:
             )
         return baseline
 
-    def _mark_interrupted(self, store: Store, run_id: str) -> None:
+    def _mark_interrupted(
+        self, store: Store, run_id: str, *, reason: str = "run interrupted"
+    ) -> None:
         for attempt in store.attempts(run_id=run_id):
             if attempt.state == AttemptState.RUNNING:
                 store.finish_attempt(
@@ -187,7 +192,7 @@ class Orchestrator:
                 )
         for item in store.items(run_id):
             if item.state == ItemState.IN_PROGRESS:
-                store.set_item_state(item.id, ItemState.PENDING, reason="run interrupted")
+                store.set_item_state(item.id, ItemState.PENDING, reason=reason[:300])
 
     def _stop(
         self,
