@@ -4,6 +4,7 @@ and no retry is spent."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +95,29 @@ def test_an_argument_the_cli_refuses_is_shown_not_process_error(
     assert "--max-budget-usd must be a number greater than 0" in out
     assert "ProcessError" not in out
     assert "Fatal error in message reader" not in out
+
+
+def test_wait_on_limit_waits_for_the_reset_and_tries_again(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    root = make_project(tmp_path / "proj", plan_text(["One"]))
+    reset = int(time.time()) - 60  # already past: the run waits for nothing
+    error = {
+        "status": 429,
+        "type": "rate_limit_error",
+        "message": f"Claude AI usage limit reached|{reset}",
+        "times": 1,
+    }
+    _, sim = sim_env({"fallback": {"text": "OK.", "error": error}})
+    env = {**nightcrew_env(sim), "CLAUDE_CODE_MAX_RETRIES": "0"}
+
+    result = run_nightcrew(
+        root, env, "run", "PLAN.md", "--model", MODEL, "--max-retries", "0", "--wait-on-limit"
+    )
+
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "usage limit reached: waiting until" in out
+    data = status(root, env)
+    assert data["run"]["state"] == "succeeded"
+    assert [a["state"] for a in data["batches"][0]["attempt_usage"]] == ["crashed", "passed"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -86,7 +86,7 @@ class Waits:
 
 
 def run(
-    tmp_path: Path, backend: ScriptedBackend, waits: Waits, **settings: object
+    tmp_path: Path, backend: ScriptedBackend, waits: Callable[[datetime], None], **settings: object
 ) -> tuple[Project, ExitCode, str]:
     proj = project(tmp_path)
     runner = Runner(
@@ -221,3 +221,24 @@ def test_a_build_stopped_by_the_agent_releases_its_feature(tmp_path: Path) -> No
     for history in (item_reasons, feature_reasons):
         assert "interrupted" not in " ".join(history)
         assert "usage limit reached" in history[-1]
+
+
+def test_ctrl_c_during_the_wait_interrupts_the_run(tmp_path: Path) -> None:
+    backend = ScriptedBackend([limited(NOW + timedelta(minutes=40)), success()])
+
+    def interrupted(when: datetime) -> None:
+        raise KeyboardInterrupt
+
+    proj, code, message = run(tmp_path, backend, interrupted, wait_on_limit=True)
+
+    assert code == ExitCode.INTERRUPTED
+    assert "--resume" in message
+    assert len(backend.requests) == 1
+    store = Store.open(proj.store_path)
+    try:
+        run_row = store.run(latest(store))
+        items = store.items(run_row.id)
+    finally:
+        store.close()
+    assert run_row.state == "interrupted"
+    assert items[0].state == ItemState.PENDING
