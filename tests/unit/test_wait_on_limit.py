@@ -242,3 +242,16 @@ def test_ctrl_c_during_the_wait_interrupts_the_run(tmp_path: Path) -> None:
         store.close()
     assert run_row.state == "interrupted"
     assert items[0].state == ItemState.PENDING
+
+
+def test_a_limit_that_does_not_lift_stops_the_run_after_a_few_waits(tmp_path: Path) -> None:
+    reset = NOW - timedelta(minutes=1)  # said to be over already, yet the agent is refused
+    backend = ScriptedBackend([limited(reset)])
+    waits = Waits()
+
+    proj, code, message = run(tmp_path, backend, waits, wait_on_limit=True)
+
+    assert code == ExitCode.BAD_INPUT
+    assert "still reached after 3 waits" in message
+    assert waits.until == [reset] * 3
+    assert len(attempts(proj)) == 4

@@ -26,7 +26,7 @@ from nightcrew.engine import signals as stop_signals
 from nightcrew.engine.attempt import drive_agent
 from nightcrew.engine.budget import BudgetGuard, current_budgets
 from nightcrew.engine.digest import failure_signature, make_digest
-from nightcrew.engine.limits import local_time, refuse_wait
+from nightcrew.engine.limits import MAX_WAITS, local_time, refuse_wait
 from nightcrew.engine.prompt import PreviousFailure, Prompt
 from nightcrew.engine.recording import EXCERPT, Recorder, record_final
 from nightcrew.engine.states import AttemptState
@@ -112,6 +112,7 @@ def run_attempt(
     message says which) and no attempt was started. With ``--wait-on-limit``
     an attempt stopped by a usage limit is followed, once the limit resets, by
     another one: the caller sees only the attempt that was judged."""
+    waits = 0
     while True:
         run = _attempt_once(
             ctx,
@@ -125,6 +126,13 @@ def run_attempt(
         if isinstance(run, str) or run.end != "limited" or run.limit_resets_at is None:
             return run
         until = run.limit_resets_at
+        if waits == MAX_WAITS:  # the limit did not lift when it said it would: never spin
+            raise AgentUnusable(
+                f"the agent cannot work: the usage limit was still reached after {waits}"
+                " waits for its reset",
+                ctx.run.id,
+            )
+        waits += 1
         ctx.reporter.note(
             f"usage limit reached: waiting until {local_time(until)} (local) — Ctrl-C to stop",
             "warn",

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from nightcrew.agents.base import AgentFailure
 
 MAX_WAIT = timedelta(hours=6)  # a reset further away stops the run instead
+MAX_WAITS = 3  # waits in a row for one item before the run stops
 
 
 def now_utc() -> datetime:
