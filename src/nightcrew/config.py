@@ -50,6 +50,7 @@ class Settings(BaseModel):
     attempt_timeout: float = Field(default=1800, gt=0)
     gate_timeout: float = Field(default=1800, gt=0)
     commit: bool = True
+    wait_on_limit: bool = False  # wait for a usage limit to reset instead of stopping
     allowed_tools: tuple[str, ...] = DEFAULT_ALLOWED_TOOLS
     pricing: dict[str, dict[str, float]] = Field(default_factory=dict)
     # Backlog builds: the model chain a stuck feature climbs (weakest first),

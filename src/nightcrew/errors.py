@@ -12,6 +12,7 @@ class ExitCode(IntEnum):
     BAD_INPUT = 2
     BUDGET_EXCEEDED = 3
     LOCKED = 4
+    HANGUP = 129  # SIGHUP: the terminal or SSH connection closed
     INTERRUPTED = 130
 
 
@@ -38,6 +39,15 @@ class LocatedError(BadInput):
         self.path = path
         self.line = line
         self.detail = message
+
+
+class AgentUnusable(BadInput):
+    """The agent cannot work as set up (not logged in, a wrong model, a usage
+    limit …): another attempt would fail the same way, so the run stops."""
+
+    def __init__(self, message: str, run_id: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
 
 
 class LockHeld(NightcrewError):

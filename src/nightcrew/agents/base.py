@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -173,6 +174,19 @@ class ModelUsage:
 
 
 @dataclass(frozen=True)
+class AgentFailure:
+    """A failure the backend recognised: what it is (``kind``), the agent's own
+    words (``message``), whether another attempt can help, what the person
+    should do, and when a usage limit resets (if the agent said)."""
+
+    kind: str
+    message: str
+    retryable: bool
+    advice: str
+    reset_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Finished:
     """The session ended. ``status`` is ``success`` or ``error``."""
 
@@ -185,9 +199,10 @@ class Finished:
     num_turns: int | None = None
     error: str | None = None
     session_id: str | None = None
+    agent_failure: AgentFailure | None = None  # a failure the backend knows
 
     @classmethod
-    def failure(cls, error: str) -> Finished:
+    def failure(cls, error: str, agent_failure: AgentFailure | None = None) -> Finished:
         """A session that ended without the agent's own result."""
         return cls(
             status="error",
@@ -197,6 +212,7 @@ class Finished:
             reported_cost_usd=None,
             model_usage=(),
             error=error,
+            agent_failure=agent_failure,
         )
 
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import logging
 import os
 import shutil
 import stat
@@ -44,6 +46,7 @@ from nightcrew.agents.base import (
     ToolResult,
     Usage,
 )
+from nightcrew.agents.claude_failures import CLI_MISSING, classify, last_reason
 from nightcrew.proc import process_create_time
 from nightcrew.usage.anthropic_format import (
     reported_cost,
@@ -116,6 +119,7 @@ class _Translator:
     def __init__(self) -> None:
         self.stream_message: tuple[str, str] | None = None  # (message id, model)
         self.stream_tokens: TokenCounts = TokenCounts()
+        self.api_status: int | None = None  # the HTTP status of the API's refusal
 
     def translate(self, message: object) -> Iterable[AgentEvent]:
         from claude_agent_sdk import (
@@ -156,6 +160,7 @@ class _Translator:
                             block.tool_use_id, bool(block.is_error), _excerpt(block.content)
                         )
         elif isinstance(message, ResultMessage):
+            self.api_status = message.api_error_status
             yield self._finished(message)
 
     def _stream_event(self, event: dict[str, Any]) -> Iterable[AgentEvent]:
@@ -225,7 +230,15 @@ class ClaudeBackend:
     async def run(self, request: AgentRequest) -> AsyncIterator[AgentEvent]:
         from claude_agent_sdk import ClaudeAgentOptions, McpServerConfig, query
 
-        cli = self._cli_path or find_claude_cli()
+        # The SDK logs "Fatal error in message reader … Check stderr output for
+        # details" whenever the CLI exits non-zero, killed at a timeout or on
+        # Ctrl-C included; the real reason is in the Finished event.
+        logging.getLogger("claude_agent_sdk._internal.query").setLevel(logging.CRITICAL)
+        try:
+            cli = self._cli_path or find_claude_cli()
+        except AgentNotFound as exc:
+            yield Finished.failure(str(exc), dataclasses.replace(CLI_MISSING, message=str(exc)))
+            return
         work_dir = request.work_dir or request.cwd / ".nightcrew" / "tmp"
         launcher = write_launcher(work_dir)
         pidfile = work_dir / "agent.pid"
@@ -297,9 +310,10 @@ class ClaudeBackend:
                     break
                 if isinstance(item, Exception):
                     if finished is None:
-                        detail = " | ".join(stderr_tail[-3:]) or str(item)
+                        reason = last_reason(None, stderr_tail)
                         finished = Finished.failure(
-                            f"{type(item).__name__}: {item}; {detail}"[:2000],
+                            (reason or f"{type(item).__name__}: {item}")[:2000],
+                            classify(api_status=None, result_text=None, stderr=stderr_tail),
                         )
                     continue
                 if isinstance(item, Finished):
@@ -311,6 +325,14 @@ class ClaudeBackend:
                     "the agent ended without a result"
                     + (": " + " | ".join(stderr_tail[-3:]) if stderr_tail else ""),
                 )
+            elif finished.is_error and not (finished.result_subtype or "").startswith("error_max"):
+                known = classify(
+                    api_status=translator.api_status,
+                    result_text=finished.result_text,
+                    stderr=stderr_tail,
+                )
+                reason = finished.error or last_reason(finished.result_text, stderr_tail)
+                finished = dataclasses.replace(finished, error=reason, agent_failure=known)
             yield finished
         finally:
             pid_task.cancel()

@@ -12,8 +12,9 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def attempt_options(unit: str, whole: str) -> Callable[[_F], _F]:
-    """``--agent``, ``--gate``, the budgets, ``--attempt-timeout`` and
-    ``--no-commit``; ``unit`` is "batch" or "feature", ``whole`` "run" or "build"."""
+    """``--agent``, ``--gate``, the budgets, ``--attempt-timeout``,
+    ``--no-commit`` and ``--wait-on-limit``; ``unit`` is "batch" or
+    "feature", ``whole`` "run" or "build"."""
     options = [
         click.option(
             "--agent",
@@ -53,6 +54,13 @@ def attempt_options(unit: str, whole: str) -> Callable[[_F], _F]:
             is_flag=True,
             default=False,
             help=f"Leave each {unit}'s changes uncommitted.",
+        ),
+        click.option(
+            "--wait-on-limit",
+            is_flag=True,
+            default=False,
+            help="When the agent hits a usage limit with a known reset time (up to 6 h"
+            f" away), wait for it and try the {unit} again instead of stopping.",
         ),
     ]
 

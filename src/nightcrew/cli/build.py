@@ -80,6 +80,7 @@ def build_command(
     attempt_timeout: float | None,
     max_features: int | None,
     no_commit: bool,
+    wait_on_limit: bool,
     no_tools: bool,
     resume: bool,
     resume_session: bool,
@@ -118,6 +119,7 @@ def build_command(
             "max_item_usd": max_item_usd,
             "attempt_timeout": attempt_timeout,
             "commit": False if no_commit else None,
+            "wait_on_limit": True if wait_on_limit else None,
         },
     )
     reporter = console_reporter()

@@ -44,6 +44,7 @@ def run_command(
     start_batch: int | None,
     end_batch: int | None,
     no_commit: bool,
+    wait_on_limit: bool,
     resume: bool,
 ) -> None:
     """Run PLAN's batches, one fresh agent session each, judged by gates.
@@ -73,6 +74,7 @@ def run_command(
             "max_item_usd": max_item_usd,
             "attempt_timeout": attempt_timeout,
             "commit": False if no_commit else None,
+            "wait_on_limit": True if wait_on_limit else None,
         },
     )
     parsed = load_plan(plan, project.root)

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from nightcrew.engine.liveness import orchestrator_gone
+
 if TYPE_CHECKING:
     from nightcrew.agents.base import TokenCounts
     from nightcrew.store.records import AttemptRow, Store
@@ -51,13 +53,17 @@ def status_data(store: Store, run_id: str) -> dict[str, Any]:
     t = totals.tokens
     # A build works through the backlog, not a plan file: it says so, and lists features.
     source = {"kind": "build"} if build else {"kind": run.kind, "plan": run.source_path}
+    gone = orchestrator_gone(store, run)
     return {
         "run": {
             "id": run.id,
             **source,
-            "state": str(run.state),
+            # The store says running until the next run recovers it; say what is true.
+            "state": "crashed" if gone is not None else str(run.state),
+            "state_note": f"pid {gone} is gone" if gone is not None else None,
             "started_at": run.started_at,
             "finished_at": run.finished_at,
+            "message": run.message,
             # nothing spent is $0; only an attempt can make the cost unknown
             "cost_usd": 0.0 if not attempts_of_run else _num(totals.cost_usd),
             "tokens": _tokens(t),
@@ -74,6 +80,7 @@ def _attempt_usage(store: Store, attempt: AttemptRow) -> dict[str, Any]:
     return {
         "number": attempt.number,
         "state": str(attempt.state),
+        "reason": attempt.exit_reason,  # why it ended: the agent's own words on an error
         "model": attempt.model,
         "session_id": attempt.session_id,
         "cost_usd": _num(attempt.cost_usd),
@@ -125,7 +132,14 @@ def status_command(as_json: bool) -> None:
         r = data["run"]
         cost = "unknown" if r["cost_usd"] is None else f"${r['cost_usd']:.4f}"
         what = f"build {r['id']}" if "features" in data else f"run {r['id']} ({r['plan']})"
-        console.print(f"{what}: {r['state']}, started {r['started_at']}, cost {cost}", markup=False)
+        console.print(
+            f"{what}: {r['state']}"
+            + (f" ({r['state_note']})" if r["state_note"] else "")
+            + f", started {r['started_at']}, cost {cost}",
+            markup=False,
+        )
+        if r["message"] and r["state"] != "running":
+            console.print(r["message"], markup=False, soft_wrap=True)
         console.print(summary_table(summary_rows(store, run.id), unit=summary_unit(run.kind)))
     finally:
         store.close()

@@ -31,6 +31,7 @@ from nightcrew.agents.base import (
     ToolDenied,
     Usage,
 )
+from nightcrew.engine import signals as stop_signals
 from nightcrew.proc import TERM_GRACE_S
 from nightcrew.usage.pricing import Pricer
 
@@ -146,12 +147,17 @@ async def drive_agent(
     started = time.monotonic()
     seen = _Seen()
 
-    signals = (signal.SIGINT, signal.SIGTERM) if handle_signals else ()
+    signals = stop_signals.STOP_SIGNALS if handle_signals else ()
     # remove_signal_handler resets to the default, not to what was there: keep
-    # the caller's handlers (the runner turns SIGTERM into a clean stop).
+    # the caller's handlers (the runner turns SIGTERM and SIGHUP into a clean stop).
     previous = {sig: signal.getsignal(sig) for sig in signals}
+
+    def on_signal(signum: int) -> None:
+        stop_signals.note(signum)
+        stopper.stop("cancelled")
+
     for sig in signals:
-        loop.add_signal_handler(sig, stopper.stop, "cancelled")
+        loop.add_signal_handler(sig, on_signal, sig)
     timer = loop.call_later(timeout_s, stopper.stop, "timed_out")
 
     async def consume() -> None:

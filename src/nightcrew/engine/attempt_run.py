@@ -10,31 +10,36 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from nightcrew import gitops
-from nightcrew.agents.base import AgentRequest, HarnessTool
+from nightcrew.agents.base import AgentFailure, AgentRequest, HarnessTool
 from nightcrew.engine import gates as gates_mod
+from nightcrew.engine import signals as stop_signals
 from nightcrew.engine.attempt import drive_agent
 from nightcrew.engine.baseline import record_baseline
 from nightcrew.engine.budget import BudgetGuard, current_budgets
 from nightcrew.engine.digest import failure_signature, make_digest
+from nightcrew.engine.limits import MAX_WAITS, local_time, refuse_wait
 from nightcrew.engine.prompt import PreviousFailure, Prompt
 from nightcrew.engine.recording import EXCERPT, Recorder, record_final
 from nightcrew.engine.states import AttemptState
 from nightcrew.engine.toolpolicy import ToolPolicy
-from nightcrew.errors import GitError
+from nightcrew.errors import AgentUnusable, GitError
 from nightcrew.store.records import AttemptRow, ItemRow, Store
 
 if TYPE_CHECKING:
     from nightcrew.engine.batch import BatchContext
 
-AttemptEnd = Literal["passed", "failed", "stopped", "interrupted", "over_budget"]
+# "limited" stays inside run_attempt: the run waits for the usage limit and tries again.
+AttemptEnd = Literal["passed", "failed", "stopped", "interrupted", "over_budget", "limited"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,7 @@ class AttemptRun:
     previous: PreviousFailure | None = None  # what the next attempt is told
     last_text: str | None = None
     session_id: str | None = None
+    limit_resets_at: datetime | None = None  # end "limited": when to try again
 
 
 def budget_guard(ctx: BatchContext, job: Job, item: ItemRow) -> BudgetGuard:
@@ -105,7 +111,55 @@ def run_attempt(
     resume_session_id: str | None = None,
 ) -> AttemptRun | str:
     """Run one attempt; a string instead means a budget was already spent (the
-    message says which) and no attempt was started."""
+    message says which) and no attempt was started. With ``--wait-on-limit``
+    an attempt stopped by a usage limit is followed, once the limit resets, by
+    another one: the caller sees only the attempt that was judged."""
+    waits = 0
+    while True:
+        run = _attempt_once(
+            ctx,
+            job,
+            item,
+            model=model,
+            previous=previous,
+            base_sha=base_sha,
+            resume_session_id=resume_session_id,
+        )
+        if isinstance(run, str) or run.end != "limited" or run.limit_resets_at is None:
+            return run
+        until = run.limit_resets_at
+        if waits == MAX_WAITS:  # the limit did not lift when it said it would: never spin
+            raise AgentUnusable(
+                f"the agent cannot work: the usage limit was still reached after {waits}"
+                " waits for its reset",
+                ctx.run.id,
+            )
+        waits += 1
+        ctx.reporter.note(
+            f"usage limit reached: waiting until {local_time(until)} (local) — Ctrl-C to stop",
+            "warn",
+        )
+        ctx.store.event(
+            ctx.run.id,
+            "usage_limit_wait",
+            {"until": until.isoformat(), "item": job.name},
+            attempt_id=run.attempt.id,
+        )
+        ctx.limits.wait_until(until)
+        ctx.reporter.note(f"usage limit reset: {job.name} tries again")
+        resume_session_id = None
+
+
+def _attempt_once(
+    ctx: BatchContext,
+    job: Job,
+    item: ItemRow,
+    *,
+    model: str | None,
+    previous: PreviousFailure | None,
+    base_sha: str | None,
+    resume_session_id: str | None = None,
+) -> AttemptRun | str:
     store, settings, root = ctx.store, ctx.settings, ctx.project.root
     guard = budget_guard(ctx, job, item)
     guard.check()
@@ -143,7 +197,8 @@ def run_attempt(
         model=model,
         allowed_tools=settings.allowed_tools,
         env=ctx.agent_env,
-        max_budget_usd=float(left) if left is not None else None,
+        # Never an infinite budget: Claude Code refuses `--max-budget-usd inf`.
+        max_budget_usd=float(left) if left is not None and math.isfinite(left) else None,
         work_dir=evidence,
         resume_session_id=resume_session_id,
         harness_tools=tuple(job.tools(attempt)) if job.tools is not None else (),
@@ -183,7 +238,7 @@ def run_attempt(
     )
     if outcome.end == "cancelled":
         store.finish_attempt(
-            attempt.id, AttemptState.CANCELLED, reason="interrupted by the user", **common
+            attempt.id, AttemptState.CANCELLED, reason=stop_signals.reason(), **common
         )
         run.end = "interrupted"
         return run
@@ -205,9 +260,15 @@ def run_attempt(
                 " was stopped. Work in smaller steps and finish sooner."
             )
         else:
-            error = outcome.finished.error if outcome.finished else None
+            finished = outcome.finished
+            error = finished and (finished.error or finished.result_text)
             digest = f"The agent session ended with an error: {error or 'unknown error'}"
         signature = f"{outcome.end}:{digest[:120]}"
+        known = outcome.finished.agent_failure if outcome.finished else None
+        if outcome.end == "crashed" and known is not None and not known.retryable:
+            # Another attempt would fail the same way: stop (or wait out a
+            # usage limit), and spend no retry.
+            return _unusable(ctx, attempt, known, run, common, digest, signature)
         store.finish_attempt(
             attempt.id, state, reason=digest[:300], digest=digest, signature=signature, **common
         )
@@ -260,6 +321,43 @@ def run_attempt(
     run.digest, run.signature = gate_digest, gate_signature
     run.previous = PreviousFailure(number, "failed", gate_digest)
     return run
+
+
+def _unusable(
+    ctx: BatchContext,
+    attempt: AttemptRow,
+    known: AgentFailure,
+    run: AttemptRun,
+    common: dict[str, object],
+    digest: str,
+    signature: str,
+) -> AttemptRun:
+    """An attempt the agent could not work in. A usage limit the run may wait
+    for ends it ``limited``: recorded crashed without a digest, so no policy
+    counts it. Anything else stops the run (AgentUnusable)."""
+    reason = f"{known.message}; {known.advice}"
+    refused = None
+    if known.kind == "usage_limit" and ctx.settings.wait_on_limit:
+        refused = refuse_wait(known, ctx.limits)
+        if refused is None and known.reset_at is not None:
+            ctx.store.finish_attempt(
+                attempt.id,
+                AttemptState.CRASHED,
+                reason=f"{known.message}; waiting until {known.reset_at.isoformat()}"[:300],
+                **common,
+            )
+            run.end, run.limit_resets_at = "limited", known.reset_at
+            return run
+        reason = f"{known.message}; {refused}"
+    ctx.store.finish_attempt(
+        attempt.id,
+        AttemptState.CRASHED,
+        reason=digest[:300],
+        digest=digest,
+        signature=signature,
+        **common,
+    )
+    raise AgentUnusable(f"the agent cannot work: {reason}", ctx.run.id)
 
 
 def commit_or_fail(

@@ -16,6 +16,7 @@ from nightcrew.agents.base import AgentBackend
 from nightcrew.config import Settings
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine.attempt_run import AttemptRun, Job, abandon, commit_or_fail, run_attempt
+from nightcrew.engine.limits import LimitWaiter
 from nightcrew.engine.policy import after_failure
 from nightcrew.engine.prompt import PreviousFailure, variable_suffix
 from nightcrew.engine.report import Progress, Reporter
@@ -43,6 +44,7 @@ class BatchContext:
     batch_count: int
     progress: Progress
     baseline: gates_mod.TestIds | None
+    limits: LimitWaiter  # how a run waits for a usage limit (--wait-on-limit)
 
 
 @dataclass(frozen=True)

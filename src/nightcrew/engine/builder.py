@@ -33,7 +33,7 @@ from nightcrew.engine.orchestrator import (
 )
 from nightcrew.engine.report import Progress, Reporter
 from nightcrew.engine.states import ItemState, RunState
-from nightcrew.errors import BadInput, ExitCode
+from nightcrew.errors import AgentUnusable, BadInput, ExitCode
 from nightcrew.project import Project
 from nightcrew.store.backlog import Backlog
 from nightcrew.store.records import AttemptRow, ItemRow, RunRow, Store
@@ -176,6 +176,10 @@ class Builder(Orchestrator):
             self._mark_interrupted(store, run.id)
             backlog.release_all([run.id], reason="build interrupted")
             return self._stop(store, run.id, "interrupted")
+        except AgentUnusable as unusable:
+            # The orchestrator fails the run; the feature must not stay held by it.
+            backlog.release_all([run.id], reason=unusable.message[:300])
+            raise
 
     # ---- claims -------------------------------------------------------------------
 

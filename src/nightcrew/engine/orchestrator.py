@@ -16,13 +16,15 @@ from nightcrew import gitops
 from nightcrew.agents.base import AgentBackend
 from nightcrew.config import Settings
 from nightcrew.engine import gates as gates_mod
+from nightcrew.engine import signals as stop_signals
 from nightcrew.engine.baseline import record_baseline, stored_baseline
 from nightcrew.engine.batch import BatchContext
+from nightcrew.engine.limits import LimitWaiter
 from nightcrew.engine.lock import ProjectLock
 from nightcrew.engine.recovery import recover
 from nightcrew.engine.report import Progress, Reporter, SummaryRow
 from nightcrew.engine.states import AttemptState, ItemState, RunState
-from nightcrew.errors import ExitCode, NightcrewError
+from nightcrew.errors import AgentUnusable, ExitCode, NightcrewError
 from nightcrew.project import Project
 from nightcrew.store.records import RunRow, Store
 from nightcrew.usage.globaldb import open_global, register_project
@@ -41,11 +43,15 @@ class NothingToDo(Exception):
 
 
 class Interrupted(BaseException):
-    """SIGTERM outside the agent: treated like Ctrl-C."""
+    """SIGTERM or SIGHUP outside the agent: treated like Ctrl-C."""
 
 
 def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    stop_signals.note(signum)
     raise Interrupted()
+
+
+_RAISING = (signal.SIGTERM, signal.SIGHUP)  # SIGINT is Python's KeyboardInterrupt
 
 
 class Orchestrator:
@@ -71,6 +77,7 @@ class Orchestrator:
             name: model_price_from_config(name, table) for name, table in settings.pricing.items()
         }
         self.pricer = Pricer(overrides, warn=lambda m: reporter.note(m, "warn"))
+        self.limits = LimitWaiter()  # tests give a clock and a sleeper of their own
 
     def _check(self) -> None:
         """Refuse bad input before anything is locked or written."""
@@ -83,18 +90,30 @@ class Orchestrator:
             self._check()
             gitops.ensure_excluded(self.project.root)
             with ProjectLock(self.project.lock_path):
-                previous_term = signal.signal(signal.SIGTERM, _raise_interrupted)
+                stop_signals.reset()
+                previous = {sig: signal.signal(sig, _raise_interrupted) for sig in _RAISING}
                 store = Store.open(self.project.store_path)
                 try:
                     if self.register:
                         self._register()
                     crashed = recover(store, self.reporter)
                     return self._execute(store, crashed)
+                except AgentUnusable as unusable:
+                    self._mark_interrupted(store, unusable.run_id, reason=unusable.message)
+                    self.reporter.note(unusable.message, "error")
+                    return self._finish(
+                        store,
+                        unusable.run_id,
+                        RunState.FAILED,
+                        ExitCode.BAD_INPUT,
+                        unusable.message,
+                    )
                 except NothingToDo as done:
                     self.reporter.note(str(done))
                     return RunResult(ExitCode.OK, None, str(done))
                 finally:
-                    signal.signal(signal.SIGTERM, previous_term)
+                    for sig, handler in previous.items():
+                        signal.signal(sig, handler)
                     store.close()
         finally:
             self.reporter.close()
@@ -145,6 +164,7 @@ class Orchestrator:
             batch_count=count,
             progress=progress,
             baseline=None,
+            limits=self.limits,
         )
 
     def _baseline(
@@ -179,15 +199,17 @@ class Orchestrator:
             )
         return baseline
 
-    def _mark_interrupted(self, store: Store, run_id: str) -> None:
+    def _mark_interrupted(
+        self, store: Store, run_id: str, *, reason: str = "run interrupted"
+    ) -> None:
         for attempt in store.attempts(run_id=run_id):
             if attempt.state == AttemptState.RUNNING:
                 store.finish_attempt(
-                    attempt.id, AttemptState.CANCELLED, reason="interrupted by the user"
+                    attempt.id, AttemptState.CANCELLED, reason=stop_signals.reason()
                 )
         for item in store.items(run_id):
             if item.state == ItemState.IN_PROGRESS:
-                store.set_item_state(item.id, ItemState.PENDING, reason="run interrupted")
+                store.set_item_state(item.id, ItemState.PENDING, reason=reason[:300])
 
     def _stop(
         self,
@@ -198,8 +220,10 @@ class Orchestrator:
     ) -> RunResult:
         """End a run that stopped short: interrupted, over a budget, or failed."""
         if why == "interrupted":
-            message = f"interrupted: state saved; continue with {self.resume_hint}"
-            return self._finish(store, run_id, RunState.INTERRUPTED, ExitCode.INTERRUPTED, message)
+            what = "hung up (SIGHUP)" if stop_signals.hung_up() else "interrupted"
+            message = f"{what}: state saved; continue with {self.resume_hint}"
+            code = stop_signals.exit_code()
+            return self._finish(store, run_id, RunState.INTERRUPTED, code, message)
         if why == "over_budget":
             return self._finish(
                 store, run_id, RunState.BUDGET_EXCEEDED, ExitCode.BUDGET_EXCEEDED, message
@@ -211,7 +235,11 @@ class Orchestrator:
     ) -> RunResult:
         store.set_run_state(run_id, state, reason=message, message=message)
         store.event(run_id, "run_finished", {"state": state, "message": message})
-        self.reporter.summary(summary_rows(store, run_id), _footer(store, run_id, message))
+        try:
+            self.reporter.summary(summary_rows(store, run_id), _footer(store, run_id, message))
+        except OSError:
+            if not stop_signals.hung_up():
+                raise  # after a hangup the terminal may be gone; the state is saved
         return RunResult(code, run_id, message)
 
 

@@ -98,6 +98,7 @@ class Runner(Orchestrator):
                 run.id,
                 RunState.RUNNING,
                 reason="resumed",
+                orchestrator_pid=_pid(),
                 source_sha256=self.plan.sha256,
                 config_json=_json(self.settings.snapshot()),
             )
