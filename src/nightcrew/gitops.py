@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nightcrew import proc
+from nightcrew.debris import is_agent_temp
 from nightcrew.errors import GitError
 
 # nightcrew's own state directory inside a project; never committed or cleaned.
@@ -316,8 +317,6 @@ def commit_all(
     unattended run cannot answer a hook. A missing user.name/user.email is
     filled in with nightcrew's own so a fresh machine can commit.
     """
-    from nightcrew.debris import is_agent_temp
-
     # nightcrew's own files are kept out by info/exclude, not by a pathspec:
     # `git add` refuses an exclude pathspec that names an ignored path.
     ensure_excluded(root)
