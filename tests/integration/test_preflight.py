@@ -15,7 +15,6 @@ from tests.integration.support import (
     MODEL,
     add_function,
     git,
-    hang_command,
     make_project,
     nightcrew_env,
     plan_text,
@@ -166,10 +165,11 @@ def test_killed_agents_temp_file_is_removed_and_never_committed(
 ) -> None:
     root = make_project(tmp_path / "proj", plan_text(["Hang"]))
     temp = "calc.py.tmp.4242.1a2b3c"
-    hang = hang_command(tmp_path / "tool.pid", tmp_path / "hung-once")
-    _, sim = sim_env(
-        {"scripts": [script("hang", ["Batch 1 of 1"], work_turns(f"printf x > {temp}; {hang}"))]}
-    )
+    marker, pidfile = tmp_path / "hung-once", tmp_path / "tool.pid"
+    # The first attempt starts a write and hangs until it is killed; the second just ends.
+    once = f"if [ ! -e {marker} ]; then touch {marker}; printf x > {temp};"
+    once += f" echo $$ > {pidfile}; exec sleep 300; fi"
+    _, sim = sim_env({"scripts": [script("hang", ["Batch 1 of 1"], work_turns(once))]})
     env = nightcrew_env(sim)
     (root / "old.txt.tmp.7.ff").write_text("the user's own, from before\n")
     git(root, "add", "old.txt.tmp.7.ff")
