@@ -101,7 +101,7 @@ class Orchestrator:
                 previous_term = signal.signal(signal.SIGTERM, _raise_interrupted)
                 store = Store.open(self.project.store_path)
                 try:
-                    crashed = recover(store, self.reporter)
+                    crashed = recover(store, self.reporter, self.project.root)
                     self.left_alone = self._preflight(store)
                     if self.register:
                         self._register()
