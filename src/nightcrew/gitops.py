@@ -348,9 +348,12 @@ def commit_all(
     return sha
 
 
-def diff_patch(root: Path, base_sha: str | None, *, binary: bool = False) -> str:
+def diff_patch(
+    root: Path, base_sha: str | None, *, binary: bool = False, leave: Collection[str] = ()
+) -> str:
     """Patch from ``base_sha`` (None: the empty tree) to the work tree,
-    including untracked files that are not ignored.
+    including untracked files that are not ignored, without the paths in
+    ``leave`` (the user's own uncommitted files).
 
     Works on a throwaway copy of the index (``GIT_INDEX_FILE``) so neither the
     real index nor the work tree is touched.
@@ -364,6 +367,10 @@ def diff_patch(root: Path, base_sha: str | None, *, binary: bool = False) -> str
             shutil.copyfile(index, tmp_index)
         env = {"GIT_INDEX_FILE": str(tmp_index)}
         _git(root, "add", "-A", env=env)
+        if leave:
+            spec = f"--pathspec-from-file={_pathspec_file(tmp, sorted(leave))}"
+            literal = {**env, "GIT_LITERAL_PATHSPECS": "1"}
+            _git(root, "reset", "-q", "--pathspec-file-nul", spec, base, env=literal)
         out = Path(tmp) / "patch"
         args = ["diff", "--cached", "--no-color", "--no-ext-diff", f"--output={out}"]
         if binary:

@@ -252,3 +252,38 @@ def test_resume_removes_the_unfinished_writes_of_an_agent_whose_orchestrator_was
     assert not (root / own).exists() and not (root / child).exists()
     assert git(root, "log", "--format=%s").splitlines() == ["Batch 1: Subtraction", "initial"]
     assert git(root, "status", "--porcelain") == ""
+
+
+def test_the_abandoned_patch_holds_the_attempts_work_not_the_users_files(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    root = make_project(tmp_path / "proj", plan_text(["Broken"]))
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + "# trying something\n")
+    (root / "scratch.txt").write_text("mine\n")
+    broken = add_function("sub", "a + b", "calc.sub(5, 3) == 2")
+    _, sim = sim_env({"scripts": [script("b1", ["Batch 1 of 1"], work_turns(broken))]})
+    env = nightcrew_env(sim)
+
+    result = run_nightcrew(
+        root,
+        env,
+        "run",
+        "PLAN.md",
+        "--model",
+        MODEL,
+        "--allow-dirty",
+        "--max-retries",
+        "0",
+        "--on-failure",
+        "skip",
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr  # skipped by policy
+    patch = next((root / ".nightcrew" / "runs").glob("*/batch-1/abandoned.patch")).read_text()
+    assert "+def sub(a, b):" in patch
+    assert "pyproject.toml" not in patch and "scratch.txt" not in patch
+    # the user's files are as they were; the attempt's work is gone from the tree
+    assert pyproject.read_text().endswith("# trying something\n")
+    assert (root / "scratch.txt").read_text() == "mine\n"
+    assert "def sub" not in (root / "calc.py").read_text()

@@ -410,3 +410,16 @@ def test_reset_leaving_keeps_the_users_files(repo: Path) -> None:
     assert not (repo / "b.txt").exists()
     assert (repo / "wip.txt").read_text(encoding="utf-8") == "base\nuser edit\n"
     assert (repo / "notes.txt").read_text(encoding="utf-8") == "user notes\n"
+
+
+def test_diff_patch_leaves_out_the_users_files(repo: Path) -> None:
+    write(repo, "a.txt", "one\n")
+    write(repo, "b.txt", "bee\n")
+    base = commit(repo)
+    write(repo, "a.txt", "the user's edit\n")
+    write(repo, "mine.txt", "the user's new file\n")
+    write(repo, "b.txt", "the agent's edit\n")
+    write(repo, "new.py", "print('agent')\n")
+    patch = gitops.diff_patch(repo, base, leave={"a.txt", "mine.txt"})
+    assert "+the agent's edit" in patch and "+print('agent')" in patch
+    assert "a.txt" not in patch and "mine.txt" not in patch and "user's" not in patch

@@ -312,7 +312,7 @@ def abandon(ctx: BatchContext, directory: Path, base_sha: str | None, name: str)
     tree as it was before this one (with commits on)."""
     if not ctx.settings.commit or base_sha is None:
         return "; its changes are left in the working tree (--no-commit)"
-    diff = gitops.diff_patch(ctx.project.root, base_sha)
+    diff = gitops.diff_patch(ctx.project.root, base_sha, leave=ctx.left_alone)
     if not diff.strip() and gitops.head_sha(ctx.project.root) == base_sha:
         return ""  # nothing to keep and nothing to undo
     directory.mkdir(parents=True, exist_ok=True)
