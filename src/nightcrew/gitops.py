@@ -16,12 +16,13 @@ import shlex
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
 from nightcrew import proc
+from nightcrew.debris import is_agent_temp
 from nightcrew.errors import GitError
 
 # nightcrew's own state directory inside a project; never committed or cleaned.
@@ -281,9 +282,36 @@ def _missing_identity(root: Path) -> list[str]:
     return args
 
 
-def commit_all(root: Path, message: str, trailers: Mapping[str, str] | None = None) -> str | None:
-    """Stage everything (except nightcrew's own files) and commit it.
+def untracked_files(root: Path) -> list[str]:
+    """Untracked files that are not ignored, repo-relative, sorted."""
+    others = _git(root, "ls-files", "-z", "--others", "--exclude-standard")
+    return sorted(n for n in _z_list(_stdout(others)) if not (n + "/").startswith(STATE_DIR))
 
+
+def dirty_entries(root: Path) -> list[StatusEntry]:
+    """``git status`` without nightcrew's own directory: tracked changes
+    (staged or not) and untracked files that are not ignored."""
+    return [e for e in status_entries(root) if not (e.path + "/").startswith(STATE_DIR)]
+
+
+def _pathspec_file(directory: str, paths: Sequence[str]) -> str:
+    name = os.path.join(directory, "paths")
+    with open(name, "w", encoding="utf-8") as fh:
+        fh.write("\0".join(paths))
+    return name
+
+
+def commit_all(
+    root: Path,
+    message: str,
+    trailers: Mapping[str, str] | None = None,
+    *,
+    leave: Collection[str] = (),
+) -> str | None:
+    """Stage every change (except nightcrew's own files, the paths in
+    ``leave`` and a killed agent's temp files) and commit exactly that.
+
+    Changes the user staged in ``leave`` stay staged and out of the commit.
     Returns the new commit's sha, or None when there was nothing to commit.
     Hooks are skipped: the harness has already run its own gates, and an
     unattended run cannot answer a hook. A missing user.name/user.email is
@@ -292,23 +320,40 @@ def commit_all(root: Path, message: str, trailers: Mapping[str, str] | None = No
     # nightcrew's own files are kept out by info/exclude, not by a pathspec:
     # `git add` refuses an exclude pathspec that names an ignored path.
     ensure_excluded(root)
-    _git(root, "add", "-A")
-    staged = _git(root, "diff", "--cached", "--quiet", ok_codes=(0, 1))
-    if staged.exit_code == 0:
+    left = set(leave)
+    paths: set[str] = set()
+    for entry in dirty_entries(root):
+        paths.update(p for p in (entry.path, entry.orig_path) if p is not None)
+    paths = {p for p in paths if p not in left and not is_agent_temp(p)}
+    if not paths:
         return None
-    args = [*_missing_identity(root), "commit", "-q", "--no-verify", "-m", message]
-    if trailers:
-        args += ["-m", "\n".join(f"{key}: {value}" for key, value in trailers.items())]
-    _git(root, *args)
+    literal = {"GIT_LITERAL_PATHSPECS": "1"}
+    base = head_sha(root) or _empty_tree(root)
+    with tempfile.TemporaryDirectory(prefix="nightcrew-commit-") as tmp:
+        spec = ["--pathspec-file-nul", f"--pathspec-from-file={_pathspec_file(tmp, sorted(paths))}"]
+        _git(root, "add", "-A", *spec, env=literal)
+        diff = ["diff", "--cached", "--name-only", "-z", "--no-renames", base, "--"]
+        staged = sorted(set(_z_list(_stdout(_git(root, *diff)))) & paths)
+        if not staged:
+            return None
+        only = ["--pathspec-file-nul", f"--pathspec-from-file={_pathspec_file(tmp, staged)}"]
+        args = [*_missing_identity(root), "commit", "-q", "--no-verify", "--only", *only]
+        args += ["-m", message]
+        if trailers:
+            args += ["-m", "\n".join(f"{key}: {value}" for key, value in trailers.items())]
+        _git(root, *args, env=literal)
     sha = head_sha(root)
     if sha is None:
         raise GitError("git commit succeeded but HEAD is still unborn")
     return sha
 
 
-def diff_patch(root: Path, base_sha: str | None, *, binary: bool = False) -> str:
+def diff_patch(
+    root: Path, base_sha: str | None, *, binary: bool = False, leave: Collection[str] = ()
+) -> str:
     """Patch from ``base_sha`` (None: the empty tree) to the work tree,
-    including untracked files that are not ignored.
+    including untracked files that are not ignored, without the paths in
+    ``leave`` (the user's own uncommitted files).
 
     Works on a throwaway copy of the index (``GIT_INDEX_FILE``) so neither the
     real index nor the work tree is touched.
@@ -322,6 +367,10 @@ def diff_patch(root: Path, base_sha: str | None, *, binary: bool = False) -> str
             shutil.copyfile(index, tmp_index)
         env = {"GIT_INDEX_FILE": str(tmp_index)}
         _git(root, "add", "-A", env=env)
+        if leave:
+            spec = f"--pathspec-from-file={_pathspec_file(tmp, sorted(leave))}"
+            literal = {**env, "GIT_LITERAL_PATHSPECS": "1"}
+            _git(root, "reset", "-q", "--pathspec-file-nul", spec, base, env=literal)
         out = Path(tmp) / "patch"
         args = ["diff", "--cached", "--no-color", "--no-ext-diff", f"--output={out}"]
         if binary:
@@ -339,6 +388,28 @@ def reset_hard(root: Path, sha: str, *, keep: Sequence[str] = (STATE_DIR,)) -> N
     for pattern in keep:
         excludes += ["-e", pattern]
     _git(root, "clean", "-f", "-d", "-q", *excludes)
+
+
+def reset_leaving(root: Path, sha: str, leave: Collection[str]) -> None:
+    """Like :func:`reset_hard`, but the paths in ``leave`` (the user's own
+    uncommitted files) keep their content: HEAD and the index go back to
+    ``sha``, every other changed path is restored from ``sha`` or deleted."""
+    if not leave:
+        reset_hard(root, sha)
+        return
+    changed = [p for p in changed_files(root, sha) if p not in set(leave)]
+    _git(root, "reset", "-q", "--mixed", sha)
+    if not changed:
+        return
+    literal = {"GIT_LITERAL_PATHSPECS": "1"}
+    listed = _git(root, "ls-tree", "-r", "-z", "--name-only", sha, "--", *changed, env=literal)
+    in_base = set(_z_list(_stdout(listed)))
+    if in_base:
+        _git(root, "checkout", "-q", sha, "--", *sorted(in_base), env=literal)
+    for rel in changed:
+        path = Path(root) / rel
+        if rel not in in_base and (path.is_file() or path.is_symlink()):
+            path.unlink()
 
 
 def changed_files(root: Path, base_sha: str | None) -> list[str]:

@@ -164,6 +164,15 @@ def reap_orphan(pid: int, create_time: float | None) -> bool:
     return killed or bool(members)
 
 
+def process_tree(pid: int) -> set[int]:
+    """``pid``, its live descendants (even those that moved to a session of
+    their own) and the live processes left in the session it leads."""
+    found = {pid, *_session_members(pid)}
+    with contextlib.suppress(psutil.Error):
+        found.update(child.pid for child in psutil.Process(pid).children(recursive=True))
+    return found
+
+
 def _session_members(sid: int) -> list[int]:
     """Processes still in session ``sid`` (children of a dead agent that moved
     to a group of their own stay in its session)."""

@@ -224,6 +224,8 @@ def test_backlog_init_creates_features_through_the_tools_and_build_passes_them(
 ) -> None:
     root = make_project(tmp_path / "proj", "")
     (root / "SPEC.md").write_text("# Calculator\n\nA calc module with sub and mul.\n")
+    git(root, "add", "SPEC.md")
+    git(root, "commit", "-qm", "spec")
     features = [
         {
             "name": "Subtraction",
@@ -293,6 +295,7 @@ def test_backlog_init_creates_features_through_the_tools_and_build_passes_them(
     assert git(root, "log", "--format=%s").splitlines() == [
         "feat(core): Multiplication",
         "feat(core): Subtraction",
+        "spec",
         "initial",
     ]
 
@@ -481,6 +484,8 @@ def test_an_imported_passing_feature_is_checked_without_an_agent(
         },
     ]
     (root / "prd.json").write_text(json.dumps(prd))
+    git(root, "add", "prd.json")
+    git(root, "commit", "-qm", "prd")
     server, sim = sim_env(
         {"scripts": [feature_script(2, add_function("sub", "a - b", "calc.sub(5, 3) == 2"))]}
     )
@@ -498,6 +503,7 @@ def test_an_imported_passing_feature_is_checked_without_an_agent(
     assert verdicts == ["confirmed", "refuted"]
     assert git(root, "log", "--format=%s").splitlines() == [
         "feat(functional): Subtraction",
+        "prd",
         "initial",
     ]
 
@@ -571,6 +577,8 @@ def test_no_tools_gives_the_agent_no_backlog_tools_and_init_append_adds(
 ) -> None:
     root = make_project(tmp_path / "proj", "")
     (root / "SPEC.md").write_text("# Calculator\n\nAlso subtraction.\n")
+    git(root, "add", "SPEC.md")
+    git(root, "commit", "-qm", "spec")
     claim = {"name": "mcp__nightcrew__claim_passing", "input": {"note": "done"}}
     new = {"name": "Subtraction", "acceptance": [check("calc.sub(5, 3) == 2")]}
     server, sim = sim_env(

@@ -366,3 +366,60 @@ def test_reset_hard_cleans_but_keeps_state_and_ignored(repo: Path) -> None:
 def test_time_limit_already_passed(repo: Path) -> None:
     with gitops.time_limit(0), pytest.raises(gitops.GitTimedOut):
         gitops.head_sha(repo)
+
+
+# ---- the user's own changes and a killed agent's debris ----------------------
+
+
+def test_commit_all_leaves_the_users_files_out_and_staged(repo: Path) -> None:
+    write(repo, "wip.py", "v1\n")
+    write(repo, "staged.py", "v1\n")
+    commit(repo)
+    write(repo, "wip.py", "v1\nuser's work in progress\n")
+    write(repo, "staged.py", "v1\nuser staged this\n")
+    git(repo, "add", "staged.py")
+    write(repo, "notes.txt", "user's untracked notes\n")
+    leave = {"wip.py", "staged.py", "notes.txt"}
+    write(repo, "feature.py", "agent's work\n")
+    write(repo, "feature.py.tmp.4242.1a2b3cff", "half-written\n")
+    sha = gitops.commit_all(repo, "batch 1", {}, leave=leave)
+    assert sha is not None
+    assert git(repo, "show", "--name-only", "--format=", "HEAD").split() == ["feature.py"]
+    status = {e.path: e.code for e in gitops.status_entries(repo)}
+    assert status == {
+        "wip.py": " M",
+        "staged.py": "M ",
+        "notes.txt": "??",
+        "feature.py.tmp.4242.1a2b3cff": "??",
+    }
+    # With nothing but the user's files changed there is nothing to commit.
+    assert gitops.commit_all(repo, "batch 2", {}, leave=leave) is None
+
+
+def test_reset_leaving_keeps_the_users_files(repo: Path) -> None:
+    write(repo, "a.txt", "one\n")
+    write(repo, "wip.txt", "base\n")
+    base = commit(repo)
+    write(repo, "wip.txt", "base\nuser edit\n")
+    write(repo, "notes.txt", "user notes\n")
+    write(repo, "a.txt", "agent edit\n")
+    write(repo, "b.txt", "agent file\n")
+    gitops.reset_leaving(repo, base, {"wip.txt", "notes.txt"})
+    assert gitops.head_sha(repo) == base
+    assert (repo / "a.txt").read_text(encoding="utf-8") == "one\n"
+    assert not (repo / "b.txt").exists()
+    assert (repo / "wip.txt").read_text(encoding="utf-8") == "base\nuser edit\n"
+    assert (repo / "notes.txt").read_text(encoding="utf-8") == "user notes\n"
+
+
+def test_diff_patch_leaves_out_the_users_files(repo: Path) -> None:
+    write(repo, "a.txt", "one\n")
+    write(repo, "b.txt", "bee\n")
+    base = commit(repo)
+    write(repo, "a.txt", "the user's edit\n")
+    write(repo, "mine.txt", "the user's new file\n")
+    write(repo, "b.txt", "the agent's edit\n")
+    write(repo, "new.py", "print('agent')\n")
+    patch = gitops.diff_patch(repo, base, leave={"a.txt", "mine.txt"})
+    assert "+the agent's edit" in patch and "+print('agent')" in patch
+    assert "a.txt" not in patch and "mine.txt" not in patch and "user's" not in patch

@@ -208,3 +208,29 @@ def test_an_attempt_whose_agent_is_gone_becomes_crashed_with_unknown_cost(
     assert got.cost_source is None
     assert store.totals([got]).unknown_cost == 1
     assert store.item(item.id).state == ItemState.PENDING
+
+
+def test_the_crashed_agents_unfinished_writes_are_removed_and_reported(
+    store: Store, agent: subprocess.Popen[str], tmp_path: Path
+) -> None:
+    root = tmp_path / "proj"
+    (root / "src").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", root], check=True)
+    grandchild = grandchild_pid(agent)
+    run, _, _, _ = crashed_mid_attempt(store, agent.pid, process_create_time(agent.pid))
+    # Claude Code names a temp file with the writing process's pid.
+    own = f"src/stock.py.tmp.{agent.pid}.1a2b3c4d5e6f"
+    child = f"notes.md.tmp.{grandchild}.ab"
+    other = "stock.py.tmp.1.ff"  # not this agent's: some other program's
+    for rel in (own, child, other):
+        (root / rel).write_text("half written\n")
+    reporter = RecordingReporter()
+
+    assert recover(store, reporter, root) == [run.id]
+
+    assert not (root / own).exists() and not (root / child).exists()
+    assert (root / other).exists()
+    assert (
+        f"removed the crashed agent's unfinished write(s): {child}, {own}",
+        "warn",
+    ) in reporter.notes

@@ -24,10 +24,12 @@ EXPECTED_RUN: dict[RunState, set[RunState]] = {
     R.PENDING: {R.RUNNING},
     R.RUNNING: {R.SUCCEEDED, R.FAILED, R.BUDGET_EXCEEDED, R.INTERRUPTED, R.CRASHED},
     R.SUCCEEDED: {R.RUNNING},
-    R.FAILED: {R.RUNNING},
-    R.BUDGET_EXCEEDED: {R.RUNNING},
-    R.INTERRUPTED: {R.RUNNING},
-    R.CRASHED: {R.RUNNING},
+    # An unfinished run that a person starts over with --new is abandoned, for good.
+    R.FAILED: {R.RUNNING, R.ABANDONED},
+    R.BUDGET_EXCEEDED: {R.RUNNING, R.ABANDONED},
+    R.INTERRUPTED: {R.RUNNING, R.ABANDONED},
+    R.CRASHED: {R.RUNNING, R.ABANDONED},
+    R.ABANDONED: set(),
 }
 
 EXPECTED_ITEM: dict[ItemState, set[ItemState]] = {
@@ -78,7 +80,7 @@ def test_expected_tables_name_every_state() -> None:
     assert set(EXPECTED_RUN) == set(RunState)
     assert set(EXPECTED_ITEM) == set(ItemState)
     assert set(EXPECTED_ATTEMPT) == set(AttemptState)
-    assert len(PAIRS) == (7 + 7 + 7) ** 2
+    assert len(PAIRS) == (8 + 7 + 7) ** 2
 
 
 @pytest.mark.parametrize(

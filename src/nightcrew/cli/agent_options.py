@@ -70,3 +70,38 @@ def attempt_options(unit: str, whole: str) -> Callable[[_F], _F]:
         return function
 
     return apply
+
+
+def prerun_options(whole: str) -> Callable[[_F], _F]:
+    """``--allow-dirty``, ``--new``, ``--dry-run`` and ``--show-prompt``: the
+    checks before the first attempt; ``whole`` is "run" or "build"."""
+    options = [
+        click.option(
+            "--allow-dirty",
+            is_flag=True,
+            help="Run although files are uncommitted; nightcrew never commits them.",
+        ),
+        click.option(
+            "--new",
+            "start_new",
+            is_flag=True,
+            help=f"Abandon the unfinished {whole} and start a new one from the tree as it is.",
+        ),
+        click.option(
+            "--dry-run",
+            is_flag=True,
+            help="Run every check and show what would run, without starting an agent.",
+        ),
+        click.option(
+            "--show-prompt",
+            is_flag=True,
+            help="With --dry-run: print each prompt the agent would get.",
+        ),
+    ]
+
+    def apply(function: _F) -> _F:
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return apply

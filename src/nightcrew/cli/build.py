@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from nightcrew.cli.agent_options import attempt_options
+from nightcrew.cli.agent_options import attempt_options, prerun_options
 
 
 def _chain(value: str | None) -> tuple[str, ...] | None:
@@ -67,6 +67,7 @@ def _chain(value: str | None) -> tuple[str, ...] | None:
     is_flag=True,
     help="With --resume: continue the interrupted feature's agent session, context and all.",
 )
+@prerun_options("build")
 def build_command(
     agent: str | None,
     model: str | None,
@@ -84,6 +85,10 @@ def build_command(
     no_tools: bool,
     resume: bool,
     resume_session: bool,
+    allow_dirty: bool,
+    start_new: bool,
+    dry_run: bool,
+    show_prompt: bool,
 ) -> None:
     """Build the backlog: the best ready feature, one fresh agent session per
     attempt, judged by its acceptance commands and the gates; then the next,
@@ -104,6 +109,10 @@ def build_command(
 
     if resume_session and not resume:
         raise BadInput("--resume-session goes with --resume")
+    if start_new and resume:
+        raise BadInput("--new and --resume contradict each other: pick one")
+    if show_prompt and not dry_run:
+        raise BadInput("--show-prompt goes with --dry-run")
     project = Project.find(Path.cwd())
     settings = load_settings(
         project.root,
@@ -130,10 +139,16 @@ def build_command(
         reporter,
         BuildOptions(
             resume=resume,
+            new=start_new,
+            allow_dirty=allow_dirty,
             resume_session=resume_session,
             max_features=max_features,
             tools=None if no_tools else build_tools,
         ),
     )
+    if dry_run:
+        from nightcrew.cli.rehearsal import rehearse_build
+
+        sys.exit(int(rehearse_build(builder, show_prompt=show_prompt)))
     result = builder.execute()
     sys.exit(int(result.exit_code))

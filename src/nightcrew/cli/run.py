@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from nightcrew.cli.agent_options import attempt_options
+from nightcrew.cli.agent_options import attempt_options, prerun_options
 
 
 @click.command("run")
@@ -30,6 +30,7 @@ from nightcrew.cli.agent_options import attempt_options
 @click.option("--start-batch", type=int, default=None, help="First batch to run.")
 @click.option("--end-batch", type=int, default=None, help="Last batch to run.")
 @click.option("--resume", is_flag=True, help="Continue the latest run of PLAN.")
+@prerun_options("run")
 def run_command(
     plan: Path,
     agent: str | None,
@@ -46,6 +47,10 @@ def run_command(
     no_commit: bool,
     wait_on_limit: bool,
     resume: bool,
+    allow_dirty: bool,
+    start_new: bool,
+    dry_run: bool,
+    show_prompt: bool,
 ) -> None:
     """Run PLAN's batches, one fresh agent session each, judged by gates.
 
@@ -57,9 +62,14 @@ def run_command(
     from nightcrew.cli.display import console_reporter
     from nightcrew.config import load_settings
     from nightcrew.engine.runner import Runner, RunOptions
+    from nightcrew.errors import BadInput
     from nightcrew.project import Project
     from nightcrew.work.plan import load_plan
 
+    if start_new and resume:
+        raise BadInput("--new and --resume contradict each other: pick one")
+    if show_prompt and not dry_run:
+        raise BadInput("--show-prompt goes with --dry-run")
     project = Project.find(Path.cwd())
     settings = load_settings(
         project.root,
@@ -85,7 +95,17 @@ def run_command(
         settings,
         ClaudeBackend(),
         reporter,
-        RunOptions(start_batch=start_batch, end_batch=end_batch, resume=resume),
+        RunOptions(
+            start_batch=start_batch,
+            end_batch=end_batch,
+            resume=resume,
+            new=start_new,
+            allow_dirty=allow_dirty,
+        ),
     )
+    if dry_run:
+        from nightcrew.cli.rehearsal import rehearse_run
+
+        sys.exit(int(rehearse_run(runner, show_prompt=show_prompt)))
     result = runner.execute()
     sys.exit(int(result.exit_code))

@@ -19,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from nightcrew import gitops
+from nightcrew import debris, gitops
 from nightcrew.agents.base import AgentFailure, AgentRequest, HarnessTool
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine import signals as stop_signals
@@ -204,6 +204,7 @@ def _attempt_once(
         harness_tools=tuple(job.tools(attempt)) if job.tools is not None else (),
         tool_policy=ToolPolicy(settings.policy.spec(), root),
     )
+    temps_before = _agent_temps(root)
     outcome = asyncio.run(
         drive_agent(
             ctx.backend,
@@ -215,6 +216,8 @@ def _attempt_once(
         )
     )
     cost, source = record_final(ctx, attempt, outcome, ctx.pricer)
+    if outcome.end != "finished":
+        _remove_debris(ctx, job, temps_before)
     common: dict[str, object] = dict(
         models_json=json.dumps(outcome.models),
         session_id=outcome.session_id,
@@ -293,6 +296,7 @@ def _attempt_once(
         baseline=ctx.baseline,
         base_sha=base_sha,
         timeout_s=settings.gate_timeout,
+        left_alone=ctx.left_alone,
     )
     run.gate_seconds = time.monotonic() - started
     run.results = results
@@ -375,7 +379,7 @@ def commit_or_fail(
     if ctx.settings.commit:
         ctx.progress.phase = "commit"
         try:
-            commit = gitops.commit_all(root, message, dict(trailers))
+            commit = gitops.commit_all(root, message, dict(trailers), leave=ctx.left_alone)
         except GitError as exc:
             store.finish_attempt(
                 run.attempt.id,
@@ -411,14 +415,37 @@ def abandon(ctx: BatchContext, directory: Path, base_sha: str | None, name: str)
     tree as it was before this one (with commits on)."""
     if not ctx.settings.commit or base_sha is None:
         return "; its changes are left in the working tree (--no-commit)"
-    diff = gitops.diff_patch(ctx.project.root, base_sha)
+    diff = gitops.diff_patch(ctx.project.root, base_sha, leave=ctx.left_alone)
     if not diff.strip() and gitops.head_sha(ctx.project.root) == base_sha:
         return ""  # nothing to keep and nothing to undo
     directory.mkdir(parents=True, exist_ok=True)
     patch = directory / f"{name}.patch"
     patch.write_text(diff, encoding="utf-8")
-    gitops.reset_hard(ctx.project.root, base_sha)
+    gitops.reset_leaving(ctx.project.root, base_sha, ctx.left_alone)
     return f"; its changes were saved to {patch} and the tree reset"
+
+
+def _agent_temps(root: Path) -> set[str]:
+    try:
+        return debris.agent_temps(gitops.untracked_files(root))
+    except GitError:
+        return set()
+
+
+def _remove_debris(ctx: BatchContext, job: Job, before: set[str]) -> None:
+    """A killed agent may leave a half-done atomic write (``x.tmp.<pid>.<hex>``):
+    remove those the attempt made."""
+    root = ctx.project.root
+    try:
+        removed = debris.remove_new(root, gitops.untracked_files(root), before)
+    except (GitError, OSError) as exc:
+        ctx.reporter.note(f"{job.name}: could not look for the agent's temp files: {exc}", "warn")
+        return
+    if removed:
+        ctx.reporter.note(
+            f"{job.name}: removed the stopped agent's unfinished write(s): {', '.join(removed)}",
+            "warn",
+        )
 
 
 def record_gate(store: Store, attempt_id: int, result: gates_mod.GateResult) -> None:

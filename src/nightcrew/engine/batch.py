@@ -8,7 +8,7 @@ the failure means (retry with the digest, escalate, skip, stop, stuck).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from nightcrew import gitops
@@ -45,6 +45,8 @@ class BatchContext:
     progress: Progress
     baseline: gates_mod.TestIds | None
     limits: LimitWaiter  # how a run waits for a usage limit (--wait-on-limit)
+    # Paths dirty before the run (--allow-dirty): never staged, never reset.
+    left_alone: frozenset[str] = field(default=frozenset(), kw_only=True)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from nightcrew.engine.orchestrator import (
     Interrupted,
     NothingToDo,
     Orchestrator,
+    PreRun,
     RunResult,
     gate_line,
 )
@@ -46,6 +47,8 @@ SOURCE = "backlog"  # the source_path of every build run
 @dataclass(frozen=True)
 class BuildOptions:
     resume: bool = False
+    new: bool = False  # abandon an unfinished build and start a new one
+    allow_dirty: bool = False  # leave the user's uncommitted files alone
     resume_session: bool = False
     max_features: int | None = None  # stop after this many features were worked on
     agent_env: Mapping[str, str] = field(default_factory=dict)
@@ -67,6 +70,18 @@ class Builder(Orchestrator):
     ) -> None:
         super().__init__(project, settings, backend, reporter, register=options.register)
         self.options = options
+        self.prerun = PreRun(
+            allow_dirty=options.allow_dirty, new=options.new, resume=options.resume
+        )
+
+    def _latest(self, store: Store) -> RunRow | None:
+        return store.latest_run(SOURCE)
+
+    def _unfinished_message(self, run: RunRow, why: str) -> str:
+        return (
+            f"build {run.id} is unfinished ({why}): continue with"
+            " `nightcrew build --resume`, or start a new build with --new"
+        )
 
     def _check(self) -> None:
         if not self.project.store_path.exists():
@@ -82,6 +97,8 @@ class Builder(Orchestrator):
             run = store.latest_run(SOURCE)
             if run is None:
                 raise BadInput("no earlier build to resume (start one with `nightcrew build`)")
+            if run.state == RunState.ABANDONED:
+                raise BadInput(f"build {run.id} was abandoned (--new); start a new build")
             if run.state == RunState.SUCCEEDED and not backlog.ready():
                 raise NothingToDo(f"build {run.id} has nothing ready; nothing to resume")
             store.set_run_state(
@@ -136,6 +153,7 @@ class Builder(Orchestrator):
             tools=self.options.tools is not None,
         )
         run, resumed = self._open_run(store, backlog, _sha(prefix))
+        self._record_left_alone(store, run.id, resumed)
         self.reporter.note(f"{'resuming' if resumed else 'starting'} build {run.id}")
         if not self.settings.gates:  # --gate replaces the tests gate: no detection to report
             for line in gates_mod.describe_detection(self.project.root).splitlines():

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeAlias
 
-from nightcrew import gitops, proc, secrets
+from nightcrew import debris, gitops, proc, secrets
 from nightcrew.engine import digest as digest_mod
 from nightcrew.engine import testrun
 from nightcrew.engine.testrun import PYTEST_NO_TESTS, Runner
@@ -211,6 +211,7 @@ class _Context:
     env: Mapping[str, str] | None
     baseline: TestIds | None
     base_sha: str | None
+    left_alone: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -358,9 +359,12 @@ def _run_command_gate(spec: GateSpec, log: Path, ctx: _Context) -> GateResult:
     return _result(spec, outcome, log, ctx)
 
 
-def clean_problems(root: Path, base_sha: str | None) -> tuple[list[str], list[str]]:
+def clean_problems(
+    root: Path, base_sha: str | None, left_alone: frozenset[str] = frozenset()
+) -> tuple[list[str], list[str]]:
     """(problems, status lines) for the clean gate: is the tree fit for the
-    harness to commit?"""
+    harness to commit? Paths in ``left_alone`` (the user's, never committed)
+    are not judged."""
     problems: list[str] = []
     operation = gitops.operation_in_progress(root)
     if operation is not None:
@@ -381,6 +385,12 @@ def clean_problems(root: Path, base_sha: str | None) -> tuple[list[str], list[st
         paths = gitops.changed_files(root, base_sha)
     else:
         paths = sorted({e.path for e in entries})
+    paths = [p for p in paths if p not in left_alone]
+    for temp in sorted(debris.agent_temps(paths)):
+        problems.append(
+            f"{temp} is an unfinished write left by a stopped agent"
+            " (<file>.tmp.<pid>.<hex>): delete it"
+        )
     for finding in secrets.find_secrets(root, paths):
         problems.append(
             f"refusing to commit {finding.path}: {finding.reason}"
@@ -397,7 +407,7 @@ def _run_clean_gate(spec: GateSpec, log: Path, ctx: _Context) -> GateResult:
     timed_out = False
     try:
         with gitops.time_limit(ctx.timeout_s):
-            problems, status = clean_problems(ctx.root, ctx.base_sha)
+            problems, status = clean_problems(ctx.root, ctx.base_sha, ctx.left_alone)
     except gitops.GitTimedOut:
         timed_out = True
         problems, status = [f"timed out after {_seconds(ctx.timeout_s)}"], []
@@ -450,6 +460,7 @@ def run_gates(
     base_sha: str | None,
     timeout_s: float,
     env: Mapping[str, str] | None = None,
+    left_alone: frozenset[str] = frozenset(),
 ) -> list[GateResult]:
     """Run every gate (no short-circuit), each with ``timeout_s``, keeping
     each gate's full output in ``evidence_dir/<safe-name>.log``."""
@@ -460,6 +471,7 @@ def run_gates(
         env=env,
         baseline=baseline,
         base_sha=base_sha,
+        left_alone=left_alone,
     )
     ctx.evidence_dir.mkdir(parents=True, exist_ok=True)
     runners = {

@@ -16,6 +16,7 @@ from nightcrew import gitops
 from nightcrew.agents.base import AgentBackend
 from nightcrew.config import Settings
 from nightcrew.engine import gates as gates_mod
+from nightcrew.engine import preflight
 from nightcrew.engine import signals as stop_signals
 from nightcrew.engine.baseline import record_baseline, stored_baseline
 from nightcrew.engine.batch import BatchContext
@@ -24,7 +25,7 @@ from nightcrew.engine.lock import ProjectLock
 from nightcrew.engine.recovery import recover
 from nightcrew.engine.report import Progress, Reporter, SummaryRow
 from nightcrew.engine.states import AttemptState, ItemState, RunState
-from nightcrew.errors import AgentUnusable, ExitCode, NightcrewError
+from nightcrew.errors import AgentUnusable, BadInput, ExitCode, NightcrewError
 from nightcrew.project import Project
 from nightcrew.store.records import RunRow, Store
 from nightcrew.usage.globaldb import open_global, register_project
@@ -54,10 +55,25 @@ def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
 _RAISING = (signal.SIGTERM, signal.SIGHUP)  # SIGINT is Python's KeyboardInterrupt
 
 
+@dataclass(frozen=True)
+class PreRun:
+    """What a person said about the checks before the first attempt."""
+
+    allow_dirty: bool = False  # --allow-dirty: leave uncommitted files alone
+    new: bool = False  # --new: abandon an unfinished run and start over
+    resume: bool = False  # --resume: continue the latest run
+
+
+LEFT_ALONE = "left_alone"  # the event recording the paths --allow-dirty left alone
+
+
 class Orchestrator:
     """The frame of a run; subclasses supply ``_execute``."""
 
     resume_hint = "--resume"  # how a person continues a stopped run
+    # Runs without the checks before the first attempt (backlog init) leave this None.
+    prerun: PreRun | None = None
+    left_alone: frozenset[str] = frozenset()
 
     def __init__(
         self,
@@ -94,9 +110,10 @@ class Orchestrator:
                 previous = {sig: signal.signal(sig, _raise_interrupted) for sig in _RAISING}
                 store = Store.open(self.project.store_path)
                 try:
+                    crashed = recover(store, self.reporter, self.project.root)
+                    self.left_alone = self._preflight(store)
                     if self.register:
                         self._register()
-                    crashed = recover(store, self.reporter)
                     return self._execute(store, crashed)
                 except AgentUnusable as unusable:
                     self._mark_interrupted(store, unusable.run_id, reason=unusable.message)
@@ -117,6 +134,62 @@ class Orchestrator:
                     store.close()
         finally:
             self.reporter.close()
+
+    def _latest(self, store: Store) -> RunRow | None:
+        """The run a new one would repeat: the latest of this plan, or build."""
+        return None
+
+    def _unfinished_message(self, run: RunRow, why: str) -> str:
+        return (
+            f"run {run.id} is unfinished ({why}): continue with --resume, or start over with --new"
+        )
+
+    def problems(self, store: Store | None) -> list[str]:
+        """Everything that stops a run before its first attempt (see
+        :mod:`preflight`); ``store`` is None when the project has none yet."""
+        if self.prerun is None:
+            return []
+        problems: list[str] = []
+        latest = self._latest(store) if store is not None else None
+        why = preflight.unfinished(store, latest) if store is not None else None
+        if latest is not None and why is not None and not (self.prerun.new or self.prerun.resume):
+            problems.append(self._unfinished_message(latest, why))
+        root = self.project.root
+        return problems + preflight.tree_problems(
+            root, allow_dirty=self.prerun.allow_dirty, resume=self.prerun.resume
+        )
+
+    def _preflight(self, store: Store) -> frozenset[str]:
+        """Refuse (exit 2) what :meth:`problems` finds; abandon the unfinished run
+        with --new; return the paths --allow-dirty leaves alone."""
+        if self.prerun is None:
+            return frozenset()
+        problems = self.problems(store)
+        if problems:
+            raise BadInput("; ".join(problems))
+        latest = self._latest(store)
+        if self.prerun.resume:
+            if latest is not None:
+                for event in store.events(latest.id):
+                    if event["kind"] == LEFT_ALONE:
+                        return frozenset(event["payload"]["paths"])
+            return frozenset()
+        if self.prerun.new and latest is not None:
+            why = preflight.unfinished(store, latest)
+            if why is not None:
+                store.set_run_state(latest.id, RunState.ABANDONED, reason="started over with --new")
+                self.reporter.note(f"run {latest.id} ({why}) is abandoned: starting over", "warn")
+        return preflight.left_alone(self.project.root) if self.prerun.allow_dirty else frozenset()
+
+    def _record_left_alone(self, store: Store, run_id: str, resumed: bool) -> None:
+        if not self.left_alone:
+            return
+        if not resumed:
+            store.event(run_id, LEFT_ALONE, {"paths": sorted(self.left_alone)})
+        self.reporter.note(
+            "left alone, never committed (--allow-dirty): " + ", ".join(sorted(self.left_alone)),
+            "warn",
+        )
 
     def _register(self) -> None:
         """Put the project in the user's registry, for ``nightcrew usage
@@ -165,6 +238,7 @@ class Orchestrator:
             progress=progress,
             baseline=None,
             limits=self.limits,
+            left_alone=self.left_alone,
         )
 
     def _baseline(
@@ -240,6 +314,12 @@ class Orchestrator:
         except OSError:
             if not stop_signals.hung_up():
                 raise  # after a hangup the terminal may be gone; the state is saved
+        footer = _footer(store, run_id, message)
+        if self.left_alone:
+            footer += " Left alone, uncommitted as before the run: " + ", ".join(
+                sorted(self.left_alone)
+            )
+        self.reporter.summary(summary_rows(store, run_id), footer)
         return RunResult(code, run_id, message)
 
 

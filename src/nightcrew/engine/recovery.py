@@ -3,25 +3,32 @@
 Called with the project lock held, so any run still marked ``running`` has no
 live orchestrator. Its open attempts become ``crashed`` (their agent process
 groups are reaped first, so no orphan agent keeps editing the tree), their
-items go back to ``pending``, and the run becomes ``crashed``.
+items go back to ``pending``, and the run becomes ``crashed``. Temp files of
+the agent's unfinished atomic writes (``<file>.tmp.<pid>.<hex>``, named with
+the pid of the writing process: the stored agent pid, or one in its process
+tree) are removed, so a resumed run never finds or commits them.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
-from nightcrew import proc
+from nightcrew import debris, gitops, proc
 from nightcrew.engine.report import Reporter
 from nightcrew.engine.states import AttemptState, ItemState, RunState
 from nightcrew.store.records import Store
 
 
-def recover(store: Store, reporter: Reporter) -> list[str]:
-    """Return the ids of runs that were found crashed."""
+def recover(store: Store, reporter: Reporter, root: Path | None = None) -> list[str]:
+    """Return the ids of runs that were found crashed. With ``root`` (the
+    project), the crashed agents' temp files are removed from it."""
     crashed_runs: list[str] = []
+    writers: set[int] = set()
     for attempt in store.running_attempts():
         killed = False
         if attempt.agent_pid:
+            writers |= _agent_tree(attempt.agent_pid, attempt.agent_create_time)
             killed = proc.reap_orphan(attempt.agent_pid, attempt.agent_create_time)
         estimate = _live_cost(store, attempt.id)
         reason = "the orchestrator stopped during this attempt"
@@ -46,7 +53,26 @@ def recover(store: Store, reporter: Reporter) -> list[str]:
         )
         store.event(run.id, "crash_recovered", {"run": run.id})
         crashed_runs.append(run.id)
+    if root is not None and writers:
+        _remove_unfinished_writes(root, writers, reporter)
     return crashed_runs
+
+
+def _agent_tree(pid: int, create_time: float | None) -> set[int]:
+    """The pids a crashed agent may have written temp files as: its own, and
+    while it is still the process nightcrew started, those of its process tree."""
+    current = proc.process_create_time(pid)
+    if current is not None and (create_time is None or abs(current - create_time) > 0.01):
+        return {pid}  # the pid is another process's now
+    return proc.process_tree(pid)
+
+
+def _remove_unfinished_writes(root: Path, writers: set[int], reporter: Reporter) -> None:
+    removed = debris.remove_written_by(root, gitops.untracked_files(root), writers)
+    if removed:
+        reporter.note(
+            "removed the crashed agent's unfinished write(s): " + ", ".join(removed), "warn"
+        )
 
 
 def _live_cost(store: Store, attempt_id: int) -> Decimal | None:

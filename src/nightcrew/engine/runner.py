@@ -21,6 +21,7 @@ from nightcrew.engine.orchestrator import (
     Interrupted,
     NothingToDo,
     Orchestrator,
+    PreRun,
     RunResult,
     gate_line,
 )
@@ -38,6 +39,8 @@ class RunOptions:
     start_batch: int | None = None
     end_batch: int | None = None
     resume: bool = False
+    new: bool = False  # abandon an unfinished run of the plan and start over
+    allow_dirty: bool = False  # leave the user's uncommitted files alone
     agent_env: Mapping[str, str] = field(default_factory=dict)
     # Add the project to the user's registry (usage --all-projects); the demo's
     # throw-away repository does not belong there.
@@ -57,6 +60,18 @@ class Runner(Orchestrator):
         super().__init__(project, settings, backend, reporter, register=options.register)
         self.plan = plan
         self.options = options
+        self.prerun = PreRun(
+            allow_dirty=options.allow_dirty, new=options.new, resume=options.resume
+        )
+
+    def _latest(self, store: Store) -> RunRow | None:
+        return store.latest_run(self.project.relative(self.plan.path))
+
+    def _unfinished_message(self, run: RunRow, why: str) -> str:
+        return (
+            f"run {run.id} of {run.source_path} is unfinished ({why}):"
+            " continue with --resume, or start over with --new"
+        )
 
     def _check(self) -> None:
         self._check_range()
@@ -89,6 +104,8 @@ class Runner(Orchestrator):
             run = store.latest_run(plan_rel)
             if run is None:
                 raise BadInput(f"{plan_rel}: no earlier run of this plan to resume")
+            if run.state == RunState.ABANDONED:
+                raise BadInput(f"run {run.id} of {plan_rel} was abandoned (--new); start a new run")
             self._sync_items(store, run)
             if run.state == RunState.SUCCEEDED and self._nothing_left(store, run):
                 raise NothingToDo(
@@ -163,6 +180,7 @@ class Runner(Orchestrator):
             commit=self.settings.commit,
         )
         run, resumed = self._open_run(store, _sha(prefix))
+        self._record_left_alone(store, run.id, resumed)
         verb = "resuming" if resumed else "starting"
         self.reporter.note(f"{verb} run {run.id}: {run.source_path}")
         if not self.settings.gates:  # --gate replaces the tests gate: no detection to report

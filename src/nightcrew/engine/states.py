@@ -21,6 +21,7 @@ class RunState(StrEnum):
     BUDGET_EXCEEDED = "budget_exceeded"
     INTERRUPTED = "interrupted"
     CRASHED = "crashed"
+    ABANDONED = "abandoned"  # left unfinished, and a person started over (--new)
 
 
 class ItemState(StrEnum):
@@ -55,10 +56,12 @@ RUN_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     # Resume: a run that stopped short may run again; so may one that succeeded
     # over part of its plan (--end-batch) when batches are left to run.
     _R.SUCCEEDED: frozenset({_R.RUNNING}),
-    _R.FAILED: frozenset({_R.RUNNING}),
-    _R.BUDGET_EXCEEDED: frozenset({_R.RUNNING}),
-    _R.INTERRUPTED: frozenset({_R.RUNNING}),
-    _R.CRASHED: frozenset({_R.RUNNING}),
+    # An unfinished run may instead be abandoned (--new); that is final.
+    _R.FAILED: frozenset({_R.RUNNING, _R.ABANDONED}),
+    _R.BUDGET_EXCEEDED: frozenset({_R.RUNNING, _R.ABANDONED}),
+    _R.INTERRUPTED: frozenset({_R.RUNNING, _R.ABANDONED}),
+    _R.CRASHED: frozenset({_R.RUNNING, _R.ABANDONED}),
+    _R.ABANDONED: frozenset(),
 }
 
 ITEM_TRANSITIONS: dict[ItemState, frozenset[ItemState]] = {
