@@ -4,6 +4,7 @@ per-response usage (live, priced), and the agent's authoritative totals."""
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nightcrew.agents.base import (
@@ -51,6 +52,7 @@ class Recorder:
         self.attempt = attempt
         self.batch_spent = batch_spent
         self.tools: dict[str, str] = {}  # tool_use_id → how the display named the call
+        self.denied: set[str] = set()  # tool_use_ids the policy refused
         self.run_spent = spent(ctx)
         self.run_tokens = ctx.store.totals(ctx.store.attempts(run_id=ctx.run.id)).tokens
         # The display starts each attempt from what was already spent, not
@@ -74,7 +76,7 @@ class Recorder:
                 attempt_id=aid,
             )
         elif isinstance(event, ToolCall):
-            progress.current_tool = _describe_tool(event)
+            progress.current_tool = _describe_tool(event, self.ctx.project.root)
             progress.tool_calls += 1
             self.tools[event.tool_use_id] = progress.current_tool
             store.event(
@@ -84,6 +86,8 @@ class Recorder:
                 attempt_id=aid,
             )
         elif isinstance(event, ToolDenied):
+            if event.tool_use_id is not None:
+                self.denied.add(event.tool_use_id)  # its error result is this denial
             store.event(
                 run_id,
                 "tool_denied",
@@ -102,6 +106,7 @@ class Recorder:
         elif isinstance(event, ToolResult):
             if event.is_error:
                 store.event(run_id, "tool_error", {"excerpt": event.excerpt}, attempt_id=aid)
+            if event.is_error and event.tool_use_id not in self.denied:  # a denial has its line
                 tool = self.tools.get(event.tool_use_id, "a tool call")
                 why = " ".join(event.excerpt.split())[:160] or "no reason given"
                 progress.tool_failure = f"{tool} failed: {why}"
@@ -132,12 +137,24 @@ class Recorder:
         self.ctx.reporter.progress(progress)
 
 
-def _describe_tool(event: ToolCall) -> str:
+def _describe_tool(event: ToolCall, root: Path) -> str:
+    """``Bash: pytest -q``, ``Write: src/cart.py``: a file inside the project is
+    named from its root, so the line says what a person needs to see."""
     for key in ("command", "file_path", "path", "pattern"):
         value = event.input.get(key)
         if isinstance(value, str) and value:
-            return f"{event.name}: {value.splitlines()[0][:80]}"
+            if key in ("file_path", "path"):
+                value = _from_root(value, root)
+            first = value.splitlines()[0]
+            return f"{event.name}: {first if len(first) <= 80 else first[:79] + '…'}"
     return event.name
+
+
+def _from_root(path: str, root: Path) -> str:
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return path
 
 
 def _clip(data: dict[str, object]) -> dict[str, object]:

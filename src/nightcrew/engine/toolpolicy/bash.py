@@ -164,6 +164,13 @@ class _Judge:
             deny = self.command(words, cwd, depth, cmd)
         return deny, _cd(self.p, words, cwd)
 
+    def _made_in(self, word: str, cwd: str | None) -> str | None:
+        """Where a redirection whose file name ends in a variable writes: its
+        known directory stands for it (the name cannot leave that directory)."""
+        directory = _literal_dir(word)
+        where = None if directory is None else self.p.resolve(directory, cwd)
+        return None if where is None else os.path.join(where, "file")  # a file in it
+
     def command(self, words: list[str], cwd: str | None, depth: int, cmd: Simple) -> Deny | None:
         name = os.path.basename(words[0])
         shown = _shown(words)
@@ -283,15 +290,21 @@ class _Judge:
                 if self.p.other_home(path):
                     return Deny("other-home", shown, "another user's home")
             if redirect.op not in ("<", "<<<"):
-                deny = self.write(redirect.target, cwd, shown)
+                deny = self.write(redirect.target, cwd, shown, made=True)
                 if deny:
                     return deny
         return None
 
-    def write(self, word: str, cwd: str | None, shown: str, tree: bool = False) -> Deny | None:
+    def write(
+        self, word: str, cwd: str | None, shown: str, tree: bool = False, made: bool = False
+    ) -> Deny | None:
         """``word`` written, or deleted; ``tree``: a directory searched for
-        what to delete (``find``), which may be the project itself."""
+        what to delete (``find``), which may be the project itself; ``made``:
+        a file a redirection creates, whose name may end in a variable
+        (``> tests/test_$n.py``) as long as its directory is known."""
         path = self.p.resolve(word, cwd)
+        if path is None and made:
+            path = self._made_in(word, cwd)
         if path is not None and self.p.device(path):
             return None
         if path is not None:
@@ -417,3 +430,17 @@ def judge_bash(rules: Rules, command: str) -> Deny | None:
 
 def judge_write(rules: Rules, path: str) -> Deny | None:
     return _Judge(rules).write(path, rules.places.root, path)
+
+
+def _literal_dir(word: str) -> str | None:
+    """The directory a redirection target names before its first variable
+    (``tests/test_$n.py`` → ``tests``), when that part is plain text; None when
+    the variable could reach further (``$X/y``, ``a$X/b``, ``../$X``)."""
+    cut = len(word)
+    for mark in ("$", DYNAMIC):
+        if mark in word:
+            cut = min(cut, word.index(mark))
+    prefix, rest = word[:cut], word[cut:]
+    if "/" in rest or ".." in prefix.split("/"):
+        return None  # the variable names a directory, or climbs
+    return prefix.rsplit("/", 1)[0] if "/" in prefix else "."
