@@ -216,6 +216,34 @@ def test_dry_run_shows_what_would_run_and_starts_nothing(
     assert "NOTES.md (untracked)" in refused.stderr
 
 
+def test_dry_run_shows_each_batch_as_the_run_would_treat_it(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    plan = (
+        "# Plan\n\n## Batch 1: Notes\n\n### Task 1: write notes\n\n"
+        "## Batch 2: CRITICAL Migrate\n\nno-change-ok\n\n### Task 1: migrate\n\n"
+        "## Batch 3:\n"
+    )
+    root = make_project(tmp_path / "proj", plan)
+    git(root, "rm", "-rq", "tests", "pyproject.toml")  # no tests: the work must change a file
+    git(root, "commit", "-qm", "no tests")
+    server, env = one_batch(sim_env)
+
+    result = run_nightcrew(root, env, "run", "PLAN.md", "--dry-run")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    one, two = out.split("batch 1/3 'Notes'")[1].split("batch 2/3")
+    assert "gate changes: the attempt must change a file (not counting PLAN.md)" in one
+    assert "(critical: a failure stops the run)" in two.splitlines()[0]
+    assert "gate changes" not in two  # no-change-ok
+    assert "batch 3/3 (no title): empty, skipped without an agent" in out
+    assert "PLAN.md:13: warning: batch 3 is empty" in out
+    assert "`None`" not in out
+    assert "ready: 2 batch(es) would run" in out
+    assert server.requests == []
+
+
 def test_resume_removes_the_unfinished_writes_of_an_agent_whose_orchestrator_was_killed(
     tmp_path: Path, sim_env: SimStarter
 ) -> None:

@@ -9,6 +9,7 @@ import click
 from nightcrew import gitops
 from nightcrew.engine.builder import Builder
 from nightcrew.engine.feature_prompt import backlog_prefix, feature_suffix
+from nightcrew.engine.gates import changes_gate, judges_the_work
 from nightcrew.engine.orchestrator import Orchestrator, gate_line
 from nightcrew.engine.policy import model_ladder
 from nightcrew.engine.prompt import Prompt, stable_prefix, variable_suffix
@@ -78,10 +79,23 @@ def rehearse_run(runner: Runner, *, show_prompt: bool) -> ExitCode:
     click.echo(f"dry run of {plan_rel}: nothing is started, written or spent")
     if runner.left_alone or runner.options.allow_dirty:
         _left_alone(runner)
-    todo = [b for b in runner._batches_in_range() if str(b.number) not in passed]
-    for batch in todo:
-        click.echo(f"batch {batch.number}/{len(runner.plan.batches)} '{batch.title}'")
-        for spec in specs:
+    for warning in runner.plan.warnings:
+        click.echo(f"{plan_rel}:{warning.line}: warning: {warning.message}")
+    in_range = [b for b in runner._batches_in_range() if str(b.number) not in passed]
+    todo = [b for b in in_range if not b.is_empty]
+    for batch in in_range:
+        title = f"'{batch.title}'" if batch.title else "(no title)"
+        heading = f"batch {batch.number}/{len(runner.plan.batches)} {title}"
+        if batch.is_empty:
+            click.echo(f"{heading}: empty, skipped without an agent")
+            continue
+        if batch.critical:
+            heading += " (critical: a failure stops the run)"
+        click.echo(heading)
+        # as engine/batch.py: with nothing else to judge it, the work must change a file
+        must_change = not batch.no_change_ok and not judges_the_work(specs)
+        extra = [changes_gate([plan_rel])] if must_change else []
+        for spec in [*specs, *extra]:
             click.echo(f"  gate {gate_line(spec)}")
         if show_prompt:
             suffix = variable_suffix(

@@ -373,4 +373,8 @@ def _footer(store: Store, run_id: str, message: str) -> str:
 def gate_line(spec: gates_mod.GateSpec) -> str:
     if spec.kind == "clean":
         return "clean: the tree must be committable (no secrets, no unfinished merge, history kept)"
-    return f"{spec.name}: `{spec.command or spec.shown}`"
+    if spec.kind == "changes":
+        ignored = f" (not counting {', '.join(spec.ignore)})" if spec.ignore else ""
+        return f"changes: the attempt must change a file{ignored}"
+    shown = spec.command or spec.shown
+    return f"{spec.name}: `{shown}`" if shown else spec.name
