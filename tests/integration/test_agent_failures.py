@@ -81,20 +81,22 @@ def test_not_logged_in_says_so(tmp_path: Path, sim_env: SimStarter) -> None:
     assert status(root, env)["batches"][0]["attempts"] == 1
 
 
-def test_an_infinite_budget_never_reaches_the_cli(tmp_path: Path, sim_env: SimStarter) -> None:
-    # Claude Code refuses `--max-budget-usd inf` ("argument 'inf' is invalid"),
-    # exit 1. The refusal's reason is unit-tested in test_claude_failures.
+def test_an_infinite_budget_is_refused_before_the_cli_sees_it(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    # Claude Code refuses `--max-budget-usd inf` ("argument 'inf' is invalid",
+    # exit 1) after a session has started: nightcrew refuses it first.
     root = make_project(tmp_path / "proj", plan_text(["One"]))
-    _, sim = sim_env({"fallback": {"text": "OK."}})
+    server, sim = sim_env({"fallback": {"text": "OK."}})
     env = nightcrew_env(sim)
 
     result = run_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL, "--max-budget-usd", "inf")
 
-    out = result.stdout + result.stderr
-    assert "is invalid" not in out
-    assert "ProcessError" not in out
-    assert "Fatal error in message reader" not in out
-    assert "Traceback" not in out
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip() == (
+        "nightcrew: command line: --max-budget-usd: must be a finite number, got inf"
+    )
+    assert server.requests == []
 
 
 def test_wait_on_limit_waits_for_the_reset_and_tries_again(

@@ -182,15 +182,6 @@ def test_a_reset_too_far_away_or_unknown_stops_instead_of_waiting(tmp_path: Path
         assert len(attempts(proj)) == 1
 
 
-def test_an_infinite_budget_is_not_passed_to_the_agent(tmp_path: Path) -> None:
-    backend = ScriptedBackend([success()])
-
-    _, code, _ = run(tmp_path, backend, Waits(), max_budget_usd=float("inf"))
-
-    assert code == ExitCode.OK
-    assert [r.max_budget_usd for r in backend.requests] == [None, None]
-
-
 def test_a_build_stopped_by_the_agent_releases_its_feature(tmp_path: Path) -> None:
     proj = project(tmp_path)
     store = Store.open(proj.store_path)
