@@ -37,7 +37,7 @@ CASES: list[tuple[str | None, list[str], str]] = [
     (None, ["build", "--stuck-after", "999"], "--stuck-after: must be at most 50"),
     (None, ["build", "--max-attempts-per-feature", "999"], "must be at most 200"),
     (None, ["build", "--max-features", "0"], "--max-features"),
-    (None, ["build", "--escalation", ","], "give model names separated by commas"),
+    (None, ["build", "--escalation", ","], "'--escalation': ',': give model names separated"),
     (None, ["backlog", "init", "PLAN.md", "--max-budget-usd", "inf"], "must be a finite"),
     (None, ["backlog", "init", "NOPE.md"], "NOPE.md"),
     (None, ["backlog", "import", "NOPE.json"], "NOPE.json"),

@@ -16,7 +16,8 @@ def _chain(value: str | None) -> tuple[str, ...] | None:
     models = tuple(m.strip() for m in value.split(","))
     if not all(models):
         raise click.BadParameter(
-            f"{value!r}: give model names separated by commas, e.g. haiku,sonnet,opus"
+            f"{value!r}: give model names separated by commas, e.g. haiku,sonnet,opus",
+            param_hint="'--escalation'",
         )
     return models
 
