@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
-import shutil
 import tempfile
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
@@ -355,17 +354,18 @@ def diff_patch(
     including untracked files that are not ignored, without the paths in
     ``leave`` (the user's own uncommitted files).
 
-    Works on a throwaway copy of the index (``GIT_INDEX_FILE``) so neither the
-    real index nor the work tree is touched.
+    Works on a throwaway index (``GIT_INDEX_FILE``) so neither the real index
+    nor the work tree is touched. The throwaway index is read from ``base``,
+    not copied from the real one: a copy carries stat data whose racy-clean
+    protection is tied to the real index's own mtime, and once saw a same-size
+    edit as unchanged; entries without stat data are hashed, so nothing is
+    missed.
     """
     base = base_sha or _empty_tree(root)
     ensure_excluded(root)
-    (index,) = _git_paths(root, "index")
     with tempfile.TemporaryDirectory(prefix="nightcrew-diff-") as tmp:
-        tmp_index = Path(tmp) / "index"
-        if index.exists():
-            shutil.copyfile(index, tmp_index)
-        env = {"GIT_INDEX_FILE": str(tmp_index)}
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        _git(root, "read-tree", base, env=env)
         _git(root, "add", "-A", env=env)
         if leave:
             spec = f"--pathspec-from-file={_pathspec_file(tmp, sorted(leave))}"
