@@ -75,6 +75,8 @@ def test_three_batches_pass_with_one_commit_each(tmp_path: Path, sim_env: SimSta
     result = run_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL)
 
     assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("nightcrew run summary") == 1  # the summary is shown once
+    assert result.stdout.count("every batch passed") == 1
     subjects = git(root, "log", "--format=%s").splitlines()
     assert subjects == [
         "Batch 3: Division",

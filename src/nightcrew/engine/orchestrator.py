@@ -309,17 +309,16 @@ class Orchestrator:
     ) -> RunResult:
         store.set_run_state(run_id, state, reason=message, message=message)
         store.event(run_id, "run_finished", {"state": state, "message": message})
-        try:
-            self.reporter.summary(summary_rows(store, run_id), _footer(store, run_id, message))
-        except OSError:
-            if not stop_signals.hung_up():
-                raise  # after a hangup the terminal may be gone; the state is saved
         footer = _footer(store, run_id, message)
         if self.left_alone:
             footer += " Left alone, uncommitted as before the run: " + ", ".join(
                 sorted(self.left_alone)
             )
-        self.reporter.summary(summary_rows(store, run_id), footer)
+        try:
+            self.reporter.summary(summary_rows(store, run_id), footer)
+        except OSError:
+            if not stop_signals.hung_up():
+                raise  # after a hangup the terminal may be gone; the state is saved
         return RunResult(code, run_id, message)
 
 
