@@ -119,6 +119,33 @@ def script(
     return {"name": name, "match": {"all": match, "none": none or []}, "turns": turns}
 
 
+BIG_USAGE = {  # one costly response: about $0.31 on Sonnet 4.5
+    "input_tokens": 100_000,
+    "output_tokens": 500,
+    "cache_read_input_tokens": 0,
+    "cache_creation_input_tokens": 0,
+}
+
+
+def two_costly_batches() -> dict[str, Any]:
+    """A two-batch plan's scenario whose batches each cost about $0.62, for
+    budget stops: batch N adds a function and its test."""
+    return {
+        "scripts": [
+            script(
+                "b1",
+                ["Batch 1 of 2"],
+                work_turns(add_function("one", "1", "calc.one(0, 0) == 1"), BIG_USAGE, BIG_USAGE),
+            ),
+            script(
+                "b2",
+                ["Batch 2 of 2"],
+                work_turns(add_function("two", "2", "calc.two(0, 0) == 2"), BIG_USAGE, BIG_USAGE),
+            ),
+        ]
+    }
+
+
 def nightcrew_env(sim_env: Mapping[str, str]) -> dict[str, str]:
     env = {**os.environ, **GIT_ENV, **sim_env}
     env.pop("NIGHTCREW_DEBUG", None)

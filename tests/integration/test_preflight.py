@@ -24,6 +24,7 @@ from tests.integration.support import (
     run_nightcrew,
     script,
     start_nightcrew,
+    two_costly_batches,
     wait_for,
     work_turns,
 )
@@ -115,28 +116,7 @@ def test_untracked_secret_is_refused_before_spending(tmp_path: Path, sim_env: Si
 
 def test_unfinished_run_is_refused_and_new_abandons_it(tmp_path: Path, sim_env: SimStarter) -> None:
     root = make_project(tmp_path / "proj", plan_text(["One", "Two"]))
-    big = {
-        "input_tokens": 100_000,
-        "output_tokens": 500,
-        "cache_read_input_tokens": 0,
-        "cache_creation_input_tokens": 0,
-    }
-    _, sim = sim_env(
-        {
-            "scripts": [
-                script(
-                    "b1",
-                    ["Batch 1 of 2"],
-                    work_turns(add_function("one", "1", "calc.one(0, 0) == 1"), big, big),
-                ),
-                script(
-                    "b2",
-                    ["Batch 2 of 2"],
-                    work_turns(add_function("two", "2", "calc.two(0, 0) == 2"), big, big),
-                ),
-            ]
-        }
-    )
+    _, sim = sim_env(two_costly_batches())
     env = nightcrew_env(sim)
     stopped = run_nightcrew(
         root, env, "run", "PLAN.md", "--model", MODEL, "--max-budget-usd", "0.9"

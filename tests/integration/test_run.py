@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import SimStarter
 from tests.integration.support import (
+    BIG_USAGE,
     MODEL,
     USAGE_DONE,
     USAGE_TOOL,
@@ -30,6 +31,7 @@ from tests.integration.support import (
     session_alive,
     start_nightcrew,
     status,
+    two_costly_batches,
     wait_for,
     work_turns,
 )
@@ -198,28 +200,8 @@ def test_same_failure_twice_is_stuck(tmp_path: Path, sim_env: SimStarter) -> Non
 
 def test_budget_stops_the_run_and_resume_continues(tmp_path: Path, sim_env: SimStarter) -> None:
     root = make_project(tmp_path / "proj", plan_text(["One", "Two"]))
-    big = {
-        "input_tokens": 100_000,
-        "output_tokens": 500,
-        "cache_read_input_tokens": 0,
-        "cache_creation_input_tokens": 0,
-    }
-    _, sim = sim_env(
-        {
-            "scripts": [
-                script(
-                    "b1",
-                    ["Batch 1 of 2"],
-                    work_turns(add_function("one", "1", "calc.one(0, 0) == 1"), big, big),
-                ),
-                script(
-                    "b2",
-                    ["Batch 2 of 2"],
-                    work_turns(add_function("two", "2", "calc.two(0, 0) == 2"), big, big),
-                ),
-            ]
-        }
-    )
+    big = BIG_USAGE
+    _, sim = sim_env(two_costly_batches())
     env = nightcrew_env(sim)
     per_batch = cost_of(big, big)  # ≈ $0.615
 
