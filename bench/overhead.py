@@ -31,11 +31,11 @@ from typing import Any
 from nightcrew import gitops, proc
 from nightcrew.agents.claude import ClaudeBackend
 from nightcrew.config import Settings
+from nightcrew.core.errors import ExitCode, NightcrewError
+from nightcrew.core.states import ItemState
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine.report import Level, Progress, SummaryRow
 from nightcrew.engine.runner import Runner, RunOptions
-from nightcrew.engine.states import ItemState
-from nightcrew.errors import ExitCode, NightcrewError
 from nightcrew.project import Project
 from nightcrew.sim import Scenario, SimServer, agent_env
 from nightcrew.store.records import AttemptRow, Store

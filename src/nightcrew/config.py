@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from nightcrew.config_errors import describe, setting_name
 from nightcrew.config_policy import PolicySettings, check_policy_table
-from nightcrew.errors import LocatedError
+from nightcrew.core.errors import LocatedError
 
 DEFAULT_ALLOWED_TOOLS = (
     "Bash",

@@ -1,5 +1,5 @@
 """The ``[policy]`` table of the config: which tool calls of the agent the
-harness refuses (see :mod:`nightcrew.engine.toolpolicy`).
+harness refuses (see :mod:`nightcrew.toolpolicy`).
 
 Checked here with our own wording, each error naming the file and the line of
 the bad key, before the settings model sees the table.
@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from nightcrew.engine.toolpolicy import PolicySpec
-from nightcrew.errors import LocatedError
+from nightcrew.core.errors import LocatedError
+from nightcrew.toolpolicy import PolicySpec
 
 PROFILES = ("standard", "strict", "off")
 _LISTS = ("bash_allow", "bash_deny")

@@ -1,7 +1,7 @@
 """Git, through the git command line, with argv lists only.
 
 Every call goes through :func:`_git`, which runs ``git -C <root> ...`` via
-:func:`nightcrew.proc.run` and raises :class:`~nightcrew.errors.GitError`
+:func:`nightcrew.proc.run` and raises :class:`~nightcrew.core.errors.GitError`
 (carrying the command and git's own message) when git fails. Repository
 location variables inherited from the environment (``GIT_DIR`` and friends,
 set for example inside a git hook) are dropped so that ``root`` alone decides
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nightcrew import proc
+from nightcrew.core.errors import GitError
 from nightcrew.debris import is_agent_temp
-from nightcrew.errors import GitError
 
 # nightcrew's own state directory inside a project; never committed or cleaned.
 STATE_DIR = ".nightcrew/"

@@ -90,7 +90,7 @@ def _import(argv: list[str], files: list[str] | None = None) -> int | None:
         helper: PriceHelper | None = PriceHelper()
     except OSError:  # no process to spare: look prices up here
         helper = None
-    from nightcrew.errors import ExitCode, NightcrewError  # noqa: PLC0415
+    from nightcrew.core.errors import ExitCode, NightcrewError  # noqa: PLC0415
     from nightcrew.usage.import_command import run_import  # noqa: PLC0415
 
     try:
@@ -111,7 +111,7 @@ def _import(argv: list[str], files: list[str] | None = None) -> int | None:
     except Exception as exc:
         if os.environ.get("NIGHTCREW_DEBUG"):
             raise
-        from nightcrew.errors import report_crash  # noqa: PLC0415
+        from nightcrew.core.errors import report_crash  # noqa: PLC0415
 
         return report_crash(exc)
     return ExitCode.OK

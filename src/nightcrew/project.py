@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nightcrew import gitops
-from nightcrew.errors import BadInput
+from nightcrew.core.errors import BadInput
 from nightcrew.statedir import make_state_dir
 from nightcrew.store.records import Store
 

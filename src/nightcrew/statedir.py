@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nightcrew.errors import BadInput
+from nightcrew.core.errors import BadInput
 
 
 def make_state_dir(directory: Path) -> None:

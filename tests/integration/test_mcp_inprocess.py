@@ -14,7 +14,7 @@ import pytest
 
 from nightcrew.agents.base import AgentEvent, AgentRequest, Finished, ToolCall, ToolResult
 from nightcrew.agents.claude import ClaudeBackend
-from nightcrew.engine.states import ItemState
+from nightcrew.core.states import ItemState
 from nightcrew.mcp.tools import ToolContext, bind
 from nightcrew.store.backlog import Backlog
 from nightcrew.store.records import Store

@@ -17,17 +17,16 @@ from nightcrew.agents.base import (
     AgentEvent,
     AgentRequest,
     Finished,
-    ModelUsage,
     ProcessStarted,
     SessionStarted,
     Text,
     Thinking,
-    TokenCounts,
     ToolCall,
     ToolDenied,
     ToolResult,
     Usage,
 )
+from nightcrew.core.usage import ModelUsage, TokenCounts
 from nightcrew.engine.attempt import AgentOutcome, LiveUsage, drive_agent
 from nightcrew.proc import process_create_time
 from nightcrew.usage.pricing import Pricer

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nightcrew.engine.states import ItemState
-from nightcrew.errors import BadInput, LocatedError
+from nightcrew.core.errors import BadInput, LocatedError
+from nightcrew.core.states import ItemState
 from nightcrew.work.backlog import Feature
 from nightcrew.work.backlog_formats import (
     ParsedBacklog,

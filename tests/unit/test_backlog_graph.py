@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nightcrew.engine.states import ItemState
+from nightcrew.core.states import ItemState
 from nightcrew.work.backlog import Feature
 from nightcrew.work.backlog_graph import (
     Conflict,

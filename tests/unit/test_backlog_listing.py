@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from nightcrew.cli.listing import MAX_WIDTH, columns, json_lines
-from nightcrew.engine.states import ItemState
+from nightcrew.core.states import ItemState
 from nightcrew.store.backlog import Backlog
 from nightcrew.store.records import Store
 from nightcrew.work.backlog import Feature, FeatureSpec

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from nightcrew.engine.states import ItemState
-from nightcrew.errors import BadInput
+from nightcrew.core.errors import BadInput
+from nightcrew.core.states import ItemState
 from nightcrew.store.backlog import Backlog, UnknownFeature
 from nightcrew.store.backlog_create import SpecsRejected
 from nightcrew.store.records import Store

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from nightcrew.agents.base import TokenCounts
 from nightcrew.config import Settings
+from nightcrew.core.states import AttemptState
+from nightcrew.core.usage import TokenCounts
 from nightcrew.engine.budget import BudgetGuard, current_budgets, local_midnight
 from nightcrew.engine.report import Level, NullReporter
-from nightcrew.engine.states import AttemptState
 from nightcrew.store.records import ItemRow, RunRow, Store
 from tests.unit.store_rows import new_attempt, new_item, new_run
 

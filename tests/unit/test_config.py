@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nightcrew.config import DEFAULT_ALLOWED_TOOLS, load_settings
-from nightcrew.errors import BadInput, LocatedError
+from nightcrew.core.errors import BadInput, LocatedError
 
 
 def write(root: Path, name: str, text: str) -> Path:

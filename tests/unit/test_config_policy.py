@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from nightcrew.config import load_settings
-from nightcrew.engine.toolpolicy import PolicySpec
-from nightcrew.errors import LocatedError
+from nightcrew.core.errors import LocatedError
+from nightcrew.toolpolicy import PolicySpec
 
 
 def test_standard_is_the_default(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nightcrew.errors import ExitCode, report_crash
+from nightcrew.core.errors import ExitCode, report_crash
 
 
 def test_a_crash_is_one_line_and_a_file_with_the_traceback(

@@ -10,9 +10,9 @@ from typing import Literal
 import pytest
 
 from nightcrew.config import Settings
+from nightcrew.core.states import AttemptState
 from nightcrew.engine.feature import replay
 from nightcrew.engine.policy import FeatureDecision, after_feature_failure, model_ladder
-from nightcrew.engine.states import AttemptState
 from nightcrew.store.records import ItemRow, RunRow, Store
 from tests.unit.store_rows import new_attempt, new_item, new_run
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nightcrew.core.states import ItemState
 from nightcrew.engine.feature_prompt import backlog_prefix, feature_suffix
 from nightcrew.engine.prompt import PreviousFailure
-from nightcrew.engine.states import ItemState
 from nightcrew.work.backlog import Feature
 
 

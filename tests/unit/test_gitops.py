@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nightcrew import gitops, proc
-from nightcrew.errors import GitError
+from nightcrew.core.errors import GitError
 
 IDENTITY_VARS = (
     "GIT_AUTHOR_NAME",

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from nightcrew import paths
-from nightcrew.agents.base import TokenCounts
-from nightcrew.errors import BadInput
+from nightcrew.core.errors import BadInput
+from nightcrew.core.usage import TokenCounts
 from nightcrew.store.migrations import apply as apply_migrations
 from nightcrew.usage import globaldb
 from nightcrew.usage.globaldb import (

@@ -9,8 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pytest
 
-from nightcrew.agents.base import TokenCounts
-from nightcrew.usage.entry import Entry
+from nightcrew.core.usage import Entry, TokenCounts
 from nightcrew.usage.ledger import (
     EMPTY_TIME,
     Block,

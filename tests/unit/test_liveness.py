@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from nightcrew.core.states import RunState
 from nightcrew.engine.liveness import orchestrator_gone
-from nightcrew.engine.states import RunState
 from nightcrew.store.records import RunRow, Store
 
 

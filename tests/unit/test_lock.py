@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from nightcrew.core.errors import LockHeld
 from nightcrew.engine.lock import ProjectLock
-from nightcrew.errors import LockHeld
 
 # Takes the lock, says so, and holds it until stdin closes or it is killed.
 # With a second argument it then starts a long-lived child of its own (as a run starts
@@ -42,7 +42,7 @@ TRIER = """
 import sys
 from pathlib import Path
 from nightcrew.engine.lock import ProjectLock
-from nightcrew.errors import LockHeld
+from nightcrew.core.errors import LockHeld
 try:
     with ProjectLock(Path(sys.argv[1])):
         print("acquired")

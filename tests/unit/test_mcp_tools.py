@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from nightcrew.agents.base import ToolReply
-from nightcrew.engine.states import ItemState
+from nightcrew.core.states import ItemState
 from nightcrew.mcp.tools import TOOL_NAMES, TOOLS, ToolContext, bind, call_tool
 from nightcrew.store.backlog import Backlog
 from nightcrew.store.records import Store

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nightcrew.errors import ExitCode, LocatedError
+from nightcrew.core.errors import ExitCode, LocatedError
 from nightcrew.work.plan import Batch, Plan, PlanError, PlanWarning, load_plan, parse_plan
 
 PATH = Path("plan.md")

@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nightcrew.errors import LocatedError
+from nightcrew.core.errors import LocatedError
 from nightcrew.work.plan import parse_plan
 
 PATH = Path("fuzz.md")

@@ -15,7 +15,7 @@ import genai_prices
 import pytest
 from genai_prices import Usage, calc_price
 
-from nightcrew.agents.base import ModelUsage, TokenCounts
+from nightcrew.core.usage import ModelUsage, TokenCounts
 from nightcrew.usage import pricing
 from nightcrew.usage.pricing import (
     Cost,

@@ -9,7 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from nightcrew.cli import cli
-from nightcrew.errors import ExitCode
+from nightcrew.core.errors import ExitCode
 
 README = (Path(__file__).parents[2] / "README.md").read_text()
 

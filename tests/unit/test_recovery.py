@@ -15,10 +15,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from nightcrew.agents.base import TokenCounts
+from nightcrew.core.states import AttemptState, ItemState, RunState
+from nightcrew.core.usage import TokenCounts
 from nightcrew.engine.recovery import recover
 from nightcrew.engine.report import Level, Progress, SummaryRow
-from nightcrew.engine.states import AttemptState, ItemState, RunState
 from nightcrew.proc import process_create_time
 from nightcrew.store.records import AttemptRow, ItemRow, RunRow, Store
 

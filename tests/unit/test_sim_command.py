@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from nightcrew.cli.sim import EXAMPLE, load_scenario_file
-from nightcrew.errors import BadInput
+from nightcrew.core.errors import BadInput
 from nightcrew.sim import Scenario, SimServer
 from nightcrew.sim.json_where import line_of
 

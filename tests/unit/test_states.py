@@ -10,8 +10,8 @@ import itertools
 
 import pytest
 
-from nightcrew.engine.states import AttemptState, ItemState, RunState, State, allowed, check
-from nightcrew.errors import IllegalTransition
+from nightcrew.core.errors import IllegalTransition
+from nightcrew.core.states import AttemptState, ItemState, RunState, State, allowed, check
 
 R, It, A = RunState, ItemState, AttemptState
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from nightcrew.agents.base import TokenCounts
-from nightcrew.engine.states import AttemptState, ItemState, RunState
-from nightcrew.errors import BadInput, IllegalTransition
+from nightcrew.core.errors import BadInput, IllegalTransition
+from nightcrew.core.states import AttemptState, ItemState, RunState
+from nightcrew.core.usage import TokenCounts
 from nightcrew.store import migrations
 from nightcrew.store.records import Store
 from tests.unit.store_rows import new_attempt, new_item, new_run

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nightcrew.engine.toolpolicy import ALLOW, Deny, PolicySpec, ToolPolicy
+from nightcrew.toolpolicy import ALLOW, Deny, PolicySpec, ToolPolicy
 
 HOME = "/home/dev"
 SCRATCH = "/scratch-tmp"

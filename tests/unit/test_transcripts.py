@@ -14,10 +14,9 @@ from typing import Any
 
 import pytest
 
-from nightcrew.agents.base import TokenCounts
-from nightcrew.errors import BadInput
+from nightcrew.core.errors import BadInput
+from nightcrew.core.usage import Entry, TokenCounts
 from nightcrew.usage import transcript_lines, transcripts
-from nightcrew.usage.entry import Entry
 from nightcrew.usage.globaldb import open_global, transcript_entries
 from nightcrew.usage.pricing import Pricer
 from nightcrew.usage.transcript_lines import Segment, SegmentResult

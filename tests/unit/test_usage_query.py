@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from nightcrew.agents.base import TokenCounts
-from nightcrew.engine.states import AttemptState
+from nightcrew.core.states import AttemptState
+from nightcrew.core.usage import TokenCounts
 from nightcrew.store.records import AttemptRow, ItemRow, RunRow, Store
 from nightcrew.store.usage_query import project_entries
 from tests.unit.store_rows import new_attempt, new_item, new_run

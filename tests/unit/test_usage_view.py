@@ -11,7 +11,6 @@ from decimal import Decimal
 import pytest
 from rich.console import Console
 
-from nightcrew.agents.base import TokenCounts
 from nightcrew.cli.display import money
 from nightcrew.cli.usage_view import (
     COLUMNS,
@@ -22,7 +21,7 @@ from nightcrew.cli.usage_view import (
     usage_json,
     usage_table,
 )
-from nightcrew.usage.entry import Entry
+from nightcrew.core.usage import Entry, TokenCounts
 from nightcrew.usage.ledger import Forecast, Group, group_entries, totals
 from nightcrew.usage.pricing import CostTotal
 

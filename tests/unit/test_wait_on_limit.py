@@ -13,12 +13,12 @@ from pathlib import Path
 
 from nightcrew.agents.base import AgentEvent, AgentFailure, AgentRequest, Finished
 from nightcrew.config import Settings
+from nightcrew.core.errors import ExitCode
+from nightcrew.core.states import AttemptState, ItemState
 from nightcrew.engine.builder import Builder, BuildOptions
 from nightcrew.engine.limits import LimitWaiter
 from nightcrew.engine.report import NullReporter
 from nightcrew.engine.runner import Runner, RunOptions
-from nightcrew.engine.states import AttemptState, ItemState
-from nightcrew.errors import ExitCode
 from nightcrew.project import Project
 from nightcrew.store.backlog import Backlog
 from nightcrew.store.records import Store

@@ -14,37 +14,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from nightcrew.core.usage import ModelUsage, TokenCounts
+
 if TYPE_CHECKING:
-    from nightcrew.engine.toolpolicy import ToolPolicy
-
-
-@dataclass(frozen=True)
-class TokenCounts:
-    """Tokens of one API response or one model's total, in Anthropic's meaning:
-    ``input`` counts uncached prompt tokens only."""
-
-    input: int = 0
-    output: int = 0
-    cache_read: int = 0
-    cache_write_5m: int = 0
-    cache_write_1h: int = 0
-
-    @property
-    def cache_write(self) -> int:
-        return self.cache_write_5m + self.cache_write_1h
-
-    @property
-    def total(self) -> int:
-        return self.input + self.output + self.cache_read + self.cache_write
-
-    def __add__(self, other: TokenCounts) -> TokenCounts:
-        return TokenCounts(
-            self.input + other.input,
-            self.output + other.output,
-            self.cache_read + other.cache_read,
-            self.cache_write_5m + other.cache_write_5m,
-            self.cache_write_1h + other.cache_write_1h,
-        )
+    from nightcrew.toolpolicy import ToolPolicy
 
 
 @dataclass(frozen=True)
@@ -162,15 +135,6 @@ class Usage:
     request_id: str | None
     model: str
     tokens: TokenCounts
-
-
-@dataclass(frozen=True)
-class ModelUsage:
-    """Authoritative per-model totals from the agent's final report."""
-
-    model: str
-    tokens: TokenCounts
-    reported_cost_usd: Decimal | None
 
 
 @dataclass(frozen=True)

@@ -36,17 +36,16 @@ from nightcrew.agents.base import (
     AgentEvent,
     AgentRequest,
     Finished,
-    ModelUsage,
     ProcessStarted,
     SessionStarted,
     Text,
     Thinking,
-    TokenCounts,
     ToolCall,
     ToolResult,
     Usage,
 )
 from nightcrew.agents.claude_failures import CLI_MISSING, classify, last_reason
+from nightcrew.core.usage import ModelUsage, TokenCounts
 from nightcrew.proc import process_create_time
 from nightcrew.usage.anthropic_format import (
     reported_cost,

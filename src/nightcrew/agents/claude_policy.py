@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from claude_agent_sdk import HookMatcher
 
 from nightcrew.agents.base import ToolDenied
-from nightcrew.engine.toolpolicy import ALLOW, Deny, ToolPolicy, Verdict
+from nightcrew.toolpolicy import ALLOW, Deny, ToolPolicy, Verdict
 
 if TYPE_CHECKING:
     from claude_agent_sdk.types import HookEvent

@@ -17,7 +17,7 @@ from nightcrew.cli.run import run_command
 from nightcrew.cli.sim import sim_command
 from nightcrew.cli.status import status_command
 from nightcrew.cli.usage import usage_group
-from nightcrew.errors import ExitCode, NightcrewError, report_crash
+from nightcrew.core.errors import ExitCode, NightcrewError, report_crash
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,7 +32,7 @@ def cli() -> None:
 def demo_command(keep: bool) -> None:
     """Run the offline demo: a sample repo and 3-batch plan, the real Claude
     Code CLI, and a scripted local model (no key, no network)."""
-    from nightcrew.demo import run_demo
+    from nightcrew.cli.demo import run_demo
 
     sys.exit(run_demo(keep=keep))
 

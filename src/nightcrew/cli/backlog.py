@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 @contextmanager
 def open_backlog(*, create: bool = False) -> Iterator[Backlog]:
     """The backlog of the project around the current directory."""
-    from nightcrew.errors import BadInput
+    from nightcrew.core.errors import BadInput
     from nightcrew.project import Project
     from nightcrew.store.backlog import Backlog
 
@@ -46,7 +46,7 @@ def open_backlog(*, create: bool = False) -> Iterator[Backlog]:
 
 def parse_ids(values: tuple[str, ...]) -> list[int]:
     """Feature ids as people write them: ``7``, ``#7``, or ``3,4``."""
-    from nightcrew.errors import BadInput
+    from nightcrew.core.errors import BadInput
 
     ids: list[int] = []
     for value in values:
@@ -103,7 +103,7 @@ def backlog_group() -> None:
 def list_command(states: tuple[str, ...], as_json: bool) -> None:
     """List the features in backlog order."""
     from nightcrew.cli.listing import columns, json_lines
-    from nightcrew.errors import BadInput
+    from nightcrew.core.errors import BadInput
     from nightcrew.work.backlog import FEATURE_STATES
 
     for state in states:

@@ -19,7 +19,7 @@ from nightcrew.cli.backlog import open_backlog, parse_ids
 
 def write_atomically(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so a crash leaves the old file or the new one."""
-    from nightcrew.errors import BadInput
+    from nightcrew.core.errors import BadInput
 
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -49,7 +49,7 @@ def import_command(file: Path, accept: tuple[str, ...], prefix: str | None, upda
     file's id, or a hash of its text) is already in the backlog is not added
     again; with --update, one the file changes takes the file's text if it has
     not started."""
-    from nightcrew.errors import BadInput
+    from nightcrew.core.errors import BadInput
     from nightcrew.store.backlog_create import SpecsRejected
     from nightcrew.work.backlog_formats import parse_backlog
 
@@ -133,7 +133,7 @@ def add_command(name: str, manual: bool, after: tuple[str, ...], category: str |
                 description: str | None, steps: tuple[str, ...], acceptance: tuple[str, ...],
                 files: tuple[str, ...], priority: int | None) -> None:  # fmt: skip
     """Add one feature called NAME."""
-    from nightcrew.errors import BadInput
+    from nightcrew.core.errors import BadInput
     from nightcrew.work.backlog import FeatureSpec
 
     spec = FeatureSpec(
@@ -167,7 +167,7 @@ def edit_command(feature_id: str, name: str | None, manual: bool | None, clear_s
                  priority: int | None) -> None:  # fmt: skip
     """Change a feature's text, commands, files or priority. --step, --accept and
     --file add to what it has (clear with --clear-steps / --clear-accept)."""
-    from nightcrew.errors import BadInput
+    from nightcrew.core.errors import BadInput
 
     [fid] = parse_ids((feature_id,))
     with open_backlog() as backlog:

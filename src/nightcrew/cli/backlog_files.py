@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from nightcrew import gitops
-from nightcrew.errors import GitError
+from nightcrew.core.errors import GitError
 from nightcrew.project import Project
 from nightcrew.store.records import Store
 

@@ -104,8 +104,8 @@ def build_command(
     from nightcrew.cli.agent_tools import build_tools
     from nightcrew.cli.display import console_reporter
     from nightcrew.config import load_settings
+    from nightcrew.core.errors import BadInput
     from nightcrew.engine.builder import Builder, BuildOptions
-    from nightcrew.errors import BadInput
     from nightcrew.project import Project
 
     if resume_session and not resume:

@@ -20,7 +20,7 @@ def plan_group() -> None:
 def check_command(plan: Path, as_json: bool) -> None:
     """Parse PLAN and report its batches, or every problem as file:line."""
     from nightcrew import gitops
-    from nightcrew.errors import ExitCode
+    from nightcrew.core.errors import ExitCode
     from nightcrew.work.plan import PlanError, load_plan
 
     cwd = Path.cwd()

@@ -7,6 +7,8 @@ from __future__ import annotations
 import click
 
 from nightcrew import gitops
+from nightcrew.core.errors import BadInput, ExitCode
+from nightcrew.core.states import ItemState
 from nightcrew.engine.builder import Builder
 from nightcrew.engine.feature_prompt import backlog_prefix, feature_suffix
 from nightcrew.engine.gates import changes_gate, judges_the_work
@@ -14,8 +16,6 @@ from nightcrew.engine.orchestrator import Orchestrator, gate_line
 from nightcrew.engine.policy import model_ladder
 from nightcrew.engine.prompt import Prompt, stable_prefix, variable_suffix
 from nightcrew.engine.runner import Runner
-from nightcrew.engine.states import ItemState
-from nightcrew.errors import BadInput, ExitCode
 from nightcrew.store.backlog import Backlog
 from nightcrew.store.records import Store
 

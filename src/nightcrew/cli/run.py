@@ -61,8 +61,8 @@ def run_command(
     from nightcrew.agents.claude import ClaudeBackend
     from nightcrew.cli.display import console_reporter
     from nightcrew.config import load_settings
+    from nightcrew.core.errors import BadInput
     from nightcrew.engine.runner import Runner, RunOptions
-    from nightcrew.errors import BadInput
     from nightcrew.project import Project
     from nightcrew.work.plan import load_plan
 

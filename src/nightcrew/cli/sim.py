@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from nightcrew.errors import BadInput, LocatedError
+from nightcrew.core.errors import BadInput, LocatedError
 
 if TYPE_CHECKING:
     from nightcrew.sim import Scenario

@@ -11,7 +11,7 @@ import click
 from nightcrew.engine.liveness import orchestrator_gone
 
 if TYPE_CHECKING:
-    from nightcrew.agents.base import TokenCounts
+    from nightcrew.core.usage import TokenCounts
     from nightcrew.store.records import AttemptRow, Store
 
 
@@ -111,8 +111,8 @@ def status_command(as_json: bool) -> None:
     from rich.console import Console
 
     from nightcrew.cli.display import summary_table
+    from nightcrew.core.errors import BadInput
     from nightcrew.engine.orchestrator import summary_rows, summary_unit
-    from nightcrew.errors import BadInput
     from nightcrew.project import Project
     from nightcrew.store.records import Store
 

@@ -17,7 +17,7 @@ import click
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from nightcrew.usage.entry import Entry
+    from nightcrew.core.usage import Entry
     from nightcrew.usage.ledger import Group
 
 BY_CHOICES = ("run", "item", "model", "day", "week", "month", "session", "block", "project")
@@ -150,7 +150,7 @@ def usage_group(
         return
     from rich.console import Console
 
-    from nightcrew.errors import BadInput
+    from nightcrew.core.errors import BadInput
 
     if as_json and as_csv:
         raise BadInput("--json and --csv: choose one")
@@ -216,10 +216,10 @@ def _transcripts(console: Console, q: _Query) -> None:
 
 
 def _projects(console: Console, q: _Query, run_id: str | None, all_projects: bool) -> None:
-    from nightcrew.agents.base import TokenCounts
     from nightcrew.cli.usage_forecast import known_run
     from nightcrew.cli.usage_view import project_total_line
-    from nightcrew.errors import BadInput
+    from nightcrew.core.errors import BadInput
+    from nightcrew.core.usage import TokenCounts
     from nightcrew.project import Project
     from nightcrew.store.records import Store
     from nightcrew.store.usage_query import project_entries

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def known_run(store: Store, run_id: str, root: Path) -> RunRow:
-    from nightcrew.errors import BadInput
+    from nightcrew.core.errors import BadInput
 
     try:
         return store.run(run_id)
@@ -46,7 +46,7 @@ def forecast_json(result: Forecast | None) -> dict[str, Any] | None:
 def run_forecast(store: Store, run_id: str) -> tuple[Forecast | None, int, int]:
     """(forecast, passed, left) for a run: each passed item's whole cost and
     time, failed attempts included, times the items still to do."""
-    from nightcrew.engine.states import ItemState
+    from nightcrew.core.states import ItemState
     from nightcrew.usage.ledger import forecast
 
     done: list[tuple[Decimal | None, float]] = []
@@ -90,7 +90,7 @@ def build_forecast(store: Store) -> tuple[Forecast | None, int, int]:
 
 def show_forecast(console: Console, *, run_id: str | None, as_json: bool) -> None:
     from nightcrew.cli.usage_view import forecast_text
-    from nightcrew.errors import BadInput
+    from nightcrew.core.errors import BadInput
     from nightcrew.project import Project
     from nightcrew.store.records import Store
 

@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from nightcrew.agents.base import TokenCounts
 from nightcrew.cli.display import money
+from nightcrew.core.usage import TokenCounts
 from nightcrew.usage.ledger import Forecast, Group
 from nightcrew.usage.pricing import CostTotal
 

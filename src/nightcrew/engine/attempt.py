@@ -26,11 +26,11 @@ from nightcrew.agents.base import (
     ProcessStarted,
     SessionStarted,
     Text,
-    TokenCounts,
     ToolCall,
     ToolDenied,
     Usage,
 )
+from nightcrew.core.usage import TokenCounts
 from nightcrew.engine import signals as stop_signals
 from nightcrew.proc import TERM_GRACE_S
 from nightcrew.usage.pricing import Pricer

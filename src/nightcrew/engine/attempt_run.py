@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Literal
 
 from nightcrew import debris, gitops
 from nightcrew.agents.base import AgentFailure, AgentRequest, HarnessTool
+from nightcrew.core.errors import AgentUnusable, GitError
+from nightcrew.core.states import AttemptState
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine import signals as stop_signals
 from nightcrew.engine.attempt import drive_agent
@@ -30,10 +32,8 @@ from nightcrew.engine.digest import failure_signature, make_digest
 from nightcrew.engine.limits import MAX_WAITS, local_time, refuse_wait
 from nightcrew.engine.prompt import PreviousFailure, Prompt
 from nightcrew.engine.recording import EXCERPT, Recorder, record_final
-from nightcrew.engine.states import AttemptState
-from nightcrew.engine.toolpolicy import ToolPolicy
-from nightcrew.errors import AgentUnusable, GitError
 from nightcrew.store.records import AttemptRow, ItemRow, Store
+from nightcrew.toolpolicy import ToolPolicy
 
 if TYPE_CHECKING:
     from nightcrew.engine.batch import BatchContext

@@ -14,13 +14,13 @@ from typing import Literal
 from nightcrew import gitops
 from nightcrew.agents.base import AgentBackend
 from nightcrew.config import Settings
+from nightcrew.core.states import ItemState
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine.attempt_run import AttemptRun, Job, abandon, commit_or_fail, run_attempt
 from nightcrew.engine.limits import LimitWaiter
 from nightcrew.engine.policy import after_failure
 from nightcrew.engine.prompt import PreviousFailure, variable_suffix
 from nightcrew.engine.report import Progress, Reporter
-from nightcrew.engine.states import ItemState
 from nightcrew.project import Project
 from nightcrew.store.records import ItemRow, RunRow, Store
 from nightcrew.usage.pricing import Pricer

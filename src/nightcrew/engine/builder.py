@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from nightcrew import gitops
 from nightcrew.agents.base import AgentBackend, HarnessTool
 from nightcrew.config import Settings
+from nightcrew.core.errors import AgentUnusable, BadInput, ExitCode
+from nightcrew.core.states import ItemState, RunState
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine.feature import BuildContext, FeatureOutcome, run_feature
 from nightcrew.engine.feature_prompt import backlog_prefix
@@ -33,8 +35,6 @@ from nightcrew.engine.orchestrator import (
     gate_line,
 )
 from nightcrew.engine.report import Progress, Reporter
-from nightcrew.engine.states import ItemState, RunState
-from nightcrew.errors import AgentUnusable, BadInput, ExitCode
 from nightcrew.project import Project
 from nightcrew.store.backlog import Backlog
 from nightcrew.store.records import AttemptRow, ItemRow, RunRow, Store

@@ -19,6 +19,7 @@ from typing import Literal
 from nightcrew import gitops
 from nightcrew.agents.base import HarnessTool
 from nightcrew.config import Settings
+from nightcrew.core.states import AttemptState, ItemState
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine.attempt_run import (
     AttemptRun,
@@ -32,7 +33,6 @@ from nightcrew.engine.batch import BatchContext
 from nightcrew.engine.feature_prompt import feature_suffix
 from nightcrew.engine.policy import FeatureDecision, after_feature_failure, model_ladder
 from nightcrew.engine.prompt import PreviousFailure
-from nightcrew.engine.states import AttemptState, ItemState
 from nightcrew.store.backlog import Backlog
 from nightcrew.store.records import AttemptRow, ItemRow
 from nightcrew.work.backlog import Feature

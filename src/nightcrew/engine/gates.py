@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Literal, TypeAlias
 
 from nightcrew import debris, gitops, proc, secrets
+from nightcrew.core.errors import GitError
 from nightcrew.engine import digest as digest_mod
 from nightcrew.engine import testrun
 from nightcrew.engine.testrun import PYTEST_NO_TESTS, Runner
-from nightcrew.errors import GitError
 
 TestIds: TypeAlias = testrun.TestIds  # structured results of one test run
 GateKind = Literal["tests", "command", "clean", "changes"]

@@ -21,11 +21,11 @@ from typing import Any
 
 from nightcrew.agents.base import AgentBackend, HarnessTool, ToolReply
 from nightcrew.config import Settings
+from nightcrew.core.errors import BadInput, ExitCode
+from nightcrew.core.states import AttemptState, ItemState, RunState
 from nightcrew.engine.attempt_run import Job, run_attempt
 from nightcrew.engine.orchestrator import Interrupted, Orchestrator, RunResult
 from nightcrew.engine.report import Progress, Reporter
-from nightcrew.engine.states import AttemptState, ItemState, RunState
-from nightcrew.errors import BadInput, ExitCode
 from nightcrew.project import Project
 from nightcrew.store.backlog import Backlog
 from nightcrew.store.records import AttemptRow, Store

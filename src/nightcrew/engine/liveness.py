@@ -14,7 +14,7 @@ from datetime import datetime
 
 import psutil
 
-from nightcrew.engine.states import RunState
+from nightcrew.core.states import RunState
 from nightcrew.store.records import RunRow, Store
 
 # Process start times come from the kernel in clock ticks; allow for rounding.

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from nightcrew.errors import LockHeld
+from nightcrew.core.errors import LockHeld
 from nightcrew.statedir import make_state_dir, state_dir_error
 
 

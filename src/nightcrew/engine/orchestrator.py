@@ -15,6 +15,8 @@ from typing import Literal
 from nightcrew import gitops
 from nightcrew.agents.base import AgentBackend
 from nightcrew.config import Settings
+from nightcrew.core.errors import AgentUnusable, BadInput, ExitCode, NightcrewError
+from nightcrew.core.states import AttemptState, ItemState, RunState
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine import preflight
 from nightcrew.engine import signals as stop_signals
@@ -24,8 +26,6 @@ from nightcrew.engine.limits import LimitWaiter
 from nightcrew.engine.lock import ProjectLock
 from nightcrew.engine.recovery import recover
 from nightcrew.engine.report import Progress, Reporter, SummaryRow
-from nightcrew.engine.states import AttemptState, ItemState, RunState
-from nightcrew.errors import AgentUnusable, BadInput, ExitCode, NightcrewError
 from nightcrew.project import Project
 from nightcrew.store.records import RunRow, Store
 from nightcrew.usage.globaldb import open_global, register_project

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nightcrew import gitops, secrets
-from nightcrew.engine.states import ItemState, RunState
+from nightcrew.core.states import ItemState, RunState
 from nightcrew.store.records import RunRow, Store
 
 SHOWN = 8  # paths named in one line before "and N more"

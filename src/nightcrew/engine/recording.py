@@ -14,12 +14,12 @@ from nightcrew.agents.base import (
     SessionStarted,
     Text,
     Thinking,
-    TokenCounts,
     ToolCall,
     ToolDenied,
     ToolResult,
     Usage,
 )
+from nightcrew.core.usage import TokenCounts
 from nightcrew.engine.attempt import AgentOutcome, LiveUsage
 from nightcrew.store.records import AttemptRow
 from nightcrew.usage.pricing import Pricer

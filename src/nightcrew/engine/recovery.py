@@ -15,8 +15,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from nightcrew import debris, gitops, proc
+from nightcrew.core.states import AttemptState, ItemState, RunState
 from nightcrew.engine.report import Reporter
-from nightcrew.engine.states import AttemptState, ItemState, RunState
 from nightcrew.store.records import Store
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal, Protocol
 
-from nightcrew.agents.base import TokenCounts
+from nightcrew.core.usage import TokenCounts
 
 Level = Literal["info", "warn", "error"]
 

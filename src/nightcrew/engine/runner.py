@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 from nightcrew.agents.base import AgentBackend
 from nightcrew.config import Settings
+from nightcrew.core.errors import BadInput, ExitCode
+from nightcrew.core.states import ItemState, RunState
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine.batch import BatchContext, BatchOutcome, run_batch
 from nightcrew.engine.orchestrator import (
@@ -27,8 +29,6 @@ from nightcrew.engine.orchestrator import (
 )
 from nightcrew.engine.prompt import stable_prefix
 from nightcrew.engine.report import Progress, Reporter
-from nightcrew.engine.states import ItemState, RunState
-from nightcrew.errors import BadInput, ExitCode
 from nightcrew.project import Project
 from nightcrew.store.records import ItemRow, RunRow, Store
 from nightcrew.work.plan import Batch, Plan

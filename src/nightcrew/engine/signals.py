@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import signal
 
-from nightcrew.errors import ExitCode
+from nightcrew.core.errors import ExitCode
 
 # Handled while an agent runs (drive_agent) and, but for SIGINT, which Python
 # already turns into KeyboardInterrupt, around the whole run (the orchestrator).

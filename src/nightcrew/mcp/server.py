@@ -27,7 +27,7 @@ from mcp.server.stdio import stdio_server
 
 from nightcrew import __version__
 from nightcrew.agents.base import ToolReply
-from nightcrew.errors import NightcrewError
+from nightcrew.core.errors import NightcrewError
 from nightcrew.mcp.tools import TOOLS, ToolContext, call_tool
 from nightcrew.project import Project
 from nightcrew.store.backlog import Backlog

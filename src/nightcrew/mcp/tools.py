@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nightcrew.agents.base import HarnessTool, ToolReply
-from nightcrew.errors import NightcrewError
+from nightcrew.core.errors import NightcrewError
 from nightcrew.mcp.schema import (
     FEATURE_FIELDS,
     FEATURE_ID,

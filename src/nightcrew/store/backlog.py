@@ -19,8 +19,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from nightcrew.engine.states import ItemState, check
-from nightcrew.errors import BadInput
+from nightcrew.core.errors import BadInput
+from nightcrew.core.states import ItemState, check
 from nightcrew.store.backlog_import import ImportingFeatures
 from nightcrew.store.db import utcnow
 from nightcrew.store.records import Store

@@ -9,8 +9,8 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 
-from nightcrew.engine.states import ItemState
-from nightcrew.errors import BadInput
+from nightcrew.core.errors import BadInput
+from nightcrew.core.states import ItemState
 from nightcrew.store.db import utcnow
 from nightcrew.store.records import Store
 from nightcrew.work.backlog import Created, FeatureSpec, Rejected, spec_problem

@@ -9,8 +9,8 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from nightcrew.engine.states import ItemState
-from nightcrew.errors import BadInput
+from nightcrew.core.errors import BadInput
+from nightcrew.core.states import ItemState
 from nightcrew.store.backlog_create import CreatingFeatures
 from nightcrew.store.db import utcnow
 from nightcrew.work.backlog import Created, Feature, FeatureSpec

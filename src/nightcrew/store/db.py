@@ -12,7 +12,7 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
-from nightcrew.errors import BadInput
+from nightcrew.core.errors import BadInput
 from nightcrew.statedir import make_state_dir
 from nightcrew.store import migrations
 

@@ -1,6 +1,6 @@
 """Typed reads and writes of runs, work items, attempts, usage, gates and events.
 
-Every state change goes through :func:`nightcrew.engine.states.check` and is
+Every state change goes through :func:`nightcrew.core.states.check` and is
 appended to ``state_history``; the current state is copied onto the row.
 """
 
@@ -15,8 +15,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from nightcrew.agents.base import TokenCounts
-from nightcrew.engine.states import AttemptState, ItemState, RunState, State, check
+from nightcrew.core.states import AttemptState, ItemState, RunState, State, check
+from nightcrew.core.usage import TokenCounts
 from nightcrew.store.db import connect, utcnow
 from nightcrew.store.rows import (
     AttemptRow,

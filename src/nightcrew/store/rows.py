@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from nightcrew.agents.base import TokenCounts
-from nightcrew.engine.states import AttemptState, ItemState, RunState
+from nightcrew.core.states import AttemptState, ItemState, RunState
+from nightcrew.core.usage import TokenCounts
 
 
 def _dec(value: str | None) -> Decimal | None:

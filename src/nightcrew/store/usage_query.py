@@ -12,9 +12,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from nightcrew.agents.base import TokenCounts
+from nightcrew.core.usage import Entry, TokenCounts
 from nightcrew.store.records import Store
-from nightcrew.usage.entry import Entry
 
 _SQL = """
 SELECT u.model, u.input_tokens, u.output_tokens, u.cache_read_tokens,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 
-from nightcrew.agents.base import TokenCounts
+from nightcrew.core.usage import TokenCounts
 
 
 def _int(data: Mapping[str, object], key: str) -> int:

@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from nightcrew import paths
-from nightcrew.agents.base import TokenCounts
-from nightcrew.errors import BadInput
+from nightcrew.core.errors import BadInput
+from nightcrew.core.usage import Entry, TokenCounts
 from nightcrew.store.migrations import apply as apply_migrations
 from nightcrew.store.migrations import run_script
-from nightcrew.usage.entry import Entry
 
 BUSY_TIMEOUT_MS = 10_000
 # Page cache per connection, in KiB (SQLite's default is 2 MiB). Responses are keyed by

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from nightcrew.errors import BadInput
+from nightcrew.core.errors import BadInput
 from nightcrew.usage.globaldb import open_global
 from nightcrew.usage.pricing import GenaiPrice, Pricer
 from nightcrew.usage.transcript_files import default_root_dirs, find_transcript_files

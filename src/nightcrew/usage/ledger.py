@@ -1,6 +1,6 @@
 """Adding up usage entries: groups, 5-hour billing blocks and forecasts.
 
-Everything here is pure: it takes :class:`~nightcrew.usage.entry.Entry` values (from the
+Everything here is pure: it takes :class:`~nightcrew.core.usage.Entry` values (from the
 project database or from imported Claude Code transcripts) and returns plain values for
 ``nightcrew usage`` to render. Nothing here reads a database, a clock (unless told to) or
 a terminal, so every rule can be tested with a handful of hand-made entries.
@@ -23,8 +23,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Literal, get_args
 
-from nightcrew.agents.base import TokenCounts
-from nightcrew.usage.entry import Entry
+from nightcrew.core.usage import Entry, TokenCounts
 from nightcrew.usage.pricing import CostTotal
 
 GroupBy = Literal["run", "item", "model", "day", "week", "month", "session", "project"]

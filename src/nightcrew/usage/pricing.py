@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
-from nightcrew.agents.base import ModelUsage, TokenCounts
+from nightcrew.core.usage import ModelUsage, TokenCounts
 
 if TYPE_CHECKING:
     # genai-prices takes ~150 ms to import: it loads only when a model is first

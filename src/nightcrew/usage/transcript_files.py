@@ -69,7 +69,7 @@ def find_transcript_files(paths: Sequence[Path | str]) -> list[str]:
         elif os.path.isdir(where):
             _walk(where, found)
         else:
-            from nightcrew.errors import BadInput  # noqa: PLC0415 - keep this module light
+            from nightcrew.core.errors import BadInput  # noqa: PLC0415 - keep this module light
 
             raise BadInput(f"{path}: no such file or directory")
     return sorted(found)

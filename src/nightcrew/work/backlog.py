@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from nightcrew.engine.states import ItemState
+from nightcrew.core.states import ItemState
 
 MAX_DEPENDENCIES = 20  # per feature, as AutoForge (a wider fan-in is a spec smell)
 MAX_NAME = 200

@@ -28,8 +28,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from nightcrew.engine.states import ItemState
-from nightcrew.errors import BadInput, LocatedError
+from nightcrew.core.errors import BadInput, LocatedError
+from nightcrew.core.states import ItemState
 from nightcrew.work.backlog import (
     DEFAULT_CATEGORY,
     FEATURE_STATES,

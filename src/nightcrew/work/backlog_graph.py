@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from nightcrew.engine.states import ItemState
+from nightcrew.core.states import ItemState
 from nightcrew.work.backlog import Feature
 
 # States a feature does not leave on its own during a build: a person (or a

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
-from nightcrew.errors import LocatedError
+from nightcrew.core.errors import LocatedError
 
 _MAX_DEPTH = 6  # deeper values are decoded whole; no format reads below depth 4
 _DECODER = json.JSONDecoder()

@@ -22,7 +22,7 @@ from typing import Any
 from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
 
-from nightcrew.errors import LocatedError
+from nightcrew.core.errors import LocatedError
 
 _MD = MarkdownIt("commonmark")
 _CODE_TYPES = frozenset({"fence", "code_block", "html_block"})

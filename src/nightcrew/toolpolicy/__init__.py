@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from nightcrew.engine.toolpolicy.bash import STRICT_ALLOWED, Rules, judge_bash, judge_write
-from nightcrew.engine.toolpolicy.paths import Places
-from nightcrew.engine.toolpolicy.verdict import ALLOW, Allow, Deny, Verdict
+from nightcrew.toolpolicy.bash import STRICT_ALLOWED, Rules, judge_bash, judge_write
+from nightcrew.toolpolicy.paths import Places
+from nightcrew.toolpolicy.verdict import ALLOW, Allow, Deny, Verdict
 
 __all__ = ["ALLOW", "STRICT_ALLOWED", "Allow", "Deny", "PolicySpec", "ToolPolicy", "Verdict"]
 

@@ -21,9 +21,9 @@ from nightcrew import gitops, proc
 from nightcrew.agents.claude import ClaudeBackend
 from nightcrew.cli.display import LiveReporter, PlainReporter
 from nightcrew.config import Settings
+from nightcrew.core.errors import ExitCode, NightcrewError
 from nightcrew.engine.report import Reporter
 from nightcrew.engine.runner import Runner, RunOptions
-from nightcrew.errors import ExitCode, NightcrewError
 from nightcrew.project import Project
 from nightcrew.sim import Scenario, SimServer, agent_env
 from nightcrew.store.records import Store

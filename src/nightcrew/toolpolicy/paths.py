@@ -7,7 +7,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 
-from nightcrew.engine.toolpolicy.shell import DYNAMIC
+from nightcrew.toolpolicy.shell import DYNAMIC
 
 # Credentials under the home directory an agent never needs.
 SECRET_DIRS = (

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from nightcrew.engine.toolpolicy.paths import Places
-from nightcrew.engine.toolpolicy.verdict import Deny
+from nightcrew.toolpolicy.paths import Places
+from nightcrew.toolpolicy.verdict import Deny
 
 GIT_ARG_OPTIONS = {"-C", "-c", "--git-dir", "--work-tree", "--namespace", "--exec-path"}
 GIT_STRICT = frozenset(

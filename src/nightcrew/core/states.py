@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from nightcrew.errors import IllegalTransition
+from nightcrew.core.errors import IllegalTransition
 
 
 class RunState(StrEnum):

@@ -9,9 +9,9 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from nightcrew.engine.toolpolicy.git import judge_git
-from nightcrew.engine.toolpolicy.paths import Places, under
-from nightcrew.engine.toolpolicy.shell import (
+from nightcrew.toolpolicy.git import judge_git
+from nightcrew.toolpolicy.paths import Places, under
+from nightcrew.toolpolicy.shell import (
     DYNAMIC,
     Group,
     Pipeline,
@@ -20,7 +20,7 @@ from nightcrew.engine.toolpolicy.shell import (
     Unparsable,
     parse,
 )
-from nightcrew.engine.toolpolicy.verdict import Deny
+from nightcrew.toolpolicy.verdict import Deny
 
 SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "fish", "ash"})
 INTERPRETERS = SHELLS | {"python", "python3", "perl", "ruby", "node", "php", "source", "."}
