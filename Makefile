@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck check bench clean
+.PHONY: demo test lint typecheck contracts check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-check: lint typecheck test
+contracts: $(STAMP)
+	$(BIN)/lint-imports
+
+# What CI runs: lint, types, the import contracts, then the whole suite.
+check: lint typecheck contracts test
 
 bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
