@@ -44,7 +44,7 @@ from nightcrew.agents.base import (
     ToolResult,
     Usage,
 )
-from nightcrew.agents.claude_failures import CLI_MISSING, classify, last_reason
+from nightcrew.agents.claude.failures import CLI_MISSING, classify, last_reason
 from nightcrew.core.usage import ModelUsage, TokenCounts
 from nightcrew.proc import process_create_time
 from nightcrew.usage.anthropic_format import (
@@ -255,7 +255,7 @@ class ClaudeBackend:
         allowed = list(request.allowed_tools)
         servers: dict[str, McpServerConfig] = {}
         if request.harness_tools:
-            from nightcrew.mcp.sdk import allowed_names, sdk_server
+            from nightcrew.agents.claude.sdk_tools import allowed_names, sdk_server
 
             servers[HARNESS_SERVER] = sdk_server(HARNESS_SERVER, request.harness_tools)
             allowed += allowed_names(HARNESS_SERVER, request.harness_tools)
@@ -276,7 +276,7 @@ class ClaudeBackend:
         )
         queue: asyncio.Queue[object] = asyncio.Queue()
         if request.tool_policy is not None and request.tool_policy.active:
-            from nightcrew.agents.claude_policy import pre_tool_use_hooks
+            from nightcrew.agents.claude.policy import pre_tool_use_hooks
 
             options.hooks = pre_tool_use_hooks(request.tool_policy, queue.put_nowait)
         translator = _Translator()
