@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nightcrew.config import DEFAULT_ALLOWED_TOOLS, load_settings
+from nightcrew.config import load_settings
 from nightcrew.core.errors import BadInput, LocatedError
 
 
@@ -35,7 +35,7 @@ def test_defaults_without_any_config_file(tmp_path: Path) -> None:
     assert settings.attempt_timeout == 1800
     assert settings.gate_timeout == 1800
     assert settings.commit is True
-    assert settings.allowed_tools == DEFAULT_ALLOWED_TOOLS
+    assert settings.allowed_tools is None  # the agent backend's own default
     assert settings.pricing == {}
 
 

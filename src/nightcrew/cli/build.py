@@ -100,7 +100,7 @@ def build_command(
     --on-failure stop, 2 bad input, 3 budget exceeded, 4 another run holds the
     lock, 130 interrupted.
     """
-    from nightcrew.agents.claude import ClaudeBackend
+    from nightcrew.cli.agent_choice import agent_backend, registered_agents
     from nightcrew.cli.agent_tools import build_tools
     from nightcrew.cli.display import console_reporter
     from nightcrew.config import load_settings
@@ -131,12 +131,18 @@ def build_command(
             "commit": False if no_commit else None,
             "wait_on_limit": True if wait_on_limit else None,
         },
+        agents=registered_agents(),
     )
+    backend = agent_backend(settings)
+    if resume_session and not backend.capabilities.resumable_sessions:
+        raise BadInput(
+            f"--resume-session: the agent backend '{backend.name}' cannot resume sessions"
+        )
     reporter = console_reporter()
     builder = Builder(
         project,
         settings,
-        ClaudeBackend(),
+        backend,
         reporter,
         BuildOptions(
             resume=resume,
@@ -144,7 +150,8 @@ def build_command(
             allow_dirty=allow_dirty,
             resume_session=resume_session,
             max_features=max_features,
-            tools=None if no_tools else build_tools,
+            # A backend that takes no harness tools builds as with --no-tools.
+            tools=None if no_tools or not backend.capabilities.harness_tools else build_tools,
         ),
     )
     if dry_run:

@@ -35,6 +35,7 @@ from typing import Any
 from nightcrew.agents.base import (
     AgentEvent,
     AgentRequest,
+    Capabilities,
     Finished,
     ProcessStarted,
     SessionStarted,
@@ -59,6 +60,32 @@ PIDFILE_ENV = "NIGHTCREW_AGENT_PIDFILE"
 HARNESS_SERVER = "nightcrew"
 CLI_ENV = "NIGHTCREW_AGENT_CLI"
 EXCERPT_CHARS = 500
+# The result subtype of a session its --max-budget-usd backstop stopped.
+MAX_BUDGET_SUBTYPE = "error_max_budget_usd"
+
+CAPABILITIES = Capabilities(
+    reports_cost=True, resumable_sessions=True, harness_tools=True, tool_policy=True
+)
+# Claude Code's own tools the agent may use without asking, unless the config
+# names others (``allowed_tools``).
+DEFAULT_ALLOWED_TOOLS: tuple[str, ...] = (
+    "Bash",
+    "Read",
+    "Write",
+    "Edit",
+    "MultiEdit",
+    "Glob",
+    "Grep",
+    "LS",
+    "TodoWrite",
+    "NotebookEdit",
+)
+
+
+def mcp_tool_name(server: str, tool: str) -> str:
+    """What Claude Code calls ``tool`` of the MCP server ``server``."""
+    return f"mcp__{server}__{tool}"
+
 
 _LAUNCHER = """\
 import os, sys
@@ -214,6 +241,7 @@ class _Translator:
             num_turns=message.num_turns,
             error="; ".join(str(e) for e in errors) or None,
             session_id=message.session_id,
+            budget_stopped=message.subtype == MAX_BUDGET_SUBTYPE,
         )
 
 
@@ -222,9 +250,14 @@ _DONE = object()
 
 class ClaudeBackend:
     name = "claude"
+    capabilities: Capabilities = CAPABILITIES
+    default_allowed_tools: tuple[str, ...] = DEFAULT_ALLOWED_TOOLS
 
     def __init__(self, cli_path: Path | None = None) -> None:
         self._cli_path = cli_path
+
+    def tool_name(self, tool: str) -> str:
+        return mcp_tool_name(HARNESS_SERVER, tool)
 
     async def run(self, request: AgentRequest) -> AsyncIterator[AgentEvent]:
         from claude_agent_sdk import ClaudeAgentOptions, McpServerConfig, query
