@@ -254,3 +254,23 @@ def test_bad_override_names_the_option(
     assert error.line is None
     assert str(error) == f"command line: {fragment}"
     assert error.exit_code == 2
+
+
+def test_agent_in_the_file_must_be_a_registered_backend(tmp_path: Path) -> None:
+    write(tmp_path, "nightcrew.toml", 'model = "m"\n\nagent = "codex"\n')
+    with pytest.raises(LocatedError) as raised:
+        load_settings(tmp_path, agents=("claude", "mine"))
+    assert str(raised.value) == (
+        f"{tmp_path / 'nightcrew.toml'}:3: agent: unknown agent backend 'codex'"
+        " (known: claude, mine)"
+    )
+    assert load_settings(tmp_path, agents=("claude", "codex")).agent == "codex"
+
+
+def test_agent_on_the_command_line_must_be_a_registered_backend(tmp_path: Path) -> None:
+    with pytest.raises(LocatedError) as raised:
+        load_settings(tmp_path, {"agent": "codex"}, agents=("claude",))
+    assert str(raised.value) == (
+        "command line: --agent: unknown agent backend 'codex' (known: claude)"
+    )
+    assert load_settings(tmp_path, {"agent": "mine"}, agents=("claude", "mine")).agent == "mine"
