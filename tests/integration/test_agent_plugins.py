@@ -19,6 +19,10 @@ from tests.integration.support import GIT_ENV, git, make_project, plan_text
 from tests.plugin_dist import FILE_WRITER, write_plugin
 
 BROKEN_IMPORT = "raise ImportError('No module named agentcli')\n"
+NOT_FENCED = (
+    "nightcrew: warning: the agent backend 'filewriter' cannot enforce the tool policy"
+    " ([policy]): its tool calls are not checked"
+)
 BROKEN_HOOK = (
     "from nightcrew.agents.plugins import hookimpl\n\n"
     "@hookimpl\ndef nightcrew_backends():\n    raise RuntimeError('the hook broke')\n"
@@ -102,6 +106,7 @@ def test_agent_option_runs_a_plan_with_a_third_partys_backend(
         project, plugins, "run", "PLAN.md", "--agent", "filewriter", "--gate", "test -f written.txt"
     )
     assert_ran_with_filewriter(project, result)
+    assert result.stderr.splitlines() == [NOT_FENCED]
 
 
 def test_agent_in_the_config_runs_a_plan_with_a_third_partys_backend(
@@ -109,12 +114,13 @@ def test_agent_in_the_config_runs_a_plan_with_a_third_partys_backend(
 ) -> None:
     project = make_project(tmp_path / "p", plan_text(["Write it"]))
     (project / "nightcrew.toml").write_text(
-        'agent = "filewriter"\ngates = ["test -f written.txt"]\n'
+        'agent = "filewriter"\ngates = ["test -f written.txt"]\n\n[policy]\nprofile = "off"\n'
     )
     git(project, "add", "nightcrew.toml")
     git(project, "commit", "-q", "-m", "config")
     result = nightcrew(project, plugins, "run", "PLAN.md")
     assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr == ""  # no policy to enforce: nothing to warn about
     assert git(project, "log", "-1", "--format=%s").strip() == "Batch 1: Write it"
     with sqlite3.connect(project / ".nightcrew" / "nightcrew.db") as db:
         assert db.execute("SELECT backend, state FROM attempts").fetchall() == [

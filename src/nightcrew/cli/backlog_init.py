@@ -41,6 +41,7 @@ def init_command(
     Exit codes: 0 features created, 1 none created, 2 bad input, 3 budget
     exceeded, 4 another run holds the lock, 130 interrupted.
     """
+    from nightcrew.agents.plugins import backend_info
     from nightcrew.cli.agent_choice import agent_backend, registered_agents
     from nightcrew.cli.agent_tools import init_tools
     from nightcrew.cli.display import console_reporter
@@ -55,12 +56,12 @@ def init_command(
         {"model": model, "max_budget_usd": max_budget_usd, "attempt_timeout": attempt_timeout},
         agents=registered_agents(),
     )
-    backend = agent_backend(settings)
-    if not backend.capabilities.harness_tools:
+    if not backend_info(settings.agent).capabilities.harness_tools:
         raise BadInput(
             f"backlog init needs an agent that takes the backlog tools; the agent backend"
-            f" '{backend.name}' does not"
+            f" '{settings.agent}' does not"
         )
+    backend = agent_backend(settings, project.root)
     reporter = console_reporter()
     initializer = Initializer(
         project,

@@ -100,6 +100,7 @@ def build_command(
     --on-failure stop, 2 bad input, 3 budget exceeded, 4 another run holds the
     lock, 130 interrupted.
     """
+    from nightcrew.agents.plugins import backend_info
     from nightcrew.cli.agent_choice import agent_backend, registered_agents
     from nightcrew.cli.agent_tools import build_tools
     from nightcrew.cli.display import console_reporter
@@ -133,11 +134,11 @@ def build_command(
         },
         agents=registered_agents(),
     )
-    backend = agent_backend(settings)
-    if resume_session and not backend.capabilities.resumable_sessions:
+    if resume_session and not backend_info(settings.agent).capabilities.resumable_sessions:
         raise BadInput(
-            f"--resume-session: the agent backend '{backend.name}' cannot resume sessions"
+            f"--resume-session: the agent backend '{settings.agent}' cannot resume sessions"
         )
+    backend = agent_backend(settings, project.root)
     reporter = console_reporter()
     builder = Builder(
         project,

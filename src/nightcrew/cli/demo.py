@@ -212,7 +212,7 @@ def run_demo(*, keep: bool = False, console: Console | None = None) -> int:
                 project,
                 load_plan(plan_path, repo),
                 settings,
-                agent_backend(settings),  # claude: the demo drives Claude Code
+                agent_backend(settings, repo),  # claude: the demo drives Claude Code
                 reporter,
                 RunOptions(agent_env=env, register=False),
             )

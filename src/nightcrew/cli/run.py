@@ -88,7 +88,7 @@ def run_command(
         },
         agents=registered_agents(),
     )
-    backend = agent_backend(settings)
+    backend = agent_backend(settings, project.root)
     parsed = load_plan(plan, project.root)
     reporter = console_reporter()
     runner = Runner(
