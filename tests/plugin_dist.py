@@ -10,7 +10,7 @@ from pathlib import Path
 # and ends its session successfully, as a real agent's events would say.
 FILE_WRITER = """
 from nightcrew.agents.base import Capabilities, Finished, SessionStarted, Text
-from nightcrew.agents.plugins import BackendInfo, hookimpl
+from nightcrew.agents.hooks import BackendInfo, hookimpl
 
 CAPABILITIES = Capabilities(reports_cost=False, resumable_sessions=False,
                             harness_tools=False, tool_policy=False)

@@ -24,7 +24,7 @@ NOT_FENCED = (
     " ([policy]): its tool calls are not checked"
 )
 BROKEN_HOOK = (
-    "from nightcrew.agents.plugins import hookimpl\n\n"
+    "from nightcrew.agents.hooks import hookimpl\n\n"
     "@hookimpl\ndef nightcrew_backends():\n    raise RuntimeError('the hook broke')\n"
 )
 

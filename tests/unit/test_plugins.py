@@ -18,7 +18,7 @@ from tests.plugin_dist import FILE_WRITER, write_plugin
 
 OFFERS = """
 from nightcrew.agents.base import Capabilities
-from nightcrew.agents.plugins import BackendInfo, hookimpl
+from nightcrew.agents.hooks import BackendInfo, hookimpl
 
 def boom():
     raise RuntimeError("agentcli is not on PATH")

@@ -1,58 +1,44 @@
-"""Agent backends as plugins: one pluggy hook, ``nightcrew_backends``.
-
-The built-in Claude Code backend registers through the same hook a third
-party's package does. A third party declares a module (or object) in the
-``nightcrew`` entry-point group::
-
-    [project.entry-points.nightcrew]
-    mybackend = "mypkg.nightcrew_plugin"
-
-and implements the hook there::
-
-    from nightcrew.agents.plugins import BackendInfo, hookimpl
-
-    @hookimpl
-    def nightcrew_backends():
-        return [BackendInfo("mine", CAPABILITIES, MyBackend, "my agent CLI")]
+"""The agent backends' registry: one pluggy hook, ``nightcrew_backends``
+(:mod:`nightcrew.agents.hooks`), implemented by the built-in Claude Code
+backend and by every module a package names in the ``nightcrew`` entry-point
+group.
 
 :func:`load_plugins` is explicit and idempotent. A plugin that cannot be
-loaded, whose hook raises or answers nonsense, or that offers a name already
-taken, is one warning line naming it (:func:`plugin_warnings`); the others,
-the built-in backend first, are registered all the same. That is why each
-entry point is loaded on its own rather than with pluggy's
-``load_setuptools_entrypoints``, which stops at the first failure.
+loaded, whose hook raises or answers something else than ``BackendInfo``s, or
+that offers a name already taken, is one warning line naming it
+(:func:`plugin_warnings`); the others, the built-in backend first, are
+registered all the same. That is why each entry point is loaded on its own
+rather than with pluggy's ``load_setuptools_entrypoints``, which stops at the
+first failure, and each plugin's hook is called on its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import cast
 
 import pluggy
 
-from nightcrew.agents.base import AgentBackend, Capabilities
+from nightcrew.agents.base import AgentBackend
+from nightcrew.agents.hooks import PROJECT, BackendInfo, BackendSpecs, hookimpl
 from nightcrew.core.errors import BadInput
 
-PROJECT = "nightcrew"
+__all__ = [
+    "BackendInfo",
+    "Registered",
+    "backend_info",
+    "backend_names",
+    "hookimpl",
+    "load_plugins",
+    "make_backend",
+    "plugin_warnings",
+    "registered",
+]
+
 GROUP = "nightcrew"  # the entry-point group third parties declare
 BUILTIN = "nightcrew.claude"  # the built-in plugin's name in the plugin manager
-
-hookspec = pluggy.HookspecMarker(PROJECT)
-hookimpl = pluggy.HookimplMarker(PROJECT)
-
-
-@dataclass(frozen=True)
-class BackendInfo:
-    """One backend a plugin offers: its name (``--agent NAME``, ``agent =
-    "NAME"``), what it can do, and how to make one. ``factory`` takes no
-    arguments; the backend it makes carries the same ``capabilities``."""
-
-    name: str
-    capabilities: Capabilities
-    factory: Callable[[], AgentBackend]
-    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,12 +47,6 @@ class Registered:
 
     info: BackendInfo
     plugin: str
-
-
-class _Specs:
-    @hookspec
-    def nightcrew_backends(self) -> Sequence[BackendInfo]:  # type: ignore[empty-body]
-        """The agent backends this plugin offers."""
 
 
 @dataclass
@@ -91,7 +71,7 @@ def load_plugins() -> None:
     if _registry is not None:
         return
     manager = pluggy.PluginManager(PROJECT)
-    manager.add_hookspecs(_Specs)
+    manager.add_hookspecs(BackendSpecs)
     warnings: list[str] = []
     from nightcrew.agents.claude import plugin as claude_plugin  # noqa: PLC0415
 

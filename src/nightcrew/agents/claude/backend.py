@@ -46,6 +46,7 @@ from nightcrew.agents.base import (
     Usage,
 )
 from nightcrew.agents.claude.failures import CLI_MISSING, classify, last_reason
+from nightcrew.agents.claude.names import HARNESS_SERVER, mcp_tool_name
 from nightcrew.core.usage import ModelUsage, TokenCounts
 from nightcrew.proc import process_create_time
 from nightcrew.usage.anthropic_format import (
@@ -55,9 +56,6 @@ from nightcrew.usage.anthropic_format import (
 )
 
 PIDFILE_ENV = "NIGHTCREW_AGENT_PIDFILE"
-# The in-process MCP server of a request's harness tools; Claude Code names
-# its tools ``mcp__nightcrew__<tool>``.
-HARNESS_SERVER = "nightcrew"
 CLI_ENV = "NIGHTCREW_AGENT_CLI"
 EXCERPT_CHARS = 500
 # The result subtype of a session its --max-budget-usd backstop stopped.
@@ -80,11 +78,6 @@ DEFAULT_ALLOWED_TOOLS: tuple[str, ...] = (
     "TodoWrite",
     "NotebookEdit",
 )
-
-
-def mcp_tool_name(server: str, tool: str) -> str:
-    """What Claude Code calls ``tool`` of the MCP server ``server``."""
-    return f"mcp__{server}__{tool}"
 
 
 _LAUNCHER = """\

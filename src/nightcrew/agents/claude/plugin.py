@@ -1,12 +1,12 @@
 """The built-in Claude Code backend, registered through the same hook as any
-third party's (:mod:`nightcrew.agents.plugins`)."""
+third party's (:mod:`nightcrew.agents.hooks`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from nightcrew.agents.claude.backend import CAPABILITIES, ClaudeBackend
-from nightcrew.agents.plugins import BackendInfo, hookimpl
+from nightcrew.agents.hooks import BackendInfo, hookimpl
 
 
 @hookimpl

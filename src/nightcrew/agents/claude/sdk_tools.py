@@ -15,7 +15,7 @@ from claude_agent_sdk import McpSdkServerConfig, SdkMcpTool, create_sdk_mcp_serv
 from mcp.types import ToolAnnotations
 
 from nightcrew.agents.base import HarnessTool
-from nightcrew.agents.claude.backend import mcp_tool_name
+from nightcrew.agents.claude.names import mcp_tool_name
 
 
 def allowed_names(server: str, tools: Sequence[HarnessTool]) -> list[str]:
