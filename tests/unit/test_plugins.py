@@ -5,6 +5,7 @@ what a bad plugin costs (one warning, nothing else)."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from nightcrew.agents.hooks import BackendInfo, hookimpl
 def boom():
     raise RuntimeError("agentcli is not on PATH")
 
-@hookimpl
+@hookimpl{order}
 def nightcrew_backends():
     return {offers}
 """
@@ -36,12 +37,16 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     where.mkdir()
     monkeypatch.syspath_prepend(str(where))
     plugins._reset_for_tests()
+    before = set(sys.modules)
     yield where
     plugins._reset_for_tests()
+    for module in set(sys.modules) - before:  # this test's plugin modules, not the next's
+        if module.endswith("_plugin"):
+            del sys.modules[module]
 
 
-def offering(site: Path, name: str, offers: str) -> None:
-    write_plugin(site, name, OFFERS.format(offers=offers))
+def offering(site: Path, name: str, offers: str, order: str = "") -> None:
+    write_plugin(site, name, OFFERS.format(offers=offers, order=order))
 
 
 def test_the_builtin_backend_comes_through_the_hook(site: Path) -> None:
@@ -76,8 +81,9 @@ def test_loading_twice_registers_once(site: Path) -> None:
     assert plugins.plugin_warnings() == ()
 
 
-def test_a_name_already_taken_is_a_warning_and_the_first_stays(site: Path) -> None:
-    offering(site, "impostor", '[BackendInfo("claude", Capabilities(), boom)]')
+@pytest.mark.parametrize("order", ["", "(trylast=True)", "(tryfirst=True)"])
+def test_a_name_already_taken_is_a_warning_and_the_builtin_stays(site: Path, order: str) -> None:
+    offering(site, "impostor", '[BackendInfo("claude", Capabilities(), boom)]', order)
     assert plugins.backend_names() == ("claude",)
     assert plugins.plugin_warnings() == (
         "plugin 'impostor': backend 'claude' is already registered by 'nightcrew.claude'; ignored",

@@ -84,7 +84,10 @@ def load_plugins() -> None:
         except Exception as exc:  # noqa: BLE001 - a broken plugin is a warning, not a crash
             warnings.append(f"plugin '{point.name}' ({point.value}) not loaded: {_short(exc)}")
     backends: dict[str, Registered] = {}
-    for impl in manager.hook.nightcrew_backends.get_hookimpls():
+    impls = manager.hook.nightcrew_backends.get_hookimpls()
+    # The built-in backend's names are taken first, whatever order a third
+    # party asks for (tryfirst, trylast).
+    for impl in sorted(impls, key=lambda i: i.plugin_name != BUILTIN):
         plugin = impl.plugin_name
         try:
             offered: list[object] = list(cast(Iterable[object], impl.function()))
