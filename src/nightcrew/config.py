@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,26 +18,15 @@ from nightcrew.config_errors import describe, setting_name
 from nightcrew.config_policy import PolicySettings, check_policy_table
 from nightcrew.core.errors import LocatedError
 
-DEFAULT_ALLOWED_TOOLS = (
-    "Bash",
-    "Read",
-    "Write",
-    "Edit",
-    "MultiEdit",
-    "Glob",
-    "Grep",
-    "LS",
-    "TodoWrite",
-    "NotebookEdit",
-)
-
 
 class Settings(BaseModel):
     """Everything a run can be told. Field names are the config keys."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    agent: Literal["claude"] = "claude"
+    # A registered agent backend's name (checked against the registry by the
+    # commands that start agents: load_settings(agents=...)).
+    agent: str = "claude"
     model: str | None = None
     escalate_model: str | None = None
     gates: tuple[str, ...] = ()
@@ -51,7 +41,8 @@ class Settings(BaseModel):
     gate_timeout: float = Field(default=1800, gt=0)
     commit: bool = True
     wait_on_limit: bool = False  # wait for a usage limit to reset instead of stopping
-    allowed_tools: tuple[str, ...] = DEFAULT_ALLOWED_TOOLS
+    # The agent's tools it may use without asking; None: the backend's own default.
+    allowed_tools: tuple[str, ...] | None = None
     pricing: dict[str, dict[str, float]] = Field(default_factory=dict)
     # Backlog builds: the model chain a stuck feature climbs (weakest first),
     # how many same failures in a row mean stuck, and a feature's attempt cap.
@@ -134,14 +125,21 @@ def find_config(root: Path) -> tuple[Path, str, dict[str, Any], int | None] | No
     return None
 
 
-def load_settings(root: Path, overrides: dict[str, Any] | None = None) -> Settings:
+def load_settings(
+    root: Path, overrides: dict[str, Any] | None = None, *, agents: Collection[str] | None = None
+) -> Settings:
     """Config file values, then ``overrides`` (command-line options that were
-    given; None values are ignored)."""
+    given; None values are ignored). With ``agents`` (the registered backends'
+    names), ``agent`` must be one of them."""
     values: dict[str, Any] = {}
     found = find_config(root)
     if found is not None:
         path, text, table, table_line = found
         check_policy_table(table, str(path), text, tool=path.name == "pyproject.toml")
+        named = table.get("agent")
+        if agents is not None and isinstance(named, str) and named not in agents:
+            line = _key_line(text, "agent", table_line) or table_line
+            raise LocatedError(str(path), line, _unknown_agent(named, agents))
         try:
             from_file = Settings(**table)
         except ValidationError as exc:
@@ -158,12 +156,19 @@ def load_settings(root: Path, overrides: dict[str, Any] | None = None) -> Settin
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = value
+    given = (overrides or {}).get("agent")
+    if agents is not None and isinstance(given, str) and given not in agents:
+        raise LocatedError("command line", None, f"--{_unknown_agent(given, agents)}")
     try:
         return Settings(**values)
     except ValidationError as exc:
         error = exc.errors()[0]
         name = setting_name(error["loc"], option=True)
         raise LocatedError("command line", None, f"{name}: {describe(error)}") from exc
+
+
+def _unknown_agent(name: str, agents: Collection[str]) -> str:
+    return f"agent: unknown agent backend '{name}' (known: {', '.join(agents)})"
 
 
 def _pricing_line(path: Path, text: str, model: str, key: str | None) -> int | None:

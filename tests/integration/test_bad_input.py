@@ -67,6 +67,19 @@ CASES: list[tuple[str | None, list[str], str]] = [
         "nightcrew.toml:2: [pricing.m]: missing key 'output'",
     ),
     ('[pricing.m]\noutput = "x"\n', ["run", "PLAN.md"], "nightcrew.toml:2: pricing.m.output"),
+    (
+        None,
+        ["run", "PLAN.md", "--agent", "nope"],
+        "command line: --agent: unknown agent backend 'nope' (known: claude)",
+    ),
+    (None, ["build", "--agent", "nope"], "--agent: unknown agent backend 'nope' (known: claude)"),
+    (
+        'model = "m"\nagent = "nope"\n',
+        ["run", "PLAN.md"],
+        "nightcrew.toml:2: agent: unknown agent backend 'nope' (known: claude)",
+    ),
+    ('\nagent = "nope"\n', ["build"], "nightcrew.toml:2: agent: unknown agent backend 'nope'"),
+    ('agent = "nope"\n', ["backlog", "init", "PLAN.md"], "nightcrew.toml:1: agent: unknown"),
 ]
 
 

@@ -41,6 +41,7 @@ def finished(
     is_error: bool = False,
     session_id: str | None = None,
     model_usage: tuple[ModelUsage, ...] = (),
+    budget_stopped: bool = False,
 ) -> Finished:
     return Finished(
         status="error" if is_error else "success",
@@ -50,6 +51,7 @@ def finished(
         reported_cost_usd=Decimal("0.01"),
         model_usage=model_usage,
         session_id=session_id,
+        budget_stopped=budget_stopped,
     )
 
 
@@ -234,7 +236,9 @@ def test_a_repeated_message_is_not_counted_twice_against_the_budget(
 def test_agent_reporting_its_own_budget_limit_is_over_budget(
     tmp_path: Path, backends: list[FakeBackend]
 ) -> None:
-    backend = FakeBackend([finished(subtype="error_max_budget_usd", is_error=True)])
+    backend = FakeBackend(
+        [finished(subtype="error_max_budget_usd", is_error=True, budget_stopped=True)]
+    )
     backends.append(backend)
     outcome, _ = drive(backend, tmp_path)
     assert outcome.end == "over_budget"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from nightcrew.agents.claude_failures import classify, last_reason
+from nightcrew.agents.claude.failures import classify, last_reason
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nightcrew.agents.claude_policy import judge
+from nightcrew.agents.claude.policy import judge
 from nightcrew.toolpolicy import ALLOW, Deny, PolicySpec, ToolPolicy
 
 HOME = "/home/dev"

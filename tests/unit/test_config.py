@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nightcrew.config import DEFAULT_ALLOWED_TOOLS, load_settings
+from nightcrew.config import load_settings
 from nightcrew.core.errors import BadInput, LocatedError
 
 
@@ -35,7 +35,7 @@ def test_defaults_without_any_config_file(tmp_path: Path) -> None:
     assert settings.attempt_timeout == 1800
     assert settings.gate_timeout == 1800
     assert settings.commit is True
-    assert settings.allowed_tools == DEFAULT_ALLOWED_TOOLS
+    assert settings.allowed_tools is None  # the agent backend's own default
     assert settings.pricing == {}
 
 
@@ -254,3 +254,23 @@ def test_bad_override_names_the_option(
     assert error.line is None
     assert str(error) == f"command line: {fragment}"
     assert error.exit_code == 2
+
+
+def test_agent_in_the_file_must_be_a_registered_backend(tmp_path: Path) -> None:
+    write(tmp_path, "nightcrew.toml", 'model = "m"\n\nagent = "codex"\n')
+    with pytest.raises(LocatedError) as raised:
+        load_settings(tmp_path, agents=("claude", "mine"))
+    assert str(raised.value) == (
+        f"{tmp_path / 'nightcrew.toml'}:3: agent: unknown agent backend 'codex'"
+        " (known: claude, mine)"
+    )
+    assert load_settings(tmp_path, agents=("claude", "codex")).agent == "codex"
+
+
+def test_agent_on_the_command_line_must_be_a_registered_backend(tmp_path: Path) -> None:
+    with pytest.raises(LocatedError) as raised:
+        load_settings(tmp_path, {"agent": "codex"}, agents=("claude",))
+    assert str(raised.value) == (
+        "command line: --agent: unknown agent backend 'codex' (known: claude)"
+    )
+    assert load_settings(tmp_path, {"agent": "mine"}, agents=("claude", "mine")).agent == "mine"

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nightcrew.agents.claude import ClaudeBackend
 from nightcrew.core.states import ItemState
 from nightcrew.engine.feature_prompt import backlog_prefix, feature_suffix
 from nightcrew.engine.prompt import PreviousFailure
 from nightcrew.work.backlog import Feature
+
+CLAUDE = ClaudeBackend()
 
 
 def feature(fid: int, name: str, **fields: object) -> Feature:
@@ -31,13 +34,13 @@ def feature(fid: int, name: str, **fields: object) -> Feature:
 
 def test_the_prefix_names_the_gates_and_tools_and_nothing_about_one_feature() -> None:
     prefix = backlog_prefix(
-        project_root=Path("/p"), gate_lines=["tests: `pytest`"], commit=True, tools=True
+        project_root=Path("/p"), gate_lines=["tests: `pytest`"], commit=True, tools=CLAUDE.tool_name
     )
     assert "tests: `pytest`" in prefix
     assert "mcp__nightcrew__claim_passing" in prefix and "verifies" in prefix
     assert "mcp__nightcrew__request_human_input" in prefix
     without = backlog_prefix(
-        project_root=Path("/p"), gate_lines=["tests: `pytest`"], commit=True, tools=False
+        project_root=Path("/p"), gate_lines=["tests: `pytest`"], commit=True, tools=None
     )
     assert "mcp__nightcrew__" not in without and "Nobody can answer questions" in without
 

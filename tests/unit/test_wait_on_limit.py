@@ -11,7 +11,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from nightcrew.agents.base import AgentEvent, AgentFailure, AgentRequest, Finished
+from nightcrew.agents.base import (
+    AgentEvent,
+    AgentFailure,
+    AgentRequest,
+    Capabilities,
+    Finished,
+)
 from nightcrew.config import Settings
 from nightcrew.core.errors import ExitCode
 from nightcrew.core.states import AttemptState, ItemState
@@ -57,6 +63,8 @@ class ScriptedBackend:
     """Each session ends with the next of ``ends`` (the last one repeats)."""
 
     name = "fake"
+    capabilities = Capabilities()
+    default_allowed_tools: tuple[str, ...] = ()
 
     def __init__(self, ends: Sequence[Finished]) -> None:
         self.ends = list(ends)
@@ -65,6 +73,9 @@ class ScriptedBackend:
     async def run(self, request: AgentRequest) -> AsyncIterator[AgentEvent]:
         self.requests.append(request)
         yield self.ends[min(len(self.requests), len(self.ends)) - 1]
+
+    def tool_name(self, tool: str) -> str:
+        return tool
 
 
 def project(tmp_path: Path) -> Project:

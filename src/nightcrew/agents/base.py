@@ -21,6 +21,20 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do. The engine asks these, never a backend's name."""
+
+    # Finished carries the agent's own cost (else the harness prices the tokens).
+    reports_cost: bool = False
+    # AgentRequest.resume_session_id continues an earlier session.
+    resumable_sessions: bool = False
+    # AgentRequest.harness_tools reach the agent as tools it can call.
+    harness_tools: bool = False
+    # AgentRequest.tool_policy is asked before every tool call, refusals enforced.
+    tool_policy: bool = False
+
+
+@dataclass(frozen=True)
 class ToolReply:
     """What a harness tool answers: ``text`` is what the agent reads (on an
     error, one line saying what was wrong); ``data`` the same answer as a
@@ -164,6 +178,8 @@ class Finished:
     error: str | None = None
     session_id: str | None = None
     agent_failure: AgentFailure | None = None  # a failure the backend knows
+    # The agent's own budget backstop (AgentRequest.max_budget_usd) stopped it.
+    budget_stopped: bool = False
 
     @classmethod
     def failure(cls, error: str, agent_failure: AgentFailure | None = None) -> Finished:
@@ -196,11 +212,19 @@ AgentEvent = (
 class AgentBackend(Protocol):
     """A coding agent the harness can drive. ``run`` yields events until the
     agent's session ends. Killing the process group named by
-    :class:`ProcessStarted` must make ``run`` finish promptly."""
+    :class:`ProcessStarted` must make ``run`` finish promptly.
+
+    ``default_allowed_tools`` are the agent's own tool names it may use
+    without asking when the config names none; ``tool_name`` is what the agent
+    calls a harness tool (``create_features``), for prompts that name it."""
 
     name: str
+    capabilities: Capabilities
+    default_allowed_tools: tuple[str, ...]
 
     def run(self, request: AgentRequest) -> AsyncIterator[AgentEvent]: ...
+
+    def tool_name(self, tool: str) -> str: ...
 
 
 StderrSink = Callable[[str], None]

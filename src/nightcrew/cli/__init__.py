@@ -9,6 +9,7 @@ import sys
 
 import click
 
+from nightcrew.cli.agents import agents_command
 from nightcrew.cli.backlog import backlog_group
 from nightcrew.cli.build import build_command
 from nightcrew.cli.mcp import mcp_command
@@ -45,6 +46,7 @@ cli.add_command(backlog_group)
 cli.add_command(build_command)
 cli.add_command(mcp_command)
 cli.add_command(sim_command)
+cli.add_command(agents_command)
 
 
 def main() -> None:

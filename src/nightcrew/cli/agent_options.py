@@ -18,9 +18,9 @@ def attempt_options(unit: str, whole: str) -> Callable[[_F], _F]:
     options = [
         click.option(
             "--agent",
-            type=click.Choice(["claude"]),
             default=None,
-            help="Agent backend (default: claude).",
+            metavar="NAME",
+            help="Agent backend (default: claude; `nightcrew agents` lists them).",
         ),
         click.option(
             "--gate",

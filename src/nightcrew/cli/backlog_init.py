@@ -41,10 +41,12 @@ def init_command(
     Exit codes: 0 features created, 1 none created, 2 bad input, 3 budget
     exceeded, 4 another run holds the lock, 130 interrupted.
     """
-    from nightcrew.agents.claude import ClaudeBackend
+    from nightcrew.agents.plugins import backend_info
+    from nightcrew.cli.agent_choice import agent_backend, registered_agents
     from nightcrew.cli.agent_tools import init_tools
     from nightcrew.cli.display import console_reporter
     from nightcrew.config import load_settings
+    from nightcrew.core.errors import BadInput
     from nightcrew.engine.initializer import Initializer, InitOptions
     from nightcrew.project import Project
 
@@ -52,12 +54,19 @@ def init_command(
     settings = load_settings(
         project.root,
         {"model": model, "max_budget_usd": max_budget_usd, "attempt_timeout": attempt_timeout},
+        agents=registered_agents(),
     )
+    if not backend_info(settings.agent).capabilities.harness_tools:
+        raise BadInput(
+            f"backlog init needs an agent that takes the backlog tools; the agent backend"
+            f" '{settings.agent}' does not"
+        )
+    backend = agent_backend(settings, project.root)
     reporter = console_reporter()
     initializer = Initializer(
         project,
         settings,
-        ClaudeBackend(),
+        backend,
         reporter,
         InitOptions(spec=spec, append=append, tools=init_tools),
     )

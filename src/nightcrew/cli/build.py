@@ -100,7 +100,8 @@ def build_command(
     --on-failure stop, 2 bad input, 3 budget exceeded, 4 another run holds the
     lock, 130 interrupted.
     """
-    from nightcrew.agents.claude import ClaudeBackend
+    from nightcrew.agents.plugins import backend_info
+    from nightcrew.cli.agent_choice import agent_backend, registered_agents
     from nightcrew.cli.agent_tools import build_tools
     from nightcrew.cli.display import console_reporter
     from nightcrew.config import load_settings
@@ -131,12 +132,18 @@ def build_command(
             "commit": False if no_commit else None,
             "wait_on_limit": True if wait_on_limit else None,
         },
+        agents=registered_agents(),
     )
+    if resume_session and not backend_info(settings.agent).capabilities.resumable_sessions:
+        raise BadInput(
+            f"--resume-session: the agent backend '{settings.agent}' cannot resume sessions"
+        )
+    backend = agent_backend(settings, project.root)
     reporter = console_reporter()
     builder = Builder(
         project,
         settings,
-        ClaudeBackend(),
+        backend,
         reporter,
         BuildOptions(
             resume=resume,
@@ -144,7 +151,8 @@ def build_command(
             allow_dirty=allow_dirty,
             resume_session=resume_session,
             max_features=max_features,
-            tools=None if no_tools else build_tools,
+            # A backend that takes no harness tools builds as with --no-tools.
+            tools=None if no_tools or not backend.capabilities.harness_tools else build_tools,
         ),
     )
     if dry_run:

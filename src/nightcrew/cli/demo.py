@@ -18,7 +18,7 @@ from typing import Any
 from rich.console import Console
 
 from nightcrew import gitops, proc
-from nightcrew.agents.claude import ClaudeBackend
+from nightcrew.cli.agent_choice import agent_backend
 from nightcrew.cli.display import LiveReporter, PlainReporter
 from nightcrew.config import Settings
 from nightcrew.core.errors import ExitCode, NightcrewError
@@ -212,7 +212,7 @@ def run_demo(*, keep: bool = False, console: Console | None = None) -> int:
                 project,
                 load_plan(plan_path, repo),
                 settings,
-                ClaudeBackend(),
+                agent_backend(settings, repo),  # claude: the demo drives Claude Code
                 reporter,
                 RunOptions(agent_env=env, register=False),
             )

@@ -143,7 +143,7 @@ def rehearse_build(builder: Builder, *, show_prompt: bool) -> ExitCode:
             project_root=root,
             gate_lines=[gate_line(s) for s in specs],
             commit=settings.commit,
-            tools=builder.options.tools is not None,
+            tools=builder.backend.tool_name if builder.options.tools is not None else None,
         )
         click.echo("dry run of the backlog: nothing is started, written or spent")
         if builder.options.allow_dirty:

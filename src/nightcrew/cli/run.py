@@ -58,7 +58,7 @@ def run_command(
     failed, 2 bad input, 3 budget exceeded, 4 another run holds the lock,
     130 interrupted.
     """
-    from nightcrew.agents.claude import ClaudeBackend
+    from nightcrew.cli.agent_choice import agent_backend, registered_agents
     from nightcrew.cli.display import console_reporter
     from nightcrew.config import load_settings
     from nightcrew.core.errors import BadInput
@@ -86,14 +86,16 @@ def run_command(
             "commit": False if no_commit else None,
             "wait_on_limit": True if wait_on_limit else None,
         },
+        agents=registered_agents(),
     )
+    backend = agent_backend(settings, project.root)
     parsed = load_plan(plan, project.root)
     reporter = console_reporter()
     runner = Runner(
         project,
         parsed,
         settings,
-        ClaudeBackend(),
+        backend,
         reporter,
         RunOptions(
             start_batch=start_batch,

@@ -213,7 +213,7 @@ async def drive_agent(
     end: End
     if stopper.reason is not None:
         end = stopper.reason
-    elif finished is not None and finished.result_subtype == "error_max_budget_usd":
+    elif finished is not None and finished.budget_stopped:
         end = "over_budget"
     elif crashed is not None or finished is None or finished.is_error:
         end = "crashed"

@@ -195,7 +195,11 @@ def _attempt_once(
         prompt=prompt.text,
         cwd=root,
         model=model,
-        allowed_tools=settings.allowed_tools,
+        allowed_tools=(
+            settings.allowed_tools
+            if settings.allowed_tools is not None
+            else ctx.backend.default_allowed_tools
+        ),
         env=ctx.agent_env,
         # Never an infinite budget: Claude Code refuses `--max-budget-usd inf`.
         max_budget_usd=float(left) if left is not None and math.isfinite(left) else None,

@@ -150,7 +150,7 @@ class Builder(Orchestrator):
             project_root=self.project.root,
             gate_lines=[gate_line(s) for s in specs],
             commit=self.settings.commit,
-            tools=self.options.tools is not None,
+            tools=self.backend.tool_name if self.options.tools is not None else None,
         )
         run, resumed = self._open_run(store, backlog, _sha(prefix))
         self._record_left_alone(store, run.id, resumed)

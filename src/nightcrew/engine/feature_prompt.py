@@ -9,18 +9,22 @@ asked for one, recent commits and the previous attempt's failure digest.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from nightcrew.engine.prompt import PreviousFailure, failure_section
 from nightcrew.work.backlog import Feature
 
-TOOL_PREFIX = "mcp__nightcrew__"
-
 
 def backlog_prefix(
-    *, project_root: Path, gate_lines: Sequence[str], commit: bool, tools: bool
+    *,
+    project_root: Path,
+    gate_lines: Sequence[str],
+    commit: bool,
+    tools: Callable[[str], str] | None,
 ) -> str:
+    """``tools`` names a backlog tool as the agent knows it (the backend's
+    ``tool_name``); None when the agent has no backlog tools."""
     gates = "\n".join(f"- {line}" for line in gate_lines) or "- (no project gates configured)"
     commit_rule = (
         "You may commit your work; anything you leave uncommitted is committed by the"
@@ -43,17 +47,17 @@ def backlog_prefix(
         "Never commit secrets (.env files, private keys, API keys): the harness refuses them.",
         "Do not touch the .nightcrew/ directory.",
     ]
-    if tools:
+    if tools is not None:
         parts += [
             "",
             "## Backlog tools",
-            f"You have the backlog as tools ({TOOL_PREFIX}…):",
-            f"- {TOOL_PREFIX}claim_passing: say the feature works. It is recorded, not"
+            f"You have the backlog as tools ({tools('…')}):",
+            f"- {tools('claim_passing')}: say the feature works. It is recorded, not"
             " believed: the harness verifies it by running the checks above.",
-            f"- {TOOL_PREFIX}request_human_input: only when you cannot go on without a"
+            f"- {tools('request_human_input')}: only when you cannot go on without a"
             " person (a secret, a product decision). The feature then waits for an answer"
             " and the build moves on; nobody answers during this session.",
-            f"- {TOOL_PREFIX}get_feature, get_ready_features, get_stats,"
+            f"- {tools('get_feature')}, get_ready_features, get_stats,"
             " get_dependency_graph: read the backlog. Do not create, skip or re-order"
             " features unless this feature asks you to.",
         ]

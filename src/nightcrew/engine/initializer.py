@@ -43,8 +43,11 @@ class InitOptions:
     tools: Callable[[Backlog, str, AttemptRow], Sequence[HarnessTool]] | None = None
 
 
-def init_prompt(*, project_root: Path, spec_path: str, existing: int) -> str:
-    """The initializer's instructions (the stable part of its prompt)."""
+def init_prompt(
+    *, project_root: Path, spec_path: str, existing: int, tool_name: Callable[[str], str]
+) -> str:
+    """The initializer's instructions (the stable part of its prompt);
+    ``tool_name`` names a backlog tool as the agent knows it."""
     have = (
         f"The backlog already has {existing} feature(s): read them with get_stats and"
         " get_dependency_graph, and add only what is missing (depends_on may name them)."
@@ -57,7 +60,7 @@ def init_prompt(*, project_root: Path, spec_path: str, existing: int) -> str:
             f"Project root: {project_root}",
             "",
             f"Read the app spec below (from {spec_path}) and turn it into a backlog of"
-            " features with the backlog tools (mcp__nightcrew__create_features and the"
+            f" features with the backlog tools ({tool_name('create_features')} and the"
             " others). Do not write any code: other sessions build the features, one at a"
             " time, in dependency order.",
             have,
@@ -141,7 +144,12 @@ class Initializer(Orchestrator):
                 " initializer add to it"
             )
         spec_rel = self.project.relative(self.options.spec.resolve())
-        prefix = init_prompt(project_root=self.project.root, spec_path=spec_rel, existing=existing)
+        prefix = init_prompt(
+            project_root=self.project.root,
+            spec_path=spec_rel,
+            existing=existing,
+            tool_name=self.backend.tool_name,
+        )
         run = store.create_run(
             kind="init",
             source_path=spec_rel,

@@ -85,6 +85,8 @@ class Orchestrator:
         register: bool,
     ) -> None:
         self.project = project
+        if settings.allowed_tools is None:  # the config names none: the agent's own default
+            settings = settings.model_copy(update={"allowed_tools": backend.default_allowed_tools})
         self.settings = settings
         self.backend = backend
         self.reporter = reporter

@@ -1,6 +1,6 @@
 """The backlog tools, defined once and served by every transport: ``nightcrew
 mcp`` over stdio (:mod:`nightcrew.mcp.server`) and in-process to the agent of a
-build (:func:`bind`, which :mod:`nightcrew.mcp.sdk` serves to Claude Code).
+build (:func:`bind`, which :mod:`nightcrew.agents.claude.sdk_tools` serves to Claude Code).
 
 A tool is a name, a description written for an agent, a JSON Schema of its
 arguments and a handler ``(context, args) -> dict`` over the backlog store.

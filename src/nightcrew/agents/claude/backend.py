@@ -35,6 +35,7 @@ from typing import Any
 from nightcrew.agents.base import (
     AgentEvent,
     AgentRequest,
+    Capabilities,
     Finished,
     ProcessStarted,
     SessionStarted,
@@ -44,7 +45,8 @@ from nightcrew.agents.base import (
     ToolResult,
     Usage,
 )
-from nightcrew.agents.claude_failures import CLI_MISSING, classify, last_reason
+from nightcrew.agents.claude.failures import CLI_MISSING, classify, last_reason
+from nightcrew.agents.claude.names import HARNESS_SERVER, mcp_tool_name
 from nightcrew.core.usage import ModelUsage, TokenCounts
 from nightcrew.proc import process_create_time
 from nightcrew.usage.anthropic_format import (
@@ -54,11 +56,29 @@ from nightcrew.usage.anthropic_format import (
 )
 
 PIDFILE_ENV = "NIGHTCREW_AGENT_PIDFILE"
-# The in-process MCP server of a request's harness tools; Claude Code names
-# its tools ``mcp__nightcrew__<tool>``.
-HARNESS_SERVER = "nightcrew"
 CLI_ENV = "NIGHTCREW_AGENT_CLI"
 EXCERPT_CHARS = 500
+# The result subtype of a session its --max-budget-usd backstop stopped.
+MAX_BUDGET_SUBTYPE = "error_max_budget_usd"
+
+CAPABILITIES = Capabilities(
+    reports_cost=True, resumable_sessions=True, harness_tools=True, tool_policy=True
+)
+# Claude Code's own tools the agent may use without asking, unless the config
+# names others (``allowed_tools``).
+DEFAULT_ALLOWED_TOOLS: tuple[str, ...] = (
+    "Bash",
+    "Read",
+    "Write",
+    "Edit",
+    "MultiEdit",
+    "Glob",
+    "Grep",
+    "LS",
+    "TodoWrite",
+    "NotebookEdit",
+)
+
 
 _LAUNCHER = """\
 import os, sys
@@ -214,6 +234,7 @@ class _Translator:
             num_turns=message.num_turns,
             error="; ".join(str(e) for e in errors) or None,
             session_id=message.session_id,
+            budget_stopped=message.subtype == MAX_BUDGET_SUBTYPE,
         )
 
 
@@ -222,9 +243,14 @@ _DONE = object()
 
 class ClaudeBackend:
     name = "claude"
+    capabilities: Capabilities = CAPABILITIES
+    default_allowed_tools: tuple[str, ...] = DEFAULT_ALLOWED_TOOLS
 
     def __init__(self, cli_path: Path | None = None) -> None:
         self._cli_path = cli_path
+
+    def tool_name(self, tool: str) -> str:
+        return mcp_tool_name(HARNESS_SERVER, tool)
 
     async def run(self, request: AgentRequest) -> AsyncIterator[AgentEvent]:
         from claude_agent_sdk import ClaudeAgentOptions, McpServerConfig, query
@@ -255,7 +281,7 @@ class ClaudeBackend:
         allowed = list(request.allowed_tools)
         servers: dict[str, McpServerConfig] = {}
         if request.harness_tools:
-            from nightcrew.mcp.sdk import allowed_names, sdk_server
+            from nightcrew.agents.claude.sdk_tools import allowed_names, sdk_server
 
             servers[HARNESS_SERVER] = sdk_server(HARNESS_SERVER, request.harness_tools)
             allowed += allowed_names(HARNESS_SERVER, request.harness_tools)
@@ -276,7 +302,7 @@ class ClaudeBackend:
         )
         queue: asyncio.Queue[object] = asyncio.Queue()
         if request.tool_policy is not None and request.tool_policy.active:
-            from nightcrew.agents.claude_policy import pre_tool_use_hooks
+            from nightcrew.agents.claude.policy import pre_tool_use_hooks
 
             options.hooks = pre_tool_use_hooks(request.tool_policy, queue.put_nowait)
         translator = _Translator()

@@ -15,10 +15,11 @@ from claude_agent_sdk import McpSdkServerConfig, SdkMcpTool, create_sdk_mcp_serv
 from mcp.types import ToolAnnotations
 
 from nightcrew.agents.base import HarnessTool
+from nightcrew.agents.claude.names import mcp_tool_name
 
 
 def allowed_names(server: str, tools: Sequence[HarnessTool]) -> list[str]:
-    return [f"mcp__{server}__{tool.name}" for tool in tools]
+    return [mcp_tool_name(server, tool.name) for tool in tools]
 
 
 def _sdk_tool(tool: HarnessTool) -> SdkMcpTool[Any]:
