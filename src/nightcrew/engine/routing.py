@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from nightcrew.config import Settings
 from nightcrew.config_routing import RoutingRule
 from nightcrew.engine.policy import Decision, after_failure, model_ladder
+from nightcrew.store.records import Store
 from nightcrew.work.backlog import Feature
 from nightcrew.work.plan import Batch
 
@@ -172,6 +173,13 @@ def event_fields(settings: Settings, chosen: Route) -> dict[str, object]:
     """What a stored event says of the routing: nothing without rules, so the
     events of a project without rules stay as they were."""
     return {"routing": chosen.to_json()} if settings.routing else {}
+
+
+def record(store: Store, run_id: str, item: str, settings: Settings, chosen: Route) -> None:
+    """A ``routing`` event as an item starts (``batch 2``, ``feature #3``): the
+    chain, the rule and why, for ``status`` and the logs. None without rules."""
+    if settings.routing:
+        store.event(run_id, "routing", {"item": item, **chosen.to_json()})
 
 
 @dataclass
