@@ -200,7 +200,8 @@ def test_the_command_line_overrides_the_rules_for_a_batch(
     chosen = for_batch(settings(tmp_path, RULES, given), batch(critical=True))
     assert chosen.rule is None
     assert chosen.models == (given.get("model", "sonnet"), given.get("escalate_model", "opus"))
-    assert chosen.why == f"default: {why} on the command line override the rules"
+    verb = "override" if " and " in why else "overrides"
+    assert chosen.why == f"default: {why} on the command line {verb} the rules"
 
 
 def test_the_command_line_overrides_the_rules_for_a_feature_and_init(tmp_path: Path) -> None:

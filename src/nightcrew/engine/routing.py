@@ -138,7 +138,8 @@ def _given(settings: Settings, options: dict[str, str]) -> str | None:
     named = [option for key, option in options.items() if key in settings.command_line]
     if not named or not settings.routing:
         return None
-    return f"default: {' and '.join(named)} on the command line override the rules"
+    verb = "overrides" if len(named) == 1 else "override"
+    return f"default: {' and '.join(named)} on the command line {verb} the rules"
 
 
 def for_batch(settings: Settings, batch: Batch) -> Route:
