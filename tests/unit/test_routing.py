@@ -16,6 +16,7 @@ from nightcrew.engine.routing import (
     BatchLadder,
     Facts,
     batch_facts,
+    event_fields,
     feature_facts,
     for_batch,
     for_feature,
@@ -217,8 +218,24 @@ def test_a_features_own_model_overrides_the_rule(tmp_path: Path) -> None:
     s = settings(tmp_path, RULES)
     inside = for_feature(s, feature(model="sonnet"))
     assert inside.models == ("sonnet",)  # climbs the rule's chain from its own model
-    assert inside.why == "the feature's own model sonnet overrides rule 'quick'"
-    assert for_feature(s, feature(model="opus")).models == ("opus",)  # outside: alone
+    assert (inside.rule, inside.why) == (
+        "quick",
+        "the feature's own model sonnet, then the chain of rule 'quick'",
+    )
+    outside = for_feature(s, feature(model="opus"))  # outside the chain: alone
+    assert (outside.models, outside.rule) == (("opus",), None)
+    assert outside.why == "the feature's own model opus overrides rule 'quick'"
+
+
+def test_without_rules_nothing_new_is_stored(tmp_path: Path) -> None:
+    s = settings(tmp_path, 'model = "m"\n')
+    assert event_fields(s, for_batch(s, batch())) == {}
+    s = settings(tmp_path, RULES)
+    assert event_fields(s, for_batch(s, batch()))["routing"] == {
+        "rule": "quick",
+        "models": ["haiku", "sonnet"],
+        "why": "rule 'quick' matched: kind batch, 100 chars <= 200",
+    }
 
 
 def ladder(s: Settings, chain: tuple[str, ...], **kw: Any) -> BatchLadder:

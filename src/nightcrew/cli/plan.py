@@ -75,4 +75,5 @@ def _routed(root: Path) -> Settings | None:
     found = find_config(root)
     if found is None or "routing" not in found[2]:
         return None
-    return load_settings(root)
+    settings = load_settings(root)
+    return settings if settings.routing else None

@@ -48,10 +48,6 @@ class Route:
     rule: str | None
     why: str
 
-    @property
-    def chosen_by(self) -> str:
-        return f"rule '{self.rule}'" if self.rule is not None else DEFAULT
-
     def named(self) -> str:
         """``haiku → sonnet``; the agent's default model when none is named."""
         return " → ".join(m or "the agent's default" for m in self.models)
@@ -158,9 +154,12 @@ def for_feature(settings: Settings, feature: Feature) -> Route:
     chosen = route(settings.routing, feature_facts(feature), default)
     if feature.model is None or chosen.rule is None:
         return chosen
-    ladder = model_ladder([m for m in chosen.models if m], None, feature.model)
+    if feature.model in chosen.models:  # it climbs the rule's chain from there
+        ladder = model_ladder([m for m in chosen.models if m], None, feature.model)
+        why = f"the feature's own model {feature.model}, then the chain of rule '{chosen.rule}'"
+        return Route(ladder, chosen.rule, why)
     why = f"the feature's own model {feature.model} overrides rule '{chosen.rule}'"
-    return Route(ladder, chosen.rule, why)
+    return Route((feature.model,), None, why)
 
 
 def for_init(settings: Settings, spec_chars: int) -> Route:
