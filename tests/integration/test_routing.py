@@ -268,3 +268,27 @@ def test_a_bad_rule_is_one_line_with_file_and_line_before_any_agent(
         ), command
     assert not server.requests
     assert not (root / ".nightcrew").exists()
+
+
+def test_backlog_init_runs_on_the_model_of_its_rule(tmp_path: Path, sim_env: SimStarter) -> None:
+    root = make_project(tmp_path / "p", "")
+    (root / "SPEC.md").write_text("# Calculator\n\nA calc module with sub.\n")
+    configure(root, f'model = "{HAIKU}"\n\n[[routing]]\nkind = "init"\nmodels = ["{OPUS}"]\n')
+    create = {
+        "name": "mcp__nightcrew__create_features",
+        "input": {"features": [{"name": "Sub", "acceptance": ["true"]}]},
+    }
+    init = script("init", ["You are the initializer"], [{"text": "Creating.", "tool": create}])
+    init["turns"].append({"text": "Created it."})
+    server, sim = sim_env({"scripts": [init]})
+    env = nightcrew_env(sim)
+
+    result = run_nightcrew(root, env, "backlog", "init", "SPEC.md")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert first_models(server) == [("init", OPUS)]  # the rule, not the config's model
+    (routed,) = events(root, "routing")
+    assert (routed["item"], routed["why"]) == (
+        "the initializer",
+        "rule 'rule 1' matched: kind init",
+    )
