@@ -12,10 +12,11 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from nightcrew.config_errors import describe, setting_name
 from nightcrew.config_policy import PolicySettings, check_policy_table
+from nightcrew.config_routing import RoutingRule, check_routing_table
 from nightcrew.core.errors import LocatedError
 
 
@@ -51,6 +52,10 @@ class Settings(BaseModel):
     max_attempts_per_feature: int = Field(default=10, ge=1, le=200)
     # [policy]: what the agent may run and where it may write (config only).
     policy: PolicySettings = Field(default_factory=PolicySettings)
+    # [[routing]]: which model chain each kind of work climbs (config only).
+    routing: tuple[RoutingRule, ...] = ()
+    # The settings given on the command line (they override the routing rules).
+    _command_line: frozenset[str] = PrivateAttr(default=frozenset())
 
     @field_validator("gates")
     @classmethod
@@ -66,8 +71,14 @@ class Settings(BaseModel):
             raise ValueError("a model name in the chain is empty")
         return tuple(m.strip() for m in value)
 
+    @property
+    def command_line(self) -> frozenset[str]:
+        """The names of the settings an option on the command line gave."""
+        return self._command_line
+
     def snapshot(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        # Without rules the stored snapshot stays as it was before routing existed.
+        return self.model_dump(mode="json", exclude=set() if self.routing else {"routing"})
 
 
 def _line_start(text: str, line: int | None) -> int:
@@ -140,6 +151,9 @@ def load_settings(
         if agents is not None and isinstance(named, str) and named not in agents:
             line = _key_line(text, "agent", table_line) or table_line
             raise LocatedError(str(path), line, _unknown_agent(named, agents))
+        rules = check_routing_table(table, str(path), text, tool=path.name == "pyproject.toml")
+        if rules is not None:
+            table = {**table, "routing": rules}
         try:
             from_file = Settings(**table)
         except ValidationError as exc:
@@ -160,11 +174,13 @@ def load_settings(
     if agents is not None and isinstance(given, str) and given not in agents:
         raise LocatedError("command line", None, f"--{_unknown_agent(given, agents)}")
     try:
-        return Settings(**values)
+        settings = Settings(**values)
     except ValidationError as exc:
         error = exc.errors()[0]
         name = setting_name(error["loc"], option=True)
         raise LocatedError("command line", None, f"{name}: {describe(error)}") from exc
+    settings._command_line = frozenset(k for k, v in (overrides or {}).items() if v is not None)
+    return settings
 
 
 def _unknown_agent(name: str, agents: Collection[str]) -> str:

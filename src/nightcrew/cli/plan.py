@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from nightcrew.config import Settings
 
 
 @click.group("plan")
@@ -21,6 +25,7 @@ def check_command(plan: Path, as_json: bool) -> None:
     """Parse PLAN and report its batches, or every problem as file:line."""
     from nightcrew import gitops
     from nightcrew.core.errors import ExitCode
+    from nightcrew.engine.routing import for_batch
     from nightcrew.work.plan import PlanError, load_plan
 
     cwd = Path.cwd()
@@ -36,8 +41,13 @@ def check_command(plan: Path, as_json: bool) -> None:
             for line in exc.lines():
                 click.echo(f"nightcrew: {line}", err=True)
         sys.exit(ExitCode.BAD_INPUT)
+    settings = _routed(root)
     if as_json:
-        click.echo(json.dumps({**parsed.to_json(), "errors": []}, indent=2))
+        data = parsed.to_json()
+        if settings is not None:  # with [[routing]] rules: each batch's chain and why
+            for shown, batch in zip(data["batches"], parsed.batches, strict=True):
+                shown["routing"] = for_batch(settings, batch).to_json()
+        click.echo(json.dumps({**data, "errors": []}, indent=2))
     else:
         for batch in parsed.batches:
             flag = " (critical: a failure stops the run)" if batch.critical else ""
@@ -49,6 +59,21 @@ def check_command(plan: Path, as_json: bool) -> None:
             )
             for task in batch.tasks:
                 click.echo(f"  Task {task.number}: {task.title}")
+            if settings is not None and not batch.is_empty:
+                route = for_batch(settings, batch)
+                click.echo(f"  models: {route.named()} ({route.why})")
         click.echo(f"{plan}: {len(parsed.batches)} batch(es) OK")
     for warning in parsed.warnings:
         click.echo(f"{plan}:{warning.line}: warning: {warning.message}", err=True)
+
+
+def _routed(root: Path) -> Settings | None:
+    """The settings when the config has ``[[routing]]`` rules (a bad config is
+    then one ``file:line`` error); None without rules: the plan alone is checked."""
+    from nightcrew.config import find_config, load_settings
+
+    found = find_config(root)
+    if found is None or "routing" not in found[2]:
+        return None
+    settings = load_settings(root)
+    return settings if settings.routing else None

@@ -13,8 +13,8 @@ from nightcrew.engine.builder import Builder
 from nightcrew.engine.feature_prompt import backlog_prefix, feature_suffix
 from nightcrew.engine.gates import changes_gate, judges_the_work
 from nightcrew.engine.orchestrator import Orchestrator, gate_line
-from nightcrew.engine.policy import model_ladder
 from nightcrew.engine.prompt import Prompt, stable_prefix, variable_suffix
+from nightcrew.engine.routing import for_batch, for_feature
 from nightcrew.engine.runner import Runner
 from nightcrew.store.backlog import Backlog
 from nightcrew.store.records import Store
@@ -97,6 +97,9 @@ def rehearse_run(runner: Runner, *, show_prompt: bool) -> ExitCode:
         extra = [changes_gate([plan_rel])] if must_change else []
         for spec in [*specs, *extra]:
             click.echo(f"  gate {gate_line(spec)}")
+        if settings.routing:
+            route = for_batch(settings, batch)
+            click.echo(f"  models: {route.named()} ({route.why})")
         if show_prompt:
             suffix = variable_suffix(
                 project_root=root,
@@ -113,7 +116,8 @@ def rehearse_run(runner: Runner, *, show_prompt: bool) -> ExitCode:
     chain = [settings.model or "the agent's default"]
     if settings.escalate_model:
         chain.append(f"{settings.escalate_model} (last retry)")
-    click.echo(f"models: {' → '.join(chain)}; on failure: {settings.on_failure}")
+    models = "models when no rule matches" if settings.routing else "models"
+    click.echo(f"{models}: {' → '.join(chain)}; on failure: {settings.on_failure}")
     click.echo("budgets:")
     for line in _money(runner, "batch"):
         click.echo(line)
@@ -154,9 +158,9 @@ def rehearse_build(builder: Builder, *, show_prompt: bool) -> ExitCode:
                 click.echo(f"  acceptance {i}: `{command}`")
             for spec in specs:
                 click.echo(f"  gate {gate_line(spec)}")
-            ladder = model_ladder(settings.escalation, settings.model, feature.model)
-            named = [m or "the agent's default" for m in ladder]
-            click.echo(f"  models: {' → '.join(named)}")
+            route = for_feature(settings, feature)
+            why = f" ({route.why})" if settings.routing else ""
+            click.echo(f"  models: {route.named()}{why}")
             if show_prompt:
                 built_on = backlog.require(list(feature.depends_on)) if feature.depends_on else []
                 suffix = feature_suffix(

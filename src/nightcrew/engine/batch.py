@@ -16,9 +16,9 @@ from nightcrew.agents.base import AgentBackend
 from nightcrew.config import Settings
 from nightcrew.core.states import ItemState
 from nightcrew.engine import gates as gates_mod
+from nightcrew.engine import routing
 from nightcrew.engine.attempt_run import AttemptRun, Job, abandon, commit_or_fail, run_attempt
 from nightcrew.engine.limits import LimitWaiter
-from nightcrew.engine.policy import after_failure
 from nightcrew.engine.prompt import PreviousFailure, variable_suffix
 from nightcrew.engine.report import Progress, Reporter
 from nightcrew.project import Project
@@ -81,7 +81,10 @@ def run_batch(ctx: BatchContext, batch: Batch, item: ItemRow) -> BatchOutcome:
     previous = _last_failure(store, item)
     signatures: list[str | None] = []
     numbers: list[int] = []
-    model = settings.model
+    route = routing.for_batch(settings, batch)
+    ladder = routing.BatchLadder(route, settings)
+    routing.record(store, ctx.run.id, f"batch {batch.number}", settings, route)
+    model = ladder.model
     attempts_made = 0
     batch_dir = ctx.project.run_dir(ctx.run.id) / f"batch-{batch.number}"
 
@@ -126,16 +129,12 @@ def run_batch(ctx: BatchContext, batch: Batch, item: ItemRow) -> BatchOutcome:
         previous = run.previous
         signatures.append(run.signature)
         numbers.append(run.number)
-        decision = after_failure(
-            on_failure=settings.on_failure,
-            max_retries=settings.max_retries,
+        decision = ladder.decide(
             attempts_made=attempts_made,
             signatures=signatures,
-            model=settings.model,
-            escalate_model=settings.escalate_model,
+            numbers=numbers,
             current_model=model,
             critical=batch.critical,
-            numbers=numbers,
         )
         store.event(
             ctx.run.id,
@@ -145,6 +144,7 @@ def run_batch(ctx: BatchContext, batch: Batch, item: ItemRow) -> BatchOutcome:
                 "reason": decision.reason,
                 "model": decision.model,
                 "stuck": decision.stuck,
+                **routing.event_fields(settings, route),
             },
             attempt_id=run.attempt.id,
         )

@@ -21,6 +21,7 @@ from nightcrew.agents.base import HarnessTool
 from nightcrew.config import Settings
 from nightcrew.core.states import AttemptState, ItemState
 from nightcrew.engine import gates as gates_mod
+from nightcrew.engine import routing
 from nightcrew.engine.attempt_run import (
     AttemptRun,
     Job,
@@ -113,12 +114,19 @@ def failed(
 
 
 def replay(
-    settings: Settings, feature_model: str | None, attempts: Sequence[AttemptRow], start: int
+    settings: Settings,
+    feature_model: str | None,
+    attempts: Sequence[AttemptRow],
+    start: int,
+    ladder: tuple[str | None, ...] | None = None,
 ) -> Climb:
     """Where a feature stands, from its item's attempts numbered ``start`` and
     up: the policy is replayed over the ones that count, so a restarted build
-    goes on with the same model, the same failures in a row and the same count."""
-    climb = Climb(model_ladder(settings.escalation, settings.model, feature_model))
+    goes on with the same model, the same failures in a row and the same count.
+    ``ladder`` is the feature's routed chain (None: the settings' ladder)."""
+    if ladder is None:
+        ladder = model_ladder(settings.escalation, settings.model, feature_model)
+    climb = Climb(ladder)
     for attempt in attempts:
         if attempt.number < start or not counts(attempt):
             continue
@@ -199,8 +207,14 @@ def run_feature(ctx: BuildContext, feature: Feature, item: ItemRow) -> FeatureOu
         store.start_window(item.id)
         item = store.item(item.id)
     store.set_item_state(item.id, ItemState.IN_PROGRESS, reason="feature started")
+    route = routing.for_feature(ctx.settings, feature)
+    routing.record(store, run_id, f"feature {feature.label}", ctx.settings, route)
     climb = replay(
-        ctx.settings, feature.model, ctx.store.attempts(item_id=item.id), item.window_start
+        ctx.settings,
+        feature.model,
+        ctx.store.attempts(item_id=item.id),
+        item.window_start,
+        route.models,
     )
     base_sha = _base(ctx, item)
     if climb.verdict is not None:  # decided before a crash, not carried out
@@ -252,6 +266,7 @@ def run_feature(ctx: BuildContext, feature: Feature, item: ItemRow) -> FeatureOu
                 "reason": decision.reason,
                 "model": decision.model,
                 "stuck": decision.stuck,
+                **routing.event_fields(ctx.settings, route),
             },
             attempt_id=run.attempt.id,
         )

@@ -23,6 +23,7 @@ from nightcrew.agents.base import AgentBackend, HarnessTool, ToolReply
 from nightcrew.config import Settings
 from nightcrew.core.errors import BadInput, ExitCode
 from nightcrew.core.states import AttemptState, ItemState, RunState
+from nightcrew.engine import routing
 from nightcrew.engine.attempt_run import Job, run_attempt
 from nightcrew.engine.orchestrator import Interrupted, Orchestrator, RunResult
 from nightcrew.engine.report import Progress, Reporter
@@ -200,9 +201,11 @@ class Initializer(Orchestrator):
             ),
         )
         before = {f.id for f in backlog.features()}
+        route = routing.for_init(self.settings, len(self.spec_text))
+        routing.record(store, run.id, "the initializer", self.settings, route)
         try:
             outcome = run_attempt(
-                ctx, job, item, model=self.settings.model, previous=None, base_sha=None
+                ctx, job, item, model=route.models[0], previous=None, base_sha=None
             )
         except (KeyboardInterrupt, Interrupted):
             self._mark_interrupted(store, run.id)
