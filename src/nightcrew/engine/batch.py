@@ -17,6 +17,7 @@ from nightcrew.config import Settings
 from nightcrew.core.states import ItemState
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine.attempt_run import AttemptRun, Job, abandon, commit_or_fail, run_attempt
+from nightcrew.engine.ledger import BudgetLedger
 from nightcrew.engine.limits import LimitWaiter
 from nightcrew.engine.policy import after_failure
 from nightcrew.engine.prompt import PreviousFailure, variable_suffix
@@ -47,6 +48,8 @@ class BatchContext:
     limits: LimitWaiter  # how a run waits for a usage limit (--wait-on-limit)
     # Paths dirty before the run (--allow-dirty): never staged, never reset.
     left_alone: frozenset[str] = field(default=frozenset(), kw_only=True)
+    # What the run has spent, shared by its attempts (seeded when first asked).
+    ledger: BudgetLedger | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
