@@ -48,7 +48,8 @@ class BatchContext:
     limits: LimitWaiter  # how a run waits for a usage limit (--wait-on-limit)
     # Paths dirty before the run (--allow-dirty): never staged, never reset.
     left_alone: frozenset[str] = field(default=frozenset(), kw_only=True)
-    # What the run has spent, shared by its attempts (seeded when first asked).
+    # What the run has spent, shared by its attempts (engine/ledger.py): the
+    # orchestrator seeds it once; otherwise the first budget check does.
     ledger: BudgetLedger | None = field(default=None, kw_only=True)
 
 
