@@ -5,7 +5,7 @@ Claude Code CLI, in-process through :class:`nightcrew.engine.runner.Runner`
 (so interpreter start-up and imports are not measured), and prints the median
 and p95 of the harness's own time per batch. Target: median <= 150 ms.
 
-    .venv/bin/python bench/overhead.py [--batches N] [--keep]
+    .venv/bin/python bench/overhead.py [--batches N] [--budgets] [--history ROWS] [--keep]
 
 See bench/README.md for the method. Exit 0 whatever the numbers (this is a
 measurement, not a test); exit 1 only when the run itself failed.
@@ -25,6 +25,8 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,7 @@ from nightcrew import gitops, proc
 from nightcrew.agents.claude import ClaudeBackend
 from nightcrew.config import Settings
 from nightcrew.core.errors import ExitCode, NightcrewError
-from nightcrew.core.states import ItemState
+from nightcrew.core.states import AttemptState, ItemState, RunState
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine.report import Level, Progress, SummaryRow
 from nightcrew.engine.runner import Runner, RunOptions
@@ -266,17 +268,79 @@ class RunFailed(Exception):
     pass
 
 
-def run_bench(workdir: Path, n: int) -> Measurement:
+# Budgets the run never reaches: every one is checked before and during each attempt.
+BUDGETS = {
+    "max_budget_usd": 1000.0,
+    "max_item_usd": 100.0,
+    "daily_budget_usd": 10000.0,
+    "total_budget_usd": 100000.0,
+}
+
+
+def add_history(project: Project, rows: int) -> None:
+    """An earlier run of the project with ``rows`` priced responses, half of
+    them today: what the daily and total budgets count."""
+    store = Store.open(project.store_path)
+    try:
+        run = store.create_run(
+            kind="plan",
+            source_path="EARLIER.md",
+            source_sha256="0" * 64,
+            config={},
+            prefix_sha256="0" * 64,
+            pid=0,
+        )
+        item = store.add_item(run.id, key="1", number=1, title="earlier", body="", sha="0" * 64)
+        per_attempt = 100
+        now = time.time()
+        for first in range(0, rows, per_attempt):
+            attempt = store.start_attempt(
+                run_id=run.id,
+                item_id=item.id,
+                backend="claude",
+                model=MODEL,
+                prefix_sha256="0" * 64,
+                prompt_sha256="0" * 64,
+                base_sha=None,
+                evidence_dir=None,
+            )
+            store.db.executemany(
+                "INSERT INTO usage_records (attempt_id, kind, message_id, model, input_tokens,"
+                " output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens,"
+                " cost_usd, cost_source, ts) VALUES (?, 'response', ?, ?, 10, 1, 0, 0, 0,"
+                " '0.0001', 'priced', ?)",
+                [
+                    (attempt.id, f"m{i}", MODEL, _iso(now - (i % 2) * 2 * 86400))
+                    for i in range(first, min(rows, first + per_attempt))
+                ],
+            )
+            store.finish_attempt(attempt.id, AttemptState.FAILED, cost_usd=Decimal("0.01"))
+        store.set_run_state(run.id, RunState.RUNNING)
+        store.set_run_state(run.id, RunState.FAILED)
+    finally:
+        store.close()
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+
+
+def run_bench(workdir: Path, n: int, *, budgets: bool = False, history: int = 0) -> Measurement:
     repo = workdir / "lib"
     plan_path = make_repo(repo, n)
     project = Project(repo)
+    if history:
+        add_history(project, history)
     reporter = TimingReporter()
     timer = BaselineTimer()
     with SimServer(Scenario.from_dict(scenario(n))) as sim:
         # The agent's Bash tool runs login shells; an empty HOME keeps the
         # machine's profile (pyenv init, cargo env, ...) out of agent time.
         env = agent_env(sim.url, workdir / "claude-config")  # isolated HOME included
-        settings = Settings(model=MODEL, attempt_timeout=120, gate_timeout=120, max_retries=0)
+        limits: dict[str, Any] = BUDGETS if budgets else {}
+        settings = Settings(
+            model=MODEL, attempt_timeout=120, gate_timeout=120, max_retries=0, **limits
+        )
         runner = Runner(
             project,
             load_plan(plan_path, repo),
@@ -370,6 +434,16 @@ def report(m: Measurement) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", type=int, default=20, help="batches in the plan (default 20)")
+    parser.add_argument(
+        "--budgets", action="store_true", help="set all four budgets (never reached)"
+    )
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        metavar="ROWS",
+        help="first add an earlier run with ROWS usage records (what the budgets count)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
     args = parser.parse_args(argv)
     if args.batches < 1:
@@ -378,9 +452,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("overhead: the tests gate needs pytest in this interpreter", file=sys.stderr)
         return 1
     print(HEADER.format(n=args.batches), flush=True)
+    if args.budgets or args.history:
+        print(
+            f"budgets: {'all four set, never reached' if args.budgets else 'none'};"
+            f" an earlier run with {args.history} usage record(s)",
+            flush=True,
+        )
     workdir = Path(tempfile.mkdtemp(prefix="nightcrew-bench-"))
     try:
-        measurement = run_bench(workdir, args.batches)
+        measurement = run_bench(workdir, args.batches, budgets=args.budgets, history=args.history)
     except (RunFailed, NightcrewError) as exc:
         reason = exc.message if isinstance(exc, NightcrewError) else str(exc)
         print(f"overhead: the run failed: {reason}", file=sys.stderr)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +15,7 @@ from nightcrew.engine.prompt import (
     CONTEXT_FILE_MAX_LINES,
     PreviousFailure,
     Prompt,
+    prefix_sha256,
     stable_prefix,
     variable_suffix,
 )
@@ -189,3 +192,27 @@ def test_prompt_names_the_interpreter_the_pytest_gate_uses(tmp_path: Path) -> No
     (tmp_path / "conftest.py").write_text("")
     (spec,) = [s for s in default_gates(tmp_path) if s.kind == "tests"]
     assert gate_line(spec) == f"tests: `{sys.executable} -m pytest -q`"
+
+
+def test_the_prefix_is_hashed_once_for_every_attempt_of_a_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefix = stable_prefix(
+        project_root=tmp_path,
+        plan_path="PLAN.md",
+        plan_preamble="",
+        gate_lines=["tests: `pytest -q`"],
+        commit=True,
+    )
+    real = hashlib.sha256
+    hashed: list[bytes] = []
+
+    def counting(data: bytes = b"") -> Any:
+        hashed.append(data)
+        return real(data)
+
+    monkeypatch.setattr(hashlib, "sha256", counting)
+    run_sha = prefix_sha256(prefix)  # stored with the run
+    attempt_shas = {Prompt(prefix, f"# attempt {n}").prefix_sha256 for n in range(1, 6)}
+    assert attempt_shas == {run_sha} == {real(prefix.encode()).hexdigest()}
+    assert hashed.count(prefix.encode()) == 1

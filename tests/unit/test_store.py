@@ -466,6 +466,47 @@ def test_totals_sum_known_costs_and_count_unknown_ones(store: Store) -> None:
     assert (only_running.cost_usd, only_running.unknown_cost) == (None, 0)
 
 
+def test_totals_of_many_attempts_take_one_query_and_count_each_attempt_once(
+    store: Store,
+) -> None:
+    run = new_run(store)
+    item = new_item(store, run)
+    want = TokenCounts()
+    for n in range(40):
+        attempt = new_attempt(store, run, item)
+        store.record_usage(
+            attempt.id,
+            kind="response",
+            message_id="msg_1",
+            request_id=None,
+            model="m",
+            tokens=TokenCounts(input=1000, output=1000),
+            cost_usd=None,
+            cost_source=None,
+        )
+        if n % 2:  # the final totals replace the responses seen while streaming
+            store.record_usage(
+                attempt.id,
+                kind="final",
+                message_id=None,
+                request_id=None,
+                model="m",
+                tokens=TokenCounts(input=n, output=1, cache_read=2),
+                cost_usd=None,
+                cost_source=None,
+            )
+        want = want + store.attempt_tokens(attempt.id)
+    attempts = store.attempts(run_id=run.id)
+    statements: list[str] = []
+    store.db.set_trace_callback(statements.append)
+    try:
+        totals = store.totals(attempts)
+    finally:
+        store.db.set_trace_callback(None)
+    assert totals.tokens == want
+    assert len(statements) == 1
+
+
 def test_unknown_cost_is_never_counted_as_zero(store: Store) -> None:
     run = new_run(store)
     item = new_item(store, run)

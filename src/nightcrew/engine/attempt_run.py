@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -27,8 +26,9 @@ from nightcrew.engine import gates as gates_mod
 from nightcrew.engine import signals as stop_signals
 from nightcrew.engine.attempt import drive_agent
 from nightcrew.engine.baseline import record_baseline
-from nightcrew.engine.budget import BudgetGuard, current_budgets
+from nightcrew.engine.budget import BudgetGuard
 from nightcrew.engine.digest import failure_signature, make_digest
+from nightcrew.engine.ledger import BudgetLedger
 from nightcrew.engine.limits import MAX_WAITS, local_time, refuse_wait
 from nightcrew.engine.prompt import PreviousFailure, Prompt
 from nightcrew.engine.recording import EXCERPT, Recorder, record_final
@@ -81,16 +81,23 @@ class AttemptRun:
     limit_resets_at: datetime | None = None  # end "limited": when to try again
 
 
+def run_ledger(ctx: BatchContext) -> BudgetLedger:
+    """The run's budget ledger, seeded from the store the first time it is asked for."""
+    if ctx.ledger is None:
+        ctx.ledger = BudgetLedger.seed(ctx.store, ctx.run.id)
+    return ctx.ledger
+
+
 def budget_guard(ctx: BatchContext, job: Job, item: ItemRow) -> BudgetGuard:
-    budgets = current_budgets(
-        ctx.store,
+    return BudgetGuard.of(
+        run_ledger(ctx),
         ctx.settings,
-        root=ctx.project.root,
-        run_id=ctx.run.id,
         item_id=item.id,
         item_name=job.name,
+        store=ctx.store,
+        run_id=ctx.run.id,
+        reporter=ctx.reporter,
     )
-    return BudgetGuard(budgets, store=ctx.store, run_id=ctx.run.id, reporter=ctx.reporter)
 
 
 def over_budget_before(ctx: BatchContext, job: Job, item: ItemRow) -> str | None:
@@ -190,7 +197,7 @@ def _attempt_once(
         + (f" with {model}" if model else "")
         + (f" (resuming session {resume_session_id})" if resume_session_id else "")
     )
-    item_spent = store.totals(store.attempts(item_id=item.id)).cost_usd or Decimal(0)
+    item_spent = run_ledger(ctx).item_spent(item.id)
     request = AgentRequest(
         prompt=prompt.text,
         cwd=root,
@@ -220,6 +227,7 @@ def _attempt_once(
         )
     )
     cost, source = record_final(ctx, attempt, outcome, ctx.pricer)
+    run_ledger(ctx).settle(attempt.id, item.id, cost)
     if outcome.end != "finished":
         _remove_debris(ctx, job, temps_before)
     common: dict[str, object] = dict(

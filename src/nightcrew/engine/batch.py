@@ -18,6 +18,7 @@ from nightcrew.core.states import ItemState
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine import routing
 from nightcrew.engine.attempt_run import AttemptRun, Job, abandon, commit_or_fail, run_attempt
+from nightcrew.engine.ledger import BudgetLedger
 from nightcrew.engine.limits import LimitWaiter
 from nightcrew.engine.prompt import PreviousFailure, variable_suffix
 from nightcrew.engine.report import Progress, Reporter
@@ -47,6 +48,9 @@ class BatchContext:
     limits: LimitWaiter  # how a run waits for a usage limit (--wait-on-limit)
     # Paths dirty before the run (--allow-dirty): never staged, never reset.
     left_alone: frozenset[str] = field(default=frozenset(), kw_only=True)
+    # What the run has spent, shared by its attempts (engine/ledger.py): the
+    # orchestrator seeds it once; otherwise the first budget check does.
+    ledger: BudgetLedger | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)

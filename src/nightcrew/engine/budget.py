@@ -10,10 +10,12 @@ price) cannot be counted; they are reported as unknown elsewhere, never as 0.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Literal, Protocol
 
 from nightcrew.config import Settings
 from nightcrew.engine.report import Reporter
@@ -58,6 +60,61 @@ def project_spent(store: Store, root: Path, since: datetime | None = None) -> De
     return total
 
 
+Scope = Literal["run", "item", "day", "total"]
+
+
+def budget_list(
+    settings: Settings,
+    *,
+    item_id: int,
+    item_name: str,
+    midnight: datetime,
+    spent: Callable[[Scope], Decimal],
+) -> list[Budget]:
+    """Every budget that is set, named for the user; ``spent`` says what each
+    scope has spent (asked only for the budgets that are set)."""
+    found: list[Budget] = []
+    if settings.max_budget_usd is not None:
+        found.append(
+            Budget(
+                "run",
+                f"the run budget (--max-budget-usd {_limit(settings.max_budget_usd)})",
+                Decimal(str(settings.max_budget_usd)),
+                spent("run"),
+            )
+        )
+    if settings.max_item_usd is not None:
+        found.append(
+            Budget(
+                f"item:{item_id}",
+                f"{item_name}'s budget (--max-item-usd {_limit(settings.max_item_usd)})",
+                Decimal(str(settings.max_item_usd)),
+                spent("item"),
+            )
+        )
+    if settings.daily_budget_usd is not None:
+        found.append(
+            Budget(
+                f"day:{midnight.date().isoformat()}",
+                "this project's daily budget"
+                f" (daily_budget_usd = {settings.daily_budget_usd:g} in the config)",
+                Decimal(str(settings.daily_budget_usd)),
+                spent("day"),
+            )
+        )
+    if settings.total_budget_usd is not None:
+        found.append(
+            Budget(
+                "total",
+                "this project's total budget"
+                f" (total_budget_usd = {settings.total_budget_usd:g} in the config)",
+                Decimal(str(settings.total_budget_usd)),
+                spent("total"),
+            )
+        )
+    return found
+
+
 def current_budgets(
     store: Store,
     settings: Settings,
@@ -68,50 +125,43 @@ def current_budgets(
     item_name: str,
     now: datetime | None = None,
 ) -> list[Budget]:
-    """Every budget that is set, with what was spent before the next attempt."""
-    found: list[Budget] = []
-    if settings.max_budget_usd is not None:
-        spent = store.totals(store.attempts(run_id=run_id)).cost_usd or Decimal(0)
-        found.append(
-            Budget(
-                "run",
-                f"the run budget (--max-budget-usd {_limit(settings.max_budget_usd)})",
-                Decimal(str(settings.max_budget_usd)),
-                spent,
-            )
-        )
-    if settings.max_item_usd is not None:
-        spent = store.totals(store.attempts(item_id=item_id)).cost_usd or Decimal(0)
-        found.append(
-            Budget(
-                f"item:{item_id}",
-                f"{item_name}'s budget (--max-item-usd {_limit(settings.max_item_usd)})",
-                Decimal(str(settings.max_item_usd)),
-                spent,
-            )
-        )
-    if settings.daily_budget_usd is not None:
-        midnight = local_midnight(now or datetime.now(UTC))
-        found.append(
-            Budget(
-                f"day:{midnight.date().isoformat()}",
-                "this project's daily budget"
-                f" (daily_budget_usd = {settings.daily_budget_usd:g} in the config)",
-                Decimal(str(settings.daily_budget_usd)),
-                project_spent(store, root, midnight),
-            )
-        )
-    if settings.total_budget_usd is not None:
-        found.append(
-            Budget(
-                "total",
-                "this project's total budget"
-                f" (total_budget_usd = {settings.total_budget_usd:g} in the config)",
-                Decimal(str(settings.total_budget_usd)),
-                project_spent(store, root),
-            )
-        )
-    return found
+    """Every budget that is set, with what was spent before the next attempt,
+    by scanning the store. The engine asks the run's ledger instead
+    (engine/ledger.py), which gives the same answers without the scan."""
+    midnight = local_midnight(now or datetime.now(UTC))
+
+    def spent(scope: Scope) -> Decimal:
+        if scope == "run":
+            return store.totals(store.attempts(run_id=run_id)).cost_usd or Decimal(0)
+        if scope == "item":
+            return store.totals(store.attempts(item_id=item_id)).cost_usd or Decimal(0)
+        return project_spent(store, root, midnight if scope == "day" else None)
+
+    return budget_list(
+        settings, item_id=item_id, item_name=item_name, midnight=midnight, spent=spent
+    )
+
+
+class Ledger(Protocol):
+    """What a guard needs of the run's budget ledger (engine/ledger.py)."""
+
+    def budgets(
+        self, settings: Settings, *, item_id: int, item_name: str, exclude: int | None = None
+    ) -> list[Budget]: ...
+
+    def live(self, attempt_id: int, item_id: int, usd: Decimal) -> None: ...
+
+    def claim_warning(self, key: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class LedgerScope:
+    """A guard's view of the ledger: whose budgets, under which settings."""
+
+    ledger: Ledger
+    settings: Settings
+    item_id: int
+    item_name: str
 
 
 class BudgetGuard:
@@ -125,16 +175,64 @@ class BudgetGuard:
         store: Store,
         run_id: str,
         reporter: Reporter,
+        ledger: LedgerScope | None = None,
     ) -> None:
-        self.budgets = budgets
+        self._budgets = budgets
         self._store = store
         self._run_id = run_id
         self._reporter = reporter
-        self._warned = {
-            str(e["payload"].get("budget"))
-            for e in store.events(run_id)
-            if e["kind"] == EVENT and isinstance(e["payload"], dict)
-        }
+        self._ledger = ledger
+        self._attempt_id: int | None = None  # this guard's attempt, once it streams
+        # Without a ledger the warnings already given are read from the event log.
+        self._warned = (
+            set()
+            if ledger is not None
+            else {
+                str(e["payload"].get("budget"))
+                for e in store.events(run_id)
+                if e["kind"] == EVENT and isinstance(e["payload"], dict)
+            }
+        )
+
+    @classmethod
+    def of(
+        cls,
+        ledger: Ledger,
+        settings: Settings,
+        *,
+        item_id: int,
+        item_name: str,
+        store: Store,
+        run_id: str,
+        reporter: Reporter,
+    ) -> BudgetGuard:
+        """A guard that answers from the run's ledger: what is spent includes
+        every other attempt in flight, and a warning is given once per run
+        whichever attempt crosses 80 %."""
+        scope = LedgerScope(ledger, settings, item_id, item_name)
+        return cls([], store=store, run_id=run_id, reporter=reporter, ledger=scope)
+
+    @property
+    def budgets(self) -> list[Budget]:
+        """Every budget that is set, each with what was spent before (or
+        beside) this guard's attempt."""
+        scope = self._ledger
+        if scope is None:
+            return self._budgets
+        return scope.ledger.budgets(
+            scope.settings,
+            item_id=scope.item_id,
+            item_name=scope.item_name,
+            exclude=self._attempt_id,
+        )
+
+    def _first_warning(self, key: str) -> bool:
+        if self._ledger is not None:
+            return self._ledger.ledger.claim_warning(key)
+        if key in self._warned:
+            return False
+        self._warned.add(key)
+        return True
 
     def left(self) -> Decimal | None:
         """What the next attempt may spend before the tightest budget is reached."""
@@ -146,14 +244,17 @@ class BudgetGuard:
         return next((b for b in self.budgets if b.left(live) <= 0), None)
 
     def check(self, live: Decimal = Decimal(0), *, attempt_id: int | None = None) -> None:
-        """Warn once per budget (per run) when 80 % of it is spent."""
+        """Warn once per budget (per run) when 80 % of it is spent. With a
+        ledger, ``live`` is also what attempt ``attempt_id`` has cost so far."""
+        if self._ledger is not None and attempt_id is not None:
+            self._attempt_id = attempt_id
+            self._ledger.ledger.live(attempt_id, self._ledger.item_id, live)
         for budget in self.budgets:
-            if budget.key in self._warned or budget.limit <= 0:
+            if budget.limit <= 0:
                 continue
             spent = budget.spent + live
             # Past 100 % the stop message says it all.
-            if budget.limit * WARN_AT <= spent < budget.limit:
-                self._warned.add(budget.key)
+            if budget.limit * WARN_AT <= spent < budget.limit and self._first_warning(budget.key):
                 share = int(spent / budget.limit * 100)
                 message = (
                     f"budget warning: {share}% of {budget.name} spent"

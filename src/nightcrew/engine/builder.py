@@ -34,6 +34,7 @@ from nightcrew.engine.orchestrator import (
     RunResult,
     gate_line,
 )
+from nightcrew.engine.prompt import prefix_sha256
 from nightcrew.engine.report import Progress, Reporter
 from nightcrew.project import Project
 from nightcrew.store.backlog import Backlog
@@ -152,7 +153,7 @@ class Builder(Orchestrator):
             commit=self.settings.commit,
             tools=self.backend.tool_name if self.options.tools is not None else None,
         )
-        run, resumed = self._open_run(store, backlog, _sha(prefix))
+        run, resumed = self._open_run(store, backlog, prefix_sha256(prefix))
         self._record_left_alone(store, run.id, resumed)
         self.reporter.note(f"{'resuming' if resumed else 'starting'} build {run.id}")
         if not self.settings.gates:  # --gate replaces the tests gate: no detection to report

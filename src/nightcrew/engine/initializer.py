@@ -26,6 +26,7 @@ from nightcrew.core.states import AttemptState, ItemState, RunState
 from nightcrew.engine import routing
 from nightcrew.engine.attempt_run import Job, run_attempt
 from nightcrew.engine.orchestrator import Interrupted, Orchestrator, RunResult
+from nightcrew.engine.prompt import prefix_sha256
 from nightcrew.engine.report import Progress, Reporter
 from nightcrew.project import Project
 from nightcrew.store.backlog import Backlog
@@ -156,7 +157,7 @@ class Initializer(Orchestrator):
             source_path=spec_rel,
             source_sha256=hashlib.sha256(self.spec_text.encode()).hexdigest(),
             config=self.settings.snapshot(),
-            prefix_sha256=hashlib.sha256(prefix.encode()).hexdigest(),
+            prefix_sha256=prefix_sha256(prefix),
             pid=os.getpid(),
         )
         store.set_run_state(run.id, RunState.RUNNING, reason="started")

@@ -22,6 +22,7 @@ from nightcrew.engine import preflight
 from nightcrew.engine import signals as stop_signals
 from nightcrew.engine.baseline import record_baseline, stored_baseline
 from nightcrew.engine.batch import BatchContext
+from nightcrew.engine.ledger import BudgetLedger
 from nightcrew.engine.limits import LimitWaiter
 from nightcrew.engine.lock import ProjectLock
 from nightcrew.engine.recovery import recover
@@ -241,6 +242,7 @@ class Orchestrator:
             baseline=None,
             limits=self.limits,
             left_alone=self.left_alone,
+            ledger=BudgetLedger.seed(store, run.id),
         )
 
     def _baseline(

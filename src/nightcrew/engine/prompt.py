@@ -12,10 +12,18 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 CONTEXT_FILE_MAX_LINES = 200
 CONTEXT_FILE_MAX_CHARS = 16_000
+
+
+@lru_cache(maxsize=4)
+def prefix_sha256(prefix: str) -> str:
+    """The sha256 of a run's stable prefix, stored with the run and each of its
+    attempts: hashed once, however many attempts ask."""
+    return hashlib.sha256(prefix.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -29,7 +37,7 @@ class Prompt:
 
     @property
     def prefix_sha256(self) -> str:
-        return hashlib.sha256(self.prefix.encode()).hexdigest()
+        return prefix_sha256(self.prefix)
 
     @property
     def sha256(self) -> str:

@@ -32,7 +32,9 @@ EXCERPT = 2000
 
 
 def spent(ctx: BatchContext) -> Decimal:
-    """What the run has cost so far (attempts of unknown cost count nothing)."""
+    """What the run's ended attempts have cost (unknown costs count nothing)."""
+    if ctx.ledger is not None:
+        return ctx.ledger.run_spent()
     store = ctx.store
     return store.totals(store.attempts(run_id=ctx.run.id)).cost_usd or Decimal(0)
 

@@ -7,7 +7,6 @@ and accounted; the exit code says how it ended.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -27,7 +26,7 @@ from nightcrew.engine.orchestrator import (
     RunResult,
     gate_line,
 )
-from nightcrew.engine.prompt import stable_prefix
+from nightcrew.engine.prompt import prefix_sha256, stable_prefix
 from nightcrew.engine.report import Progress, Reporter
 from nightcrew.project import Project
 from nightcrew.store.records import ItemRow, RunRow, Store
@@ -179,7 +178,7 @@ class Runner(Orchestrator):
             gate_lines=[gate_line(s) for s in specs],
             commit=self.settings.commit,
         )
-        run, resumed = self._open_run(store, _sha(prefix))
+        run, resumed = self._open_run(store, prefix_sha256(prefix))
         self._record_left_alone(store, run.id, resumed)
         verb = "resuming" if resumed else "starting"
         self.reporter.note(f"{verb} run {run.id}: {run.source_path}")
@@ -280,10 +279,6 @@ def _item(store: Store, run_id: str, batch: Batch) -> ItemRow:
         if item.key == str(batch.number):
             return item
     raise KeyError(batch.number)
-
-
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _json(value: object) -> str:

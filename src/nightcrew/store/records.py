@@ -54,6 +54,20 @@ _ATTEMPT_FIELDS = frozenset(
 )
 
 
+# Each attempt counts once: its final per-model totals when the agent reported
+# them, else the responses seen while it streamed (as attempt_tokens).
+_TOKENS_SQL = """
+SELECT COALESCE(SUM(u.input_tokens), 0), COALESCE(SUM(u.output_tokens), 0),
+       COALESCE(SUM(u.cache_read_tokens), 0), COALESCE(SUM(u.cache_write_5m_tokens), 0),
+       COALESCE(SUM(u.cache_write_1h_tokens), 0)
+FROM usage_records u
+WHERE u.attempt_id IN (SELECT value FROM json_each(?))
+  AND u.kind = CASE WHEN EXISTS (
+        SELECT 1 FROM usage_records f WHERE f.attempt_id = u.attempt_id AND f.kind = 'final'
+      ) THEN 'final' ELSE 'response' END
+"""
+
+
 class Store:
     """The project's state. Open with :meth:`open`; one instance per process."""
 
@@ -401,16 +415,21 @@ class Store:
         return TokenCounts()
 
     def totals(self, attempts: Sequence[AttemptRow]) -> Totals:
+        """Money and tokens over ``attempts``: their tokens in one aggregate
+        query (each attempt's final totals when the agent reported them, else
+        its responses), their costs from the rows themselves."""
         cost: Decimal | None = None
         unknown = 0
-        tokens = TokenCounts()
         for attempt in attempts:
-            tokens = tokens + self.attempt_tokens(attempt.id)
             if attempt.cost_usd is None:
                 if attempt.state != AttemptState.RUNNING or attempt.finished_at:
                     unknown += 1
                 continue
             cost = attempt.cost_usd if cost is None else cost + attempt.cost_usd
+        tokens = TokenCounts()
+        if attempts:
+            row = self.db.execute(_TOKENS_SQL, (json.dumps([a.id for a in attempts]),)).fetchone()
+            tokens = TokenCounts(row[0], row[1], row[2], row[3], row[4])
         return Totals(cost, unknown, tokens)
 
     # ---- gates and events ---------------------------------------------------

@@ -84,3 +84,38 @@ def project_entries(
             )
         )
     return entries
+
+
+# The rows project_entries takes, only their known costs and whether each is
+# at or after ``since``: what the budgets need, without building entries.
+_SPEND_SQL = """
+SELECT u.cost_usd, COALESCE(u.ts, a.started_at) >= :since AS recent
+FROM usage_records u
+JOIN attempts a ON a.id = u.attempt_id
+JOIN work_items w ON w.id = a.item_id
+JOIN runs r ON r.id = a.run_id
+WHERE u.kind = CASE WHEN EXISTS (
+        SELECT 1 FROM usage_records f WHERE f.attempt_id = u.attempt_id AND f.kind = 'final'
+      ) THEN 'final' ELSE 'response' END
+  AND u.cost_usd IS NOT NULL
+"""
+
+
+def project_spend(
+    store: Store, since: datetime, *, attempt_id: int | None = None
+) -> tuple[Decimal, Decimal]:
+    """What the project's agents have cost (known costs): in all, and at or
+    after ``since``; only attempt ``attempt_id``'s when given. Counts the same
+    rows as :func:`project_entries`, in one query."""
+    params = {
+        "since": since.astimezone(UTC).isoformat(timespec="milliseconds"),
+        "attempt": attempt_id,
+    }
+    sql = _SPEND_SQL + (" AND u.attempt_id = :attempt" if attempt_id is not None else "")
+    total = recent = Decimal(0)
+    for cost, is_recent in store.db.execute(sql, params):
+        usd = Decimal(cost)
+        total += usd
+        if is_recent:
+            recent += usd
+    return total, recent
