@@ -15,8 +15,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from nightcrew.core.states import AttemptState, ItemState, RunState
 from nightcrew.cli.display import EventPrinter
+from nightcrew.core.states import AttemptState, ItemState, RunState
 from nightcrew.core.usage import TokenCounts
 from nightcrew.engine.bus import Bus
 from nightcrew.engine.recovery import recover

@@ -66,6 +66,7 @@ class Bus:
         self._tell_others(event)
 
     def _tell_others(self, event: Event) -> None:
+        failures: list[SubscriberFailed] = []
         for name, subscriber in list(self._subscribers):
             if name in self._failed:
                 continue
@@ -73,11 +74,10 @@ class Bus:
                 subscriber(event)
             except Exception as exc:  # noqa: BLE001 - a watcher's failure never stops the run
                 self._failed.add(name)
-                self.emit(
-                    SubscriberFailed(
-                        run_id=event.run_id, subscriber=name, error=str(exc) or type(exc).__name__
-                    )
-                )
+                error = str(exc) or type(exc).__name__
+                failures.append(SubscriberFailed(run_id=event.run_id, subscriber=name, error=error))
+        for failure in failures:  # told once everyone has had the event
+            self.emit(failure)
 
     def close(self) -> None:
         for close in self._closers:
