@@ -14,12 +14,16 @@ from typing import Any
 
 import pytest
 
+from nightcrew.agents.base import AgentBackend
+from nightcrew.config import Settings
 from nightcrew.core import events as ev
 from nightcrew.core.events import EVENT_TYPES, Event, event_from_json
 from nightcrew.core.states import ItemState, RunState
 from nightcrew.core.usage import TokenCounts
 from nightcrew.engine.bus import Bus
-from nightcrew.engine.report import Progress
+from nightcrew.engine.orchestrator import Orchestrator
+from nightcrew.engine.report import NullReporter, Progress
+from nightcrew.project import Project
 from nightcrew.store.records import Store
 
 
@@ -296,3 +300,20 @@ def test_a_note_from_an_unconverted_module_is_a_legacy_note() -> None:
     bus.subscribe(seen.append, name="watcher")
     bus.note("batch 1: escalating to opus", "warn")
     assert seen == [ev.LegacyNote(message="batch 1: escalating to opus", level="warn")]
+
+
+class Watcher(NullReporter):
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+
+def test_a_model_without_a_price_is_an_event_naming_it(tmp_path: Path) -> None:
+    watcher = Watcher()
+    backend = typing.cast(AgentBackend, object())
+    frame = Orchestrator(Project(tmp_path), Settings(), backend, watcher, register=False)
+    cost = frame.pricer.price_response("no-such-model-7", TokenCounts(input=10))
+    assert cost.usd is None
+    assert watcher.events == [ev.PriceUnknown(model="no-such-model-7")]
