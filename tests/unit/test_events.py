@@ -112,6 +112,8 @@ def test_an_unknown_kind_is_refused() -> None:
         ),
         (ev.ToolFailed(excerpt="boom"), {"excerpt": "boom"}),
         (ev.TextSeen(text="hi"), {"text": "hi"}),
+        # the attempt (a column) names the item: the payload keeps its shape
+        (ev.TextSeen(run_id="r1", item_id=3, attempt_id=4, text="hi"), {"text": "hi"}),
         (ev.ThinkingSeen(text="hm"), {"text": "hm"}),
         (ev.CrashRecovered(run="r1"), {"run": "r1"}),
         (ev.LeftAlone(paths=("a", "b")), {"paths": ["a", "b"]}),
@@ -153,6 +155,11 @@ def test_an_unknown_kind_is_refused() -> None:
 def test_kinds_stored_before_keep_their_payloads(event: Event, payload: dict[str, Any]) -> None:
     assert event.persist
     assert event.payload() == payload
+
+
+def test_an_event_of_an_item_without_an_attempt_keeps_the_item_id_and_lane() -> None:
+    event = ev.FeatureRejected(run_id="r1", item_id=3, lane=2, name="x", reason="r")
+    assert event.payload() == {"name": "x", "reason": "r", "item_id": 3, "lane": 2}
 
 
 def test_events_printed_only_before_are_not_stored() -> None:

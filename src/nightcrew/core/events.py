@@ -63,12 +63,13 @@ class Event:
 
     def payload(self) -> dict[str, Any]:
         """What the events table keeps besides run and attempt (its columns):
-        the event's own fields, the item id when set, the lane when not 0."""
+        the event's own fields, the item id when set and no attempt names it,
+        the lane when not 0."""
         data = self.to_json()
         del data["kind"], data["run_id"], data["attempt_id"]
         for name in self.unstored:
             del data[name]
-        if data["item_id"] is None:
+        if data["item_id"] is None or self.attempt_id is not None:
             del data["item_id"]
         if data["lane"] == 0:
             del data["lane"]

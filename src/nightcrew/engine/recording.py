@@ -73,7 +73,11 @@ class Recorder:
             store.update_attempt(aid, session_id=event.session_id)
             emit(
                 ev.SessionStarted(
-                    run_id=run_id, attempt_id=aid, session_id=event.session_id, model=event.model
+                    run_id=run_id,
+                    item_id=self.attempt.item_id,
+                    attempt_id=aid,
+                    session_id=event.session_id,
+                    model=event.model,
                 )
             )
         elif isinstance(event, ToolCall):
@@ -82,7 +86,11 @@ class Recorder:
             self.tools[event.tool_use_id] = progress.current_tool
             emit(
                 ev.ToolCalled(
-                    run_id=run_id, attempt_id=aid, name=event.name, input=_clip(dict(event.input))
+                    run_id=run_id,
+                    item_id=self.attempt.item_id,
+                    attempt_id=aid,
+                    name=event.name,
+                    input=_clip(dict(event.input)),
                 )
             )
         elif isinstance(event, ToolDenied):
@@ -90,6 +98,7 @@ class Recorder:
                 self.denied.add(event.tool_use_id)  # its error result is this denial
             denied = ev.ToolDenied(
                 run_id=run_id,
+                item_id=self.attempt.item_id,
                 attempt_id=aid,
                 tool=event.tool,
                 summary=event.summary[:EXCERPT],
@@ -100,16 +109,37 @@ class Recorder:
             emit(denied)
         elif isinstance(event, ToolResult):
             if event.is_error:
-                emit(ev.ToolFailed(run_id=run_id, attempt_id=aid, excerpt=event.excerpt))
+                emit(
+                    ev.ToolFailed(
+                        run_id=run_id,
+                        item_id=self.attempt.item_id,
+                        attempt_id=aid,
+                        excerpt=event.excerpt,
+                    )
+                )
             if event.is_error and event.tool_use_id not in self.denied:  # a denial has its line
                 tool = self.tools.get(event.tool_use_id, "a tool call")
                 why = " ".join(event.excerpt.split())[:160] or "no reason given"
                 progress.tool_failure = f"{tool} failed: {why}"
                 progress.tool_failures += 1
         elif isinstance(event, Text):
-            emit(ev.TextSeen(run_id=run_id, attempt_id=aid, text=event.text[:EXCERPT]))
+            emit(
+                ev.TextSeen(
+                    run_id=run_id,
+                    item_id=self.attempt.item_id,
+                    attempt_id=aid,
+                    text=event.text[:EXCERPT],
+                )
+            )
         elif isinstance(event, Thinking):
-            emit(ev.ThinkingSeen(run_id=run_id, attempt_id=aid, text=event.text[:500]))
+            emit(
+                ev.ThinkingSeen(
+                    run_id=run_id,
+                    item_id=self.attempt.item_id,
+                    attempt_id=aid,
+                    text=event.text[:500],
+                )
+            )
         elif isinstance(event, Usage):
             cost = live.responses[event.message_id][2]
             store.record_usage(
@@ -129,6 +159,7 @@ class Recorder:
             progress.run_tokens = self.run_tokens + live.tokens
             seen = ev.UsageSeen(
                 run_id=run_id,
+                item_id=self.attempt.item_id,
                 attempt_id=aid,
                 model=event.model,
                 tokens=event.tokens,
