@@ -324,3 +324,15 @@ def test_a_model_without_a_price_is_an_event_naming_it(tmp_path: Path) -> None:
     cost = frame.pricer.price_response("no-such-model-7", TokenCounts(input=10))
     assert cost.usd is None
     assert watcher.events == [ev.PriceUnknown(model="no-such-model-7")]
+
+
+def test_an_event_told_without_a_run_id_gets_the_running_run_s(store: Store) -> None:
+    run_id = new_run(store)
+    bus = Bus()
+    seen: list[Event] = []
+    bus.subscribe(seen.append, name="watcher")
+    bus.attach_store(store)
+    bus.emit(ev.PriceUnknown(model="m1"))  # before the run runs: no run to name
+    store.set_run_state(run_id, RunState.RUNNING, reason="started")
+    bus.emit(ev.PriceUnknown(model="m2"))
+    assert [e.run_id for e in seen if isinstance(e, ev.PriceUnknown)] == [None, run_id]

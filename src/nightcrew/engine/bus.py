@@ -15,9 +15,17 @@ snapshot.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
-from nightcrew.core.events import Event, LegacyNote, Level, ProgressChanged, SubscriberFailed
+from nightcrew.core.events import (
+    Event,
+    LegacyNote,
+    Level,
+    ProgressChanged,
+    StateChanged,
+    SubscriberFailed,
+)
 from nightcrew.engine.report import Progress
 from nightcrew.store.records import Store
 
@@ -41,6 +49,7 @@ class Bus:
         self._store: StoreSink | None = None
         self._failed: set[str] = set()
         self._closers: list[Callable[[], None]] = []
+        self.run_id: str | None = None  # the run this bus serves, once it runs
 
     def subscribe(
         self, subscriber: Subscriber, *, name: str, close: Callable[[], None] | None = None
@@ -61,11 +70,19 @@ class Bus:
         self._store = None
 
     def emit(self, event: Event) -> None:
+        if event.run_id is None and self.run_id is not None:
+            event = dataclasses.replace(event, run_id=self.run_id)  # e.g. an unknown price
         if self._store is not None:
             self._store(event)
         self._tell_others(event)
 
     def _tell_others(self, event: Event) -> None:
+        if (
+            isinstance(event, StateChanged)
+            and event.entity == "run"
+            and event.to_state == "running"
+        ):
+            self.run_id = event.run_id
         failures: list[SubscriberFailed] = []
         for name, subscriber in list(self._subscribers):
             if name in self._failed:
