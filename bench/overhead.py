@@ -32,8 +32,10 @@ from typing import Any
 
 from nightcrew import gitops, proc
 from nightcrew.agents.claude import ClaudeBackend
+from nightcrew.cli.display import EventPrinter
 from nightcrew.config import Settings
 from nightcrew.core.errors import ExitCode, NightcrewError
+from nightcrew.core.events import Event
 from nightcrew.core.states import AttemptState, ItemState, RunState
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine.report import Level, Progress, SummaryRow
@@ -132,10 +134,14 @@ def scenario(n: int) -> dict[str, Any]:
 
 
 class TimingReporter:
-    """A quiet reporter that stamps every note with ``time.monotonic()``."""
+    """A quiet reporter that stamps every console line with ``time.monotonic()``."""
 
     def __init__(self) -> None:
         self.marks: list[tuple[float, str]] = []
+        self._events = EventPrinter(self)
+
+    def emit(self, event: Event) -> None:
+        self._events(event)  # the run's events, as the lines the console would print
 
     def note(self, message: str, level: Level = "info") -> None:
         self.marks.append((time.monotonic(), message))

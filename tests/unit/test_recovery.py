@@ -15,8 +15,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from nightcrew.cli.display import EventPrinter
 from nightcrew.core.states import AttemptState, ItemState, RunState
 from nightcrew.core.usage import TokenCounts
+from nightcrew.engine.bus import Bus
 from nightcrew.engine.recovery import recover
 from nightcrew.engine.report import Level, Progress, SummaryRow
 from nightcrew.proc import process_create_time
@@ -38,6 +40,14 @@ class RecordingReporter:
 
     def close(self) -> None:
         pass
+
+
+def watched(store: Store, reporter: RecordingReporter) -> Bus:
+    """A run's bus: the store records, the console (``reporter``) prints."""
+    bus = Bus()
+    bus.attach_store(store)
+    bus.subscribe(EventPrinter(reporter), name="the console")
+    return bus
 
 
 @pytest.fixture
@@ -148,7 +158,7 @@ def test_recover_kills_the_orphaned_agent_and_closes_the_run(
     store.set_run_state(finished_run.id, RunState.SUCCEEDED)
     reporter = RecordingReporter()
 
-    assert recover(store, reporter) == [run.id]
+    assert recover(store, watched(store, reporter)) == [run.id]
 
     assert agent.wait(timeout=10) < 0  # killed by a signal
     assert wait_until_dead(grandchild), "the agent's own child survived"
@@ -168,7 +178,7 @@ def test_recover_kills_the_orphaned_agent_and_closes_the_run(
     assert [e["kind"] for e in store.events(run.id)] == ["crash_recovered"]
     assert reporter.notes == [(f"killed an orphaned agent process group (pid {agent.pid})", "warn")]
     # nothing left to recover the second time
-    assert recover(store, reporter) == []
+    assert recover(store, watched(store, reporter)) == []
 
 
 def test_a_pid_now_owned_by_another_process_is_left_alone(
@@ -180,7 +190,7 @@ def test_a_pid_now_owned_by_another_process_is_left_alone(
     run, _, item, attempt = crashed_mid_attempt(store, agent.pid, real - 1000.0)
     reporter = RecordingReporter()
 
-    assert recover(store, reporter) == [run.id]
+    assert recover(store, watched(store, reporter)) == [run.id]
 
     assert agent.poll() is None, "recover killed a process that was not its agent"
     assert alive(grandchild)
@@ -200,7 +210,7 @@ def test_an_attempt_whose_agent_is_gone_becomes_crashed_with_unknown_cost(
     run, _, item, attempt = crashed_mid_attempt(store, gone.pid, None)
     store.db.execute("DELETE FROM usage_records WHERE attempt_id = ?", (attempt.id,))
 
-    assert recover(store, RecordingReporter()) == [run.id]
+    assert recover(store, watched(store, RecordingReporter())) == [run.id]
 
     got = store.attempt(attempt.id)
     assert got.state == AttemptState.CRASHED
@@ -226,7 +236,7 @@ def test_the_crashed_agents_unfinished_writes_are_removed_and_reported(
         (root / rel).write_text("half written\n")
     reporter = RecordingReporter()
 
-    assert recover(store, reporter, root) == [run.id]
+    assert recover(store, watched(store, reporter), root) == [run.id]
 
     assert not (root / own).exists() and not (root / child).exists()
     assert (root / other).exists()

@@ -8,12 +8,21 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
+from typing import Protocol
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from nightcrew.cli.event_lines import lines
+from nightcrew.core.events import (
+    Event,
+    LegacyNote,
+    ProgressChanged,
+    ProgressSnapshot,
+    RunFinished,
+)
 from nightcrew.engine.report import Level, Progress, SummaryRow
 
 _STYLE = {"info": "", "warn": "yellow", "error": "bold red"}
@@ -63,12 +72,44 @@ def summary_table(rows: list[SummaryRow], unit: str | None = None) -> Table:
     return table
 
 
+class Printer(Protocol):
+    """What the console prints with: a line, the progress, the summary."""
+
+    def note(self, message: str, level: Level = "info") -> None: ...
+
+    def progress(self, snapshot: Progress | ProgressSnapshot) -> None: ...
+
+    def summary(self, rows: list[SummaryRow], footer: str) -> None: ...
+
+
+class EventPrinter:
+    """The console's subscriber to a run's events: each event as the words
+    and level a person has always read for it (:mod:`event_lines`)."""
+
+    def __init__(self, printer: Printer) -> None:
+        self.printer = printer
+        self.where: ProgressSnapshot | None = None
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, ProgressChanged):
+            self.where = event.snapshot
+            self.printer.progress(event.snapshot)
+        elif isinstance(event, LegacyNote):  # TRANSITIONAL: prose of unconverted modules
+            self.printer.note(event.message, event.level)
+        elif isinstance(event, RunFinished):
+            self.printer.summary(list(event.rows), event.footer)
+        else:
+            for text, level in lines(event, self.where):
+                self.printer.note(text, level)
+
+
 class PlainReporter:
     """One timestamped line per thing that happened."""
 
     def __init__(self, console: Console, clock: Callable[[], datetime] = datetime.now) -> None:
         self.console = console
         self.clock = clock
+        self._events = EventPrinter(self)
         self._last_tool: str | None = None
         self._last_calls = 0
         self._last_failures = 0
@@ -79,10 +120,13 @@ class PlainReporter:
             f"[{stamp}] {text}", style=_STYLE[level], markup=False, highlight=False, soft_wrap=True
         )
 
+    def emit(self, event: Event) -> None:
+        self._events(event)
+
     def note(self, message: str, level: Level = "info") -> None:
         self._line(message if level == "info" else f"{level}: {message}", level)
 
-    def progress(self, snapshot: Progress) -> None:
+    def progress(self, snapshot: Progress | ProgressSnapshot) -> None:
         new_call = snapshot.tool_calls != self._last_calls
         if snapshot.current_tool and (snapshot.current_tool != self._last_tool or new_call):
             self._line(f"  {snapshot.unit} {_number(snapshot)} › {snapshot.current_tool}")
@@ -108,7 +152,8 @@ class LiveReporter:
     def __init__(self, console: Console, clock: Callable[[], float] = time.monotonic) -> None:
         self.console = console
         self.clock = clock
-        self.snapshot: Progress | None = None
+        self._events = EventPrinter(self)
+        self.snapshot: Progress | ProgressSnapshot | None = None
         self._last_failures = 0
         self.live = Live(
             console=console, get_renderable=self._render, refresh_per_second=4, transient=True
@@ -134,11 +179,14 @@ class LiveReporter:
         )
         return Group(head, tool, money_line)
 
+    def emit(self, event: Event) -> None:
+        self._events(event)
+
     def note(self, message: str, level: Level = "info") -> None:
         text = message if level == "info" else f"{level}: {message}"
         self.console.print(text, style=_STYLE[level], markup=False, highlight=False)
 
-    def progress(self, snapshot: Progress) -> None:
+    def progress(self, snapshot: Progress | ProgressSnapshot) -> None:
         self.snapshot = snapshot
         if snapshot.tool_failures != self._last_failures and snapshot.tool_failure:
             # Scrolls above the panel, which only ever shows the current tool.
@@ -161,7 +209,7 @@ class LiveReporter:
         self.live.stop()
 
 
-def _number(snapshot: Progress) -> str:
+def _number(snapshot: Progress | ProgressSnapshot) -> str:
     """How the plain console names the unit: ``batch 2``, ``feature #7``."""
     prefix = "#" if snapshot.unit == "feature" else ""
     return f"{prefix}{snapshot.batch_number}"

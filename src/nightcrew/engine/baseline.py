@@ -7,22 +7,24 @@ from __future__ import annotations
 
 import json
 
+from nightcrew.core.events import BaselineRecorded
 from nightcrew.engine.testrun import TestIds
 from nightcrew.store.records import Store
 
-BASELINE_EVENT = "baseline"
+BASELINE_EVENT = BaselineRecorded.kind
 
 
 def record_baseline(store: Store, run_id: str, ids: TestIds) -> None:
-    """Keep the test ids later attempts are judged against, for a resume."""
-    store.event(
-        run_id,
-        BASELINE_EVENT,
-        {
-            "passed": sorted(ids.passed),
-            "failed": sorted(ids.failed),
-            "skipped": sorted(ids.skipped),
-        },
+    """Keep the test ids later attempts are judged against, for a resume.
+    Written to the store directly (not through the bus): the attempt that
+    records it after a pass has the store, not the bus, until it is converted."""
+    store.append_event(
+        BaselineRecorded(
+            run_id=run_id,
+            passed=tuple(sorted(ids.passed)),
+            failed=tuple(sorted(ids.failed)),
+            skipped=tuple(sorted(ids.skipped)),
+        )
     )
 
 

@@ -27,6 +27,7 @@ from typing import Literal, TypeAlias
 
 from nightcrew import debris, gitops, proc, secrets
 from nightcrew.core.errors import GitError
+from nightcrew.core.events import TestsDetected
 from nightcrew.engine import digest as digest_mod
 from nightcrew.engine import testrun
 from nightcrew.engine.testrun import PYTEST_NO_TESTS, Runner
@@ -116,7 +117,26 @@ def default_gates(root: Path) -> list[GateSpec]:
 
 
 def describe_detection(root: Path) -> str:
+    """TRANSITIONAL: the prose of :func:`detected_tests`, for the loops not yet converted."""
     return testrun.describe_runner(root, testrun.detect_runner(root))
+
+
+def detected_tests(root: Path, run_id: str | None = None) -> TestsDetected:
+    """How the tests gate will run the project's tests, as an event."""
+    runner = testrun.detect_runner(root)
+    if runner is None:
+        return TestsDetected(run_id=run_id, runner=None)
+    python = None
+    if runner.python is not None:
+        shown = runner.python
+        python = str(shown.relative_to(root) if shown.is_relative_to(root) else shown)
+    return TestsDetected(
+        run_id=run_id,
+        runner=runner.kind,
+        source=runner.source,
+        python=python,
+        command=runner.command,
+    )
 
 
 def gates_passed(results: Sequence[GateResult]) -> bool:

@@ -15,6 +15,7 @@ from typing import Literal
 from nightcrew import gitops
 from nightcrew.agents.base import AgentBackend
 from nightcrew.config import Settings
+from nightcrew.core import events as ev
 from nightcrew.core.errors import AgentUnusable, BadInput, ExitCode, NightcrewError
 from nightcrew.core.states import AttemptState, ItemState, RunState
 from nightcrew.engine import gates as gates_mod
@@ -22,6 +23,7 @@ from nightcrew.engine import preflight
 from nightcrew.engine import signals as stop_signals
 from nightcrew.engine.baseline import record_baseline, stored_baseline
 from nightcrew.engine.batch import BatchContext
+from nightcrew.engine.bus import Bus
 from nightcrew.engine.ledger import BudgetLedger
 from nightcrew.engine.limits import LimitWaiter
 from nightcrew.engine.lock import ProjectLock
@@ -90,12 +92,18 @@ class Orchestrator:
             settings = settings.model_copy(update={"allowed_tools": backend.default_allowed_tools})
         self.settings = settings
         self.backend = backend
-        self.reporter = reporter
+        # The engine reports to the run's bus; the watcher given here (the
+        # console) is its subscriber, and the store is attached once open.
+        self.bus = Bus()
+        self.bus.subscribe(reporter.emit, name="the console", close=reporter.close)
+        self.reporter: Reporter = self.bus
         self.register = register
         overrides = {
             name: model_price_from_config(name, table) for name, table in settings.pricing.items()
         }
-        self.pricer = Pricer(overrides, warn=lambda m: reporter.note(m, "warn"))
+        self.pricer = Pricer(
+            overrides, unknown=lambda model: self.bus.emit(ev.PriceUnknown(model=model))
+        )
         self.limits = LimitWaiter()  # tests give a clock and a sleeper of their own
 
     def _check(self) -> None:
@@ -112,15 +120,17 @@ class Orchestrator:
                 stop_signals.reset()
                 previous = {sig: signal.signal(sig, _raise_interrupted) for sig in _RAISING}
                 store = Store.open(self.project.store_path)
+                self.bus.attach_store(store)
                 try:
-                    crashed = recover(store, self.reporter, self.project.root)
+                    crashed = recover(store, self.bus, self.project.root)
                     self.left_alone = self._preflight(store)
                     if self.register:
                         self._register()
                     return self._execute(store, crashed)
                 except AgentUnusable as unusable:
                     self._mark_interrupted(store, unusable.run_id, reason=unusable.message)
-                    self.reporter.note(unusable.message, "error")
+                    told = ev.BackendUnusable(run_id=unusable.run_id, message=unusable.message)
+                    self.bus.emit(told)
                     return self._finish(
                         store,
                         unusable.run_id,
@@ -129,11 +139,12 @@ class Orchestrator:
                         unusable.message,
                     )
                 except NothingToDo as done:
-                    self.reporter.note(str(done))
+                    self.bus.emit(ev.NothingLeft(message=str(done)))
                     return RunResult(ExitCode.OK, None, str(done))
                 finally:
                     for sig, handler in previous.items():
                         signal.signal(sig, handler)
+                    self.bus.detach_store()
                     store.close()
         finally:
             self.reporter.close()
@@ -181,18 +192,14 @@ class Orchestrator:
             why = preflight.unfinished(store, latest)
             if why is not None:
                 store.set_run_state(latest.id, RunState.ABANDONED, reason="started over with --new")
-                self.reporter.note(f"run {latest.id} ({why}) is abandoned: starting over", "warn")
+                self.bus.emit(ev.RunAbandoned(run_id=latest.id, abandoned=latest.id, why=why))
         return preflight.left_alone(self.project.root) if self.prerun.allow_dirty else frozenset()
 
     def _record_left_alone(self, store: Store, run_id: str, resumed: bool) -> None:
         if not self.left_alone:
             return
-        if not resumed:
-            store.event(run_id, LEFT_ALONE, {"paths": sorted(self.left_alone)})
-        self.reporter.note(
-            "left alone, never committed (--allow-dirty): " + ", ".join(sorted(self.left_alone)),
-            "warn",
-        )
+        paths = tuple(sorted(self.left_alone))
+        self.bus.emit(ev.LeftAlone(run_id=run_id, paths=paths, resumed=resumed))
 
     def _register(self) -> None:
         """Put the project in the user's registry, for ``nightcrew usage
@@ -205,7 +212,7 @@ class Orchestrator:
             finally:
                 db.close()
         except (OSError, sqlite3.Error, NightcrewError) as exc:
-            self.reporter.note(f"could not add this project to the usage registry: {exc}", "warn")
+            self.bus.emit(ev.RegistryFailed(error=str(exc)))
 
     def _gate_specs(self) -> list[gates_mod.GateSpec]:
         specs = gates_mod.default_gates(self.project.root)
@@ -263,18 +270,17 @@ class Orchestrator:
             return None
         kept = stored_baseline(store, run_id)
         if kept is not None:
-            self.reporter.note(f"keeping this run's baseline of {len(kept.all)} test id(s)")
+            self.bus.emit(ev.BaselineKept(run_id=run_id, tests=len(kept.all)))
             return kept
-        self.reporter.note("running the tests once to record the baseline")
+        self.bus.emit(ev.BaselineStarted(run_id=run_id))
         baseline = gates_mod.run_baseline(self.project.root, directory, self.settings.gate_timeout)
         if baseline is not None:
             record_baseline(store, run_id, baseline)
         if baseline is not None and baseline.failed:
-            self.reporter.note(
-                f"{len(baseline.failed)} test(s) already fail before any {unit};"
-                f" they will not count against the {units}",
-                "warn",
+            failing = ev.BaselineFailing(
+                run_id=run_id, failed=len(baseline.failed), unit=unit, units=units
             )
+            self.bus.emit(failing)
         return baseline
 
     def _mark_interrupted(
@@ -312,17 +318,22 @@ class Orchestrator:
         self, store: Store, run_id: str, state: RunState, code: ExitCode, message: str
     ) -> RunResult:
         store.set_run_state(run_id, state, reason=message, message=message)
-        store.event(run_id, "run_finished", {"state": state, "message": message})
         footer = _footer(store, run_id, message)
         if self.left_alone:
             footer += " Left alone, uncommitted as before the run: " + ", ".join(
                 sorted(self.left_alone)
             )
-        try:
-            self.reporter.summary(summary_rows(store, run_id), footer)
-        except OSError:
-            if not stop_signals.hung_up():
-                raise  # after a hangup the terminal may be gone; the state is saved
+        # After a hangup the terminal may be gone: the bus leaves a failing
+        # console out, and the state is saved.
+        finished = ev.RunFinished(
+            run_id=run_id,
+            state=str(state),
+            message=message,
+            exit_code=int(code),
+            rows=tuple(summary_rows(store, run_id)),
+            footer=footer,
+        )
+        self.bus.emit(finished)
         return RunResult(code, run_id, message)
 
 

@@ -19,6 +19,7 @@ from nightcrew.agents.base import (
     ToolResult,
     Usage,
 )
+from nightcrew.core import events as ev
 from nightcrew.core.usage import TokenCounts
 from nightcrew.engine.attempt import AgentOutcome, LiveUsage
 from nightcrew.store.records import AttemptRow
@@ -66,57 +67,81 @@ class Recorder:
 
     def __call__(self, event: AgentEvent, live: LiveUsage) -> None:
         store, aid, run_id = self.ctx.store, self.attempt.id, self.ctx.run.id
+        emit = self.ctx.reporter.emit
         progress = self.ctx.progress
         if isinstance(event, ProcessStarted):
             store.update_attempt(aid, agent_pid=event.pid, agent_create_time=event.create_time)
         elif isinstance(event, SessionStarted):
             store.update_attempt(aid, session_id=event.session_id)
-            store.event(
-                run_id,
-                "session",
-                {"session_id": event.session_id, "model": event.model},
-                attempt_id=aid,
+            emit(
+                ev.SessionStarted(
+                    run_id=run_id,
+                    item_id=self.attempt.item_id,
+                    attempt_id=aid,
+                    session_id=event.session_id,
+                    model=event.model,
+                )
             )
         elif isinstance(event, ToolCall):
             progress.current_tool = _describe_tool(event, self.ctx.project.root)
             progress.tool_calls += 1
             self.tools[event.tool_use_id] = progress.current_tool
-            store.event(
-                run_id,
-                "tool_call",
-                {"name": event.name, "input": _clip(dict(event.input))},
-                attempt_id=aid,
+            emit(
+                ev.ToolCalled(
+                    run_id=run_id,
+                    item_id=self.attempt.item_id,
+                    attempt_id=aid,
+                    name=event.name,
+                    input=_clip(dict(event.input)),
+                )
             )
         elif isinstance(event, ToolDenied):
             if event.tool_use_id is not None:
                 self.denied.add(event.tool_use_id)  # its error result is this denial
-            store.event(
-                run_id,
-                "tool_denied",
-                {
-                    "tool": event.tool,
-                    "summary": event.summary[:EXCERPT],
-                    "rule": event.rule,
-                    "reason": event.reason,
-                },
+            denied = ev.ToolDenied(
+                run_id=run_id,
+                item_id=self.attempt.item_id,
                 attempt_id=aid,
+                tool=event.tool,
+                summary=event.summary[:EXCERPT],
+                rule=event.rule,
+                reason=event.reason,
+                message=event.message,
             )
-            where = f"{progress.unit} {'#' if progress.unit == 'feature' else ''}"
-            self.ctx.reporter.note(
-                f"{where}{progress.batch_number} › {event.message} ({event.summary})", "warn"
-            )
+            emit(denied)
         elif isinstance(event, ToolResult):
             if event.is_error:
-                store.event(run_id, "tool_error", {"excerpt": event.excerpt}, attempt_id=aid)
+                emit(
+                    ev.ToolFailed(
+                        run_id=run_id,
+                        item_id=self.attempt.item_id,
+                        attempt_id=aid,
+                        excerpt=event.excerpt,
+                    )
+                )
             if event.is_error and event.tool_use_id not in self.denied:  # a denial has its line
                 tool = self.tools.get(event.tool_use_id, "a tool call")
                 why = " ".join(event.excerpt.split())[:160] or "no reason given"
                 progress.tool_failure = f"{tool} failed: {why}"
                 progress.tool_failures += 1
         elif isinstance(event, Text):
-            store.event(run_id, "text", {"text": event.text[:EXCERPT]}, attempt_id=aid)
+            emit(
+                ev.TextSeen(
+                    run_id=run_id,
+                    item_id=self.attempt.item_id,
+                    attempt_id=aid,
+                    text=event.text[:EXCERPT],
+                )
+            )
         elif isinstance(event, Thinking):
-            store.event(run_id, "thinking", {"text": event.text[:500]}, attempt_id=aid)
+            emit(
+                ev.ThinkingSeen(
+                    run_id=run_id,
+                    item_id=self.attempt.item_id,
+                    attempt_id=aid,
+                    text=event.text[:500],
+                )
+            )
         elif isinstance(event, Usage):
             cost = live.responses[event.message_id][2]
             store.record_usage(
@@ -134,6 +159,17 @@ class Recorder:
             progress.run_cost = self.run_spent + live.cost_usd
             progress.batch_tokens = live.tokens
             progress.run_tokens = self.run_tokens + live.tokens
+            seen = ev.UsageSeen(
+                run_id=run_id,
+                item_id=self.attempt.item_id,
+                attempt_id=aid,
+                model=event.model,
+                tokens=event.tokens,
+                cost_usd=cost,
+                attempt_cost_usd=live.cost_usd if live.unknown == 0 else None,
+                run_cost_usd=progress.run_cost,
+            )
+            emit(seen)
             if self.guard is not None:
                 self.guard.check(live.cost_usd, attempt_id=aid)
         self.ctx.reporter.progress(progress)

@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from nightcrew import debris, gitops, proc
+from nightcrew.core.events import CrashRecovered, OrphanKilled, UnfinishedWritesRemoved
 from nightcrew.core.states import AttemptState, ItemState, RunState
 from nightcrew.engine.report import Reporter
 from nightcrew.store.records import Store
@@ -22,7 +23,8 @@ from nightcrew.store.records import Store
 
 def recover(store: Store, reporter: Reporter, root: Path | None = None) -> list[str]:
     """Return the ids of runs that were found crashed. With ``root`` (the
-    project), the crashed agents' temp files are removed from it."""
+    project), the crashed agents' temp files are removed from it. What was
+    done is told as events to ``reporter`` (the run's bus)."""
     crashed_runs: list[str] = []
     writers: set[int] = set()
     for attempt in store.running_attempts():
@@ -32,10 +34,15 @@ def recover(store: Store, reporter: Reporter, root: Path | None = None) -> list[
             killed = proc.reap_orphan(attempt.agent_pid, attempt.agent_create_time)
         estimate = _live_cost(store, attempt.id)
         reason = "the orchestrator stopped during this attempt"
-        if killed:
+        if killed and attempt.agent_pid:
             reason += f"; its agent (pid {attempt.agent_pid}) was still running and was killed"
-            reporter.note(
-                f"killed an orphaned agent process group (pid {attempt.agent_pid})", "warn"
+            reporter.emit(
+                OrphanKilled(
+                    run_id=attempt.run_id,
+                    item_id=attempt.item_id,
+                    attempt_id=attempt.id,
+                    pid=attempt.agent_pid,
+                )
             )
         store.finish_attempt(
             attempt.id,
@@ -51,10 +58,10 @@ def recover(store: Store, reporter: Reporter, root: Path | None = None) -> list[
         store.set_run_state(
             run.id, RunState.CRASHED, reason="found running with no orchestrator alive"
         )
-        store.event(run.id, "crash_recovered", {"run": run.id})
+        reporter.emit(CrashRecovered(run_id=run.id, run=run.id))
         crashed_runs.append(run.id)
     if root is not None and writers:
-        _remove_unfinished_writes(root, writers, reporter)
+        _remove_unfinished_writes(root, writers, reporter, crashed_runs)
     return crashed_runs
 
 
@@ -67,12 +74,13 @@ def _agent_tree(pid: int, create_time: float | None) -> set[int]:
     return proc.process_tree(pid)
 
 
-def _remove_unfinished_writes(root: Path, writers: set[int], reporter: Reporter) -> None:
+def _remove_unfinished_writes(
+    root: Path, writers: set[int], reporter: Reporter, crashed_runs: list[str]
+) -> None:
     removed = debris.remove_written_by(root, gitops.untracked_files(root), writers)
     if removed:
-        reporter.note(
-            "removed the crashed agent's unfinished write(s): " + ", ".join(removed), "warn"
-        )
+        run_id = crashed_runs[-1] if crashed_runs else None
+        reporter.emit(UnfinishedWritesRemoved(run_id=run_id, paths=tuple(removed)))
 
 
 def _live_cost(store: Store, attempt_id: int) -> Decimal | None:

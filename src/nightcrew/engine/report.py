@@ -1,15 +1,18 @@
 """What the runner tells whoever is watching: a small interface the console
-(live or plain) implements, so the run loop never prints."""
+(live or plain) implements, so the run loop never prints. The engine emits
+typed events (:mod:`nightcrew.core.events`) on a bus (:mod:`nightcrew.engine.bus`);
+a reporter is the console's subscriber."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal, Protocol
+from typing import Protocol
 
+from nightcrew.core.events import Event, Level, ProgressSnapshot, SummaryRow
 from nightcrew.core.usage import TokenCounts
 
-Level = Literal["info", "warn", "error"]
+__all__ = ["Level", "NullReporter", "Progress", "Reporter", "SummaryRow"]
 
 
 @dataclass
@@ -35,31 +38,29 @@ class Progress:
     batch_tokens: TokenCounts = field(default_factory=TokenCounts)
     run_tokens: TokenCounts = field(default_factory=TokenCounts)
 
-
-@dataclass(frozen=True)
-class SummaryRow:
-    number: int | None
-    title: str
-    state: str
-    attempts: int
-    seconds: float | None
-    cost_usd: Decimal | None
-    cost_unknown: bool
-    commit: str | None
-    unit: str = "batch"  # batch, feature or spec
+    def snapshot(self) -> ProgressSnapshot:
+        """The progress as it is now, as a value a watcher may keep."""
+        return ProgressSnapshot(**vars(self))
 
 
 class Reporter(Protocol):
+    """What the engine reports to: the run's bus, or a watcher given to an
+    orchestrator (the console), which then subscribes it to the bus."""
+
+    def emit(self, event: Event) -> None: ...
+
+    # TRANSITIONAL (see engine/bus.py): prose and the live progress object.
     def note(self, message: str, level: Level = "info") -> None: ...
 
     def progress(self, snapshot: Progress) -> None: ...
-
-    def summary(self, rows: list[SummaryRow], footer: str) -> None: ...
 
     def close(self) -> None: ...
 
 
 class NullReporter:
+    def emit(self, event: Event) -> None:
+        pass
+
     def note(self, message: str, level: Level = "info") -> None:
         pass
 

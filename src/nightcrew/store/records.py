@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from nightcrew.core.events import Event, StateChanged
 from nightcrew.core.states import AttemptState, ItemState, RunState, State, check
 from nightcrew.core.usage import TokenCounts
 from nightcrew.store.db import connect, utcnow
@@ -73,6 +74,9 @@ class Store:
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
+        # Told each state change once it is committed (the run's bus, when one
+        # is attached): the change and its state_history row are one transaction.
+        self.publish: Callable[[Event], None] | None = None
 
     @classmethod
     def open(cls, path: Path, *, create: bool = True) -> Store:
@@ -97,6 +101,34 @@ class Store:
         self, entity: str, entity_id: object, old: State | None, new: State, reason: str | None
     ) -> None:
         self.record_history(entity, entity_id, old, new, reason)
+
+    def _published(
+        self,
+        entity: Literal["run", "item", "attempt"],
+        entity_id: object,
+        old: State | None,
+        new: State,
+        reason: str | None,
+        *,
+        run_id: str,
+        item_id: int | None = None,
+        attempt_id: int | None = None,
+    ) -> None:
+        """Tell the bus about a committed state change."""
+        if self.publish is None:
+            return
+        self.publish(
+            StateChanged(
+                run_id=run_id,
+                item_id=item_id,
+                attempt_id=attempt_id,
+                entity=entity,
+                entity_id=str(entity_id),
+                from_state=old and str(old),
+                to_state=str(new),
+                reason=reason,
+            )
+        )
 
     def record_history(
         self, entity: str, entity_id: object, old: State | None, new: State, reason: str | None
@@ -180,6 +212,7 @@ class Store:
                 (new, finished, *fields.values(), run_id),
             )
             self._history("run", run_id, old, new, reason)
+        self._published("run", run_id, old, new, reason, run_id=run_id)
 
     # ---- work items ---------------------------------------------------------
 
@@ -238,11 +271,10 @@ class Store:
         commit_sha: str | None = None,
     ) -> None:
         with self.transaction():
-            old = ItemState(
-                self.db.execute("SELECT state FROM work_items WHERE id = ?", (item_id,)).fetchone()[
-                    0
-                ]
-            )
+            state, run_id = self.db.execute(
+                "SELECT state, run_id FROM work_items WHERE id = ?", (item_id,)
+            ).fetchone()
+            old = ItemState(state)
             if old == new:
                 return
             check(old, new, what=f"work item {item_id}")
@@ -252,6 +284,7 @@ class Store:
                 (new, message, commit_sha, item_id),
             )
             self._history("item", item_id, old, new, reason)
+        self._published("item", item_id, old, new, reason, run_id=run_id, item_id=item_id)
 
     # ---- attempts -----------------------------------------------------------
 
@@ -342,17 +375,26 @@ class Store:
         self, attempt_id: int, new: AttemptState, *, reason: str | None = None, **fields: Any
     ) -> None:
         with self.transaction():
-            old = AttemptState(
-                self.db.execute(
-                    "SELECT state FROM attempts WHERE id = ?", (attempt_id,)
-                ).fetchone()[0]
-            )
+            state, run_id, item_id = self.db.execute(
+                "SELECT state, run_id, item_id FROM attempts WHERE id = ?", (attempt_id,)
+            ).fetchone()
+            old = AttemptState(state)
             check(old, new, what=f"attempt {attempt_id}")
             fields.setdefault("finished_at", utcnow())
             fields.setdefault("exit_reason", reason)
             self.update_attempt(attempt_id, **fields)
             self.db.execute("UPDATE attempts SET state = ? WHERE id = ?", (new, attempt_id))
             self._history("attempt", attempt_id, old, new, reason)
+        self._published(
+            "attempt",
+            attempt_id,
+            old,
+            new,
+            reason,
+            run_id=run_id,
+            item_id=item_id,
+            attempt_id=attempt_id,
+        )
 
     # ---- usage --------------------------------------------------------------
 
@@ -485,6 +527,10 @@ class Store:
             "INSERT INTO events (ts, run_id, attempt_id, kind, payload_json) VALUES (?,?,?,?,?)",
             (utcnow(), run_id, attempt_id, kind, json.dumps(payload, default=str)),
         )
+
+    def append_event(self, event: Event) -> None:
+        """Append a typed event (it has a run id): its kind, and its payload as JSON."""
+        self.event(str(event.run_id), event.kind, event.payload(), attempt_id=event.attempt_id)
 
     def events(self, run_id: str, *, attempt_id: int | None = None) -> list[dict[str, Any]]:
         if attempt_id is None:

@@ -267,13 +267,17 @@ class Pricer:
         overrides: Mapping[str, ModelPrice] | None = None,
         warn: Callable[[str], None] | None = None,
         *,
+        unknown: Callable[[str], None] | None = None,
         use_genai_prices: bool = True,
         genai_lookup: Callable[[str], GenaiPrice] | None = None,
     ) -> None:
         """``genai_lookup`` replaces :func:`lookup_genai` (the same answers, found in a
-        helper process: see :mod:`nightcrew.usage.price_helper`)."""
+        helper process: see :mod:`nightcrew.usage.price_helper`). ``unknown``, when
+        given, is told the name of a model with no known price instead of ``warn``
+        being given a sentence (a run makes it an event)."""
         self._overrides = dict(overrides or {})
         self._warn = warn if warn is not None else _log.warning
+        self._unknown = unknown
         self._use_genai = use_genai_prices
         self._genai_lookup = genai_lookup if genai_lookup is not None else lookup_genai
         self._resolved: dict[str, _Resolved] = {}
@@ -357,6 +361,9 @@ class Pricer:
         for key in keys:
             if key in _BUILTIN:
                 return _BUILTIN[key]
+        if self._unknown is not None:
+            self._unknown(model)
+            return None
         self._warn(
             f"no price known for model {model!r}: its cost is recorded as unknown; "
             "add it under [pricing] in nightcrew.toml"

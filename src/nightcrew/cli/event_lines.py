@@ -1,0 +1,232 @@
+"""The console's words for the engine's typed events: each event becomes the
+line(s) a person reads, with a level (``warn``/``error`` lines get a prefix
+from the reporter). Events a person does not need to read render to nothing:
+the store keeps them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from nightcrew.core import events as ev
+from nightcrew.core.events import Event, Level, ProgressSnapshot
+from nightcrew.engine.limits import local_time
+from nightcrew.engine.testrun import NONE_FOUND
+
+Line = tuple[str, Level]
+
+
+def lines(event: Event, where: ProgressSnapshot | None = None) -> list[Line]:
+    """What the console prints for ``event``; ``where`` is the latest progress
+    snapshot (it names the unit a tool call belongs to)."""
+    render = _RENDER.get(type(event))
+    if render is None:
+        return []
+    return render(event, where)
+
+
+def unit_name(snapshot: ProgressSnapshot | None) -> str:
+    """How the console names the unit being worked on: ``batch 2``, ``feature #7``."""
+    if snapshot is None:
+        return "batch None"
+    prefix = "#" if snapshot.unit == "feature" else ""
+    return f"{snapshot.unit} {prefix}{snapshot.batch_number}"
+
+
+def _usd(value: Decimal) -> str:
+    return f"${value:.4f}"
+
+
+def gate_label(name: str) -> str:
+    return name if name.startswith(("gate ", "acceptance ")) else f"gate {name}"
+
+
+def tests_line(event: ev.TestsDetected) -> str:
+    if event.runner is None:
+        return f"tests: {NONE_FOUND}"
+    if event.runner == "custom":
+        return f"tests: {event.command} (configured)"
+    detail = f"auto-detected from {event.source}"
+    if event.python is not None:
+        detail += f"; python: {event.python}"
+    return f"tests: {event.runner} ({detail})"
+
+
+def _run_started(e: ev.RunStarted) -> list[Line]:
+    verb = "resuming" if e.resumed else "starting"
+    if e.work == "plan":
+        return [(f"{verb} run {e.run_id}: {e.source_path}", "info")]
+    if e.work == "backlog":
+        return [(f"{verb} build {e.run_id}", "info")]
+    return []
+
+
+def _attempt_started(e: ev.AttemptStarted) -> list[Line]:
+    text = f"{e.heading}: attempt {e.number}"
+    text += f" with {e.model}" if e.model else ""
+    text += f" (resuming session {e.resume_session_id})" if e.resume_session_id else ""
+    return [(text, "info")]
+
+
+def _gate(e: ev.GateChecked) -> list[Line]:
+    mark = "passed" if e.passed else "FAILED"
+    return [(f"  {gate_label(e.name)}: {mark}{e.detail}{e.reason}", "info" if e.passed else "warn")]
+
+
+def _decision(e: ev.DecisionMade) -> list[Line]:
+    if e.action != "retry":
+        return []  # the item's end has its own line
+    escalation: list[Line] = [(f"{e.item}: escalating to {e.model}", "info")] if e.escalated else []
+    return [*escalation, (f"{e.item}: {e.reason}", "info")]
+
+
+def _passed(e: ev.ItemPassed) -> list[Line]:
+    short = e.commit[:10] if e.commit else "no commit"
+    claimed = " (the agent's claim confirmed)" if e.claim_confirmed else ""
+    return [(f"{e.item} passed ({short}){claimed}", "info")]
+
+
+def _failed(e: ev.ItemFailed) -> list[Line]:
+    evidence = f". Evidence: {e.evidence}" if e.evidence else ""
+    return [(f"{e.item} failed: {e.reason}{evidence}", "error")]
+
+
+def _skipped(e: ev.ItemSkipped) -> list[Line]:
+    if e.by_person:
+        return [(f"{e.item}: {e.reason}{e.kept}", "warn")]
+    verb = "failed" if e.failed else "skipped"
+    return [(f"{e.item} {verb}: {e.reason}{e.kept}", "warn")]
+
+
+def _question(e: ev.QuestionAsked) -> list[Line]:
+    return [
+        (
+            f"{e.item} waits for a person ({e.question}){e.kept};"
+            f" answer with `nightcrew backlog answer {e.feature} TEXT`",
+            "warn",
+        )
+    ]
+
+
+def _claim_checked(e: ev.ClaimChecked) -> list[Line]:
+    if e.passed:
+        return [(f"{e.item} passes: claim confirmed, no agent run", "info")]
+    failed = ", ".join(g.name for g in e.gates if not g.passed) or "no command"
+    return [(f"{e.item}: the claim is refuted ({failed}); it will be built", "warn")]
+
+
+def _budget_warning(e: ev.BudgetWarning) -> list[Line]:
+    share = int(e.spent_usd / e.limit_usd * 100)
+    return [
+        (
+            f"budget warning: {share}% of {e.name} spent"
+            f" ({_usd(e.spent_usd)} of {_usd(e.limit_usd)})",
+            "warn",
+        )
+    ]
+
+
+def _writes_removed(e: ev.UnfinishedWritesRemoved) -> list[Line]:
+    paths = ", ".join(e.paths)
+    if e.item is None:
+        return [("removed the crashed agent's unfinished write(s): " + paths, "warn")]
+    return [(f"{e.item}: removed the stopped agent's unfinished write(s): {paths}", "warn")]
+
+
+def _limit_wait(e: ev.UsageLimitWait) -> list[Line]:
+    until = local_time(datetime.fromisoformat(e.until))
+    return [(f"usage limit reached: waiting until {until} (local) — Ctrl-C to stop", "warn")]
+
+
+def _one(text: Callable[[Any], str], level: Level = "info") -> Callable[[Any, Any], list[Line]]:
+    return lambda e, where: [(text(e), level)]
+
+
+def _plain(render: Callable[[Any], list[Line]]) -> Callable[[Any, Any], list[Line]]:
+    return lambda e, where: render(e)
+
+
+_RENDER: dict[type[Event], Callable[[Any, ProgressSnapshot | None], list[Line]]] = {
+    ev.RunStarted: _plain(_run_started),
+    ev.NothingLeft: _one(lambda e: e.message),
+    ev.BackendUnusable: _one(lambda e: e.message, "error"),
+    ev.SubscriberFailed: _one(
+        lambda e: f"{e.subscriber} failed and is left out of this run: {e.error}", "warn"
+    ),
+    ev.OrphanKilled: _one(
+        lambda e: f"killed an orphaned agent process group (pid {e.pid})", "warn"
+    ),
+    ev.UnfinishedWritesRemoved: _plain(_writes_removed),
+    ev.TempFilesUnchecked: _one(
+        lambda e: f"{e.item}: could not look for the agent's temp files: {e.error}", "warn"
+    ),
+    ev.RunAbandoned: _one(
+        lambda e: f"run {e.abandoned} ({e.why}) is abandoned: starting over", "warn"
+    ),
+    ev.LeftAlone: _one(
+        lambda e: "left alone, never committed (--allow-dirty): " + ", ".join(sorted(e.paths)),
+        "warn",
+    ),
+    ev.RegistryFailed: _one(
+        lambda e: f"could not add this project to the usage registry: {e.error}", "warn"
+    ),
+    ev.PriceUnknown: _one(
+        lambda e: (
+            f"no price known for model {e.model!r}: its cost is recorded as unknown;"
+            " add it under [pricing] in nightcrew.toml"
+        ),
+        "warn",
+    ),
+    ev.TestsDetected: _one(tests_line),
+    ev.BaselineKept: _one(lambda e: f"keeping this run's baseline of {e.tests} test id(s)"),
+    ev.BaselineStarted: _one(lambda e: "running the tests once to record the baseline"),
+    ev.BaselineFailing: _one(
+        lambda e: (
+            f"{e.failed} test(s) already fail before any {e.unit};"
+            f" they will not count against the {e.units}"
+        ),
+        "warn",
+    ),
+    ev.PlanChanged: _one(
+        lambda e: (
+            f"{e.source_path} changed since run {e.run_id} started:"
+            " batches whose text changed will run again"
+        ),
+        "warn",
+    ),
+    ev.PlanWarning: _one(lambda e: f"{e.source_path}:{e.line}: {e.message}", "warn"),
+    ev.BatchNew: _one(lambda e: f"batch {e.number} is new in the plan"),
+    ev.BatchChanged: _one(
+        lambda e: f"batch {e.number} passed before but its text changed: it runs again", "warn"
+    ),
+    ev.BatchGone: _one(lambda e: f"batch {e.key} is no longer in the plan: left as it was", "warn"),
+    ev.BatchAlreadyPassed: _one(lambda e: f"batch {e.number} already passed: not run again"),
+    ev.BatchEmpty: _one(lambda e: f"batch {e.number} is empty: skipped", "warn"),
+    ev.FeatureReleased: _one(lambda e: f"{e.item} was left in progress: back to pending"),
+    ev.ClaimChecking: _one(
+        lambda e: f"{e.item}: checking the claim ({', '.join(e.sources)}) that it passes"
+    ),
+    ev.ClaimChecked: _plain(_claim_checked),
+    ev.ClaimRefuted: _one(
+        lambda e: f"{e.item}: the agent claimed it passes; the harness's checks say it does not",
+        "warn",
+    ),
+    ev.FeatureRejected: _one(lambda e: f"rejected {e.name or '(no name)'!r}: {e.reason}", "warn"),
+    ev.AttemptStarted: _plain(_attempt_started),
+    ev.AttemptFinished: lambda e, where: (
+        [(f"{e.item} attempt {e.number}: {e.digest}", "warn")] if e.digest is not None else []
+    ),
+    ev.ToolDenied: lambda e, where: [(f"{unit_name(where)} › {e.message} ({e.summary})", "warn")],
+    ev.GateChecked: _plain(_gate),
+    ev.PassedWithoutChanges: _one(lambda e: f"{e.item} passed without changing any file", "warn"),
+    ev.UsageLimitWait: _plain(_limit_wait),
+    ev.UsageLimitReset: _one(lambda e: f"usage limit reset: {e.item} tries again"),
+    ev.DecisionMade: _plain(_decision),
+    ev.BudgetWarning: _plain(_budget_warning),
+    ev.QuestionAsked: _plain(_question),
+    ev.ItemPassed: _plain(_passed),
+    ev.ItemFailed: _plain(_failed),
+    ev.ItemSkipped: _plain(_skipped),
+}
