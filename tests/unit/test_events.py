@@ -320,7 +320,8 @@ class Watcher(NullReporter):
 def test_a_model_without_a_price_is_an_event_naming_it(tmp_path: Path) -> None:
     watcher = Watcher()
     backend = typing.cast(AgentBackend, object())
-    frame = Orchestrator(Project(tmp_path), Settings(), backend, watcher, register=False)
+    settings = Settings(allowed_tools=["Read"])  # the backend is never asked for its defaults
+    frame = Orchestrator(Project(tmp_path), settings, backend, watcher, register=False)
     cost = frame.pricer.price_response("no-such-model-7", TokenCounts(input=10))
     assert cost.usd is None
     assert watcher.events == [ev.PriceUnknown(model="no-such-model-7")]
