@@ -18,7 +18,7 @@ from nightcrew.core.states import ItemState
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine.attempt_run import AttemptRun, Job, abandon, commit_or_fail, run_attempt
 from nightcrew.engine.limits import LimitWaiter
-from nightcrew.engine.policy import after_failure
+from nightcrew.engine.policy import BatchPolicy, Climb, batch_ladder, failed
 from nightcrew.engine.prompt import PreviousFailure, variable_suffix
 from nightcrew.engine.report import Progress, Reporter
 from nightcrew.project import Project
@@ -78,11 +78,9 @@ def run_batch(ctx: BatchContext, batch: Batch, item: ItemRow) -> BatchOutcome:
         store.set_item_state(item.id, ItemState.PENDING, reason="runs again")
     store.set_item_state(item.id, ItemState.IN_PROGRESS, reason="batch started")
     base_sha = gitops.head_sha(root)
-    previous = _last_failure(store, item)
-    signatures: list[str | None] = []
-    numbers: list[int] = []
-    model = settings.model
-    attempts_made = 0
+    climb = Climb(batch_ladder(settings.model, settings.escalate_model))
+    climb.previous = _last_failure(store, item)
+    policy = BatchPolicy(settings.on_failure, settings.max_retries, critical=batch.critical)
     batch_dir = ctx.project.run_dir(ctx.run.id) / f"batch-{batch.number}"
 
     def suffix(number: int, previous: PreviousFailure | None) -> str:
@@ -110,8 +108,8 @@ def run_batch(ctx: BatchContext, batch: Batch, item: ItemRow) -> BatchOutcome:
         extra_gates=(gates_mod.changes_gate([ctx.run.source_path]),) if must_change else (),
     )
     while True:
-        attempts_made += 1
-        run = run_attempt(ctx, job, item, model=model, previous=previous, base_sha=base_sha)
+        model = climb.model
+        run = run_attempt(ctx, job, item, model=model, previous=climb.previous, base_sha=base_sha)
         if isinstance(run, str):
             store.set_item_state(item.id, ItemState.PENDING, reason="budget exceeded")
             return BatchOutcome("over_budget", run)
@@ -123,20 +121,8 @@ def run_batch(ctx: BatchContext, batch: Batch, item: ItemRow) -> BatchOutcome:
             return BatchOutcome("over_budget", run.message)
         if run.end == "passed":
             return _pass(ctx, batch, item, run)
-        previous = run.previous
-        signatures.append(run.signature)
-        numbers.append(run.number)
-        decision = after_failure(
-            on_failure=settings.on_failure,
-            max_retries=settings.max_retries,
-            attempts_made=attempts_made,
-            signatures=signatures,
-            model=settings.model,
-            escalate_model=settings.escalate_model,
-            current_model=model,
-            critical=batch.critical,
-            numbers=numbers,
-        )
+        climb.previous = run.previous
+        decision = failed(policy, climb, run.signature, run.number, model)
         store.event(
             ctx.run.id,
             "decision",
@@ -151,7 +137,6 @@ def run_batch(ctx: BatchContext, batch: Batch, item: ItemRow) -> BatchOutcome:
         if decision.action == "retry":
             if decision.model and decision.model != model:
                 ctx.reporter.note(f"batch {batch.number}: escalating to {decision.model}")
-            model = decision.model
             ctx.reporter.note(f"batch {batch.number}: {decision.reason}")
             continue
         message = f"batch {batch.number} failed: {decision.reason}"

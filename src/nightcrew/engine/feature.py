@@ -13,7 +13,7 @@ store, so a build killed mid-feature continues where it was with ``--resume``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from nightcrew import gitops
@@ -31,7 +31,7 @@ from nightcrew.engine.attempt_run import (
 )
 from nightcrew.engine.batch import BatchContext
 from nightcrew.engine.feature_prompt import feature_suffix
-from nightcrew.engine.policy import FeatureDecision, after_feature_failure, model_ladder
+from nightcrew.engine.policy import Climb, Decision, FeaturePolicy, failed, model_ladder
 from nightcrew.engine.prompt import PreviousFailure
 from nightcrew.store.backlog import Backlog
 from nightcrew.store.records import AttemptRow, ItemRow
@@ -58,58 +58,21 @@ class FeatureOutcome:
     message: str
 
 
-@dataclass
-class Climb:
-    """Where a feature is on its model ladder, rebuilt from its stored attempts."""
-
-    ladder: tuple[str | None, ...]
-    rung: int = 0
-    rung_signatures: list[str | None] = field(default_factory=list)
-    rung_numbers: list[int] = field(default_factory=list)  # the stored attempt numbers
-    used_model: str | None = None  # the model the last failed attempt ran on
-    attempts_made: int = 0
-    previous: PreviousFailure | None = None
-    verdict: FeatureDecision | None = None
-
-    @property
-    def model(self) -> str | None:
-        return self.ladder[self.rung]
-
-
 def counts(attempt: AttemptRow) -> bool:
     """Whether an attempt counts against its feature: it was judged (a digest)."""
     return attempt.state not in _NOT_COUNTED and attempt.digest is not None
 
 
-def _decide(settings: Settings, climb: Climb) -> FeatureDecision:
-    return after_feature_failure(
+def policy(settings: Settings) -> FeaturePolicy:
+    return FeaturePolicy(
         on_failure=settings.on_failure,
-        ladder=climb.ladder,
-        rung=climb.rung,
-        rung_signatures=climb.rung_signatures,
-        attempts_made=climb.attempts_made,
         max_attempts=settings.max_attempts_per_feature,
         stuck_after=settings.stuck_after,
-        rung_numbers=climb.rung_numbers,
-        used_model=climb.used_model,
     )
 
 
-def failed(
-    settings: Settings, climb: Climb, signature: str | None, attempt: AttemptRow
-) -> FeatureDecision:
-    """Count one failure (of the stored ``attempt``) and decide; a retry on a
-    new model starts a new rung."""
-    climb.attempts_made += 1
-    climb.rung_signatures = [*climb.rung_signatures, signature]
-    climb.rung_numbers = [*climb.rung_numbers, attempt.number]
-    climb.used_model = attempt.models[-1] if attempt.models else attempt.model
-    decision = _decide(settings, climb)
-    if decision.action == "retry" and decision.model != climb.model:
-        climb.rung = min(climb.rung + 1, len(climb.ladder) - 1)
-        climb.rung_signatures = []
-        climb.rung_numbers = []
-    return decision
+def _used(attempt: AttemptRow) -> str | None:
+    return attempt.models[-1] if attempt.models else attempt.model
 
 
 def replay(
@@ -124,7 +87,9 @@ def replay(
             continue
         outcome = {"timed_out": "timed_out", "crashed": "crashed"}.get(attempt.state, "failed")
         climb.previous = PreviousFailure(attempt.number, outcome, attempt.digest or "")
-        decision = failed(settings, climb, attempt.signature, attempt)
+        decision = failed(
+            policy(settings), climb, attempt.signature, attempt.number, _used(attempt)
+        )
         climb.verdict = decision if decision.action != "retry" else None
     return climb
 
@@ -242,7 +207,13 @@ def run_feature(ctx: BuildContext, feature: Feature, item: ItemRow) -> FeatureOu
                 "warn",
             )
         climb.previous = run.previous
-        decision = failed(ctx.settings, climb, run.signature, store.attempt(run.attempt.id))
+        decision = failed(
+            policy(ctx.settings),
+            climb,
+            run.signature,
+            run.attempt.number,
+            _used(store.attempt(run.attempt.id)),
+        )
         store.event(
             run_id,
             "decision",
@@ -276,7 +247,7 @@ def _pass(ctx: BuildContext, feature: Feature, item: ItemRow, run: AttemptRun) -
     message = f"feat({feature.category}): {feature.name}"
     commit, error = commit_or_fail(ctx, run, f"feature {feature.label}", message, trailers)
     if error is not None:
-        failure = FeatureDecision("stop", f"commit failed: {error}")
+        failure = Decision("stop", f"commit failed: {error}")
         return _stop(ctx, feature, item, failure, None)
     confirmed = ctx.backlog.judge_claims(feature.id, confirmed=True)
     ctx.store.set_item_state(item.id, ItemState.PASSED, reason="checks passed", commit_sha=commit)
@@ -344,7 +315,7 @@ def _give_up(
     ctx: BuildContext,
     feature: Feature,
     item: ItemRow,
-    decision: FeatureDecision,
+    decision: Decision,
     base_sha: str | None,
 ) -> FeatureOutcome:
     kept = abandon(ctx, ctx.project.run_dir(ctx.run.id), base_sha, f"feature-{feature.id}")
@@ -362,7 +333,7 @@ def _stop(
     ctx: BuildContext,
     feature: Feature,
     item: ItemRow,
-    decision: FeatureDecision,
+    decision: Decision,
     run: AttemptRun | None,
 ) -> FeatureOutcome:
     _record(ctx, feature, item, decision.reason, _last_text(ctx, item))
