@@ -282,9 +282,7 @@ async def _attempt_once(
     return _judge(ctx, job, result, evidence, base_sha=base_sha, baseline=baseline)
 
 
-def _common(
-    outcome: AgentOutcome, cost: Decimal | None, source: str | None
-) -> dict[str, object]:
+def _common(outcome: AgentOutcome, cost: Decimal | None, source: str | None) -> dict[str, object]:
     """What every end of an attempt stores about its agent session."""
     return dict(
         models_json=json.dumps(outcome.models),
@@ -305,9 +303,7 @@ def _ended_early(
 ) -> AttemptResult:
     """The agent's session did not finish normally: stopped, over budget, timed out, crashed."""
     if outcome.end == "cancelled":
-        return finish(
-            ctx, result, AttemptState.CANCELLED, stop_signals.reason(), end="interrupted"
-        )
+        return finish(ctx, result, AttemptState.CANCELLED, stop_signals.reason(), end="interrupted")
     if outcome.end == "over_budget":
         ended = finish(
             ctx,

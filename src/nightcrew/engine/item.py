@@ -92,9 +92,7 @@ class Work(Protocol):
     ) -> ItemOutcome: ...
 
 
-async def run_item(
-    ctx: RunContext, work: Work, baseline: gates_mod.TestIds | None
-) -> ItemOutcome:
+async def run_item(ctx: RunContext, work: Work, baseline: gates_mod.TestIds | None) -> ItemOutcome:
     """Work on one item until its policy ends it; the outcome carries the baseline."""
     outcome = await _attempts(ctx, work, baseline)
     if outcome.baseline is None and outcome.kind != "passed":
@@ -102,9 +100,7 @@ async def run_item(
     return replace(outcome, key=work.item.key)
 
 
-async def _attempts(
-    ctx: RunContext, work: Work, baseline: gates_mod.TestIds | None
-) -> ItemOutcome:
+async def _attempts(ctx: RunContext, work: Work, baseline: gates_mod.TestIds | None) -> ItemOutcome:
     start = work.start(ctx)
     climb = start.climb
     if climb.verdict is not None:  # decided before a crash, not carried out
