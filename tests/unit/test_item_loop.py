@@ -155,6 +155,8 @@ def test_the_last_retry_escalates_the_model(tmp_path: Path) -> None:
     assert code == ExitCode.OK
     assert [r.model for r in backend.requests] == ["sonnet", "opus"]
     assert "batch 1: escalating to opus" in notes.text()
+    _, attempts = stored(proj)
+    assert attempts[-1] == (1, "passed", "opus")
 
 
 def test_the_same_failure_twice_is_stuck_and_stops_after_the_escalation(tmp_path: Path) -> None:
@@ -171,6 +173,26 @@ def test_the_same_failure_twice_is_stuck_and_stops_after_the_escalation(tmp_path
     assert items == [(1, "failed")]
 
 
+def test_without_an_escalation_model_the_same_failure_twice_stops(tmp_path: Path) -> None:
+    proj = project(tmp_path, "# Plan\n\n## Batch 1: One\n\nDo one.\n")
+    backend = FakeBackend([NOTHING])
+
+    code, message = run_plan(proj, backend, max_retries=5)
+
+    assert code == ExitCode.WORK_FAILED
+    assert "batch 1 failed: stuck: attempts 1 and 2 failed the same way" in message
+    assert len(backend.requests) == 2  # not 6: retrying the same failure is pointless
+    items, _ = stored(proj)
+    assert items == [(1, "failed")]
+    store = Store.open(proj.store_path)
+    try:
+        run = store.latest_run()
+        assert run is not None and run.state == "failed"
+    finally:
+        store.close()
+    assert git(proj.root, "log", "--format=%s").splitlines() == ["initial"]
+
+
 def test_on_failure_skip_leaves_the_batch_failed_and_runs_the_next(tmp_path: Path) -> None:
     proj = project(tmp_path)
     # Batch 1's only attempt writes a stray file; batch 2 writes done.txt.
@@ -182,8 +204,10 @@ def test_on_failure_skip_leaves_the_batch_failed_and_runs_the_next(tmp_path: Pat
 
     assert code == ExitCode.OK
     assert message == "done; batch(es) 1 failed and were skipped (--on-failure skip)"
-    items, _ = stored(proj)
+    items, attempts = stored(proj)
     assert items == [(1, "failed"), (2, "passed")]
+    assert [a[0] for a in attempts] == [1, 2]  # skipped at its first failure
+    assert git(proj.root, "log", "--format=%s").splitlines() == ["Batch 2: Two", "initial"]
     assert not (proj.root / "x").exists()  # kept as a patch and the tree reset
     patches = list((proj.dir / "runs").rglob("abandoned.patch"))
     assert len(patches) == 1 and "+1" in patches[0].read_text()
@@ -196,10 +220,11 @@ def test_a_critical_batch_stops_the_run_at_its_first_failure(tmp_path: Path) -> 
     code, message = run_plan(proj, backend, on_failure="skip")
 
     assert code == ExitCode.WORK_FAILED
-    assert "the batch is CRITICAL" in message
+    assert "batch 1 failed: the batch is CRITICAL: a failure stops the run" in message
     assert len(backend.requests) == 1
     items, _ = stored(proj)
     assert items == [(1, "failed"), (2, "pending")]
+    assert git(proj.root, "log", "--format=%s").splitlines() == ["initial"]
 
 
 def test_a_budget_spent_before_an_attempt_stops_the_run_without_starting_one(
