@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from nightcrew.agents.base import AgentFailure, Finished
+from nightcrew.core.errors import AgentUnusable
 from nightcrew.testing import FakeBackend, Hold, Script
 from tests.unit.run_context import Lanes, plan_text
 
@@ -69,5 +71,32 @@ def test_a_stopping_outcome_stops_the_other_lanes_and_claims_nothing_more(
     assert attempts == {ids[1]: "crashed", ids[2]: "cancelled", ids[3]: "cancelled"}
     states = [str(i.state) for i in lanes.store.items(lanes.ctx.run.id)]
     assert states == ["failed", "pending", "pending", "pending"]
+    lanes.assert_consistent()
+    lanes.store.close()
+
+
+def test_an_agent_that_cannot_work_stops_every_lane_and_reaches_the_caller(
+    tmp_path: Path, backends: list[FakeBackend]
+) -> None:
+    others = Hold()
+    refused = Finished.failure(
+        "Invalid API key", AgentFailure("auth", "Invalid API key", False, "log in again")
+    )
+
+    def script(request: object) -> Script:
+        if len(backend.requests) == 1:
+            return Script(after=lambda: others.reached(2), finished=refused)
+        return Script(child=True, hold=others)
+
+    backend = FakeBackend(script)
+    backends.append(backend)
+    lanes = Lanes(tmp_path, backend, plan_text(4))
+
+    with pytest.raises(AgentUnusable, match="Invalid API key"):
+        lanes.run()
+
+    assert lanes.claimed == [1, 2, 3]
+    states = sorted(str(a.state) for a in lanes.store.attempts(run_id=lanes.ctx.run.id))
+    assert states == ["cancelled", "cancelled", "crashed"]
     lanes.assert_consistent()
     lanes.store.close()
