@@ -172,32 +172,6 @@ def test_failed_gate_is_retried_with_the_digest(tmp_path: Path, sim_env: SimStar
     assert "return a * b" in (root / "calc.py").read_text()
 
 
-def test_same_failure_twice_is_stuck(tmp_path: Path, sim_env: SimStarter) -> None:
-    root = make_project(tmp_path / "proj", plan_text(["Impossible"]))
-    _, sim = sim_env(
-        {
-            "scripts": [
-                script(
-                    "never",
-                    ["Batch 1 of 1"],
-                    work_turns(add_function("never", "a", "calc.never(1, 2) == 3")),
-                ),
-            ]
-        }
-    )
-    env = nightcrew_env(sim)
-
-    result = run_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL, "--max-retries", "5")
-
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "stuck" in result.stdout + result.stderr
-    data = status(root, env)
-    assert data["batches"][0]["attempts"] == 2  # not 6: retrying the same failure is pointless
-    assert data["batches"][0]["state"] == "failed"
-    assert data["run"]["state"] == "failed"
-    assert git(root, "log", "--format=%s").splitlines() == ["initial"]
-
-
 def test_budget_stops_the_run_and_resume_continues(tmp_path: Path, sim_env: SimStarter) -> None:
     root = make_project(tmp_path / "proj", plan_text(["One", "Two"]))
     big = BIG_USAGE

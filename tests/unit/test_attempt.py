@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 from collections.abc import AsyncIterator, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from nightcrew import testing
 from nightcrew.agents.base import (
     AgentEvent,
     AgentRequest,
@@ -28,11 +28,12 @@ from nightcrew.agents.base import (
 )
 from nightcrew.core.usage import ModelUsage, TokenCounts
 from nightcrew.engine.attempt import AgentOutcome, LiveUsage, drive_agent
-from nightcrew.proc import process_create_time
+from nightcrew.testing import success
 from nightcrew.usage.pricing import Pricer
 
 SONNET = "claude-sonnet-4-5"  # $3 per million input tokens (under 200k per request)
 IN_100K = TokenCounts(input=100_000)  # $0.30
+Made = list[testing.FakeBackend]  # every backend a test made
 
 
 def finished(
@@ -43,69 +44,49 @@ def finished(
     model_usage: tuple[ModelUsage, ...] = (),
     budget_stopped: bool = False,
 ) -> Finished:
-    return Finished(
-        status="error" if is_error else "success",
-        result_subtype=subtype,
+    return success(
+        Decimal("0.01"),
+        subtype=subtype,
         is_error=is_error,
-        result_text="done",
-        reported_cost_usd=Decimal("0.01"),
-        model_usage=model_usage,
         session_id=session_id,
+        model_usage=model_usage,
         budget_stopped=budget_stopped,
     )
 
 
-class FakeBackend:
-    """Yields ``events``; with ``child`` it first starts ``sleep 60`` in a new session and
-    announces it. ``wait_for_child`` makes the stream last until that child dies (as a real
-    agent's stream lasts until its process ends); ``error`` is raised at the end."""
-
-    name = "fake"
-
-    def __init__(
-        self,
-        events: Sequence[AgentEvent] = (),
-        *,
-        child: bool = False,
-        wait_for_child: bool = False,
-        error: Exception | None = None,
-    ) -> None:
-        self.events = list(events)
-        self.child_wanted = child
-        self.wait_for_child = wait_for_child
-        self.error = error
-        self.child: subprocess.Popen[bytes] | None = None
-        self.requests: list[AgentRequest] = []
-
-    async def run(self, request: AgentRequest) -> AsyncIterator[AgentEvent]:
-        self.requests.append(request)
-        if self.child_wanted:
-            self.child = subprocess.Popen(["sleep", "60"], start_new_session=True)
-            create_time = process_create_time(self.child.pid)
-            assert create_time is not None
-            yield ProcessStarted(self.child.pid, create_time)
-        for event in self.events:
-            yield event
-        if self.error is not None:
-            raise self.error
-        if self.wait_for_child and self.child is not None:
-            await asyncio.to_thread(self.child.wait)
+def FakeBackend(
+    events: Sequence[AgentEvent] = (),
+    *,
+    child: bool = False,
+    wait_for_child: bool = False,
+    error: Exception | None = None,
+) -> testing.FakeBackend:
+    """Yields exactly ``events``; with ``child`` it first starts ``sleep 60`` in a new
+    session and announces it. ``wait_for_child`` makes the stream last until that child
+    dies (as a real agent's stream lasts until its process ends); ``error`` is raised at
+    the end."""
+    script = testing.Script(
+        events=list(events),
+        finished=None,
+        session_id=None,
+        error=error,
+        child=child,
+        wait_for_child=wait_for_child,
+    )
+    return testing.FakeBackend([script])
 
 
 @pytest.fixture
-def backends() -> Iterator[list[FakeBackend]]:
+def backends() -> Iterator[Made]:
     """Every backend a test makes; no child outlives its test."""
-    made: list[FakeBackend] = []
+    made: Made = []
     yield made
     for backend in made:
-        if backend.child is not None:
-            if backend.child.poll() is None:
-                backend.child.kill()
-            backend.child.wait(timeout=10)
+        backend.reap()
 
 
 def drive(
-    backend: FakeBackend,
+    backend: testing.FakeBackend,
     tmp_path: Path,
     *,
     timeout_s: float = 30,
@@ -131,15 +112,13 @@ def drive(
     return outcome, seen
 
 
-def child_exit(backend: FakeBackend) -> int:
+def child_exit(backend: testing.FakeBackend) -> int:
     """The child's exit status, waiting briefly for it to die."""
     assert backend.child is not None
     return backend.child.wait(timeout=10)
 
 
-def test_normal_finish_reports_what_the_agent_did(
-    tmp_path: Path, backends: list[FakeBackend]
-) -> None:
+def test_normal_finish_reports_what_the_agent_did(tmp_path: Path, backends: Made) -> None:
     events: list[AgentEvent] = [
         SessionStarted("sess-early", SONNET),
         Text("Looking at the parser."),
@@ -182,7 +161,7 @@ def test_normal_finish_reports_what_the_agent_did(
 
 
 def test_whatever_the_agent_left_running_is_killed_at_the_end(
-    tmp_path: Path, backends: list[FakeBackend]
+    tmp_path: Path, backends: Made
 ) -> None:
     backend = FakeBackend([Text("done"), finished()], child=True)
     backends.append(backend)
@@ -193,7 +172,7 @@ def test_whatever_the_agent_left_running_is_killed_at_the_end(
     assert child_exit(backend) == -signal.SIGKILL
 
 
-def test_timeout_kills_the_agent_group(tmp_path: Path, backends: list[FakeBackend]) -> None:
+def test_timeout_kills_the_agent_group(tmp_path: Path, backends: Made) -> None:
     backend = FakeBackend([Text("working…")], child=True, wait_for_child=True)
     backends.append(backend)
     outcome, _ = drive(backend, tmp_path, timeout_s=0.2)
@@ -204,7 +183,7 @@ def test_timeout_kills_the_agent_group(tmp_path: Path, backends: list[FakeBacken
     assert outcome.agent_seconds < 10
 
 
-def test_crossing_the_budget_stops_the_agent(tmp_path: Path, backends: list[FakeBackend]) -> None:
+def test_crossing_the_budget_stops_the_agent(tmp_path: Path, backends: Made) -> None:
     events: list[AgentEvent] = [
         Usage("msg_1", None, SONNET, IN_100K),  # $0.30 of $0.50
         Usage("msg_2", None, SONNET, IN_100K),  # $0.60 of $0.50: over
@@ -219,7 +198,7 @@ def test_crossing_the_budget_stops_the_agent(tmp_path: Path, backends: list[Fake
 
 
 def test_a_repeated_message_is_not_counted_twice_against_the_budget(
-    tmp_path: Path, backends: list[FakeBackend]
+    tmp_path: Path, backends: Made
 ) -> None:
     events: list[AgentEvent] = [
         Usage("msg_1", None, SONNET, IN_100K),
@@ -234,7 +213,7 @@ def test_a_repeated_message_is_not_counted_twice_against_the_budget(
 
 
 def test_agent_reporting_its_own_budget_limit_is_over_budget(
-    tmp_path: Path, backends: list[FakeBackend]
+    tmp_path: Path, backends: Made
 ) -> None:
     backend = FakeBackend(
         [finished(subtype="error_max_budget_usd", is_error=True, budget_stopped=True)]
@@ -244,9 +223,7 @@ def test_agent_reporting_its_own_budget_limit_is_over_budget(
     assert outcome.end == "over_budget"
 
 
-def test_a_backend_that_raises_is_crashed_with_the_error(
-    tmp_path: Path, backends: list[FakeBackend]
-) -> None:
+def test_a_backend_that_raises_is_crashed_with_the_error(tmp_path: Path, backends: Made) -> None:
     backend = FakeBackend(
         [Text("starting")], child=True, error=RuntimeError("the CLI exited with status 1")
     )
@@ -259,7 +236,7 @@ def test_a_backend_that_raises_is_crashed_with_the_error(
     assert child_exit(backend) == -signal.SIGKILL  # its process group goes with it
 
 
-def test_finished_with_is_error_is_crashed(tmp_path: Path, backends: list[FakeBackend]) -> None:
+def test_finished_with_is_error_is_crashed(tmp_path: Path, backends: Made) -> None:
     backend = FakeBackend([finished(subtype="error_during_execution", is_error=True)])
     backends.append(backend)
     outcome, _ = drive(backend, tmp_path)
@@ -268,9 +245,7 @@ def test_finished_with_is_error_is_crashed(tmp_path: Path, backends: list[FakeBa
     assert outcome.finished.result_subtype == "error_during_execution"
 
 
-def test_a_stream_that_ends_without_finishing_is_crashed(
-    tmp_path: Path, backends: list[FakeBackend]
-) -> None:
+def test_a_stream_that_ends_without_finishing_is_crashed(tmp_path: Path, backends: Made) -> None:
     backend = FakeBackend([Text("half way")])
     backends.append(backend)
     outcome, _ = drive(backend, tmp_path)
@@ -278,8 +253,12 @@ def test_a_stream_that_ends_without_finishing_is_crashed(
     assert outcome.finished is None
 
 
-class SelfInterruptingBackend(FakeBackend):
+class SelfInterruptingBackend(testing.FakeBackend):
     """Starts its agent child, then sends this process SIGINT, as Ctrl-C would."""
+
+    def __init__(self) -> None:
+        script = testing.Script(finished=None, session_id=None, child=True, wait_for_child=True)
+        super().__init__([script])
 
     async def run(self, request: AgentRequest) -> AsyncIterator[AgentEvent]:
         async for event in super().run(request):
@@ -288,16 +267,14 @@ class SelfInterruptingBackend(FakeBackend):
                 os.kill(os.getpid(), signal.SIGINT)
 
 
-def test_ctrl_c_cancels_and_the_callers_handlers_come_back(
-    tmp_path: Path, backends: list[FakeBackend]
-) -> None:
+def test_ctrl_c_cancels_and_the_callers_handlers_come_back(tmp_path: Path, backends: Made) -> None:
     def on_term(signum: int, frame: object) -> None:
         raise AssertionError("not called here")
 
     before_int = signal.getsignal(signal.SIGINT)
     previous_term = signal.signal(signal.SIGTERM, on_term)
     try:
-        backend = SelfInterruptingBackend(child=True, wait_for_child=True)
+        backend = SelfInterruptingBackend()
         backends.append(backend)
         outcome = asyncio.run(
             drive_agent(
@@ -319,7 +296,7 @@ def test_ctrl_c_cancels_and_the_callers_handlers_come_back(
 
 
 def test_denied_tool_calls_are_counted_and_the_session_goes_on(
-    tmp_path: Path, backends: list[FakeBackend]
+    tmp_path: Path, backends: Made
 ) -> None:
     denied = ToolDenied("t1", "Bash", "Bash: git push", "git-push", "never", "denied by policy")
     events: list[AgentEvent] = [

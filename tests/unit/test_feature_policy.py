@@ -12,7 +12,7 @@ import pytest
 from nightcrew.config import Settings
 from nightcrew.core.states import AttemptState
 from nightcrew.engine.feature import replay
-from nightcrew.engine.policy import FeatureDecision, after_feature_failure, model_ladder
+from nightcrew.engine.policy import Decision, after_feature_failure, model_ladder
 from nightcrew.store.records import ItemRow, RunRow, Store
 from tests.unit.store_rows import new_attempt, new_item, new_run
 
@@ -49,7 +49,7 @@ def decide(
     on_failure: Literal["stop", "skip", "retry"] = "retry",
     max_attempts: int = 10,
     stuck_after: int = 3,
-) -> FeatureDecision:
+) -> Decision:
     return after_feature_failure(
         on_failure=on_failure,
         ladder=ladder,
@@ -70,7 +70,7 @@ def test_the_same_failure_three_times_climbs_to_the_next_model() -> None:
     assert decide(["x", "x"]).action == "retry"
     assert decide(["x", "x"]).model == "haiku"  # twice is not yet stuck
     decision = decide(["y", "x", "x", "x"])
-    assert decision == FeatureDecision(
+    assert decision == Decision(
         "retry", "stuck (attempts 2–4 failed the same way): escalating to sonnet", "sonnet", True
     )
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nightcrew.engine.attempt_run import gate_reason
 from nightcrew.engine.digest import describe_failure
+from nightcrew.engine.gate_lines import gate_reason
 from nightcrew.engine.gates import GateResult
 
 

@@ -7,7 +7,14 @@ from typing import Literal
 
 import pytest
 
-from nightcrew.engine.policy import Decision, after_failure
+from nightcrew.engine.policy import (
+    BatchPolicy,
+    Climb,
+    Decision,
+    after_failure,
+    batch_ladder,
+    failed,
+)
 
 
 def decide(
@@ -141,3 +148,31 @@ def test_stuck_names_the_stored_attempt_numbers_after_a_resume() -> None:
         numbers=[3, 4],  # ... is attempt 4 of the batch, as the log and status say
     )
     assert decision.reason == "stuck: attempts 3 and 4 failed the same way"
+
+
+# ---- the one policy: a batch on the same Climb as a feature -----------------------------
+
+
+def test_a_batch_is_a_two_rung_ladder_stuck_after_two_equal_failures() -> None:
+    policy = BatchPolicy("retry", max_retries=5)
+    climb = Climb(batch_ladder("sonnet", "opus"))
+    assert batch_ladder("sonnet", None) == ("sonnet",) == batch_ladder("sonnet", "sonnet")
+
+    assert failed(policy, climb, "a", 1, "sonnet") == Decision("retry", "retry 1 of 5", "sonnet")
+    assert failed(policy, climb, "b", 2, "sonnet").model == "sonnet"
+    stuck = failed(policy, climb, "b", 3, "sonnet")
+    assert stuck == Decision(
+        "retry",
+        "stuck (attempts 2 and 3 failed the same way): one last try with opus",
+        "opus",
+        True,
+    )
+    assert climb.model == "opus" and climb.rung_signatures == []  # a new rung
+    last = failed(policy, climb, "b", 4, "opus")
+    assert last == Decision("stop", "stuck: attempts 3 and 4 failed the same way", None, True)
+
+
+def test_a_critical_batch_stops_whatever_its_ladder() -> None:
+    climb = Climb(batch_ladder("sonnet", "opus"))
+    decision = failed(BatchPolicy("skip", 2, critical=True), climb, "a", 1, "sonnet")
+    assert decision.action == "stop" and "CRITICAL" in decision.reason

@@ -12,8 +12,8 @@ import pytest
 from nightcrew.config import Settings, load_settings
 from nightcrew.config_routing import RoutingRule
 from nightcrew.core.states import ItemState
+from nightcrew.engine.policy import BatchPolicy, Climb, batch_ladder, failed
 from nightcrew.engine.routing import (
-    BatchLadder,
     Facts,
     batch_facts,
     event_fields,
@@ -238,27 +238,25 @@ def test_without_rules_nothing_new_is_stored(tmp_path: Path) -> None:
     }
 
 
-def ladder(s: Settings, chain: tuple[str, ...], **kw: Any) -> BatchLadder:
-    r = rule("r", chain)
-    return BatchLadder(route([r], Facts("batch")), s.model_copy(update=kw))
+Ladder = tuple[BatchPolicy, Climb]
 
 
-def climb(lad: BatchLadder, signatures: list[str], critical: bool = False) -> list[str | None]:
+def ladder(s: Settings, chain: tuple[str, ...], critical: bool = False, **kw: Any) -> Ladder:
+    s = s.model_copy(update=kw)
+    chosen = route([rule("r", chain)], Facts("batch"))
+    policy = BatchPolicy(s.on_failure, s.max_retries, critical=critical, routed=True)
+    return policy, Climb(chosen.models)
+
+
+def climb(lad: Ladder, signatures: list[str]) -> list[str | None]:
     """Fail with ``signatures`` one by one; the models the attempts ran on."""
-    model, used, seen = lad.model, [], []
+    policy, where = lad
+    used: list[str | None] = []
     for n, signature in enumerate(signatures, 1):
-        used.append(model)
-        seen.append(signature)
-        decision = lad.decide(
-            attempts_made=n,
-            signatures=seen,
-            numbers=list(range(1, n + 1)),
-            current_model=model,
-            critical=critical,
-        )
+        used.append(where.model)
+        decision = failed(policy, where, signature, n, where.model)
         if decision.action != "retry":
             break
-        model = decision.model
     return used
 
 
@@ -273,32 +271,22 @@ def test_a_batch_on_a_rule_retries_on_its_rung_and_escalates_for_the_last_try() 
 
 
 def test_a_stuck_batch_says_it_escalates_while_there_is_more_above() -> None:
-    lad = ladder(Settings(), ("haiku", "sonnet", "opus"), max_retries=9)
-    decision = lad.decide(
-        attempts_made=2,
-        signatures=["a", "a"],
-        numbers=[1, 2],
-        current_model="haiku",
-        critical=False,
-    )
+    policy, where = ladder(Settings(), ("haiku", "sonnet", "opus"), max_retries=9)
+    failed(policy, where, "a", 1, "haiku")
+    decision = failed(policy, where, "a", 2, "haiku")
     assert decision.reason == "stuck (attempts 1 and 2 failed the same way): escalating to sonnet"
-    decision = lad.decide(
-        attempts_made=4,
-        signatures=["a", "a", "b", "b"],
-        numbers=[1, 2, 3, 4],
-        current_model="sonnet",
-        critical=False,
-    )
+    failed(policy, where, "b", 3, "sonnet")
+    decision = failed(policy, where, "b", 4, "sonnet")
     assert decision.reason == "stuck (attempts 3 and 4 failed the same way): one last try with opus"
 
 
 def test_a_critical_batch_on_a_rule_still_stops_at_its_first_failure() -> None:
-    lad = ladder(Settings(), ("haiku", "opus"))
-    assert climb(lad, ["a", "a"], critical=True) == ["haiku"]
+    lad = ladder(Settings(), ("haiku", "opus"), critical=True)
+    assert climb(lad, ["a", "a"]) == ["haiku"]
 
 
 def test_the_default_batch_ladder_decides_as_before() -> None:
     s = Settings(model="m", escalate_model="e", max_retries=4)
-    lad = BatchLadder(route([], Facts("batch"), ("m", "e")), s)
+    lad = BatchPolicy(s.on_failure, s.max_retries), Climb(batch_ladder("m", "e"))
     # stuck on m: one last try on e; a new failure on e goes back to m, as always
     assert climb(lad, ["a", "a", "b", "c", "d"]) == ["m", "m", "e", "m", "e"]

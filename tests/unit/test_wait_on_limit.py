@@ -6,18 +6,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 
-from nightcrew.agents.base import (
-    AgentEvent,
-    AgentFailure,
-    AgentRequest,
-    Capabilities,
-    Finished,
-)
+from nightcrew.agents.base import AgentFailure, Finished
 from nightcrew.config import Settings
 from nightcrew.core.errors import ExitCode
 from nightcrew.core.states import AttemptState, ItemState
@@ -28,6 +21,7 @@ from nightcrew.engine.runner import Runner, RunOptions
 from nightcrew.project import Project
 from nightcrew.store.backlog import Backlog
 from nightcrew.store.records import Store
+from nightcrew.testing import FakeBackend, Script, success
 from nightcrew.work.backlog import FeatureSpec
 from nightcrew.work.plan import parse_plan
 
@@ -48,34 +42,9 @@ def limited(reset_at: datetime | None) -> Finished:
     )
 
 
-def success() -> Finished:
-    return Finished(
-        status="success",
-        result_subtype="success",
-        is_error=False,
-        result_text="done",
-        reported_cost_usd=Decimal("0.01"),
-        model_usage=(),
-    )
-
-
-class ScriptedBackend:
+def ScriptedBackend(ends: Sequence[Finished]) -> FakeBackend:
     """Each session ends with the next of ``ends`` (the last one repeats)."""
-
-    name = "fake"
-    capabilities = Capabilities()
-    default_allowed_tools: tuple[str, ...] = ()
-
-    def __init__(self, ends: Sequence[Finished]) -> None:
-        self.ends = list(ends)
-        self.requests: list[AgentRequest] = []
-
-    async def run(self, request: AgentRequest) -> AsyncIterator[AgentEvent]:
-        self.requests.append(request)
-        yield self.ends[min(len(self.requests), len(self.ends)) - 1]
-
-    def tool_name(self, tool: str) -> str:
-        return tool
+    return FakeBackend([Script(events=(), finished=end, session_id=None) for end in ends])
 
 
 def project(tmp_path: Path) -> Project:
@@ -97,7 +66,7 @@ class Waits:
 
 
 def run(
-    tmp_path: Path, backend: ScriptedBackend, waits: Callable[[datetime], None], **settings: object
+    tmp_path: Path, backend: FakeBackend, waits: Callable[[datetime], None], **settings: object
 ) -> tuple[Project, ExitCode, str]:
     proj = project(tmp_path)
     runner = Runner(

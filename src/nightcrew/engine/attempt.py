@@ -139,15 +139,18 @@ async def drive_agent(
     budget_left_usd: Decimal | None,
     on_event: Callable[[AgentEvent, LiveUsage], None],
     handle_signals: bool = True,
+    watch: stop_signals.StopWatch | None = None,
 ) -> AgentOutcome:
-    """Run the agent to the end of its session or until stopped."""
+    """Run the agent to the end of its session or until stopped. With a
+    ``watch`` (the scheduler's), the run's signal handling stops this agent;
+    without one, ``handle_signals`` installs handlers for this session only."""
     loop = asyncio.get_running_loop()
     stopper = Stopper()
     live = LiveUsage(pricer)
     started = time.monotonic()
     seen = _Seen()
 
-    signals = stop_signals.STOP_SIGNALS if handle_signals else ()
+    signals = stop_signals.STOP_SIGNALS if handle_signals and watch is None else ()
     # remove_signal_handler resets to the default, not to what was there: keep
     # the caller's handlers (the runner turns SIGTERM and SIGHUP into a clean stop).
     previous = {sig: signal.getsignal(sig) for sig in signals}
@@ -158,6 +161,7 @@ async def drive_agent(
 
     for sig in signals:
         loop.add_signal_handler(sig, on_signal, sig)
+    watched = watch.add(lambda: stopper.stop("cancelled")) if watch is not None else None
     timer = loop.call_later(timeout_s, stopper.stop, "timed_out")
 
     async def consume() -> None:
@@ -199,6 +203,8 @@ async def drive_agent(
     except Exception as exc:  # noqa: BLE001 - an agent failure is an outcome, not a crash of ours
         crashed = exc
     finally:
+        if watch is not None and watched is not None:
+            watch.remove(watched)
         timer.cancel()
         waiter.cancel()
         for sig in signals:

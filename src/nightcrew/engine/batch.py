@@ -1,62 +1,28 @@
-"""One batch: attempts until the harness's gates pass or the policy gives up.
+"""A plan's batch as a work item: attempts until the harness's gates pass or
+the policy gives up.
 
 Each attempt is a fresh agent session. Afterwards the harness runs the gates,
 stores their evidence and digest, and either commits (pass) or decides what
-the failure means (retry with the digest, escalate, skip, stop, stuck).
+the failure means (retry with the digest, escalate, skip, stop, stuck). The
+loop is :func:`engine.item.run_item`; this module says what is particular to a
+batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
-from nightcrew import gitops
-from nightcrew.agents.base import AgentBackend
-from nightcrew.config import Settings
-from nightcrew.core.states import ItemState
+from nightcrew.core.states import AttemptState, ItemState
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine import routing
-from nightcrew.engine.attempt_run import AttemptRun, Job, abandon, commit_or_fail, run_attempt
-from nightcrew.engine.ledger import BudgetLedger
-from nightcrew.engine.limits import LimitWaiter
+from nightcrew.engine.attempt_run import AttemptResult, BudgetSpent, Job, abandon, conclude
+from nightcrew.engine.context import RunContext
+from nightcrew.engine.item import ItemOutcome, Start
+from nightcrew.engine.policy import BatchPolicy, Climb, Decision, batch_ladder
 from nightcrew.engine.prompt import PreviousFailure, variable_suffix
-from nightcrew.engine.report import Progress, Reporter
-from nightcrew.project import Project
-from nightcrew.store.records import ItemRow, RunRow, Store
-from nightcrew.usage.pricing import Pricer
+from nightcrew.store.records import ItemRow, Store
 from nightcrew.work.plan import Batch
-
-OutcomeKind = Literal["passed", "failed", "skipped", "over_budget", "interrupted"]
-
-
-@dataclass
-class BatchContext:
-    project: Project
-    store: Store
-    run: RunRow
-    settings: Settings
-    backend: AgentBackend
-    reporter: Reporter
-    pricer: Pricer
-    prefix: str
-    gate_specs: list[gates_mod.GateSpec]
-    agent_env: Mapping[str, str]
-    batch_count: int
-    progress: Progress
-    baseline: gates_mod.TestIds | None
-    limits: LimitWaiter  # how a run waits for a usage limit (--wait-on-limit)
-    # Paths dirty before the run (--allow-dirty): never staged, never reset.
-    left_alone: frozenset[str] = field(default=frozenset(), kw_only=True)
-    # What the run has spent, shared by its attempts (engine/ledger.py): the
-    # orchestrator seeds it once; otherwise the first budget check does.
-    ledger: BudgetLedger | None = field(default=None, kw_only=True)
-
-
-@dataclass(frozen=True)
-class BatchOutcome:
-    kind: OutcomeKind
-    message: str
 
 
 def _last_failure(store: Store, item: ItemRow) -> PreviousFailure | None:
@@ -76,113 +42,147 @@ def _commit_message(batch: Batch) -> str:
     return "\n".join(lines)
 
 
-def run_batch(ctx: BatchContext, batch: Batch, item: ItemRow) -> BatchOutcome:
-    store, settings, root = ctx.store, ctx.settings, ctx.project.root
-    if item.state != ItemState.PENDING:  # a failed or skipped batch, run again on resume
-        store.set_item_state(item.id, ItemState.PENDING, reason="runs again")
-    store.set_item_state(item.id, ItemState.IN_PROGRESS, reason="batch started")
-    base_sha = gitops.head_sha(root)
-    previous = _last_failure(store, item)
-    signatures: list[str | None] = []
-    numbers: list[int] = []
-    route = routing.for_batch(settings, batch)
-    ladder = routing.BatchLadder(route, settings)
-    routing.record(store, ctx.run.id, f"batch {batch.number}", settings, route)
-    model = ladder.model
-    attempts_made = 0
-    batch_dir = ctx.project.run_dir(ctx.run.id) / f"batch-{batch.number}"
+@dataclass(frozen=True)
+class BatchWork:
+    """One batch of the plan, with its stored item."""
 
-    def suffix(number: int, previous: PreviousFailure | None) -> str:
-        return variable_suffix(
-            project_root=root,
-            batch_number=batch.number,
-            batch_count=ctx.batch_count,
+    batch: Batch
+    item: ItemRow
+    job: Job
+    policy: BatchPolicy
+    route: routing.Route
+    routing_fields: dict[str, object]  # what its decision events say of the routing
+
+    @classmethod
+    def of(cls, ctx: RunContext, batch: Batch, item: ItemRow) -> BatchWork:
+        root = ctx.project.root
+        workspace = ctx.workspace
+
+        def suffix(number: int, previous: PreviousFailure | None) -> str:
+            return variable_suffix(
+                project_root=root,
+                batch_number=batch.number,
+                batch_count=ctx.batch_count,
+                title=batch.title,
+                body=batch.body,
+                context_refs=batch.context_refs,
+                recent_commits=workspace.recent_commits(5),
+                attempt=number,
+                previous=previous,
+            )
+
+        # With nothing else to judge the work, an attempt that changed no file fails.
+        must_change = not batch.no_change_ok and not gates_mod.judges_the_work(ctx.gate_specs)
+        job = Job(
+            name=f"batch {batch.number}",
+            heading=f"batch {batch.number}/{ctx.batch_count} '{batch.title}'",
+            number=batch.number,
             title=batch.title,
-            body=batch.body,
-            context_refs=batch.context_refs,
-            recent_commits=gitops.recent_commits(root, 5),
-            attempt=number,
-            previous=previous,
+            evidence_root=ctx.project.run_dir(ctx.run.id) / f"batch-{batch.number}",
+            suffix=suffix,
+            extra_gates=(gates_mod.changes_gate([ctx.run.source_path]),) if must_change else (),
         )
-
-    # With nothing else to judge the work, an attempt that changed no file fails.
-    must_change = not batch.no_change_ok and not gates_mod.judges_the_work(ctx.gate_specs)
-    job = Job(
-        name=f"batch {batch.number}",
-        heading=f"batch {batch.number}/{ctx.batch_count} '{batch.title}'",
-        number=batch.number,
-        title=batch.title,
-        evidence_root=batch_dir,
-        suffix=suffix,
-        extra_gates=(gates_mod.changes_gate([ctx.run.source_path]),) if must_change else (),
-    )
-    while True:
-        attempts_made += 1
-        run = run_attempt(ctx, job, item, model=model, previous=previous, base_sha=base_sha)
-        if isinstance(run, str):
-            store.set_item_state(item.id, ItemState.PENDING, reason="budget exceeded")
-            return BatchOutcome("over_budget", run)
-        if run.end == "interrupted":
-            store.set_item_state(item.id, ItemState.PENDING, reason="run interrupted")
-            return BatchOutcome("interrupted", "interrupted")
-        if run.end == "over_budget":
-            store.set_item_state(item.id, ItemState.PENDING, reason="budget exceeded")
-            return BatchOutcome("over_budget", run.message)
-        if run.end == "passed":
-            return _pass(ctx, batch, item, run)
-        previous = run.previous
-        signatures.append(run.signature)
-        numbers.append(run.number)
-        decision = ladder.decide(
-            attempts_made=attempts_made,
-            signatures=signatures,
-            numbers=numbers,
-            current_model=model,
+        route = routing.for_batch(ctx.settings, batch)
+        policy = BatchPolicy(
+            ctx.settings.on_failure,
+            ctx.settings.max_retries,
             critical=batch.critical,
+            routed=route.rule is not None,
         )
-        store.event(
-            ctx.run.id,
-            "decision",
-            {
-                "action": decision.action,
-                "reason": decision.reason,
-                "model": decision.model,
-                "stuck": decision.stuck,
-                **routing.event_fields(settings, route),
-            },
-            attempt_id=run.attempt.id,
+        return cls(batch, item, job, policy, route, routing.event_fields(ctx.settings, route))
+
+    def start(self, ctx: RunContext) -> Start:
+        store, item = ctx.store, self.item
+        if item.state != ItemState.PENDING:  # a failed or skipped batch, run again on resume
+            store.set_item_state(item.id, ItemState.PENDING, reason="runs again")
+        store.set_item_state(item.id, ItemState.IN_PROGRESS, reason="batch started")
+        base_sha = ctx.workspace.base()
+        routing.record(store, ctx.run.id, f"batch {self.batch.number}", ctx.settings, self.route)
+        if self.route.rule is None:
+            ladder = batch_ladder(ctx.settings.model, ctx.settings.escalate_model)
+        else:
+            ladder = self.route.models
+        climb = Climb(ladder)
+        climb.previous = _last_failure(store, item)
+        return Start(climb, base_sha)
+
+    def before_attempt(self, ctx: RunContext) -> BudgetSpent | None:
+        return None  # every attempt checks the budgets before it starts
+
+    def put_back(
+        self,
+        ctx: RunContext,
+        kind: Literal["interrupted", "over_budget"],
+        message: str,
+        result: AttemptResult | None,
+    ) -> ItemOutcome:
+        reason = "run interrupted" if kind == "interrupted" else "budget exceeded"
+        ctx.store.set_item_state(self.item.id, ItemState.PENDING, reason=reason)
+        return ItemOutcome(kind, message)
+
+    def held(self, ctx: RunContext, result: AttemptResult, base_sha: str | None) -> ItemOutcome:
+        raise AssertionError("a batch is never held")  # its Job has no hold
+
+    def passed(
+        self, ctx: RunContext, result: AttemptResult, baseline: gates_mod.TestIds | None
+    ) -> ItemOutcome:
+        batch = self.batch
+        trailers = {"Nightcrew-Run": ctx.run.id, "Nightcrew-Batch": str(batch.number)}
+        result, baseline = conclude(
+            ctx, result, f"batch {batch.number}", _commit_message(batch), trailers, baseline
         )
-        if decision.action == "retry":
-            if decision.model and decision.model != model:
-                ctx.reporter.note(f"batch {batch.number}: escalating to {decision.model}")
-            model = decision.model
-            ctx.reporter.note(f"batch {batch.number}: {decision.reason}")
-            continue
-        message = f"batch {batch.number} failed: {decision.reason}"
+        if result.state != AttemptState.PASSED:
+            error = result.message
+            ctx.store.set_item_state(
+                self.item.id, ItemState.FAILED, reason="commit failed", message=error
+            )
+            return ItemOutcome("failed", f"batch {batch.number}: commit failed: {error}", baseline)
+        commit = result.commit
+        ctx.store.set_item_state(
+            self.item.id, ItemState.PASSED, reason="gates passed", commit_sha=commit
+        )
+        short = commit[:10] if commit else "no commit"
+        ctx.reporter.note(f"batch {batch.number} passed ({short})")
+        return ItemOutcome("passed", "passed", baseline)
+
+    def failed(self, ctx: RunContext, result: AttemptResult) -> str | None:
+        return result.model
+
+    def decision_event(self, decision: Decision) -> dict[str, object] | None:
+        return {
+            "action": decision.action,
+            "reason": decision.reason,
+            "model": decision.model,
+            "stuck": decision.stuck,
+            **self.routing_fields,
+        }
+
+    def retrying(self, ctx: RunContext, decision: Decision, model: str | None) -> None:
+        number = self.batch.number
+        if decision.model and decision.model != model:
+            ctx.reporter.note(f"batch {number}: escalating to {decision.model}")
+        ctx.reporter.note(f"batch {number}: {decision.reason}")
+
+    def ended(
+        self,
+        ctx: RunContext,
+        decision: Decision,
+        result: AttemptResult | None,
+        base_sha: str | None,
+    ) -> ItemOutcome:
+        store, item = ctx.store, self.item
+        message = f"batch {self.batch.number} failed: {decision.reason}"
         if decision.action == "skip":
-            message += abandon(ctx, batch_dir, base_sha, "abandoned")
+            message += abandon(ctx, self.job.evidence_root, base_sha, "abandoned")
             store.set_item_state(
                 item.id, ItemState.FAILED, reason=decision.reason, message=decision.reason
             )
             ctx.reporter.note(message, "warn")
-            return BatchOutcome("skipped", message)
+            return ItemOutcome("skipped", message)
         store.set_item_state(
             item.id, ItemState.FAILED, reason=decision.reason, message=decision.reason
         )
         ctx.reporter.note(message, "error")
-        evidence = batch_dir / f"attempt-{run.number}"
-        return BatchOutcome("failed", message + f". Evidence: {evidence}")
-
-
-def _pass(ctx: BatchContext, batch: Batch, item: ItemRow, run: AttemptRun) -> BatchOutcome:
-    trailers = {"Nightcrew-Run": ctx.run.id, "Nightcrew-Batch": str(batch.number)}
-    commit, error = commit_or_fail(
-        ctx, run, f"batch {batch.number}", _commit_message(batch), trailers
-    )
-    if error is not None:
-        ctx.store.set_item_state(item.id, ItemState.FAILED, reason="commit failed", message=error)
-        return BatchOutcome("failed", f"batch {batch.number}: commit failed: {error}")
-    ctx.store.set_item_state(item.id, ItemState.PASSED, reason="gates passed", commit_sha=commit)
-    short = commit[:10] if commit else "no commit"
-    ctx.reporter.note(f"batch {batch.number} passed ({short})")
-    return BatchOutcome("passed", "passed")
+        number = result.number if result is not None else 0
+        evidence = self.job.evidence_root / f"attempt-{number}"
+        return ItemOutcome("failed", message + f". Evidence: {evidence}")

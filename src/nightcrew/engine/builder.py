@@ -18,16 +18,16 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from nightcrew import gitops
 from nightcrew.agents.base import AgentBackend, HarnessTool
 from nightcrew.config import Settings
 from nightcrew.core.errors import AgentUnusable, BadInput, ExitCode
 from nightcrew.core.states import ItemState, RunState
 from nightcrew.engine import gates as gates_mod
-from nightcrew.engine.feature import BuildContext, FeatureOutcome, run_feature
+from nightcrew.engine.context import RunContext
+from nightcrew.engine.feature import Build, FeatureWork
 from nightcrew.engine.feature_prompt import backlog_prefix
+from nightcrew.engine.item import STOPS, ItemOutcome, run_item
 from nightcrew.engine.orchestrator import (
-    Interrupted,
     NothingToDo,
     Orchestrator,
     PreRun,
@@ -36,6 +36,8 @@ from nightcrew.engine.orchestrator import (
 )
 from nightcrew.engine.prompt import prefix_sha256
 from nightcrew.engine.report import Progress, Reporter
+from nightcrew.engine.scheduler import Scheduler
+from nightcrew.engine.signals import Interrupted, StopWatch
 from nightcrew.project import Project
 from nightcrew.store.backlog import Backlog
 from nightcrew.store.records import AttemptRow, ItemRow, RunRow, Store
@@ -160,7 +162,7 @@ class Builder(Orchestrator):
             for line in gates_mod.describe_detection(self.project.root).splitlines():
                 self.reporter.note(line)
         tools = self.options.tools
-        base = self._context(
+        ctx = self._context(
             store,
             run,
             prefix=prefix,
@@ -169,8 +171,7 @@ class Builder(Orchestrator):
             count=len(backlog.features()),
             progress=Progress(run_id=run.id, unit="feature"),
         )
-        ctx = BuildContext(
-            **vars(base),
+        build = Build(
             backlog=backlog,
             resume_session=self.options.resume_session,
             tools_for=(
@@ -180,8 +181,9 @@ class Builder(Orchestrator):
             ),
         )
         try:
+            baseline = None
             if backlog.ready():
-                ctx.baseline = self._baseline(
+                baseline = self._baseline(
                     store,
                     run.id,
                     specs,
@@ -190,7 +192,7 @@ class Builder(Orchestrator):
                     "features",
                 )
             first = [fid for fid in interrupted_features if resumed]
-            return self._loop(ctx, first)
+            return self._loop(ctx, build, first, baseline)
         except (KeyboardInterrupt, Interrupted):
             self._mark_interrupted(store, run.id)
             backlog.release_all([run.id], reason="build interrupted")
@@ -202,10 +204,12 @@ class Builder(Orchestrator):
 
     # ---- claims -------------------------------------------------------------------
 
-    def _verify_claims(self, ctx: BuildContext) -> None:
+    def _verify_claims(
+        self, ctx: RunContext, backlog: Backlog, baseline: gates_mod.TestIds | None
+    ) -> None:
         """Check every ready feature that somebody claims passes, without an agent:
         its acceptance commands and the gates decide."""
-        backlog, store, run = ctx.backlog, ctx.store, ctx.run
+        store, run = ctx.store, ctx.run
         while True:  # a confirmed claim can make a claimed dependent ready
             claimed = [
                 (f, claims) for f in backlog.ready() if (claims := backlog.open_claims(f.id))
@@ -227,8 +231,8 @@ class Builder(Orchestrator):
                 ],
                 root=self.project.root,
                 evidence_dir=self.project.run_dir(run.id) / f"claim-{feature.id}",
-                baseline=ctx.baseline,
-                base_sha=gitops.head_sha(self.project.root),
+                baseline=baseline,
+                base_sha=ctx.workspace.base(),
                 timeout_s=self.settings.gate_timeout,
             )
             passed = gates_mod.gates_passed(results) and bool(held.acceptance)
@@ -269,38 +273,46 @@ class Builder(Orchestrator):
             feature_id=feature.id,
         )
 
-    def _loop(self, ctx: BuildContext, first: list[int]) -> RunResult:
-        store, backlog, run = ctx.store, ctx.backlog, ctx.run
-        worked = 0
+    def _loop(
+        self,
+        ctx: RunContext,
+        build: Build,
+        first: list[int],
+        baseline: gates_mod.TestIds | None,
+    ) -> RunResult:
+        store, run = ctx.store, ctx.run
+        source = _BuildSource(self, ctx, build, first, baseline)
+
+        async def work(feature: Feature, lane: int) -> ItemOutcome:
+            item = self._item(store, run, feature)
+            feature_work = FeatureWork.of(ctx, build, feature, item)
+            outcome = await run_item(ctx, feature_work, source.baseline)
+            source.baseline = outcome.baseline
+            return outcome
+
+        watch = ctx.watch if ctx.watch is not None else StopWatch()
+        scheduler = Scheduler(source, work, lambda o: o.kind in STOPS, watch=watch)
         given_up: list[int] = []
-        while True:
-            if self.options.max_features is not None and worked >= self.options.max_features:
-                message = f"stopped after {worked} feature(s) (--max-features); {_left(backlog)}"
-                return self._finish(store, run.id, RunState.INTERRUPTED, ExitCode.OK, message)
-            self._verify_claims(ctx)
-            feature = None
-            while first and feature is None:
-                feature = backlog.claim(first.pop(0), by=run.id)
-            feature = feature or backlog.claim(None, by=run.id)
-            if feature is None:
-                return self._done(ctx, given_up)
-            worked += 1
-            ctx.progress.batch_index = worked
-            ctx.progress.batch_total = worked + len(backlog.ready())
-            outcome: FeatureOutcome = run_feature(ctx, feature, self._item(store, run, feature))
+        for outcome in scheduler.run():
             if outcome.kind in ("passed", "needs_input"):
                 continue
             if outcome.kind == "gave_up":
-                given_up.append(feature.id)
+                given_up.append(int(outcome.key.removeprefix("feature-")))
                 continue
             if outcome.kind in ("interrupted", "over_budget", "failed"):
                 return self._stop(store, run.id, outcome.kind, outcome.message)
             raise AssertionError(outcome.kind)  # every kind is handled above
+        if source.capped:
+            message = (
+                f"stopped after {source.worked} feature(s) (--max-features); {_left(build.backlog)}"
+            )
+            return self._finish(store, run.id, RunState.INTERRUPTED, ExitCode.OK, message)
+        return self._done(ctx, build.backlog, given_up)
 
-    def _done(self, ctx: BuildContext, given_up: list[int]) -> RunResult:
+    def _done(self, ctx: RunContext, backlog: Backlog, given_up: list[int]) -> RunResult:
         """Nothing is ready: end the build and say why."""
-        features = ctx.backlog.features()
-        left = _left(ctx.backlog)
+        features = backlog.features()
+        left = _left(backlog)
         # Either way the build did what its policy says (exit 0), so it succeeded;
         # the message counts what is skipped, blocked, manual or waiting.
         if all(f.state == ItemState.PASSED or f.manual for f in features):
@@ -312,6 +324,46 @@ class Builder(Orchestrator):
             listed = ", ".join(f"#{i}" for i in given_up)
             message += f" (given up in this build: {listed}; see `nightcrew backlog failures`)"
         return self._finish(ctx.store, ctx.run.id, state, ExitCode.OK, message)
+
+
+class _BuildSource:
+    """The ready features, best first, claimed for this build; features a
+    stopped build left in progress come first; ``--max-features`` caps them."""
+
+    def __init__(
+        self,
+        builder: Builder,
+        ctx: RunContext,
+        build: Build,
+        first: list[int],
+        baseline: gates_mod.TestIds | None,
+    ) -> None:
+        self.builder = builder
+        self.ctx = ctx
+        self.build = build
+        self.first = list(first)
+        self.baseline = baseline  # the tests' baseline, handed on by each passed feature
+        self.worked = 0
+        self.capped = False
+
+    def claim(self, lane: int) -> Feature | None:
+        backlog, run_id = self.build.backlog, self.ctx.run.id
+        limit = self.builder.options.max_features
+        if limit is not None and self.worked >= limit:
+            self.capped = True
+            return None
+        self.builder._verify_claims(self.ctx, backlog, self.baseline)
+        feature = None
+        while self.first and feature is None:
+            feature = backlog.claim(self.first.pop(0), by=run_id)
+        feature = feature or backlog.claim(None, by=run_id)
+        if feature is None:
+            return None
+        self.worked += 1
+        progress = self.ctx.progress
+        progress.batch_index = self.worked
+        progress.batch_total = self.worked + len(backlog.ready())
+        return feature
 
 
 def _left(backlog: Backlog) -> str:

@@ -1,8 +1,8 @@
-"""One backlog feature: attempts until the harness's checks pass, or the model
+"""A backlog feature as a work item: attempts until the harness's checks pass, or the model
 ladder is climbed to the top, or the attempts run out.
 
 A feature is a work item like a batch and its attempts are the same attempts
-(``attempt_run``); what differs is the policy. The same failure
+(``attempt_run``) in the same loop (``item``); what differs is the policy. The same failure
 ``stuck_after`` times in a row on one model climbs to the next model of the
 chain; at the top of the chain (or after ``max_attempts_per_feature``) the
 feature is given up: skipped (moved behind the ready ones), its changes kept as
@@ -13,68 +13,44 @@ store, so a build killed mid-feature continues where it was with ``--resume``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Literal
 
-from nightcrew import gitops
 from nightcrew.agents.base import HarnessTool
 from nightcrew.config import Settings
 from nightcrew.core.states import AttemptState, ItemState
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine import routing
 from nightcrew.engine.attempt_run import (
-    AttemptRun,
+    AttemptResult,
+    BudgetSpent,
     Job,
     abandon,
-    commit_or_fail,
+    conclude,
     over_budget_before,
-    run_attempt,
 )
-from nightcrew.engine.batch import BatchContext
+from nightcrew.engine.context import RunContext
 from nightcrew.engine.feature_prompt import feature_suffix
-from nightcrew.engine.policy import FeatureDecision, after_feature_failure, model_ladder
+from nightcrew.engine.item import ItemOutcome, Start
+from nightcrew.engine.policy import Climb, Decision, FeaturePolicy, failed, model_ladder
 from nightcrew.engine.prompt import PreviousFailure
 from nightcrew.store.backlog import Backlog
 from nightcrew.store.records import AttemptRow, ItemRow
 from nightcrew.work.backlog import Feature
-
-FeatureEnd = Literal["passed", "gave_up", "failed", "needs_input", "interrupted", "over_budget"]
 
 # Attempts that say nothing about the feature: the person stopped the build,
 # or the orchestrator died under it. They are not counted against it.
 _NOT_COUNTED = {AttemptState.CANCELLED, AttemptState.OVER_BUDGET, AttemptState.RUNNING}
 
 
-@dataclass
-class BuildContext(BatchContext):
+@dataclass(frozen=True)
+class Build:
+    """What every feature of a build shares beyond the run's context."""
+
     backlog: Backlog
     resume_session: bool
     # The tools an attempt at ``feature`` gives the agent (None: no tools).
     tools_for: Callable[[Feature, AttemptRow], Sequence[HarnessTool]] | None
-
-
-@dataclass(frozen=True)
-class FeatureOutcome:
-    kind: FeatureEnd
-    message: str
-
-
-@dataclass
-class Climb:
-    """Where a feature is on its model ladder, rebuilt from its stored attempts."""
-
-    ladder: tuple[str | None, ...]
-    rung: int = 0
-    rung_signatures: list[str | None] = field(default_factory=list)
-    rung_numbers: list[int] = field(default_factory=list)  # the stored attempt numbers
-    used_model: str | None = None  # the model the last failed attempt ran on
-    attempts_made: int = 0
-    previous: PreviousFailure | None = None
-    verdict: FeatureDecision | None = None
-
-    @property
-    def model(self) -> str | None:
-        return self.ladder[self.rung]
 
 
 def counts(attempt: AttemptRow) -> bool:
@@ -82,35 +58,16 @@ def counts(attempt: AttemptRow) -> bool:
     return attempt.state not in _NOT_COUNTED and attempt.digest is not None
 
 
-def _decide(settings: Settings, climb: Climb) -> FeatureDecision:
-    return after_feature_failure(
+def policy(settings: Settings) -> FeaturePolicy:
+    return FeaturePolicy(
         on_failure=settings.on_failure,
-        ladder=climb.ladder,
-        rung=climb.rung,
-        rung_signatures=climb.rung_signatures,
-        attempts_made=climb.attempts_made,
         max_attempts=settings.max_attempts_per_feature,
         stuck_after=settings.stuck_after,
-        rung_numbers=climb.rung_numbers,
-        used_model=climb.used_model,
     )
 
 
-def failed(
-    settings: Settings, climb: Climb, signature: str | None, attempt: AttemptRow
-) -> FeatureDecision:
-    """Count one failure (of the stored ``attempt``) and decide; a retry on a
-    new model starts a new rung."""
-    climb.attempts_made += 1
-    climb.rung_signatures = [*climb.rung_signatures, signature]
-    climb.rung_numbers = [*climb.rung_numbers, attempt.number]
-    climb.used_model = attempt.models[-1] if attempt.models else attempt.model
-    decision = _decide(settings, climb)
-    if decision.action == "retry" and decision.model != climb.model:
-        climb.rung = min(climb.rung + 1, len(climb.ladder) - 1)
-        climb.rung_signatures = []
-        climb.rung_numbers = []
-    return decision
+def _used(attempt: AttemptRow) -> str | None:
+    return attempt.models[-1] if attempt.models else attempt.model
 
 
 def replay(
@@ -132,48 +89,36 @@ def replay(
             continue
         outcome = {"timed_out": "timed_out", "crashed": "crashed"}.get(attempt.state, "failed")
         climb.previous = PreviousFailure(attempt.number, outcome, attempt.digest or "")
-        decision = failed(settings, climb, attempt.signature, attempt)
+        decision = failed(
+            policy(settings), climb, attempt.signature, attempt.number, _used(attempt)
+        )
         climb.verdict = decision if decision.action != "retry" else None
     return climb
 
 
-def _resumable_session(ctx: BuildContext, item: ItemRow) -> str | None:
-    """With ``--resume-session``: the session of the item's last attempt when
-    the build stopped during it (interrupted, or crashed with the orchestrator)."""
-    if not ctx.resume_session:
-        return None
-    attempts = ctx.store.attempts(item_id=item.id)
-    if not attempts:
-        return None
-    last = attempts[-1]
-    stopped = last.state == AttemptState.CANCELLED or (
-        last.state == AttemptState.CRASHED and last.digest is None
-    )
-    return last.session_id if stopped and last.number >= item.window_start else None
-
-
-def _job(ctx: BuildContext, feature: Feature) -> Job:
-    root = ctx.project.root
-    built_on = ctx.backlog.require(list(feature.depends_on)) if feature.depends_on else []
+def _job(ctx: RunContext, build: Build, feature: Feature) -> Job:
+    workspace = ctx.workspace
+    backlog = build.backlog
+    built_on = backlog.require(list(feature.depends_on)) if feature.depends_on else []
 
     def suffix(number: int, previous: PreviousFailure | None) -> str:
         return feature_suffix(
             feature=feature,
             built_on=built_on,
-            recent_commits=gitops.recent_commits(root, 5),
+            recent_commits=workspace.recent_commits(5),
             attempt=number,
             previous=previous,
         )
 
     def hold() -> str | None:
-        now = ctx.backlog.feature(feature.id)
+        now = backlog.feature(feature.id)
         if now.state == ItemState.NEEDS_INPUT:
             return f"the agent asked a person: {now.input_request}"
         if now.state != ItemState.IN_PROGRESS or now.claimed_by != ctx.run.id:
             return f"the feature was set to {now.state} during the attempt"
         return None
 
-    tools_for = ctx.tools_for
+    tools_for = build.tools_for
     return Job(
         name=f"feature {feature.label}",
         heading=f"feature {feature.label} '{feature.name}'",
@@ -189,204 +134,227 @@ def _job(ctx: BuildContext, feature: Feature) -> Job:
     )
 
 
-def _base(ctx: BuildContext, item: ItemRow) -> str | None:
-    """The commit the feature's work started from: its window's first attempt's
-    base after a restart (the agent may have committed since), else HEAD."""
-    for attempt in ctx.store.attempts(item_id=item.id):
-        if attempt.number >= item.window_start and attempt.base_sha:
-            return attempt.base_sha
-    return gitops.head_sha(ctx.project.root)
+@dataclass(frozen=True)
+class FeatureWork:
+    """A feature this build has claimed (it is in progress), with its stored item."""
 
+    build: Build
+    feature: Feature
+    item: ItemRow
+    job: Job
+    policy: FeaturePolicy
+    route: routing.Route
+    routing_fields: dict[str, object]  # what its decision events say of the routing
 
-def run_feature(ctx: BuildContext, feature: Feature, item: ItemRow) -> FeatureOutcome:
-    """Work on ``feature``, which this build has claimed (it is in progress)."""
-    store, backlog, run_id = ctx.store, ctx.backlog, ctx.run.id
-    if item.state in (ItemState.FAILED, ItemState.SKIPPED, ItemState.NEEDS_INPUT):
-        # Sent back by a person (retry, answer): a fresh count and ladder.
-        store.set_item_state(item.id, ItemState.PENDING, reason="back in the backlog")
-        store.start_window(item.id)
-        item = store.item(item.id)
-    store.set_item_state(item.id, ItemState.IN_PROGRESS, reason="feature started")
-    route = routing.for_feature(ctx.settings, feature)
-    routing.record(store, run_id, f"feature {feature.label}", ctx.settings, route)
-    climb = replay(
-        ctx.settings,
-        feature.model,
-        ctx.store.attempts(item_id=item.id),
-        item.window_start,
-        route.models,
-    )
-    base_sha = _base(ctx, item)
-    if climb.verdict is not None:  # decided before a crash, not carried out
-        if climb.verdict.action == "stop":
-            return _stop(ctx, feature, item, climb.verdict, None)
-        return _give_up(ctx, feature, item, climb.verdict, base_sha)
-    job = _job(ctx, feature)
-    session = _resumable_session(ctx, item)
-    while True:
-        spent = over_budget_before(ctx, job, item)
-        if spent is not None:
-            return _put_back(ctx, feature, item, "over_budget", spent)
-        backlog.count_attempt(feature.id)
-        run = run_attempt(
-            ctx,
-            job,
+    @classmethod
+    def of(cls, ctx: RunContext, build: Build, feature: Feature, item: ItemRow) -> FeatureWork:
+        store = ctx.store
+        if item.state in (ItemState.FAILED, ItemState.SKIPPED, ItemState.NEEDS_INPUT):
+            # Sent back by a person (retry, answer): a fresh count and ladder.
+            store.set_item_state(item.id, ItemState.PENDING, reason="back in the backlog")
+            store.start_window(item.id)
+            item = store.item(item.id)
+        route = routing.for_feature(ctx.settings, feature)
+        return cls(
+            build,
+            feature,
             item,
-            model=climb.model,
-            previous=climb.previous,
-            base_sha=base_sha,
-            resume_session_id=session,
+            _job(ctx, build, feature),
+            policy(ctx.settings),
+            route,
+            routing.event_fields(ctx.settings, route),
         )
-        session = None
-        if isinstance(run, str):
-            return _put_back(ctx, feature, item, "over_budget", run)
-        if run.end == "interrupted":
-            return _put_back(ctx, feature, item, "interrupted", "interrupted")
-        if run.end == "over_budget":
-            return _put_back(ctx, feature, item, "over_budget", run.message)
-        if run.end == "stopped":
-            return _held(ctx, feature, item, run, base_sha)
-        if run.end == "passed":
-            return _pass(ctx, feature, item, run)
-        refuted = backlog.judge_claims(feature.id, confirmed=False)
+
+    def start(self, ctx: RunContext) -> Start:
+        store, item = ctx.store, self.item
+        store.set_item_state(item.id, ItemState.IN_PROGRESS, reason="feature started")
+        route = self.route
+        routing.record(store, ctx.run.id, f"feature {self.feature.label}", ctx.settings, route)
+        climb = replay(
+            ctx.settings,
+            self.feature.model,
+            store.attempts(item_id=item.id),
+            item.window_start,
+            route.models,
+        )
+        return Start(climb, self._base(ctx), self._resumable_session(ctx))
+
+    def _base(self, ctx: RunContext) -> str | None:
+        """The commit the feature's work started from: its window's first attempt's
+        base after a restart (the agent may have committed since), else HEAD."""
+        for attempt in ctx.store.attempts(item_id=self.item.id):
+            if attempt.number >= self.item.window_start and attempt.base_sha:
+                return attempt.base_sha
+        return ctx.workspace.base()
+
+    def _resumable_session(self, ctx: RunContext) -> str | None:
+        """With ``--resume-session``: the session of the item's last attempt when
+        the build stopped during it (interrupted, or crashed with the orchestrator)."""
+        if not self.build.resume_session:
+            return None
+        attempts = ctx.store.attempts(item_id=self.item.id)
+        if not attempts:
+            return None
+        last = attempts[-1]
+        stopped = last.state == AttemptState.CANCELLED or (
+            last.state == AttemptState.CRASHED and last.digest is None
+        )
+        return last.session_id if stopped and last.number >= self.item.window_start else None
+
+    def before_attempt(self, ctx: RunContext) -> BudgetSpent | None:
+        spent = over_budget_before(ctx, self.job, self.item)
+        if spent is None:
+            self.build.backlog.count_attempt(self.feature.id)
+        return spent
+
+    def put_back(
+        self,
+        ctx: RunContext,
+        kind: Literal["interrupted", "over_budget"],
+        message: str,
+        result: AttemptResult | None,
+    ) -> ItemOutcome:
+        ctx.store.set_item_state(self.item.id, ItemState.PENDING, reason=message[:200])
+        self.build.backlog.release(
+            self.feature.id, ItemState.PENDING, by=ctx.run.id, reason=message[:200]
+        )
+        return ItemOutcome(kind, message)
+
+    def passed(
+        self, ctx: RunContext, result: AttemptResult, baseline: gates_mod.TestIds | None
+    ) -> ItemOutcome:
+        feature, backlog = self.feature, self.build.backlog
+        trailers = {"Nightcrew-Run": ctx.run.id, "Nightcrew-Feature": str(feature.id)}
+        message = f"feat({feature.category}): {feature.name}"
+        result, baseline = conclude(
+            ctx, result, f"feature {feature.label}", message, trailers, baseline
+        )
+        if result.state != AttemptState.PASSED:
+            failure = Decision("stop", f"commit failed: {result.message}")
+            return replace(self.ended(ctx, failure, None, None), baseline=baseline)
+        commit = result.commit
+        confirmed = backlog.judge_claims(feature.id, confirmed=True)
+        ctx.store.set_item_state(
+            self.item.id, ItemState.PASSED, reason="checks passed", commit_sha=commit
+        )
+        backlog.release(feature.id, ItemState.PASSED, by=ctx.run.id, reason="checks passed")
+        short = commit[:10] if commit else "no commit"
+        claimed = " (the agent's claim confirmed)" if confirmed else ""
+        ctx.reporter.note(f"feature {feature.label} passed ({short}){claimed}")
+        return ItemOutcome("passed", "passed", baseline)
+
+    def held(self, ctx: RunContext, result: AttemptResult, base_sha: str | None) -> ItemOutcome:
+        """The feature left the build during its attempt: the agent asked a person
+        (it waits in needs_input) or someone skipped it. The next feature gets a
+        clean tree; this one's changes are kept as a patch."""
+        feature = self.feature
+        kept = abandon(ctx, ctx.project.run_dir(ctx.run.id), base_sha, f"feature-{feature.id}")
+        if self.build.backlog.feature(feature.id).state == ItemState.NEEDS_INPUT:
+            ctx.store.set_item_state(
+                self.item.id, ItemState.NEEDS_INPUT, reason=result.message[:200]
+            )
+            message = (
+                f"feature {feature.label} waits for a person ({result.message}){kept};"
+                f" answer with `nightcrew backlog answer {feature.id} TEXT`"
+            )
+            ctx.reporter.note(message, "warn")
+            return ItemOutcome("needs_input", message)
+        ctx.store.set_item_state(self.item.id, ItemState.SKIPPED, reason=result.message[:200])
+        message = f"feature {feature.label}: {result.message}{kept}"
+        ctx.reporter.note(message, "warn")
+        return ItemOutcome("gave_up", message)
+
+    def failed(self, ctx: RunContext, result: AttemptResult) -> str | None:
+        refuted = self.build.backlog.judge_claims(self.feature.id, confirmed=False)
         if refuted:
             ctx.reporter.note(
-                f"feature {feature.label}: the agent claimed it passes; the harness's"
+                f"feature {self.feature.label}: the agent claimed it passes; the harness's"
                 " checks say it does not",
                 "warn",
             )
-        climb.previous = run.previous
-        decision = failed(ctx.settings, climb, run.signature, store.attempt(run.attempt.id))
-        store.event(
-            run_id,
-            "decision",
-            {
-                "feature": feature.id,
-                "action": decision.action,
-                "reason": decision.reason,
-                "model": decision.model,
-                "stuck": decision.stuck,
-                **routing.event_fields(ctx.settings, route),
-            },
-            attempt_id=run.attempt.id,
-        )
-        if decision.action == "retry":
-            ctx.reporter.note(f"feature {feature.label}: {decision.reason}")
-            continue
+        return _used(ctx.store.attempt(result.attempt.id))
+
+    def decision_event(self, decision: Decision) -> dict[str, object] | None:
+        return {
+            "feature": self.feature.id,
+            "action": decision.action,
+            "reason": decision.reason,
+            "model": decision.model,
+            "stuck": decision.stuck,
+            **self.routing_fields,
+        }
+
+    def retrying(self, ctx: RunContext, decision: Decision, model: str | None) -> None:
+        ctx.reporter.note(f"feature {self.feature.label}: {decision.reason}")
+
+    def ended(
+        self,
+        ctx: RunContext,
+        decision: Decision,
+        result: AttemptResult | None,
+        base_sha: str | None,
+    ) -> ItemOutcome:
         if decision.action == "stop":
-            return _stop(ctx, feature, item, decision, run)
-        return _give_up(ctx, feature, item, decision, base_sha)
+            return self._stop(ctx, decision, result)
+        return self._give_up(ctx, decision, base_sha)
 
-
-def _put_back(
-    ctx: BuildContext, feature: Feature, item: ItemRow, kind: FeatureEnd, message: str
-) -> FeatureOutcome:
-    ctx.store.set_item_state(item.id, ItemState.PENDING, reason=message[:200])
-    ctx.backlog.release(feature.id, ItemState.PENDING, by=ctx.run.id, reason=message[:200])
-    return FeatureOutcome(kind, message)
-
-
-def _pass(ctx: BuildContext, feature: Feature, item: ItemRow, run: AttemptRun) -> FeatureOutcome:
-    trailers = {"Nightcrew-Run": ctx.run.id, "Nightcrew-Feature": str(feature.id)}
-    message = f"feat({feature.category}): {feature.name}"
-    commit, error = commit_or_fail(ctx, run, f"feature {feature.label}", message, trailers)
-    if error is not None:
-        failure = FeatureDecision("stop", f"commit failed: {error}")
-        return _stop(ctx, feature, item, failure, None)
-    confirmed = ctx.backlog.judge_claims(feature.id, confirmed=True)
-    ctx.store.set_item_state(item.id, ItemState.PASSED, reason="checks passed", commit_sha=commit)
-    ctx.backlog.release(feature.id, ItemState.PASSED, by=ctx.run.id, reason="checks passed")
-    short = commit[:10] if commit else "no commit"
-    claimed = " (the agent's claim confirmed)" if confirmed else ""
-    ctx.reporter.note(f"feature {feature.label} passed ({short}){claimed}")
-    return FeatureOutcome("passed", "passed")
-
-
-def _held(
-    ctx: BuildContext, feature: Feature, item: ItemRow, run: AttemptRun, base_sha: str | None
-) -> FeatureOutcome:
-    """The feature left the build during its attempt: the agent asked a person
-    (it waits in needs_input) or someone skipped it. The next feature gets a
-    clean tree; this one's changes are kept as a patch."""
-    kept = abandon(ctx, ctx.project.run_dir(ctx.run.id), base_sha, f"feature-{feature.id}")
-    if ctx.backlog.feature(feature.id).state == ItemState.NEEDS_INPUT:
-        ctx.store.set_item_state(item.id, ItemState.NEEDS_INPUT, reason=run.message[:200])
-        message = (
-            f"feature {feature.label} waits for a person ({run.message}){kept};"
-            f" answer with `nightcrew backlog answer {feature.id} TEXT`"
+    def _record(self, ctx: RunContext, reason: str) -> None:
+        item = self.item
+        attempts = [a for a in ctx.store.attempts(item_id=item.id) if a.number >= item.window_start]
+        cost = ctx.store.totals(attempts).cost_usd
+        self.build.backlog.record_failure(
+            self.feature.id,
+            run_id=ctx.run.id,
+            reason=reason,
+            attempts=[
+                {
+                    "number": a.number,
+                    "model": a.model,
+                    "state": str(a.state),
+                    "digest": (a.digest or "")[:1000] or None,
+                    "signature": a.signature,
+                    "cost_usd": str(a.cost_usd) if a.cost_usd is not None else None,
+                }
+                for a in attempts
+            ],
+            cost_usd=str(cost) if cost is not None else None,
+            last_text=_last_text(ctx, item),
         )
+
+    def _give_up(self, ctx: RunContext, decision: Decision, base_sha: str | None) -> ItemOutcome:
+        feature = self.feature
+        kept = abandon(ctx, ctx.project.run_dir(ctx.run.id), base_sha, f"feature-{feature.id}")
+        self._record(ctx, decision.reason)
+        ctx.store.set_item_state(
+            self.item.id, ItemState.SKIPPED, reason=decision.reason, message=decision.reason
+        )
+        self.build.backlog.release(
+            feature.id, ItemState.SKIPPED, by=ctx.run.id, reason=decision.reason
+        )
+        message = f"feature {feature.label} skipped: {decision.reason}{kept}"
         ctx.reporter.note(message, "warn")
-        return FeatureOutcome("needs_input", message)
-    ctx.store.set_item_state(item.id, ItemState.SKIPPED, reason=run.message[:200])
-    message = f"feature {feature.label}: {run.message}{kept}"
-    ctx.reporter.note(message, "warn")
-    return FeatureOutcome("gave_up", message)
+        return ItemOutcome("gave_up", message)
+
+    def _stop(
+        self, ctx: RunContext, decision: Decision, result: AttemptResult | None
+    ) -> ItemOutcome:
+        feature = self.feature
+        self._record(ctx, decision.reason)
+        ctx.store.set_item_state(
+            self.item.id, ItemState.FAILED, reason=decision.reason, message=decision.reason
+        )
+        self.build.backlog.release(
+            feature.id, ItemState.FAILED, by=ctx.run.id, reason=decision.reason
+        )
+        message = f"feature {feature.label} failed: {decision.reason}"
+        if result is not None and result.attempt.evidence_dir:
+            message += f". Evidence: {result.attempt.evidence_dir}"
+        ctx.reporter.note(message, "error")
+        return ItemOutcome("failed", message)
 
 
-def _record(
-    ctx: BuildContext, feature: Feature, item: ItemRow, reason: str, last_text: str | None
-) -> None:
-    attempts = [a for a in ctx.store.attempts(item_id=item.id) if a.number >= item.window_start]
-    cost = ctx.store.totals(attempts).cost_usd
-    ctx.backlog.record_failure(
-        feature.id,
-        run_id=ctx.run.id,
-        reason=reason,
-        attempts=[
-            {
-                "number": a.number,
-                "model": a.model,
-                "state": str(a.state),
-                "digest": (a.digest or "")[:1000] or None,
-                "signature": a.signature,
-                "cost_usd": str(a.cost_usd) if a.cost_usd is not None else None,
-            }
-            for a in attempts
-        ],
-        cost_usd=str(cost) if cost is not None else None,
-        last_text=last_text,
-    )
-
-
-def _last_text(ctx: BuildContext, item: ItemRow) -> str | None:
+def _last_text(ctx: RunContext, item: ItemRow) -> str | None:
     for attempt in reversed(ctx.store.attempts(item_id=item.id)):
         if attempt.last_text:
             return attempt.last_text
     return None
-
-
-def _give_up(
-    ctx: BuildContext,
-    feature: Feature,
-    item: ItemRow,
-    decision: FeatureDecision,
-    base_sha: str | None,
-) -> FeatureOutcome:
-    kept = abandon(ctx, ctx.project.run_dir(ctx.run.id), base_sha, f"feature-{feature.id}")
-    _record(ctx, feature, item, decision.reason, _last_text(ctx, item))
-    ctx.store.set_item_state(
-        item.id, ItemState.SKIPPED, reason=decision.reason, message=decision.reason
-    )
-    ctx.backlog.release(feature.id, ItemState.SKIPPED, by=ctx.run.id, reason=decision.reason)
-    message = f"feature {feature.label} skipped: {decision.reason}{kept}"
-    ctx.reporter.note(message, "warn")
-    return FeatureOutcome("gave_up", message)
-
-
-def _stop(
-    ctx: BuildContext,
-    feature: Feature,
-    item: ItemRow,
-    decision: FeatureDecision,
-    run: AttemptRun | None,
-) -> FeatureOutcome:
-    _record(ctx, feature, item, decision.reason, _last_text(ctx, item))
-    ctx.store.set_item_state(
-        item.id, ItemState.FAILED, reason=decision.reason, message=decision.reason
-    )
-    ctx.backlog.release(feature.id, ItemState.FAILED, by=ctx.run.id, reason=decision.reason)
-    message = f"feature {feature.label} failed: {decision.reason}"
-    if run is not None and run.attempt.evidence_dir:
-        message += f". Evidence: {run.attempt.evidence_dir}"
-    ctx.reporter.note(message, "error")
-    return FeatureOutcome("failed", message)

@@ -17,20 +17,27 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from nightcrew.agents.base import AgentBackend, HarnessTool, ToolReply
 from nightcrew.config import Settings
 from nightcrew.core.errors import BadInput, ExitCode
 from nightcrew.core.states import AttemptState, ItemState, RunState
+from nightcrew.engine import gates as gates_mod
 from nightcrew.engine import routing
-from nightcrew.engine.attempt_run import Job, run_attempt
-from nightcrew.engine.orchestrator import Interrupted, Orchestrator, RunResult
+from nightcrew.engine.attempt_run import AttemptResult, BudgetSpent, Job, finish
+from nightcrew.engine.context import RunContext
+from nightcrew.engine.item import STOPS, ItemOutcome, Start, run_item
+from nightcrew.engine.orchestrator import Orchestrator, RunResult
+from nightcrew.engine.policy import Climb, Decision
 from nightcrew.engine.prompt import prefix_sha256
 from nightcrew.engine.report import Progress, Reporter
+from nightcrew.engine.scheduler import Scheduler
+from nightcrew.engine.signals import Interrupted, StopWatch
 from nightcrew.project import Project
 from nightcrew.store.backlog import Backlog
-from nightcrew.store.records import AttemptRow, Store
+from nightcrew.store.records import AttemptRow, ItemRow, Store
+from nightcrew.work.backlog import Feature
 
 SPEC_MAX_CHARS = 200_000  # a spec longer than this is read by the agent from the file
 
@@ -201,74 +208,148 @@ class Initializer(Orchestrator):
                 else None
             ),
         )
-        before = {f.id for f in backlog.features()}
         route = routing.for_init(self.settings, len(self.spec_text))
         routing.record(store, run.id, "the initializer", self.settings, route)
+        work = _InitWork(item, job, backlog, route.models[0], self.rejected)
+        claimed = [work]
+
+        async def run_spec(spec_work: _InitWork, lane: int) -> ItemOutcome:
+            return await run_item(ctx, spec_work, None)
+
+        watch = ctx.watch if ctx.watch is not None else StopWatch()
+        scheduler = Scheduler(
+            _Once(claimed), run_spec, lambda outcome: outcome.kind in STOPS, watch=watch
+        )
         try:
-            outcome = run_attempt(
-                ctx, job, item, model=route.models[0], previous=None, base_sha=None
-            )
+            outcomes = scheduler.run()
         except (KeyboardInterrupt, Interrupted):
             self._mark_interrupted(store, run.id)
             return self._finish(
                 store, run.id, RunState.INTERRUPTED, ExitCode.INTERRUPTED, "interrupted"
             )
-        created = [f for f in backlog.features() if f.id not in before]
-        if isinstance(outcome, str):
-            store.set_item_state(item.id, ItemState.PENDING, reason="budget exceeded")
-            return self._finish(
-                store, run.id, RunState.BUDGET_EXCEEDED, ExitCode.BUDGET_EXCEEDED, outcome
+        outcome = outcomes[0]
+        state, code = {
+            "passed": (RunState.SUCCEEDED, ExitCode.OK),
+            "interrupted": (RunState.INTERRUPTED, ExitCode.INTERRUPTED),
+            "over_budget": (RunState.BUDGET_EXCEEDED, ExitCode.BUDGET_EXCEEDED),
+        }.get(outcome.kind, (RunState.FAILED, ExitCode.WORK_FAILED))
+        return self._finish(store, run.id, state, code, outcome.message)
+
+
+class _Once:
+    """The initializer's one work item."""
+
+    def __init__(self, items: list[_InitWork]) -> None:
+        self.items = items
+
+    def claim(self, lane: int) -> _InitWork | None:
+        return self.items.pop(0) if self.items else None
+
+
+class _Never:
+    """The initializer's policy: one attempt, no retry."""
+
+    def decide(self, climb: Climb) -> Decision:
+        return Decision("stop", "the initializer failed")
+
+
+@dataclass(frozen=True)
+class _InitWork:
+    """The spec as a work item: one attempt, which passes when it created a feature."""
+
+    item: ItemRow
+    job: Job
+    backlog: Backlog
+    model: str | None
+    rejected: list[tuple[str, str]]  # (name, reason), as the agent was told
+    before: frozenset[int] = frozenset()
+    policy: _Never = field(default_factory=_Never)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "before", frozenset(f.id for f in self.backlog.features()))
+
+    def _created(self) -> list[Feature]:
+        return [f for f in self.backlog.features() if f.id not in self.before]
+
+    def start(self, ctx: RunContext) -> Start:
+        return Start(Climb((self.model,)), None)
+
+    def before_attempt(self, ctx: RunContext) -> BudgetSpent | None:
+        return None
+
+    def put_back(
+        self,
+        ctx: RunContext,
+        kind: Literal["interrupted", "over_budget"],
+        message: str,
+        result: AttemptResult | None,
+    ) -> ItemOutcome:
+        if result is None:  # no attempt started: a budget was spent before
+            ctx.store.set_item_state(self.item.id, ItemState.PENDING, reason="budget exceeded")
+            return ItemOutcome(kind, message)
+        ctx.store.set_item_state(self.item.id, ItemState.PENDING, reason=result.end)
+        return ItemOutcome(kind, f"{result.message or result.end}{_kept(self._created())}")
+
+    def held(self, ctx: RunContext, result: AttemptResult, base_sha: str | None) -> ItemOutcome:
+        raise AssertionError("the initializer is never held")  # its Job has no hold
+
+    def passed(
+        self, ctx: RunContext, result: AttemptResult, baseline: gates_mod.TestIds | None
+    ) -> ItemOutcome:
+        created = self._created()
+        if not created:
+            failed = finish(ctx, result, AttemptState.FAILED, "no feature was created")
+            return self._failed(ctx, failed, created)
+        finish(ctx, result, AttemptState.PASSED, f"created {len(created)} feature(s)")
+        ctx.store.set_item_state(self.item.id, ItemState.PASSED, reason="features created")
+        manual = sum(f.manual for f in created)
+        message = f"created {len(created)} feature(s)" + (
+            f", {manual} of them manual" if manual else ""
+        )
+        names = {f.name for f in created}
+        refused = sorted({name for name, _ in self.rejected if name not in names})
+        if refused:
+            message += (
+                f"; {len(refused)} rejected and not sent again ({', '.join(refused)}):"
+                " add them with `nightcrew backlog add`"
             )
-        if outcome.end in ("interrupted", "over_budget"):
-            store.set_item_state(item.id, ItemState.PENDING, reason=outcome.end)
-            state, code = (
-                (RunState.INTERRUPTED, ExitCode.INTERRUPTED)
-                if outcome.end == "interrupted"
-                else (RunState.BUDGET_EXCEEDED, ExitCode.BUDGET_EXCEEDED)
-            )
-            return self._finish(
-                store, run.id, state, code, f"{outcome.message or outcome.end}{_kept(created)}"
-            )
-        if outcome.end == "passed" and created:
-            store.finish_attempt(
-                outcome.attempt.id,
-                AttemptState.PASSED,
-                reason=f"created {len(created)} feature(s)",
-                **outcome.common,
-            )
-            store.set_item_state(item.id, ItemState.PASSED, reason="features created")
-            manual = sum(f.manual for f in created)
-            message = f"created {len(created)} feature(s)" + (
-                f", {manual} of them manual" if manual else ""
-            )
-            names = {f.name for f in created}
-            refused = sorted({name for name, _ in self.rejected if name not in names})
-            if refused:
-                message += (
-                    f"; {len(refused)} rejected and not sent again ({', '.join(refused)}):"
-                    " add them with `nightcrew backlog add`"
-                )
-            message += "; see `nightcrew backlog list`, then `nightcrew build`"
-            return self._finish(store, run.id, RunState.SUCCEEDED, ExitCode.OK, message)
-        if outcome.end == "passed":
-            store.finish_attempt(
-                outcome.attempt.id,
-                AttemptState.FAILED,
-                reason="no feature was created",
-                **outcome.common,
-            )
-        why = outcome.message or (outcome.digest or "").splitlines()[0:1]
+        message += "; see `nightcrew backlog list`, then `nightcrew build`"
+        return ItemOutcome("passed", message)
+
+    def failed(self, ctx: RunContext, result: AttemptResult) -> str | None:
+        return result.model
+
+    def decision_event(self, decision: Decision) -> dict[str, object] | None:
+        return None  # nothing to decide: the initializer has one attempt
+
+    def retrying(self, ctx: RunContext, decision: Decision, model: str | None) -> None:
+        raise AssertionError("the initializer never retries")
+
+    def ended(
+        self,
+        ctx: RunContext,
+        decision: Decision,
+        result: AttemptResult | None,
+        base_sha: str | None,
+    ) -> ItemOutcome:
+        assert result is not None  # the initializer has no verdict from before
+        return self._failed(ctx, result, self._created())
+
+    def _failed(
+        self, ctx: RunContext, result: AttemptResult, created: Sequence[Feature]
+    ) -> ItemOutcome:
+        why = result.message or (result.digest or "").splitlines()[0:1]
         detail = why if isinstance(why, str) else " ".join(why)
-        last = (outcome.last_text or "").strip().splitlines()
+        last = (result.last_text or "").strip().splitlines()
         message = "the initializer created no features" if not created else "the initializer failed"
         if detail:
             message += f": {detail}"
         if last:
             message += f" (its last words: {last[-1][:200]})"
-        store.set_item_state(item.id, ItemState.FAILED, reason=message[:200], message=message)
-        return self._finish(
-            store, run.id, RunState.FAILED, ExitCode.WORK_FAILED, message + _kept(created)
+        ctx.store.set_item_state(
+            self.item.id, ItemState.FAILED, reason=message[:200], message=message
         )
+        return ItemOutcome("failed", message + _kept(created))
 
 
 def _kept(created: Sequence[object]) -> str:

@@ -22,13 +22,15 @@ from nightcrew.engine import gates as gates_mod
 from nightcrew.engine import preflight
 from nightcrew.engine import signals as stop_signals
 from nightcrew.engine.baseline import record_baseline, stored_baseline
-from nightcrew.engine.batch import BatchContext
 from nightcrew.engine.bus import Bus
+from nightcrew.engine.context import RunContext
 from nightcrew.engine.ledger import BudgetLedger
 from nightcrew.engine.limits import LimitWaiter
 from nightcrew.engine.lock import ProjectLock
 from nightcrew.engine.recovery import recover
 from nightcrew.engine.report import Progress, Reporter, SummaryRow
+from nightcrew.engine.signals import Interrupted, StopWatch
+from nightcrew.engine.workspace import InPlace
 from nightcrew.project import Project
 from nightcrew.store.records import RunRow, Store
 from nightcrew.usage.globaldb import open_global, register_project
@@ -44,10 +46,6 @@ class RunResult:
 
 class NothingToDo(Exception):
     """--resume of a run with nothing left to do."""
-
-
-class Interrupted(BaseException):
-    """SIGTERM or SIGHUP outside the agent: treated like Ctrl-C."""
 
 
 def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
@@ -231,9 +229,9 @@ class Orchestrator:
         agent_env: Mapping[str, str],
         count: int,
         progress: Progress,
-    ) -> BatchContext:
+    ) -> RunContext:
         """What every attempt of this run needs to know."""
-        return BatchContext(
+        return RunContext(
             project=self.project,
             store=store,
             run=run,
@@ -242,13 +240,14 @@ class Orchestrator:
             reporter=self.reporter,
             pricer=self.pricer,
             prefix=prefix,
-            gate_specs=gate_specs,
+            gate_specs=tuple(gate_specs),
             agent_env=agent_env,
             batch_count=count,
             progress=progress,
-            baseline=None,
             limits=self.limits,
+            workspace=InPlace(self.project.root, self.left_alone),
             left_alone=self.left_alone,
+            watch=StopWatch(),
             ledger=BudgetLedger.seed(store, run.id),
         )
 

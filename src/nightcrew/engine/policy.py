@@ -5,10 +5,14 @@ the same failure came back."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
 
-Action = Literal["retry", "skip", "stop"]
+from nightcrew.engine.prompt import PreviousFailure
+
+# skip: a plan batch is left failed and the run goes on (--on-failure skip);
+# give_up: a feature is skipped, its changes kept as a patch.
+Action = Literal["retry", "skip", "give_up", "stop"]
 
 
 @dataclass(frozen=True)
@@ -69,16 +73,6 @@ def after_failure(
 
 # ---- backlog features ----------------------------------------------------------------
 
-FeatureAction = Literal["retry", "give_up", "stop"]
-
-
-@dataclass(frozen=True)
-class FeatureDecision:
-    action: FeatureAction
-    reason: str
-    model: str | None = None  # the model for the retry
-    stuck: bool = False
-
 
 def model_ladder(
     escalation: Sequence[str], model: str | None, override: str | None = None
@@ -118,7 +112,7 @@ def after_feature_failure(
     stuck_after: int,
     rung_numbers: Sequence[int] = (),
     used_model: str | None = None,
-) -> FeatureDecision:
+) -> Decision:
     """What a failed attempt at a feature leads to.
 
     ``rung`` is the index in ``ladder`` of the model that failed and
@@ -132,9 +126,9 @@ def after_feature_failure(
     model the failed attempt really ran on, for a ladder of the agent's default.
     """
     if on_failure == "stop":
-        return FeatureDecision("stop", "the feature failed and --on-failure is stop")
+        return Decision("stop", "the feature failed and --on-failure is stop")
     if on_failure == "skip":
-        return FeatureDecision("give_up", "the feature failed and --on-failure is skip")
+        return Decision("give_up", "the feature failed and --on-failure is skip")
     if _same_run(rung_signatures, stuck_after):
         first, last = attempts_made - stuck_after + 1, attempts_made
         if len(rung_numbers) >= stuck_after:
@@ -142,19 +136,141 @@ def after_feature_failure(
         same = f"attempts {first}–{last} failed the same way"
         if rung + 1 < len(ladder):
             nxt = ladder[rung + 1]
-            return FeatureDecision(
-                "retry", f"stuck ({same}): escalating to {nxt}", model=nxt, stuck=True
-            )
+            return Decision("retry", f"stuck ({same}): escalating to {nxt}", model=nxt, stuck=True)
         top = ladder[rung] or used_model
         on = f"on {top}" if top else "on the agent's default model"
-        return FeatureDecision(
-            "give_up", f"stuck ({same}) {on}, the last model of the chain", stuck=True
-        )
+        return Decision("give_up", f"stuck ({same}) {on}, the last model of the chain", stuck=True)
     if attempts_made >= max_attempts:
-        return FeatureDecision(
+        return Decision(
             "give_up",
             f"still failing after {attempts_made} attempts (--max-attempts-per-feature)",
         )
-    return FeatureDecision(
+    return Decision(
         "retry", f"retry {attempts_made + 1} of at most {max_attempts}", model=ladder[rung]
     )
+
+
+# ---- one policy for every work item --------------------------------------------------
+
+
+def batch_ladder(model: str | None, escalate_model: str | None) -> tuple[str | None, ...]:
+    """A plan batch's two-rung ladder: the run's model, then the escalation model."""
+    if escalate_model and escalate_model != model:
+        return (model, escalate_model)
+    return (model,)
+
+
+@dataclass
+class Climb:
+    """Where a work item is on its model ladder: what its failures so far say."""
+
+    ladder: tuple[str | None, ...]
+    rung: int = 0
+    signatures: list[str | None] = field(default_factory=list)  # every failure, oldest first
+    numbers: list[int] = field(default_factory=list)  # their stored attempt numbers
+    rung_signatures: list[str | None] = field(default_factory=list)
+    rung_numbers: list[int] = field(default_factory=list)  # the stored attempt numbers
+    used_model: str | None = None  # the model the last failed attempt ran on
+    attempts_made: int = 0
+    previous: PreviousFailure | None = None
+    verdict: Decision | None = None
+
+    @property
+    def model(self) -> str | None:
+        return self.ladder[self.rung]
+
+
+class Policy(Protocol):
+    """What a work item's failures lead to: a plan batch's or a feature's rules."""
+
+    def decide(self, climb: Climb) -> Decision: ...
+
+
+@dataclass(frozen=True)
+class BatchPolicy:
+    """A plan batch: retries on the run's model, the last one (or a stuck one)
+    on the escalation model; stuck after two equal failures in a row."""
+
+    on_failure: Literal["stop", "skip", "retry"]
+    max_retries: int
+    critical: bool = False
+    # A routing rule's chain (``[[routing]]``) is climbed one rung each time the
+    # batch is stuck on a model, or for its last retry; without one the ladder
+    # is the run's model and the escalation model, decided as it always was.
+    routed: bool = False
+
+    def decide(self, climb: Climb) -> Decision:
+        if not self.routed:
+            return after_failure(
+                on_failure=self.on_failure,
+                max_retries=self.max_retries,
+                attempts_made=climb.attempts_made,
+                signatures=climb.signatures,
+                model=climb.ladder[0],
+                escalate_model=climb.ladder[1] if len(climb.ladder) > 1 else None,
+                current_model=climb.model,
+                critical=self.critical,
+                numbers=climb.numbers,
+            )
+        chain, rung = climb.ladder, climb.rung
+        above = chain[rung + 1] if rung + 1 < len(chain) else None
+        decision = after_failure(
+            on_failure=self.on_failure,
+            max_retries=self.max_retries,
+            attempts_made=climb.attempts_made,
+            signatures=climb.rung_signatures,
+            model=chain[rung],
+            escalate_model=above,
+            current_model=climb.used_model,
+            critical=self.critical,
+            numbers=climb.rung_numbers,
+        )
+        more_above = rung + 2 < len(chain)
+        if decision.action == "retry" and decision.stuck and decision.model == above and more_above:
+            reason = decision.reason.replace("one last try with", "escalating to")
+            decision = Decision("retry", reason, model=above, stuck=True)
+        return decision
+
+
+@dataclass(frozen=True)
+class FeaturePolicy:
+    """A backlog feature: climbs its chain, ``stuck_after`` equal failures a rung."""
+
+    on_failure: Literal["stop", "skip", "retry"]
+    max_attempts: int
+    stuck_after: int
+
+    def decide(self, climb: Climb) -> Decision:
+        return after_feature_failure(
+            on_failure=self.on_failure,
+            ladder=climb.ladder,
+            rung=climb.rung,
+            rung_signatures=climb.rung_signatures,
+            attempts_made=climb.attempts_made,
+            max_attempts=self.max_attempts,
+            stuck_after=self.stuck_after,
+            rung_numbers=climb.rung_numbers,
+            used_model=climb.used_model,
+        )
+
+
+def failed(
+    policy: Policy, climb: Climb, signature: str | None, number: int, used_model: str | None
+) -> Decision:
+    """Count one failure (attempt ``number``) and decide; a retry on another
+    model of the ladder moves to that rung, which starts with no failures."""
+    climb.attempts_made += 1
+    climb.signatures = [*climb.signatures, signature]
+    climb.numbers = [*climb.numbers, number]
+    climb.rung_signatures = [*climb.rung_signatures, signature]
+    climb.rung_numbers = [*climb.rung_numbers, number]
+    climb.used_model = used_model
+    decision = policy.decide(climb)
+    if decision.action == "retry" and decision.model != climb.model:
+        if decision.model in climb.ladder:
+            climb.rung = climb.ladder.index(decision.model)
+        else:
+            climb.rung = min(climb.rung + 1, len(climb.ladder) - 1)
+        climb.rung_signatures = []
+        climb.rung_numbers = []
+    return decision

@@ -26,18 +26,15 @@ from nightcrew.store.records import AttemptRow
 from nightcrew.usage.pricing import Pricer
 
 if TYPE_CHECKING:
-    from nightcrew.engine.batch import BatchContext
     from nightcrew.engine.budget import BudgetGuard
+    from nightcrew.engine.context import RunContext
 
 EXCERPT = 2000
 
 
-def spent(ctx: BatchContext) -> Decimal:
+def spent(ctx: RunContext) -> Decimal:
     """What the run's ended attempts have cost (unknown costs count nothing)."""
-    if ctx.ledger is not None:
-        return ctx.ledger.run_spent()
-    store = ctx.store
-    return store.totals(store.attempts(run_id=ctx.run.id)).cost_usd or Decimal(0)
+    return ctx.ledger.run_spent()
 
 
 class Recorder:
@@ -45,7 +42,7 @@ class Recorder:
 
     def __init__(
         self,
-        ctx: BatchContext,
+        ctx: RunContext,
         attempt: AttemptRow,
         batch_spent: Decimal,
         guard: BudgetGuard | None = None,
@@ -200,7 +197,7 @@ def _clip(data: dict[str, object]) -> dict[str, object]:
 
 
 def record_final(
-    ctx: BatchContext, attempt: AttemptRow, outcome: AgentOutcome, pricer: Pricer
+    ctx: RunContext, attempt: AttemptRow, outcome: AgentOutcome, pricer: Pricer
 ) -> tuple[Decimal | None, str | None]:
     """Store the agent's authoritative per-model totals; return the attempt's
     cost and its source."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from nightcrew.config import Settings
 from nightcrew.config_routing import RoutingRule
-from nightcrew.engine.policy import Decision, after_failure, model_ladder
+from nightcrew.engine.policy import model_ladder
 from nightcrew.store.records import Store
 from nightcrew.work.backlog import Feature
 from nightcrew.work.plan import Batch
@@ -180,67 +180,3 @@ def record(store: Store, run_id: str, item: str, settings: Settings, chosen: Rou
     chain, the rule and why, for ``status`` and the logs. None without rules."""
     if settings.routing:
         store.event(run_id, "routing", {"item": item, **chosen.to_json()})
-
-
-@dataclass
-class BatchLadder:
-    """A batch's models. The default is two rungs, ``--model`` then
-    ``--escalate-model`` (decided exactly as :func:`policy.after_failure`
-    always has); a rule's chain is climbed one rung each time the batch is
-    stuck (two equal failures on one model), or for its last retry."""
-
-    route: Route
-    settings: Settings
-    rung: int = 0
-    rung_start: int = 0  # the index of the rung's first failure
-
-    @property
-    def model(self) -> str | None:
-        if self.route.rule is None:
-            return self.settings.model
-        return self.route.models[self.rung]
-
-    def decide(
-        self,
-        *,
-        attempts_made: int,
-        signatures: Sequence[str | None],
-        numbers: Sequence[int],
-        current_model: str | None,
-        critical: bool,
-    ) -> Decision:
-        """What the failure of the batch's last attempt leads to; a retry on
-        the next model of a rule's chain climbs to it."""
-        s = self.settings
-        if self.route.rule is None:
-            return after_failure(
-                on_failure=s.on_failure,
-                max_retries=s.max_retries,
-                attempts_made=attempts_made,
-                signatures=signatures,
-                model=s.model,
-                escalate_model=s.escalate_model,
-                current_model=current_model,
-                critical=critical,
-                numbers=numbers,
-            )
-        chain = self.route.models
-        above = chain[self.rung + 1] if self.rung + 1 < len(chain) else None
-        decision = after_failure(
-            on_failure=s.on_failure,
-            max_retries=s.max_retries,
-            attempts_made=attempts_made,
-            signatures=signatures[self.rung_start :],
-            model=chain[self.rung],
-            escalate_model=above,
-            current_model=current_model,
-            critical=critical,
-            numbers=numbers[self.rung_start :],
-        )
-        if decision.action == "retry" and above is not None and decision.model == above:
-            self.rung += 1
-            self.rung_start = len(signatures)
-            if decision.stuck and self.rung + 1 < len(chain):  # not the last try: more above
-                reason = decision.reason.replace("one last try with", "escalating to")
-                decision = Decision("retry", reason, model=above, stuck=True)
-        return decision

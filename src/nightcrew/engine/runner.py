@@ -17,9 +17,10 @@ from nightcrew.config import Settings
 from nightcrew.core.errors import BadInput, ExitCode
 from nightcrew.core.states import ItemState, RunState
 from nightcrew.engine import gates as gates_mod
-from nightcrew.engine.batch import BatchContext, BatchOutcome, run_batch
+from nightcrew.engine.batch import BatchWork
+from nightcrew.engine.context import RunContext
+from nightcrew.engine.item import STOPS, ItemOutcome, run_item
 from nightcrew.engine.orchestrator import (
-    Interrupted,
     NothingToDo,
     Orchestrator,
     PreRun,
@@ -28,6 +29,8 @@ from nightcrew.engine.orchestrator import (
 )
 from nightcrew.engine.prompt import prefix_sha256, stable_prefix
 from nightcrew.engine.report import Progress, Reporter
+from nightcrew.engine.scheduler import Scheduler
+from nightcrew.engine.signals import Interrupted, StopWatch
 from nightcrew.project import Project
 from nightcrew.store.records import ItemRow, RunRow, Store
 from nightcrew.work.plan import Batch, Plan
@@ -205,8 +208,9 @@ class Runner(Orchestrator):
             progress=Progress(run_id=run.id, batch_total=len(batches)),
         )
         try:
+            baseline = None
             if todo:
-                ctx.baseline = self._baseline(
+                baseline = self._baseline(
                     store,
                     run.id,
                     specs,
@@ -214,7 +218,7 @@ class Runner(Orchestrator):
                     "batch",
                     "batches",
                 )
-            return self._loop(store, run, batches, todo, ctx)
+            return self._loop(store, run, batches, todo, ctx, baseline)
         except (KeyboardInterrupt, Interrupted):
             self._mark_interrupted(store, run.id)
             return self._stop(store, run.id, "interrupted")
@@ -225,22 +229,21 @@ class Runner(Orchestrator):
         run: RunRow,
         batches: list[Batch],
         todo: list[Batch],
-        ctx: BatchContext,
+        ctx: RunContext,
+        baseline: gates_mod.TestIds | None,
     ) -> RunResult:
+        source = _PlanSource(ctx, batches, todo)
+        tests = [baseline]  # the baseline each passed batch hands on
+
+        async def work(claimed: tuple[Batch, ItemRow], lane: int) -> ItemOutcome:
+            batch, item = claimed
+            outcome = await run_item(ctx, BatchWork.of(ctx, batch, item), tests[0])
+            tests[0] = outcome.baseline
+            return outcome
+
+        scheduler = Scheduler(source, work, lambda o: o.kind in STOPS, watch=_watch(ctx))
         failed_skipped: list[int] = []
-        for batch in todo:
-            ctx.progress.batch_index = batches.index(batch) + 1
-            item = _item(store, run.id, batch)
-            if batch.is_empty:
-                store.set_item_state(
-                    item.id,
-                    ItemState.SKIPPED,
-                    reason="empty batch",
-                    message="the batch has no text",
-                )
-                self.reporter.note(f"batch {batch.number} is empty: skipped", "warn")
-                continue
-            outcome: BatchOutcome = run_batch(ctx, batch, item)
+        for outcome in scheduler.run():
             if outcome.kind == "passed":
                 continue
             if outcome.kind == "interrupted":
@@ -248,7 +251,7 @@ class Runner(Orchestrator):
             if outcome.kind == "over_budget":
                 return self._stop(store, run.id, "over_budget", outcome.message)
             if outcome.kind == "skipped":
-                failed_skipped.append(batch.number)
+                failed_skipped.append(int(outcome.key))
                 continue
             return self._stop(store, run.id, "failed", outcome.message)
         if failed_skipped:
@@ -261,6 +264,37 @@ class Runner(Orchestrator):
                 f"done; batch(es) {listed} failed and were skipped (--on-failure skip)",
             )
         return self._finish(store, run.id, RunState.SUCCEEDED, ExitCode.OK, "every batch passed")
+
+
+class _PlanSource:
+    """The plan's batches to run, in order; an empty one is skipped as it comes."""
+
+    def __init__(self, ctx: RunContext, batches: list[Batch], todo: list[Batch]) -> None:
+        self.ctx = ctx
+        self.batches = batches
+        self.todo = list(todo)
+
+    def claim(self, lane: int) -> tuple[Batch, ItemRow] | None:
+        ctx, store = self.ctx, self.ctx.store
+        while self.todo:
+            batch = self.todo.pop(0)
+            ctx.progress.batch_index = self.batches.index(batch) + 1
+            item = _item(store, ctx.run.id, batch)
+            if batch.is_empty:
+                store.set_item_state(
+                    item.id,
+                    ItemState.SKIPPED,
+                    reason="empty batch",
+                    message="the batch has no text",
+                )
+                ctx.reporter.note(f"batch {batch.number} is empty: skipped", "warn")
+                continue
+            return batch, item
+        return None
+
+
+def _watch(ctx: RunContext) -> StopWatch:
+    return ctx.watch if ctx.watch is not None else StopWatch()
 
 
 def _add_item(store: Store, run_id: str, batch: Batch) -> None:

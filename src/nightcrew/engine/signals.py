@@ -10,7 +10,10 @@ finishes the run can say so after an agent session swallowed the signal.
 
 from __future__ import annotations
 
+import asyncio
 import signal
+from collections.abc import Callable
+from types import FrameType
 
 from nightcrew.core.errors import ExitCode
 
@@ -47,3 +50,59 @@ def exit_code() -> ExitCode:
 def reason() -> str:
     """Why the run stopped, for the attempt and the state history."""
     return "the terminal hung up (SIGHUP)" if hung_up() else "interrupted by the user"
+
+
+class Interrupted(BaseException):
+    """SIGTERM or SIGHUP outside the agent: treated like Ctrl-C."""
+
+
+class StopWatch:
+    """The stopping signals of one scheduled run, handled once for all its lanes.
+
+    While agents run, a signal stops every one of them (their sessions end
+    ``cancelled``); with none running it interrupts whatever the run is doing,
+    as before any agent started: SIGINT raises KeyboardInterrupt, SIGTERM and
+    SIGHUP :class:`Interrupted`. The handlers of the caller come back after."""
+
+    def __init__(self) -> None:
+        self._live: dict[int, Callable[[], None]] = {}
+        self._next = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._previous: dict[int, object] = {}
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        for sig in STOP_SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._on_signal)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+        self._previous.clear()
+        self._loop = None
+
+    def add(self, stop: Callable[[], None]) -> int:
+        """Stop this agent on a signal (``stop`` runs in the event loop); a key
+        for :meth:`remove`."""
+        self._next += 1
+        self._live[self._next] = stop
+        return self._next
+
+    def remove(self, key: int) -> None:
+        self._live.pop(key, None)
+
+    def stop_all(self) -> None:
+        """Stop every agent in flight (a lane's outcome stopped the run)."""
+        for stop in list(self._live.values()):
+            stop()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._live and self._loop is not None:
+            note(signum)
+            for stop in list(self._live.values()):
+                self._loop.call_soon_threadsafe(stop)
+            return
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        note(signum)
+        raise Interrupted()

@@ -1,0 +1,104 @@
+"""Runs a source's work items on N lanes in one event loop for the whole run.
+
+A lane claims the next ready item from the :class:`Source`, works on it, and
+claims again. A lane that finds nothing ready while others still work waits
+for one of them to finish (a finished item can make another ready), and stops
+when nothing is ready and no lane works. An outcome that stops the run (a
+failure the policy stops on, a budget, a signal) stops the claiming and the
+agents still in flight; the lanes finish what they were doing, as one lane
+would, and every outcome is collected in the order the items finished.
+
+The stopping signals are handled once for the run (:class:`StopWatch`), not
+per attempt. ``nightcrew run``, ``build`` and ``backlog init`` use one lane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
+
+from nightcrew.engine.signals import StopWatch
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+O = TypeVar("O")  # noqa: E741 - the outcome type
+
+
+class Source(Protocol[T_co]):
+    def claim(self, lane: int) -> T_co | None:
+        """The next ready item for ``lane`` (claimed: no other lane gets it), or None."""
+        ...
+
+
+@dataclass
+class Scheduler(Generic[T, O]):
+    """``work(item, lane)`` does one item; ``stops(outcome)`` says whether the
+    outcome ends the run."""
+
+    source: Source[T]
+    work: Callable[[T, int], Awaitable[O]]
+    stops: Callable[[O], bool]
+    lanes: int = 1
+    watch: StopWatch = field(default_factory=StopWatch)
+    outcomes: list[O] = field(default_factory=list)
+    stopped: bool = False  # an outcome stopped the run
+
+    def run(self) -> list[O]:
+        """Run every lane to the end, in one event loop; signal handling is
+        installed for the whole of it and the caller's comes back after."""
+        return asyncio.run(self._main())
+
+    async def _main(self) -> list[O]:
+        self.watch.install(asyncio.get_running_loop())
+        try:
+            await self._lanes()
+        finally:
+            self.watch.restore()
+        return self.outcomes
+
+    async def _lanes(self) -> None:
+        changed = asyncio.Condition()
+        busy = [0]
+
+        async def lane(number: int) -> None:
+            while not self.stopped:
+                item = self.source.claim(number)
+                if item is None:
+                    if busy[0] == 0:
+                        return
+                    async with changed:  # another lane's item may make one ready
+                        await changed.wait()
+                    continue
+                busy[0] += 1
+                try:
+                    outcome = await self.work(item, number)
+                except BaseException:
+                    self.stopped = True
+                    raise
+                finally:
+                    busy[0] -= 1
+                    async with changed:
+                        changed.notify_all()
+                self.outcomes.append(outcome)
+                if self.stops(outcome) and not self.stopped:
+                    self.stopped = True
+                    self.watch.stop_all()
+
+        tasks = [asyncio.create_task(lane(n)) for n in range(1, self.lanes + 1)]
+        try:
+            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
+        failed = [t for t in done if not t.cancelled() and t.exception() is not None]
+        if failed:
+            # A lane raised (the agent cannot work, an interruption): the others stop too.
+            self.stopped = True
+            self.watch.stop_all()
+            await asyncio.gather(*pending, return_exceptions=True)
+            error = failed[0].exception()
+            assert error is not None
+            raise error

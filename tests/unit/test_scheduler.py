@@ -1,0 +1,102 @@
+"""The scheduler with three lanes on the scripted backend: attempts really in
+flight at once, every outcome collected, the store consistent afterwards, and
+a stopping outcome stopping the other lanes' agents and the claiming. The
+backend's sessions wait on each other (``Hold``), never on a clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nightcrew.agents.base import AgentFailure, Finished
+from nightcrew.core.errors import AgentUnusable
+from nightcrew.testing import FakeBackend, Hold, Script
+from tests.unit.run_context import Lanes, plan_text
+
+
+@pytest.fixture
+def backends() -> Iterator[list[FakeBackend]]:
+    made: list[FakeBackend] = []
+    yield made
+    for backend in made:
+        backend.reap()
+
+
+def test_three_lanes_have_three_attempts_in_flight_and_collect_every_outcome(
+    tmp_path: Path, backends: list[FakeBackend]
+) -> None:
+    together = Hold(release_at=3)  # no session ends before three are open at once
+    backend = FakeBackend(
+        lambda request: Script(writes={f"{len(backend.requests)}.txt": "x"}, hold=together)
+    )
+    backends.append(backend)
+    lanes = Lanes(tmp_path, backend, plan_text(3))
+
+    scheduler = lanes.run()
+
+    assert together.peak == 3
+    assert sorted(o.key for o in scheduler.outcomes) == ["1", "2", "3"]
+    assert {o.kind for o in scheduler.outcomes} == {"passed"}
+    items = lanes.store.items(lanes.ctx.run.id)
+    assert [str(i.state) for i in items] == ["passed"] * 3
+    assert len(lanes.store.attempts(run_id=lanes.ctx.run.id)) == 3
+    lanes.assert_consistent()
+    lanes.store.close()
+
+
+def test_a_stopping_outcome_stops_the_other_lanes_and_claims_nothing_more(
+    tmp_path: Path, backends: list[FakeBackend]
+) -> None:
+    others = Hold()  # never released: only stopping their agents ends them
+
+    def script(request: object) -> Script:
+        if len(backend.requests) == 1:  # batch 1, CRITICAL: fails once the others run
+            return Script(after=lambda: others.reached(2), error=RuntimeError("boom"))
+        return Script(child=True, hold=others)
+
+    backend = FakeBackend(script)
+    backends.append(backend)
+    lanes = Lanes(tmp_path, backend, plan_text(4, critical=1))
+
+    scheduler = lanes.run()
+
+    assert scheduler.stopped
+    assert lanes.claimed == [1, 2, 3]  # batch 4 was never claimed
+    kinds = {o.key: o.kind for o in scheduler.outcomes}
+    assert kinds == {"1": "failed", "2": "interrupted", "3": "interrupted"}
+    attempts = {a.item_id: str(a.state) for a in lanes.store.attempts(run_id=lanes.ctx.run.id)}
+    ids = {item.number: item.id for _, item in lanes.items}
+    assert attempts == {ids[1]: "crashed", ids[2]: "cancelled", ids[3]: "cancelled"}
+    states = [str(i.state) for i in lanes.store.items(lanes.ctx.run.id)]
+    assert states == ["failed", "pending", "pending", "pending"]
+    lanes.assert_consistent()
+    lanes.store.close()
+
+
+def test_an_agent_that_cannot_work_stops_every_lane_and_reaches_the_caller(
+    tmp_path: Path, backends: list[FakeBackend]
+) -> None:
+    others = Hold()
+    refused = Finished.failure(
+        "Invalid API key", AgentFailure("auth", "Invalid API key", False, "log in again")
+    )
+
+    def script(request: object) -> Script:
+        if len(backend.requests) == 1:
+            return Script(after=lambda: others.reached(2), finished=refused)
+        return Script(child=True, hold=others)
+
+    backend = FakeBackend(script)
+    backends.append(backend)
+    lanes = Lanes(tmp_path, backend, plan_text(4))
+
+    with pytest.raises(AgentUnusable, match="Invalid API key"):
+        lanes.run()
+
+    assert lanes.claimed == [1, 2, 3]
+    states = sorted(str(a.state) for a in lanes.store.attempts(run_id=lanes.ctx.run.id))
+    assert states == ["cancelled", "cancelled", "crashed"]
+    lanes.assert_consistent()
+    lanes.store.close()
