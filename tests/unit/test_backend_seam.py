@@ -13,11 +13,12 @@ from nightcrew.engine.initializer import init_prompt
 from nightcrew.engine.report import NullReporter
 from nightcrew.store.backlog import Backlog
 from nightcrew.store.records import Store
+from nightcrew.testing import FakeBackend, Script
 from nightcrew.work.backlog import FeatureSpec
-from tests.unit.test_wait_on_limit import ScriptedBackend, project, run, success
+from tests.unit.test_wait_on_limit import project, run, success
 
 
-class OtherAgent(ScriptedBackend):
+class OtherAgent(FakeBackend):
     """An agent whose own tools and tool names are not Claude Code's."""
 
     name = "other"
@@ -39,14 +40,14 @@ def stored_config(root: Path) -> dict[str, object]:
 def test_without_allowed_tools_in_the_config_the_agent_gets_its_backends_defaults(
     tmp_path: Path,
 ) -> None:
-    backend = OtherAgent([success()])
+    backend = OtherAgent([Script(finished=success())])
     proj, _, _ = run(tmp_path, backend, lambda when: None)
     assert {r.allowed_tools for r in backend.requests} == {("shell", "apply_patch")}
     assert stored_config(proj.root)["allowed_tools"] == ["shell", "apply_patch"]
 
 
 def test_allowed_tools_in_the_config_win_over_the_backends(tmp_path: Path) -> None:
-    backend = OtherAgent([success()])
+    backend = OtherAgent([Script(finished=success())])
     run(tmp_path, backend, lambda when: None, allowed_tools=("shell",))
     assert {r.allowed_tools for r in backend.requests} == {("shell",)}
 
@@ -58,7 +59,7 @@ def test_a_features_prompt_names_the_tools_as_the_backend_does(tmp_path: Path) -
         Backlog(store).create([FeatureSpec(name="Login", acceptance=("true",))], source="test")
     finally:
         store.close()
-    backend = OtherAgent([success()])
+    backend = OtherAgent([Script(finished=success())])
     options = BuildOptions(register=False, tools=lambda *_: ())
     Builder(proj, Settings(gates=("true",)), backend, NullReporter(), options).execute()
     prompt = backend.requests[0].prompt

@@ -11,8 +11,10 @@ from decimal import Decimal
 from pathlib import Path
 
 from nightcrew.agents.base import AgentRequest
+from nightcrew.cli.display import EventPrinter
 from nightcrew.config import Settings
 from nightcrew.core.errors import ExitCode
+from nightcrew.core.events import Event
 from nightcrew.core.states import ATTEMPT_TERMINAL, AttemptState, ItemState
 from nightcrew.core.usage import ModelUsage, TokenCounts
 from nightcrew.engine.builder import Builder, BuildOptions
@@ -44,6 +46,11 @@ class Notes:
 
     def __init__(self) -> None:
         self.lines: list[tuple[str, Level]] = []
+        self._events = EventPrinter(self)
+
+    def emit(self, event: Event) -> None:
+        """The run's events, in the words the console prints for them."""
+        self._events(event)
 
     def note(self, message: str, level: Level = "info") -> None:
         self.lines.append((message, level))
