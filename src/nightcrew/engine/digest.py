@@ -13,10 +13,27 @@ import re
 import tempfile
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from nightcrew.engine.gates import GateResult
+
+class GateResult(Protocol):
+    """What a digest reads of one gate's result (``gates.GateResult`` is one):
+    the digest knows no more of gates, so gates may use it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def command(self) -> str | None: ...
+
+    @property
+    def passed(self) -> bool: ...
+
+    @property
+    def digest(self) -> str: ...
+
+    @property
+    def signature(self) -> str | None: ...
 
 MAX_DIGEST_CHARS = 2000
 TRUNCATED = "…(truncated)"
