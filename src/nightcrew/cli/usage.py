@@ -216,7 +216,6 @@ def _transcripts(console: Console, q: _Query) -> None:
 
 
 def _projects(console: Console, q: _Query, run_id: str | None, all_projects: bool) -> None:
-    from nightcrew.cli.usage_forecast import known_run
     from nightcrew.cli.usage_view import project_total_line
     from nightcrew.core.errors import BadInput
     from nightcrew.core.usage import TokenCounts
@@ -224,6 +223,7 @@ def _projects(console: Console, q: _Query, run_id: str | None, all_projects: boo
     from nightcrew.store.records import Store
     from nightcrew.store.usage_query import project_entries
     from nightcrew.usage.pricing import sum_costs
+    from nightcrew.views.runs import known_run
 
     roots = _registered_roots() if all_projects else [Project.find(Path.cwd()).root]
     entries: list[Entry] = []
