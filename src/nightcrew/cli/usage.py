@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +16,6 @@ import click
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from nightcrew.core.usage import Entry
     from nightcrew.usage.ledger import Group
 
 BY_CHOICES = ("run", "item", "model", "day", "week", "month", "session", "block", "project")
@@ -49,17 +47,11 @@ def time_window(since: date | None, until: date | None) -> tuple[datetime | None
     return lo, hi
 
 
-def groups_for(entries: Iterable[Entry], by: str, *, in_time_order: bool = False) -> list[Group]:
-    """Groups of ``entries``, streamed: half a million transcript entries are
-    never held at once."""
-    from nightcrew.usage.ledger import blocks, blocks_as_groups, group_entries
-
-    if by == "block":
-        ordered = entries if in_time_order else sorted(entries, key=lambda e: e.ts)
-        return blocks_as_groups(blocks(ordered))
+def local_tz() -> tzinfo:
+    """The offset days, weeks and months are counted in: the user's, now."""
     tz = datetime.now(UTC).astimezone().tzinfo
     assert tz is not None
-    return group_entries(entries, by, tz)  # type: ignore[arg-type]
+    return tz
 
 
 def emit(
@@ -189,12 +181,12 @@ class _Query:
 
 
 def _transcripts(console: Console, q: _Query) -> None:
-    from nightcrew.usage.globaldb import open_global, transcript_entries
+    from nightcrew.usage.globaldb import open_global
+    from nightcrew.views.usage import transcript_groups
 
     db = open_global()
     try:
-        # transcript_entries yields in time order, so blocks need no sort
-        groups = groups_for(transcript_entries(db, q.lo, q.hi), q.by, in_time_order=True)
+        groups = transcript_groups(db, q.by, q.lo, q.hi, local_tz())
         imported = db.execute("SELECT 1 FROM transcript_files LIMIT 1").fetchone() is not None
     finally:
         db.close()
@@ -216,35 +208,31 @@ def _transcripts(console: Console, q: _Query) -> None:
 
 
 def _projects(console: Console, q: _Query, run_id: str | None, all_projects: bool) -> None:
+    from contextlib import ExitStack
+
     from nightcrew.cli.usage_view import project_total_line
     from nightcrew.core.errors import BadInput
-    from nightcrew.core.usage import TokenCounts
     from nightcrew.project import Project
     from nightcrew.store.records import Store
-    from nightcrew.store.usage_query import project_entries
-    from nightcrew.usage.pricing import sum_costs
     from nightcrew.views.runs import known_run
+    from nightcrew.views.usage import project_report
 
     roots = _registered_roots() if all_projects else [Project.find(Path.cwd()).root]
-    entries: list[Entry] = []
-    everything: list[Entry] = []
-    for root in roots:
-        path = Project(root).store_path
-        if not path.exists():
-            if not all_projects:
-                raise BadInput(f"{root}: no nightcrew run here yet")
-            continue
-        store = Store.open(path, create=False)
-        try:
+    with ExitStack() as stack:
+        stores = []
+        for root in roots:
+            path = Project(root).store_path
+            if not path.exists():
+                if not all_projects:
+                    raise BadInput(f"{root}: no nightcrew run here yet")
+                continue
+            store = Store.open(path, create=False)
+            stack.callback(store.close)
             if run_id is not None and not all_projects:
                 known_run(store, run_id, root)
-            entries += project_entries(store, root, run_id=run_id, since=q.lo, until=q.hi)
-            everything += project_entries(store, root)
-        finally:
-            store.close()
-    tokens = sum((e.tokens for e in everything), TokenCounts())
-    cost = sum_costs(e.cost_usd for e in everything)
-    first = min((e.ts for e in everything), default=None)
+            stores.append((root, store))
+        report = project_report(stores, q.by, run_id=run_id, since=q.lo, until=q.hi, tz=local_tz())
+    tokens, cost, first = report.tokens, report.cost, report.first
     line = project_total_line(tokens, cost, first)
     if all_projects:
         who = "1 project has" if len(roots) == 1 else f"{len(roots)} projects have"
@@ -254,7 +242,7 @@ def _projects(console: Console, q: _Query, run_id: str | None, all_projects: boo
     title = f"{'in every project' if all_projects else 'in this project'}, by {q.by}"
     emit(
         console,
-        groups_for(entries, q.by),
+        report.groups,
         by=q.by,
         source="project" if not all_projects else "all-projects",
         since=q.since,
