@@ -21,14 +21,9 @@ from nightcrew.usage import globaldb
 from nightcrew.usage.globaldb import format_ts, open_global, transcript_entries
 from nightcrew.usage.ledger import Group
 from nightcrew.usage.pricing import sum_costs
-from nightcrew.views.usage import (
-    ModelOutcome,
-    cost_per_passed_item,
-    entry_groups,
-    project_report,
-    transcript_groups,
-)
-from nightcrew.views.usage_sql import cost_columns, cost_total
+from nightcrew.views.project_usage import ModelOutcome, cost_per_passed_item, project_report
+from nightcrew.views.transcript_usage import transcript_groups
+from nightcrew.views.usage_sql import Query, entry_groups, group_of
 from tests.unit.store_rows import new_attempt, new_item, new_run
 
 # A microsecond before local midnight from Sunday to Monday at UTC-5 (2026-11-30 is a
@@ -92,13 +87,19 @@ def shape(groups: list[Group]) -> list[tuple[object, ...]]:
         ["12", "0.30", "1E+2"],
     ],
 )
-def test_cost_columns_sum_like_decimal(costs: list[str | None]) -> None:
+def test_costs_sum_in_sql_like_decimal(costs: list[str | None]) -> None:
     db = sqlite3.connect(":memory:")
-    db.execute("CREATE TABLE t (c TEXT)")
-    db.executemany("INSERT INTO t VALUES (?)", [(c,) for c in costs])
-    row = db.execute(f"SELECT {cost_columns('c')} FROM t").fetchone()
+    db.execute(
+        "CREATE TABLE t (input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens,"
+        " cache_write_1h_tokens, model, ts, cost_usd TEXT)"
+    )
+    db.executemany(
+        "INSERT INTO t VALUES (1, 2, 3, 4, 5, 'm', '2026-11-21T10:00:00.000+00:00', ?)",
+        [(c,) for c in costs],
+    )
+    [row] = Query("FROM t", "", "ts").rows(db, "'k'", "'k'", {})
+    got = group_of(row, datetime.fromisoformat).cost
     expected = sum_costs(None if c is None else Decimal(c) for c in costs)
-    got = cost_total(*row)
     assert (str(got.usd), got.unknown) == (str(expected.usd), expected.unknown)
 
 
@@ -184,10 +185,29 @@ def test_a_sum_too_large_for_sqlite_integers_is_added_in_python(
     own_gdb: sqlite3.Connection,
 ) -> None:
     gdb = own_gdb
-    gdb.execute("UPDATE transcript_usage SET cost_usd = '999999.999999999999'")
+    rows = [
+        (1, f"big_{n}", "r", "s", "/p", "claude-opus-4-1", format_ts(T0), 1, 1, 0, 0, 0,
+         "999.999999999999", "priced", 0)
+        for n in range(10_000)
+    ]  # fmt: skip
+    gdb.executemany(globaldb.UPSERT_USAGE, rows)  # ten million dollars: 10**19 picodollars
     tz = ZONES[1]
     python = entry_groups(transcript_entries(gdb), "model", tz)
     assert shape(transcript_groups(gdb, "model", None, None, tz)) == shape(python)
+
+
+@pytest.mark.parametrize("by", BYS)
+def test_plain_costs_take_the_quick_sums_and_match_the_ledger(
+    own_gdb: sqlite3.Connection, by: str
+) -> None:
+    own_gdb.execute(
+        "UPDATE transcript_usage SET cost_usd = CASE id % 3 WHEN 0 THEN '0.5'"
+        " WHEN 1 THEN printf('0.%06d', input_tokens) ELSE '12.25' END"
+        " WHERE cost_usd IS NOT NULL"
+    )
+    tz = ZONES[0]
+    python = entry_groups(transcript_entries(own_gdb), by, tz, in_time_order=True)
+    assert shape(transcript_groups(own_gdb, by, None, None, tz)) == shape(python)
 
 
 def test_unknown_costs_stay_unknown_never_zero(own_gdb: sqlite3.Connection) -> None:
@@ -202,8 +222,8 @@ def test_unknown_costs_stay_unknown_never_zero(own_gdb: sqlite3.Connection) -> N
 
 
 def _record(store: Store, attempt_id: int, kind: str, mid: str | None, model: str, i: int,
-            at: datetime) -> None:  # fmt: skip
-    cost = COSTS[i % len(COSTS)]
+            at: datetime, costs: list[str | None]) -> None:  # fmt: skip
+    cost = costs[i % len(costs)]
     store.record_usage(
         attempt_id, kind=kind, message_id=mid, request_id=None, model=model,
         tokens=TokenCounts(10 + i, 3 * i, 50 * (i % 4), i % 5, i % 3),
@@ -215,7 +235,7 @@ def _record(store: Store, attempt_id: int, kind: str, mid: str | None, model: st
     )
 
 
-def fill(store: Store, seed: int) -> None:
+def fill(store: Store, seed: int, costs: list[str | None] = COSTS) -> None:
     """Two runs, three items, attempts that passed, failed and were killed mid-stream
     (responses only), several models, times across local midnights."""
     n = seed
@@ -231,12 +251,12 @@ def fill(store: Store, seed: int) -> None:
                 for _ in range(4):
                     n += 1
                     at = T0 + timedelta(minutes=53 * n - 2000)
-                    _record(store, a.id, "response", f"m{n}", MODELS[(n + k) % 4], n, at)
+                    _record(store, a.id, "response", f"m{n}", MODELS[(n + k) % 4], n, at, costs)
                 if k < 2:  # the last one was killed: only its responses count
                     n += 1
                     at = T0 + timedelta(minutes=53 * n - 2000)
-                    _record(store, a.id, "final", None, MODELS[k], n, at)
-                    _record(store, a.id, "final", None, MODELS[3], n + 1, at)
+                    _record(store, a.id, "final", None, MODELS[k], n, at, costs)
+                    _record(store, a.id, "final", None, MODELS[3], n + 1, at, costs)
                     passed = k == 1 and number != 3
                     state = AttemptState.PASSED if passed else AttemptState.FAILED
                     store.finish_attempt(a.id, state, reason="gates")
@@ -267,6 +287,19 @@ def test_project_groups_match_the_ledger(
     python = entry_groups(project_entries(store, root), by, tz)
     assert len(python) > 1 or by == "project"
     report = project_report(projects[:1], by, run_id=None, since=None, until=None, tz=tz)
+    assert shape(report.groups) == shape(python)
+
+
+@pytest.mark.parametrize("by", BYS_PROJECT)
+def test_a_project_with_plain_costs_matches_the_ledger(tmp_path: Path, by: str) -> None:
+    store = Store.open(tmp_path / "nightcrew.db")
+    try:
+        fill(store, seed=7, costs=["0.5", "0.000123", None, "12.25", "0.1"])
+        tz = ZONES[1]
+        python = entry_groups(project_entries(store, tmp_path), by, tz)
+        report = project_report([(tmp_path, store)], by, run_id=None, since=None, until=None, tz=tz)
+    finally:
+        store.close()
     assert shape(report.groups) == shape(python)
 
 

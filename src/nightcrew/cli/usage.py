@@ -54,8 +54,14 @@ def local_tz() -> tzinfo:
     return tz
 
 
+def new_console() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
 def emit(
-    console: Console,
+    console: Console | None,
     groups: list[Group],
     *,
     by: str,
@@ -67,7 +73,7 @@ def emit(
     extra: dict[str, Any],
     footer: list[str],
 ) -> None:
-    from nightcrew.cli.usage_view import cost_chart, usage_csv, usage_json, usage_table
+    from nightcrew.cli.usage_data import usage_csv, usage_json
     from nightcrew.usage.ledger import totals
 
     total = totals(groups)
@@ -80,6 +86,10 @@ def emit(
     if fmt == "csv":
         click.echo(usage_csv(groups, total), nl=False)
         return
+    from nightcrew.cli.usage_view import cost_chart, usage_table
+
+    if console is None:
+        console = new_console()
     if not groups:
         console.print(f"no usage recorded {title}", markup=False)
     else:
@@ -140,8 +150,6 @@ def usage_group(
     Claude Code sessions."""
     if ctx.invoked_subcommand is not None:
         return
-    from rich.console import Console
-
     from nightcrew.core.errors import BadInput
 
     if as_json and as_csv:
@@ -150,11 +158,11 @@ def usage_group(
     since_day = parse_day("--since", since) if since else None
     until_day = parse_day("--until", until) if until else None
     lo, hi = time_window(since_day, until_day)
-    console = Console(highlight=False)
+    console = new_console() if fmt == "table" else None  # JSON and CSV need no rich
     if forecast:
         from nightcrew.cli.usage_forecast import show_forecast
 
-        show_forecast(console, run_id=run_id, as_json=as_json)
+        show_forecast(new_console(), run_id=run_id, as_json=as_json)
         return
     if source == "transcripts":
         for flag, given in (("--run", run_id), ("--all-projects", all_projects)):
@@ -180,9 +188,9 @@ class _Query:
     fmt: str  # table | json | csv
 
 
-def _transcripts(console: Console, q: _Query) -> None:
+def _transcripts(console: Console | None, q: _Query) -> None:
     from nightcrew.usage.globaldb import open_global
-    from nightcrew.views.usage import transcript_groups
+    from nightcrew.views.transcript_usage import transcript_groups
 
     db = open_global()
     try:
@@ -207,15 +215,15 @@ def _transcripts(console: Console, q: _Query) -> None:
     )
 
 
-def _projects(console: Console, q: _Query, run_id: str | None, all_projects: bool) -> None:
+def _projects(console: Console | None, q: _Query, run_id: str | None, all_projects: bool) -> None:
     from contextlib import ExitStack
 
     from nightcrew.cli.usage_view import project_total_line
     from nightcrew.core.errors import BadInput
     from nightcrew.project import Project
     from nightcrew.store.records import Store
+    from nightcrew.views.project_usage import project_report
     from nightcrew.views.runs import known_run
-    from nightcrew.views.usage import project_report
 
     roots = _registered_roots() if all_projects else [Project.find(Path.cwd()).root]
     with ExitStack() as stack:

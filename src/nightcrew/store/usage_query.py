@@ -17,12 +17,17 @@ from nightcrew.store.records import Store
 
 # The records a report counts (``u``, its attempt ``a``): an attempt's final records
 # when it has them, else its responses. KEPT_WHERE takes the parameters of :func:`window`.
-KEPT_FROM = "FROM usage_records u JOIN attempts a ON a.id = u.attempt_id"
-KEPT_WHERE = """
-WHERE u.kind = CASE WHEN EXISTS (
-        SELECT 1 FROM usage_records f WHERE f.attempt_id = u.attempt_id AND f.kind = 'final'
+# Driven from the attempts, so each attempt asks once whether it has final records and
+# reads only the records it keeps through the (attempt_id, kind, …) index, rather than
+# every streamed response asking about its attempt (most are replaced by finals).
+KEPT_FROM = """
+FROM attempts a CROSS JOIN usage_records u ON u.attempt_id = a.id
+  AND u.kind = CASE WHEN EXISTS (
+        SELECT 1 FROM usage_records f WHERE f.attempt_id = a.id AND f.kind = 'final'
       ) THEN 'final' ELSE 'response' END
-  AND (:run IS NULL OR a.run_id = :run)
+"""
+KEPT_WHERE = """
+WHERE (:run IS NULL OR a.run_id = :run)
   AND (:since IS NULL OR COALESCE(u.ts, a.started_at) >= :since)
   AND (:until IS NULL OR COALESCE(u.ts, a.started_at) < :until)
 """
