@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -205,13 +206,19 @@ def _decimal_text(text: str | None) -> str | None:
     return None if text is None else str(Decimal(text))
 
 
-def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
-    started = time.perf_counter()
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall and CPU seconds (user + sys) of one command, and what it printed."""
+    cpu, started = _children_cpu(), time.perf_counter()
     done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed: {done.stderr.strip()}")
-    return elapsed, done.stdout
+    return elapsed, _children_cpu() - cpu, done.stdout
 
 
 def main() -> int:
@@ -242,29 +249,38 @@ def main() -> int:
             "transcripts by day": ["usage", "--source", "transcripts", "--by", "day", "--json"],
             "project by model": ["usage", "--by", "model"],
         }
-        times: dict[str, list[float]] = {f"{k}{s}": [] for k in commands for s in ("", " (old)")}
+        times: dict[str, list[tuple[float, float]]] = {
+            f"{k}{s}": [] for k in commands for s in ("", " (old)")
+        }
         for _ in range(args.repeat):  # each round runs every command: the same machine load
             for label, cmd in commands.items():
-                times[label].append(timed([NIGHTCREW, *cmd], project, env)[0])
-                times[f"{label} (old)"].append(timed([*old, *cmd], project, env)[0])
+                times[label].append(timed([NIGHTCREW, *cmd], project, env)[:2])
+                times[f"{label} (old)"].append(timed([*old, *cmd], project, env)[:2])
         checks = [
             ["usage", "--source", "transcripts", "--by", "day", "--json"],
             ["usage", "--by", "model", "--csv"],
             ["usage", "--by", "day", "--json"],
         ]
         for cmd in checks:
-            if timed([NIGHTCREW, *cmd], project, env)[1] != timed([*old, *cmd], project, env)[1]:
+            if timed([NIGHTCREW, *cmd], project, env)[2] != timed([*old, *cmd], project, env)[2]:
                 print(f"nightcrew {' '.join(cmd)}: the SQL and the Python paths disagree")
                 return 1
-    print(f"{args.repeat} rounds, {os.cpu_count()} CPUs; median wall seconds")
-    print(f"{'command':<20} {'now':>7} {'old path':>9} {'old/now':>8} {'target':>7}")
+    load = os.getloadavg()[0]
+    print(f"{args.repeat} rounds, {os.cpu_count()} CPUs, load {load:.1f}; medians in seconds")
+    print(f"{'command':<20} {'wall':>6} {'cpu':>6} {'old wall':>9} {'old cpu':>8} {'old/now':>8}"
+          f"  target (wall)")  # fmt: skip
     targets = {"transcripts by day": TRANSCRIPTS_TARGET_S, "project by model": PROJECT_TARGET_S}
     for label in commands:
-        now = statistics.median(times[label])
-        was = statistics.median(times[f"{label} (old)"])
+        wall = statistics.median(w for w, _ in times[label])
+        cpu = statistics.median(c for _, c in times[label])
+        old_wall = statistics.median(w for w, _ in times[f"{label} (old)"])
+        old_cpu = statistics.median(c for _, c in times[f"{label} (old)"])
         target = targets.get(label)
-        verdict = "" if target is None else f"{target:.2f} {'met' if now <= target else 'missed'}"
-        print(f"{label:<20} {now:7.3f} {was:9.3f} {was / now:7.1f}× {verdict:>7}")
+        verdict = "" if target is None else f"{target:.2f} {'met' if wall <= target else 'missed'}"
+        print(f"{label:<20} {wall:6.3f} {cpu:6.3f} {old_wall:9.3f} {old_cpu:8.3f}"
+              f" {old_wall / wall:7.1f}×  {verdict}")  # fmt: skip
+    if load > (os.cpu_count() or 1):
+        print("the machine is busy: wall times wait for a CPU; the cpu column is the cost")
     return 0
 
 

@@ -14,9 +14,12 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from rich.console import Console
 
     from nightcrew.usage.ledger import Group
+    from nightcrew.views.outcomes import ModelOutcome
 
 BY_CHOICES = ("run", "item", "model", "day", "week", "month", "session", "block", "project")
 _DATE = re.compile(r"^(\d{4})-?(\d{2})-?(\d{2})$")
@@ -72,6 +75,7 @@ def emit(
     title: str,
     extra: dict[str, Any],
     footer: list[str],
+    outcomes: Mapping[str, ModelOutcome] | None = None,
 ) -> None:
     from nightcrew.cli.usage_data import usage_csv, usage_json
     from nightcrew.usage.ledger import totals
@@ -79,8 +83,9 @@ def emit(
     total = totals(groups)
     if fmt == "json":
         data = usage_json(
-            groups, total, by=by, source=source, since=since, until=until, extra=extra
-        )
+            groups, total, by=by, source=source, since=since, until=until, extra=extra,
+            outcomes=outcomes,
+        )  # fmt: skip
         click.echo(json.dumps(data, indent=2))
         return
     if fmt == "csv":
@@ -95,7 +100,7 @@ def emit(
     else:
         # A pipe has no width: the table takes what it needs, every column whole.
         width = console.width if console.is_terminal else None
-        table = usage_table(groups, total, by=by, title=title, width=width)
+        table = usage_table(groups, total, by=by, title=title, width=width, outcomes=outcomes)
         if width is None:
             console.width = max(
                 console.width,
@@ -267,6 +272,8 @@ def _projects(console: Console | None, q: _Query, run_id: str | None, all_projec
             "projects": [str(r) for r in roots],
         },
         footer=[line],
+        # how each model's attempts went, to judge a model (or a routing rule) by
+        outcomes=report.outcomes if q.by == "model" else None,
     )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 
 from nightcrew.usage.ledger import Group
+from nightcrew.views.outcomes import ModelOutcome, cost_per_passed_item
 
 COLUMNS = (
     "key",
@@ -67,6 +68,22 @@ def group_record(g: Group) -> dict[str, object]:
     }
 
 
+def outcome_record(g: Group, outcomes: Mapping[str, ModelOutcome] | None) -> dict[str, object]:
+    """A model's attempts, passes, pass rate and cost per passed item (null, never 0,
+    when a cost is unknown or nothing passed); nothing for a group that is no model."""
+    outcome = None if outcomes is None else outcomes.get(g.key)
+    if outcome is None:
+        return {}
+    per_item = cost_per_passed_item(g.cost, outcome)
+    return {
+        "attempts": outcome.attempts,
+        "passed_attempts": outcome.passed,
+        "pass_rate": outcome.pass_rate,
+        "items_passed": outcome.items_passed,
+        "cost_per_passed_item_usd": None if per_item is None else float(per_item),
+    }
+
+
 def _iso(value: date | None) -> str | None:
     return None if value is None else value.isoformat()
 
@@ -80,15 +97,17 @@ def usage_json(
     since: date | None,
     until: date | None,
     extra: Mapping[str, object] | None = None,
+    outcomes: Mapping[str, ModelOutcome] | None = None,
 ) -> dict[str, object]:
     """The ``--json`` document. ``extra`` lets the command add fields (e.g. a forecast)
-    without this module knowing about them; its keys win over the standard ones."""
+    without this module knowing about them; its keys win over the standard ones.
+    ``outcomes`` (by model) add how each model's attempts went to its group."""
     return {
         "source": source,
         "by": by,
         "since": _iso(since),
         "until": _iso(until),
-        "groups": [group_record(g) for g in groups],
+        "groups": [{**group_record(g), **outcome_record(g, outcomes)} for g in groups],
         "totals": group_record(total),
         **(extra or {}),
     }
