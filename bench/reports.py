@@ -227,6 +227,11 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--keep", type=Path, help="Build the data here and leave it.")
+    parser.add_argument(
+        "--before", type=Path, metavar="SRC",
+        help="Also time the code under SRC (e.g. `git archive main src | tar -x -C DIR`, then"
+        " DIR/src), as it is: the reports of an earlier commit.",
+    )  # fmt: skip
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="nightcrew-bench-") as tmp:
         base = args.keep or Path(tmp)
@@ -249,13 +254,20 @@ def main() -> int:
             "transcripts by day": ["usage", "--source", "transcripts", "--by", "day", "--json"],
             "project by model": ["usage", "--by", "model"],
         }
+        before = [sys.executable, "-c", "from nightcrew.launch import main; main()"]
+        before_env = {**env, "PYTHONPATH": str(args.before)} if args.before else env
+        kinds = ("", " (old)", " (before)") if args.before else ("", " (old)")
         times: dict[str, list[tuple[float, float]]] = {
-            f"{k}{s}": [] for k in commands for s in ("", " (old)")
+            f"{k}{s}": [] for k in commands for s in kinds
         }
         for _ in range(args.repeat):  # each round runs every command: the same machine load
             for label, cmd in commands.items():
                 times[label].append(timed([NIGHTCREW, *cmd], project, env)[:2])
                 times[f"{label} (old)"].append(timed([*old, *cmd], project, env)[:2])
+                if args.before:
+                    times[f"{label} (before)"].append(
+                        timed([*before, *cmd], project, before_env)[:2]
+                    )
         checks = [
             ["usage", "--source", "transcripts", "--by", "day", "--json"],
             ["usage", "--by", "model", "--csv"],
@@ -279,6 +291,11 @@ def main() -> int:
         verdict = "" if target is None else f"{target:.2f} {'met' if wall <= target else 'missed'}"
         print(f"{label:<20} {wall:6.3f} {cpu:6.3f} {old_wall:9.3f} {old_cpu:8.3f}"
               f" {old_wall / wall:7.1f}×  {verdict}")  # fmt: skip
+        if args.before:
+            was = times[f"{label} (before)"]
+            b_wall = statistics.median(w for w, _ in was)
+            b_cpu = statistics.median(c for _, c in was)
+            print(f"{'  before':<20} {b_wall:6.3f} {b_cpu:6.3f}   ({b_wall / wall:.1f}× now)")
     if load > (os.cpu_count() or 1):
         print("the machine is busy: wall times wait for a CPU; the cpu column is the cost")
     return 0
