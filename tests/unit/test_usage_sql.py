@@ -21,7 +21,8 @@ from nightcrew.usage import globaldb
 from nightcrew.usage.globaldb import format_ts, open_global, transcript_entries
 from nightcrew.usage.ledger import Group
 from nightcrew.usage.pricing import sum_costs
-from nightcrew.views.project_usage import ModelOutcome, cost_per_passed_item, project_report
+from nightcrew.views.outcomes import ModelOutcome, cost_per_passed_item
+from nightcrew.views.project_usage import project_report
 from nightcrew.views.transcript_usage import transcript_groups
 from nightcrew.views.usage_sql import Query, entry_groups, group_of
 from tests.unit.store_rows import new_attempt, new_item, new_run
@@ -383,3 +384,4 @@ def test_no_passed_item_has_no_cost_per_item() -> None:
     nothing = ModelOutcome(attempts=3, passed=0, items_passed=0)
     assert cost_per_passed_item(CostTotal(Decimal("1.5"), 0), nothing) is None
     assert ModelOutcome(0, 0, 0).pass_rate is None
+
