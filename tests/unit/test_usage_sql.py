@@ -385,3 +385,14 @@ def test_no_passed_item_has_no_cost_per_item() -> None:
     assert cost_per_passed_item(CostTotal(Decimal("1.5"), 0), nothing) is None
     assert ModelOutcome(0, 0, 0).pass_rate is None
 
+
+@pytest.mark.parametrize("by", BYS)
+def test_a_big_table_read_in_two_halves_at_once_gives_the_same_groups(
+    gdb: sqlite3.Connection, by: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nightcrew.views import transcript_usage
+
+    monkeypatch.setattr(transcript_usage, "SPLIT_ROWS", 10)
+    tz = ZONES[1]
+    python = entry_groups(transcript_entries(gdb), by, tz, in_time_order=True)
+    assert shape(transcript_groups(gdb, by, None, None, tz)) == shape(python)
