@@ -9,87 +9,18 @@ atomic transaction (see ``store.backlog``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
+from nightcrew.cli import backlog_edit
+from nightcrew.cli.backlog_common import open_backlog, parse_ids, write_atomically
+from nightcrew.cli.backlog_init import init_command
+
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-    from nightcrew.store.backlog import Backlog
-    from nightcrew.work.backlog import Feature, Outline
-    from nightcrew.work.backlog_graph import Node
-
-
-@contextmanager
-def open_backlog(*, create: bool = False) -> Iterator[Backlog]:
-    """The backlog of the project around the current directory."""
-    from nightcrew.core.errors import BadInput
-    from nightcrew.project import Project
-    from nightcrew.store.backlog import Backlog
-
-    project = Project.find(Path.cwd())
-    if not create and not project.store_path.exists():
-        raise BadInput(
-            f"{project.root}: no backlog here yet (create one with `nightcrew backlog init"
-            " SPEC.md`, `backlog import FILE` or `backlog add NAME`)"
-        )
-    store = project.open_store()
-    try:
-        yield Backlog(store)
-    finally:
-        store.close()
-
-
-def parse_ids(values: tuple[str, ...]) -> list[int]:
-    """Feature ids as people write them: ``7``, ``#7``, or ``3,4``."""
-    from nightcrew.core.errors import BadInput
-
-    ids: list[int] = []
-    for value in values:
-        for part in value.split(","):
-            text = part.strip().removeprefix("#")
-            if not text.isdigit():
-                raise BadInput(f"{part.strip()!r} is not a feature id (ids look like 7 or #7)")
-            ids.append(int(text))
-    return ids
-
-
-def feature_json(feature: Feature, view: BacklogView) -> dict[str, Any]:
-    return {
-        "id": feature.id,
-        "name": feature.name,
-        "category": feature.category,
-        "state": view.states[feature.id],
-        "priority": feature.priority,
-        "position": feature.position,
-        "depends_on": list(feature.depends_on),
-        "blocked_by": view.blocked.get(feature.id, []),
-        "description": feature.description,
-        "steps": list(feature.steps),
-        "acceptance": list(feature.acceptance),
-        "manual": feature.manual,
-        "files": list(feature.files),
-        "model": feature.model,
-        "attempts": feature.attempts,
-        "input_request": feature.input_request,
-        "input_answer": feature.input_answer,
-        "source_key": feature.source_key,
-    }
-
-
-class BacklogView:
-    """Every feature's shown state and blockers, worked out in one pass."""
-
-    def __init__(self, features: Sequence[Node]) -> None:
-        from nightcrew.work.backlog_graph import blocked_by
-
-        self.features = features
-        self.blocked = blocked_by(features)
-        self.states = {f.id: "blocked" if f.id in self.blocked else f.state.value for f in features}
+    from nightcrew.views.backlog import BacklogView
+    from nightcrew.work.backlog import Outline
 
 
 @click.group("backlog")
@@ -104,6 +35,7 @@ def list_command(states: tuple[str, ...], as_json: bool) -> None:
     """List the features in backlog order."""
     from nightcrew.cli.listing import columns, json_lines
     from nightcrew.core.errors import BadInput
+    from nightcrew.views.backlog import BacklogView, feature_json
     from nightcrew.work.backlog import FEATURE_STATES
 
     for state in states:
@@ -139,7 +71,8 @@ def list_row(f: Outline, view: BacklogView) -> tuple[str, ...]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show_command(feature_id: str, as_json: bool) -> None:
     """One feature: its text, acceptance commands, attempts, models and cost."""
-    from nightcrew.cli.backlog_money import feature_money
+    from nightcrew.views.backlog import BacklogView, feature_json
+    from nightcrew.views.backlog_money import feature_money
 
     [fid] = parse_ids((feature_id,))
     with open_backlog() as backlog:
@@ -187,7 +120,8 @@ def show_command(feature_id: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def stats_command(as_json: bool) -> None:
     """Passed of total, cost so far, and what the rest will likely cost."""
-    from nightcrew.cli.backlog_money import backlog_stats, stats_text
+    from nightcrew.cli.backlog_money import stats_text
+    from nightcrew.views.backlog_money import backlog_stats
 
     with open_backlog() as backlog:
         stats = backlog_stats(backlog)
@@ -260,19 +194,10 @@ def export_command(as_json: bool, output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
         return
-    from nightcrew.cli.backlog_edit import write_atomically
-
     write_atomically(output, text)
     click.echo(f"wrote {len(features)} feature(s) to {output}")
 
 
-def _register_edits() -> None:
-    from nightcrew.cli import backlog_edit
-    from nightcrew.cli.backlog_init import init_command
-
-    for command in backlog_edit.COMMANDS:
-        backlog_group.add_command(command)
-    backlog_group.add_command(init_command)
-
-
-_register_edits()
+for _command in backlog_edit.COMMANDS:
+    backlog_group.add_command(_command)
+backlog_group.add_command(init_command)

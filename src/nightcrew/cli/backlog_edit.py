@@ -5,29 +5,14 @@ Each change is one atomic transaction; a refused change changes nothing."""
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from nightcrew.cli.backlog import open_backlog, parse_ids
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so a crash leaves the old file or the new one."""
-    from nightcrew.core.errors import BadInput
-
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise BadInput(f"{path}: cannot write: {exc.strerror or exc}") from exc
+from nightcrew.cli.backlog_common import open_backlog, parse_ids
 
 
 @click.command("import")

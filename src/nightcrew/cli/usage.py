@@ -6,19 +6,20 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from rich.console import Console
 
-    from nightcrew.core.usage import Entry
     from nightcrew.usage.ledger import Group
+    from nightcrew.views.outcomes import ModelOutcome
 
 BY_CHOICES = ("run", "item", "model", "day", "week", "month", "session", "block", "project")
 _DATE = re.compile(r"^(\d{4})-?(\d{2})-?(\d{2})$")
@@ -49,21 +50,21 @@ def time_window(since: date | None, until: date | None) -> tuple[datetime | None
     return lo, hi
 
 
-def groups_for(entries: Iterable[Entry], by: str, *, in_time_order: bool = False) -> list[Group]:
-    """Groups of ``entries``, streamed: half a million transcript entries are
-    never held at once."""
-    from nightcrew.usage.ledger import blocks, blocks_as_groups, group_entries
-
-    if by == "block":
-        ordered = entries if in_time_order else sorted(entries, key=lambda e: e.ts)
-        return blocks_as_groups(blocks(ordered))
+def local_tz() -> tzinfo:
+    """The offset days, weeks and months are counted in: the user's, now."""
     tz = datetime.now(UTC).astimezone().tzinfo
     assert tz is not None
-    return group_entries(entries, by, tz)  # type: ignore[arg-type]
+    return tz
+
+
+def new_console() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False)
 
 
 def emit(
-    console: Console,
+    console: Console | None,
     groups: list[Group],
     *,
     by: str,
@@ -74,26 +75,32 @@ def emit(
     title: str,
     extra: dict[str, Any],
     footer: list[str],
+    outcomes: Mapping[str, ModelOutcome] | None = None,
 ) -> None:
-    from nightcrew.cli.usage_view import cost_chart, usage_csv, usage_json, usage_table
+    from nightcrew.cli.usage_data import usage_csv, usage_json
     from nightcrew.usage.ledger import totals
 
     total = totals(groups)
     if fmt == "json":
         data = usage_json(
-            groups, total, by=by, source=source, since=since, until=until, extra=extra
-        )
+            groups, total, by=by, source=source, since=since, until=until, extra=extra,
+            outcomes=outcomes,
+        )  # fmt: skip
         click.echo(json.dumps(data, indent=2))
         return
     if fmt == "csv":
         click.echo(usage_csv(groups, total), nl=False)
         return
+    from nightcrew.cli.usage_view import cost_chart, usage_table
+
+    if console is None:
+        console = new_console()
     if not groups:
         console.print(f"no usage recorded {title}", markup=False)
     else:
         # A pipe has no width: the table takes what it needs, every column whole.
         width = console.width if console.is_terminal else None
-        table = usage_table(groups, total, by=by, title=title, width=width)
+        table = usage_table(groups, total, by=by, title=title, width=width, outcomes=outcomes)
         if width is None:
             console.width = max(
                 console.width,
@@ -148,8 +155,6 @@ def usage_group(
     Claude Code sessions."""
     if ctx.invoked_subcommand is not None:
         return
-    from rich.console import Console
-
     from nightcrew.core.errors import BadInput
 
     if as_json and as_csv:
@@ -158,11 +163,11 @@ def usage_group(
     since_day = parse_day("--since", since) if since else None
     until_day = parse_day("--until", until) if until else None
     lo, hi = time_window(since_day, until_day)
-    console = Console(highlight=False)
+    console = new_console() if fmt == "table" else None  # JSON and CSV need no rich
     if forecast:
         from nightcrew.cli.usage_forecast import show_forecast
 
-        show_forecast(console, run_id=run_id, as_json=as_json)
+        show_forecast(new_console(), run_id=run_id, as_json=as_json)
         return
     if source == "transcripts":
         for flag, given in (("--run", run_id), ("--all-projects", all_projects)):
@@ -188,13 +193,13 @@ class _Query:
     fmt: str  # table | json | csv
 
 
-def _transcripts(console: Console, q: _Query) -> None:
-    from nightcrew.usage.globaldb import open_global, transcript_entries
+def _transcripts(console: Console | None, q: _Query) -> None:
+    from nightcrew.usage.globaldb import open_global
+    from nightcrew.views.transcript_usage import transcript_groups
 
     db = open_global()
     try:
-        # transcript_entries yields in time order, so blocks need no sort
-        groups = groups_for(transcript_entries(db, q.lo, q.hi), q.by, in_time_order=True)
+        groups = transcript_groups(db, q.by, q.lo, q.hi, local_tz())
         imported = db.execute("SELECT 1 FROM transcript_files LIMIT 1").fetchone() is not None
     finally:
         db.close()
@@ -215,36 +220,32 @@ def _transcripts(console: Console, q: _Query) -> None:
     )
 
 
-def _projects(console: Console, q: _Query, run_id: str | None, all_projects: bool) -> None:
-    from nightcrew.cli.usage_forecast import known_run
+def _projects(console: Console | None, q: _Query, run_id: str | None, all_projects: bool) -> None:
+    from contextlib import ExitStack
+
     from nightcrew.cli.usage_view import project_total_line
     from nightcrew.core.errors import BadInput
-    from nightcrew.core.usage import TokenCounts
     from nightcrew.project import Project
     from nightcrew.store.records import Store
-    from nightcrew.store.usage_query import project_entries
-    from nightcrew.usage.pricing import sum_costs
+    from nightcrew.views.project_usage import project_report
+    from nightcrew.views.runs import known_run
 
     roots = _registered_roots() if all_projects else [Project.find(Path.cwd()).root]
-    entries: list[Entry] = []
-    everything: list[Entry] = []
-    for root in roots:
-        path = Project(root).store_path
-        if not path.exists():
-            if not all_projects:
-                raise BadInput(f"{root}: no nightcrew run here yet")
-            continue
-        store = Store.open(path, create=False)
-        try:
+    with ExitStack() as stack:
+        stores = []
+        for root in roots:
+            path = Project(root).store_path
+            if not path.exists():
+                if not all_projects:
+                    raise BadInput(f"{root}: no nightcrew run here yet")
+                continue
+            store = Store.open(path, create=False)
+            stack.callback(store.close)
             if run_id is not None and not all_projects:
                 known_run(store, run_id, root)
-            entries += project_entries(store, root, run_id=run_id, since=q.lo, until=q.hi)
-            everything += project_entries(store, root)
-        finally:
-            store.close()
-    tokens = sum((e.tokens for e in everything), TokenCounts())
-    cost = sum_costs(e.cost_usd for e in everything)
-    first = min((e.ts for e in everything), default=None)
+            stores.append((root, store))
+        report = project_report(stores, q.by, run_id=run_id, since=q.lo, until=q.hi, tz=local_tz())
+    tokens, cost, first = report.tokens, report.cost, report.first
     line = project_total_line(tokens, cost, first)
     if all_projects:
         who = "1 project has" if len(roots) == 1 else f"{len(roots)} projects have"
@@ -254,7 +255,7 @@ def _projects(console: Console, q: _Query, run_id: str | None, all_projects: boo
     title = f"{'in every project' if all_projects else 'in this project'}, by {q.by}"
     emit(
         console,
-        groups_for(entries, q.by),
+        report.groups,
         by=q.by,
         source="project" if not all_projects else "all-projects",
         since=q.since,
@@ -271,6 +272,8 @@ def _projects(console: Console, q: _Query, run_id: str | None, all_projects: boo
             "projects": [str(r) for r in roots],
         },
         footer=[line],
+        # how each model's attempts went, to judge a model (or a routing rule) by
+        outcomes=report.outcomes if q.by == "model" else None,
     )
 
 

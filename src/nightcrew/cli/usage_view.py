@@ -9,10 +9,9 @@ lower bound is marked "≥", and JSON/CSV carry the count of unknown costs besid
 
 from __future__ import annotations
 
-import csv
 import io
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from rich import box
@@ -21,113 +20,14 @@ from rich.table import Table
 from rich.text import Text
 
 from nightcrew.cli.display import money
+from nightcrew.cli.usage_data import COLUMNS, usage_csv, usage_json  # noqa: F401 - the outputs, in one place
 from nightcrew.core.usage import TokenCounts
 from nightcrew.usage.ledger import Forecast, Group
 from nightcrew.usage.pricing import CostTotal
+from nightcrew.views.outcomes import ModelOutcome, cost_per_passed_item
 
-COLUMNS = (
-    "key",
-    "label",
-    "entries",
-    "models",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_5m_tokens",
-    "cache_write_1h_tokens",
-    "cache_write_tokens",
-    "total_tokens",
-    "cost_usd",
-    "cost_unknown",
-    "cost_complete",
-    "cache_hit_ratio",
-    "first",
-    "last",
-)
 _HEADERS = {"item": "Item", "day": "Day", "week": "Week", "month": "Month", "block": "Block"}
 _BAR = "█"
-
-
-# ---- JSON and CSV ---------------------------------------------------------------------
-
-
-def _times(g: Group) -> tuple[str | None, str | None]:
-    # A total over no entries has no times; null says so where a fake date would lie.
-    if not g.entries:
-        return None, None
-    return g.first.isoformat(), g.last.isoformat()
-
-
-def group_record(g: Group) -> dict[str, object]:
-    """One group as JSON-ready values, with the column names of :data:`COLUMNS`."""
-    t = g.tokens
-    first, last = _times(g)
-    return {
-        "key": g.key,
-        "label": g.label,
-        "entries": g.entries,
-        "models": list(g.models),
-        "input_tokens": t.input,
-        "output_tokens": t.output,
-        "cache_read_tokens": t.cache_read,
-        "cache_write_5m_tokens": t.cache_write_5m,
-        "cache_write_1h_tokens": t.cache_write_1h,
-        "cache_write_tokens": t.cache_write,
-        "total_tokens": t.total,
-        "cost_usd": None if g.cost.usd is None else float(g.cost.usd),
-        "cost_unknown": g.cost.unknown,
-        "cost_complete": g.cost.complete,
-        "cache_hit_ratio": g.cache_hit_ratio,
-        "first": first,
-        "last": last,
-    }
-
-
-def _iso(value: date | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def usage_json(
-    groups: Sequence[Group],
-    total: Group,
-    *,
-    by: str,
-    source: str,
-    since: date | None,
-    until: date | None,
-    extra: Mapping[str, object] | None = None,
-) -> dict[str, object]:
-    """The ``--json`` document. ``extra`` lets the command add fields (e.g. a forecast)
-    without this module knowing about them; its keys win over the standard ones."""
-    return {
-        "source": source,
-        "by": by,
-        "since": _iso(since),
-        "until": _iso(until),
-        "groups": [group_record(g) for g in groups],
-        "totals": group_record(total),
-        **(extra or {}),
-    }
-
-
-def _csv_row(g: Group) -> list[str]:
-    record = group_record(g)
-    record["models"] = " ".join(g.models)
-    # Exact decimal text, so a spreadsheet sum matches ours; empty (not 0) when unknown.
-    record["cost_usd"] = "" if g.cost.usd is None else format(g.cost.usd, "f")
-    record["cost_complete"] = "true" if g.cost.complete else "false"
-    return ["" if record[c] is None else str(record[c]) for c in COLUMNS]
-
-
-def usage_csv(groups: Iterable[Group], total: Group) -> str:
-    """The ``--csv`` text: a header row, one row per group, and the totals row last."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    for g in groups:
-        writer.writerow(_csv_row(g))
-    writer.writerow(_csv_row(total))
-    return out.getvalue()
 
 
 # ---- the table ------------------------------------------------------------------------
@@ -148,13 +48,34 @@ def _run_of(g: Group) -> str:
     return g.key[: -len(suffix)] if g.key.endswith(suffix) else g.key
 
 
+def _outcome_cells(
+    g: Group, outcome: ModelOutcome | None, n: str, is_total: bool
+) -> dict[str, str | Text]:
+    """A model's attempts, pass rate and cost per passed item (blank on the totals row)."""
+    if outcome is None or is_total:
+        return {name: "" for name in _OUTCOMES}
+    rate = outcome.pass_rate
+    per_item = cost_per_passed_item(g.cost, outcome)
+    return {
+        "Attempts": n.format(outcome.attempts),
+        "Pass rate": "-" if rate is None else f"{rate:.0%}",
+        "$/item passed": Text(money(per_item), style="" if per_item is not None else "yellow"),
+    }
+
+
 def _cells(
-    g: Group, *, by: str, is_total: bool = False, commas: bool = True
+    g: Group,
+    *,
+    by: str,
+    is_total: bool = False,
+    commas: bool = True,
+    outcome: ModelOutcome | None = None,
 ) -> dict[str, str | Text]:
     """Every column's cell for one group, by column name."""
     t = g.tokens
     n = "{:,}" if commas else "{}"
     return {
+        **_outcome_cells(g, outcome, n, is_total),
         "Run": _run_of(g),
         "key": g.label,
         # One model per line; the totals row leaves them out (the rows above say it).
@@ -169,16 +90,23 @@ def _cells(
     }
 
 
-_NUMBERS = ("Input", "Output", "Cache rd", "Cache wr", "Total", "Cost", "Hit")
+# How each model's attempts went (project usage by model).
+_OUTCOMES = ("Attempts", "Pass rate", "$/item passed")
+_NUMBERS = ("Input", "Output", "Cache rd", "Cache wr", "Total", "Cost", "Hit", *_OUTCOMES)
 _TEXT = ("Run", "key", "Models")
 # Headers on two lines, for a narrow terminal.
-_STACKED = {"Cache rd": "Cache\nrd", "Cache wr": "Cache\nwr"}
+_STACKED = {
+    "Cache rd": "Cache\nrd",
+    "Cache wr": "Cache\nwr",
+    "Pass rate": "Pass\nrate",
+    "$/item passed": "$/item\npassed",
+}
 # Ways to fit a narrow terminal, tried in order: stacked headers and a lighter
 # frame; then no thousands separators; then labels folded onto several lines.
 _LEVELS = ((False, True, False), (True, True, False), (True, False, False), (True, False, True))
 # Hidden, in this order, only when every column cannot fit even so: the key, the
 # total and the cost always stay, and the caption names what is hidden.
-_OPTIONAL = ("Models", "Hit", "Cache wr", "Cache rd", "Input", "Output", "Run")
+_OPTIONAL = (*_OUTCOMES, "Models", "Hit", "Cache wr", "Cache rd", "Input", "Output", "Run")
 
 
 def _width(cell: str | Text) -> int:
@@ -191,20 +119,30 @@ def _plain(cell: str | Text) -> str:
 
 
 def usage_table(
-    groups: Sequence[Group], total: Group, *, by: str, title: str, width: int | None = None
+    groups: Sequence[Group],
+    total: Group,
+    *,
+    by: str,
+    title: str,
+    width: int | None = None,
+    outcomes: Mapping[str, ModelOutcome] | None = None,
 ) -> Table:
     """One row per group and a bold totals row. Costs that are only lower bounds (some
     entries had no known price) are marked "≥" and explained in the caption.
 
     Every column is shown and no number or cost is ever cut: for a narrow ``width``
     the headers stack, separators go and labels fold; only when even that does not
-    fit are columns hidden, and the caption names them and points at --json/--csv."""
+    fit are columns hidden, and the caption names them and points at --json/--csv.
+    With ``outcomes`` (by model) each model's attempts, pass rate and cost per passed
+    item follow."""
     names = ["Run"] if by == "item" else []
-    names += ["key", *([] if by == "model" else ["Models"]), *_NUMBERS]
+    numbers = [n for n in _NUMBERS if outcomes is not None or n not in _OUTCOMES]
+    names += ["key", *([] if by == "model" else ["Models"]), *numbers]
+    out = outcomes or {}
     if width is None:
-        return _table(groups, total, by=by, title=title, names=names, level=_LEVELS[0])[0]
+        return _table(groups, total, by=by, title=title, names=names, level=_LEVELS[0], out=out)[0]
     for level in _LEVELS:
-        table, whole = _table(groups, total, by=by, title=title, names=names, level=level)
+        table, whole = _table(groups, total, by=by, title=title, names=names, level=level, out=out)
         if _fits(table, whole, width):
             return table
     hidden: list[str] = []
@@ -214,8 +152,9 @@ def usage_table(
         names.remove(optional)
         hidden.append(optional)
         table, whole = _table(
-            groups, total, by=by, title=title, names=names, level=_LEVELS[-1], hidden=hidden
-        )
+            groups, total, by=by, title=title, names=names, level=_LEVELS[-1], hidden=hidden,
+            out=out,
+        )  # fmt: skip
         if _fits(table, whole, width):
             break
     return table
@@ -230,11 +169,12 @@ def _table(
     names: list[str],
     level: tuple[bool, bool, bool],
     hidden: Sequence[str] = (),
+    out: Mapping[str, ModelOutcome],
 ) -> tuple[Table, list[str]]:
     """The table at one ``level`` of narrowing, and the texts that must show whole:
     every number and cost, and each header line."""
     stacked, commas, fold = level
-    rows = [_cells(g, by=by, commas=commas) for g in groups]
+    rows = [_cells(g, by=by, commas=commas, outcome=out.get(g.key)) for g in groups]
     total_row = _cells(total, by=by, is_total=True, commas=commas)
     header = {"key": _HEADERS.get(by, by.capitalize()), **(_STACKED if stacked else {})}
     widths = {
@@ -273,7 +213,9 @@ def _table(
         )
     if hidden:
         shown = ", ".join(_STACKED.get(h, h).replace("\n", " ") for h in hidden)
-        captions.append(f"too narrow to show {shown}: --json and --csv have every column")
+        # CSV keeps its columns as they were: the models' outcomes are in the JSON only
+        data = "--json has" if set(hidden) & set(_OUTCOMES) else "--json and --csv have"
+        captions.append(f"too narrow to show {shown}: {data} every column")
     if captions:
         table.caption = "\n".join(captions)
         table.caption_justify = "left"

@@ -11,10 +11,8 @@ and never stops a server.
 Nothing here marks a feature passed: ``claim_passing`` records a claim that
 the harness verifies by running the feature's acceptance commands.
 
-The JSON shapes of features and the stats come from ``cli.backlog`` and
-``cli.backlog_money``; they are imported where used, so that importing this
-module does not import the command line (which may import the build loop,
-which imports this module).
+The JSON shapes of features and the stats are the read models of
+:mod:`nightcrew.views`, shared with the command line.
 """
 
 from __future__ import annotations
@@ -36,10 +34,11 @@ from nightcrew.mcp.schema import (
     object_schema,
     problem,
 )
+from nightcrew.views.backlog import BacklogView, feature_json
+from nightcrew.views.backlog_money import backlog_stats
 from nightcrew.work.backlog import DEFAULT_CATEGORY, Feature, FeatureSpec
 
 if TYPE_CHECKING:
-    from nightcrew.cli.backlog import BacklogView
     from nightcrew.store.backlog import Backlog
 
 Args = Mapping[str, Any]
@@ -83,14 +82,10 @@ class BacklogTool:
 
 
 def _view(features: list[Feature]) -> BacklogView:
-    from nightcrew.cli.backlog import BacklogView  # noqa: PLC0415 - see the module doc
-
     return BacklogView(features)
 
 
 def _feature_json(feature: Feature, view: BacklogView) -> Result:
-    from nightcrew.cli.backlog import feature_json  # noqa: PLC0415 - see the module doc
-
     return feature_json(feature, view)
 
 
@@ -134,8 +129,6 @@ def _labels(ids: Iterable[int]) -> str:
 
 
 def _get_stats(context: ToolContext, args: Args) -> Result:
-    from nightcrew.cli.backlog_money import backlog_stats  # noqa: PLC0415 - see the module doc
-
     stats = backlog_stats(context.backlog)
     ready = context.backlog.ready()
     return {

@@ -15,21 +15,39 @@ from pathlib import Path
 from nightcrew.core.usage import Entry, TokenCounts
 from nightcrew.store.records import Store
 
-_SQL = """
-SELECT u.model, u.input_tokens, u.output_tokens, u.cache_read_tokens,
-       u.cache_write_5m_tokens, u.cache_write_1h_tokens, u.cost_usd, u.cost_source,
-       COALESCE(u.ts, a.finished_at, a.started_at) AS at,
-       a.id AS attempt_id, a.run_id, a.session_id, w.number, w.key, w.title, r.kind AS run_kind
-FROM usage_records u
-JOIN attempts a ON a.id = u.attempt_id
-JOIN work_items w ON w.id = a.item_id
-JOIN runs r ON r.id = a.run_id
-WHERE u.kind = CASE WHEN EXISTS (
-        SELECT 1 FROM usage_records f WHERE f.attempt_id = u.attempt_id AND f.kind = 'final'
+# The records a report counts (``u``, its attempt ``a``): an attempt's final records
+# when it has them, else its responses. KEPT_WHERE takes the parameters of :func:`window`.
+# Driven from the attempts, so each attempt asks once whether it has final records and
+# reads only the records it keeps through the (attempt_id, kind, …) index, rather than
+# every streamed response asking about its attempt (most are replaced by finals).
+KEPT_FROM = """
+FROM attempts a CROSS JOIN usage_records u ON u.attempt_id = a.id
+  AND u.kind = CASE WHEN EXISTS (
+        SELECT 1 FROM usage_records f WHERE f.attempt_id = a.id AND f.kind = 'final'
       ) THEN 'final' ELSE 'response' END
-  AND (:run IS NULL OR a.run_id = :run)
+"""
+KEPT_WHERE = """
+WHERE (:run IS NULL OR a.run_id = :run)
   AND (:since IS NULL OR COALESCE(u.ts, a.started_at) >= :since)
   AND (:until IS NULL OR COALESCE(u.ts, a.started_at) < :until)
+"""
+# When a record was made (older records have no time of their own).
+RECORD_TIME = "COALESCE(u.ts, a.finished_at, a.started_at)"
+# The work item ``w`` and run ``r`` of a record, and the item as people read it
+# (the SQL form of :func:`item_label`).
+ITEM_JOINS = "JOIN work_items w ON w.id = a.item_id JOIN runs r ON r.id = a.run_id"
+ITEM_LABEL = (
+    "(CASE r.kind WHEN 'plan' THEN 'batch ' || COALESCE(w.number, w.key)"
+    " ELSE '#' || w.key END || ': ' || w.title)"
+)
+
+_SQL = f"""
+SELECT u.model, u.input_tokens, u.output_tokens, u.cache_read_tokens,
+       u.cache_write_5m_tokens, u.cache_write_1h_tokens, u.cost_usd, u.cost_source,
+       {RECORD_TIME} AS at,
+       a.id AS attempt_id, a.run_id, a.session_id, w.number, w.key, w.title, r.kind AS run_kind
+{KEPT_FROM} {ITEM_JOINS}
+{KEPT_WHERE}
 ORDER BY at, u.id
 """
 
@@ -45,6 +63,17 @@ def item_label(run_kind: str, number: int | None, key: str, title: str) -> str:
     return f"#{key}: {title}"
 
 
+def window(
+    run_id: str | None, since: datetime | None, until: datetime | None
+) -> dict[str, str | None]:
+    """The parameters of :data:`KEPT_RECORDS`."""
+    return {
+        "run": run_id,
+        "since": since.astimezone(UTC).isoformat(timespec="milliseconds") if since else None,
+        "until": until.astimezone(UTC).isoformat(timespec="milliseconds") if until else None,
+    }
+
+
 def project_entries(
     store: Store,
     project: Path,
@@ -55,11 +84,7 @@ def project_entries(
 ) -> list[Entry]:
     """Every use of a model in this project, oldest first (``since`` inclusive,
     ``until`` exclusive)."""
-    params = {
-        "run": run_id,
-        "since": since.astimezone(UTC).isoformat(timespec="milliseconds") if since else None,
-        "until": until.astimezone(UTC).isoformat(timespec="milliseconds") if until else None,
-    }
+    params = window(run_id, since, until)
     entries = []
     for row in store.db.execute(_SQL, params):
         cost = row["cost_usd"]

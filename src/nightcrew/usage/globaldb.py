@@ -333,10 +333,8 @@ def _total(t: str) -> str:
 # a full table and much faster on a narrow time range. The /btw rule (ccusage #913): a
 # subagent replay reusing a main-session message id under a new request id repeats that
 # response, so it is dropped.
-_ENTRIES = f"""
-    SELECT r.ts, r.model, r.input_tokens, r.output_tokens, r.cache_read_tokens,
-           r.cache_write_5m_tokens, r.cache_write_1h_tokens, r.cost_usd, r.cost_source,
-           r.session_id, r.project
+# The responses a report counts (``r``), with the :func:`transcript_bounds` parameters.
+KEPT_RESPONSES = f"""
     FROM transcript_usage r
     WHERE r.ts >= :since AND r.ts < :until
       AND NOT EXISTS (
@@ -349,10 +347,24 @@ _ENTRIES = f"""
         SELECT 1 FROM transcript_usage m
         WHERE m.message_id = r.message_id AND m.sidechain = 0
           AND m.request_id IS NOT NULL AND m.request_id <> r.request_id))
+"""
+_ENTRIES = f"""
+    SELECT r.ts, r.model, r.input_tokens, r.output_tokens, r.cache_read_tokens,
+           r.cache_write_5m_tokens, r.cache_write_1h_tokens, r.cost_usd, r.cost_source,
+           r.session_id, r.project
+    {KEPT_RESPONSES}
     ORDER BY r.ts, r.id
 """
 _MIN_TS = ""  # sorts before every stored ts
 _MAX_TS = "~"  # sorts after every stored ts (digits < '~')
+
+
+def transcript_bounds(since: datetime | None, until: datetime | None) -> dict[str, str]:
+    """The ``since``/``until`` parameters of :data:`KEPT_RESPONSES`."""
+    return {
+        "since": format_ts(since) if since is not None else _MIN_TS,
+        "until": format_ts(until) if until is not None else _MAX_TS,
+    }
 
 
 def transcript_entries(
@@ -360,10 +372,7 @@ def transcript_entries(
 ) -> Iterator[Entry]:
     """Imported transcript usage in time order, each API response once (see
     ``_ENTRIES``). ``since`` is inclusive, ``until`` exclusive; both timezone-aware."""
-    bounds = {
-        "since": format_ts(since) if since is not None else _MIN_TS,
-        "until": format_ts(until) if until is not None else _MAX_TS,
-    }
+    bounds = transcript_bounds(since, until)
     cursor = db.cursor()
     cursor.row_factory = None  # plain tuples: this can be half a million rows
     cursor.execute(_ENTRIES, bounds)
