@@ -51,7 +51,7 @@ def plan_text(n: int, critical: int | None = None) -> str:
 class Lanes:
     """A plan run's context and its batches, worked on by a three-lane scheduler."""
 
-    def __init__(self, tmp_path: Path, backend: FakeBackend, plan: str) -> None:
+    def __init__(self, tmp_path: Path, backend: FakeBackend, plan: str, **settings: object) -> None:
         root = tmp_path / "proj"
         root.mkdir()
         env = {**os.environ, **GIT_ENV}
@@ -85,7 +85,12 @@ class Lanes:
             project=self.project,
             store=self.store,
             run=self.store.run(run.id),
-            settings=Settings(gates=("true",), commit=False, attempt_timeout=120),
+            settings=Settings(
+                gates=("true",),
+                commit=False,
+                attempt_timeout=120,
+                **settings,  # type: ignore[arg-type]
+            ),
             backend=backend,
             reporter=NullReporter(),
             pricer=Pricer(),

@@ -12,7 +12,7 @@ import pytest
 
 from nightcrew.agents.base import AgentFailure, Finished
 from nightcrew.core.errors import AgentUnusable
-from nightcrew.testing import FakeBackend, Hold, Script
+from nightcrew.testing import FakeBackend, Hold, Script, usage
 from tests.unit.run_context import Lanes, plan_text
 
 
@@ -98,5 +98,35 @@ def test_an_agent_that_cannot_work_stops_every_lane_and_reaches_the_caller(
     assert lanes.claimed == [1, 2, 3]
     states = sorted(str(a.state) for a in lanes.store.attempts(run_id=lanes.ctx.run.id))
     assert states == ["cancelled", "cancelled", "crashed"]
+    lanes.assert_consistent()
+    lanes.store.close()
+
+
+def test_attempts_in_flight_that_cross_the_run_budget_together_stop_the_run(
+    tmp_path: Path, backends: list[FakeBackend]
+) -> None:
+    # Each session streams one response of $0.30 and stays open: no attempt
+    # alone reaches the $0.75 run budget, and none has ended, so only the
+    # budget ledger's attempts in flight can see that three together do.
+    others = Hold()  # never released: only the harness stops these agents
+
+    def script(request: object) -> Script:
+        spend = usage("claude-sonnet-4-5", f"msg-{len(backend.requests)}", input=100_000)
+        return Script(events=(spend,), child=True, hold=others)
+
+    backend = FakeBackend(script)
+    backends.append(backend)
+    lanes = Lanes(tmp_path, backend, plan_text(4), max_budget_usd=0.75)
+
+    scheduler = lanes.run()
+
+    assert scheduler.stopped
+    assert lanes.claimed == [1, 2, 3]  # no new attempt once the budget is spent
+    kinds = sorted(o.kind for o in scheduler.outcomes)
+    assert kinds == ["interrupted", "interrupted", "over_budget"]
+    states = sorted(str(a.state) for a in lanes.store.attempts(run_id=lanes.ctx.run.id))
+    assert states == ["cancelled", "cancelled", "over_budget"]
+    warnings = [e for e in lanes.store.events(lanes.ctx.run.id) if e["kind"] == "budget_warning"]
+    assert len(warnings) == 1  # 80 % was crossed by the lanes together, and said once
     lanes.assert_consistent()
     lanes.store.close()

@@ -140,10 +140,14 @@ async def drive_agent(
     on_event: Callable[[AgentEvent, LiveUsage], None],
     handle_signals: bool = True,
     watch: stop_signals.StopWatch | None = None,
+    over_budget: Callable[[Decimal], bool] | None = None,
 ) -> AgentOutcome:
     """Run the agent to the end of its session or until stopped. With a
     ``watch`` (the scheduler's), the run's signal handling stops this agent;
-    without one, ``handle_signals`` installs handlers for this session only."""
+    without one, ``handle_signals`` installs handlers for this session only.
+    ``over_budget`` is asked with the live cost at every response: it sees the
+    run's other attempts in flight, which ``budget_left_usd`` (fixed when the
+    attempt started) cannot."""
     loop = asyncio.get_running_loop()
     stopper = Stopper()
     live = LiveUsage(pricer)
@@ -180,7 +184,8 @@ async def drive_agent(
                 live.update(event)
                 if event.model and event.model not in seen.models:
                     seen.models.append(event.model)
-                if budget_left_usd is not None and live.cost_usd >= budget_left_usd:
+                own = budget_left_usd is not None and live.cost_usd >= budget_left_usd
+                if own or (over_budget is not None and over_budget(live.cost_usd)):
                     stopper.stop("over_budget")
             elif isinstance(event, Finished):
                 seen.finished = event

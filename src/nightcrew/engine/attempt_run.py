@@ -265,6 +265,7 @@ async def _attempt_once(
         budget_left_usd=left,
         on_event=Recorder(ctx, attempt, item_spent, guard),
         watch=ctx.watch,
+        over_budget=lambda live: guard.exceeded(live) is not None,
     )
     cost, source = record_final(ctx, attempt, outcome, ctx.pricer)
     ctx.ledger.settle(attempt.id, item.id, cost)

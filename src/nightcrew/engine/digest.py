@@ -35,6 +35,7 @@ class GateResult(Protocol):
     @property
     def signature(self) -> str | None: ...
 
+
 MAX_DIGEST_CHARS = 2000
 TRUNCATED = "…(truncated)"
 MAX_ERROR_LINES = 12
