@@ -134,3 +134,6 @@ def test_a_spent_budget_tells_which_budget_stopped_the_run(tmp_path: Path) -> No
         Decimal("0.01"),
     )
     assert stop.name in message
+    (finished,) = kept.of(ev.AttemptFinished)  # the one attempt, with its cost and tokens
+    assert isinstance(finished, ev.AttemptFinished)
+    assert (finished.cost_usd, finished.tokens) == (Decimal("0.01"), TokenCounts(input=10))

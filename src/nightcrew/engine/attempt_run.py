@@ -25,6 +25,7 @@ from nightcrew.agents.base import AgentFailure, AgentRequest, HarnessTool
 from nightcrew.core import events as ev
 from nightcrew.core.errors import AgentUnusable, GitError
 from nightcrew.core.states import AttemptState
+from nightcrew.core.usage import TokenCounts
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine import signals as stop_signals
 from nightcrew.engine.attempt import AgentOutcome, drive_agent
@@ -90,6 +91,7 @@ class AttemptResult:
     commit: str | None = None
     limit_resets_at: datetime | None = None  # end "limited": when to try again
     name: str = ""  # the work item, as a person names it ("batch 2")
+    tokens: TokenCounts = field(default_factory=TokenCounts)  # the agent session's
 
     @property
     def number(self) -> int:
@@ -130,6 +132,7 @@ def finish(
             number=result.number,
             state=str(state),
             model=result.model,
+            tokens=result.tokens,
             cost_usd=result.cost_usd,
             seconds=float(seconds) if isinstance(seconds, int | float) else None,
             digest=told,
@@ -310,6 +313,7 @@ async def _attempt_once(
         last_text=outcome.last_text,
         session_id=outcome.session_id,
         name=job.name,
+        tokens=_tokens(outcome),
     )
     if outcome.end != "finished":
         return _ended_early(ctx, job, item, result, outcome)
@@ -318,6 +322,14 @@ async def _attempt_once(
         ended = finish(ctx, result, AttemptState.FAILED, held[:300], end="held")
         return replace(ended, message=held)
     return _judge(ctx, job, result, evidence, base_sha=base_sha, baseline=baseline)
+
+
+def _tokens(outcome: AgentOutcome) -> TokenCounts:
+    """The session's tokens: the agent's final totals, else those seen streaming."""
+    finished = outcome.finished
+    if finished is not None and finished.model_usage:
+        return sum((u.tokens for u in finished.model_usage), TokenCounts())
+    return outcome.live.tokens
 
 
 def _common(outcome: AgentOutcome, cost: Decimal | None, source: str | None) -> dict[str, object]:
