@@ -126,7 +126,7 @@ class Initializer(Orchestrator):
     def _check(self) -> None:
         self.spec_text = _spec_text(self.options.spec)
 
-    def _watch(self, tool: HarnessTool, store: Store, run_id: str) -> HarnessTool:
+    def _watch(self, tool: HarnessTool, run_id: str) -> HarnessTool:
         """The tool, telling the person (and the event log) what the store rejected."""
         call = tool.call
 
@@ -201,7 +201,7 @@ class Initializer(Orchestrator):
             tools=(
                 (
                     lambda attempt: [
-                        self._watch(tool, store, run.id) for tool in tools(backlog, run.id, attempt)
+                        self._watch(tool, run.id) for tool in tools(backlog, run.id, attempt)
                     ]
                 )
                 if tools
