@@ -35,10 +35,10 @@ from nightcrew.agents.claude import ClaudeBackend
 from nightcrew.cli.display import EventPrinter
 from nightcrew.config import Settings
 from nightcrew.core.errors import ExitCode, NightcrewError
-from nightcrew.core.events import Event
+from nightcrew.core.events import Event, ProgressSnapshot
 from nightcrew.core.states import AttemptState, ItemState, RunState
 from nightcrew.engine import gates as gates_mod
-from nightcrew.engine.report import Level, Progress, SummaryRow
+from nightcrew.engine.report import Level, SummaryRow
 from nightcrew.engine.runner import Runner, RunOptions
 from nightcrew.project import Project
 from nightcrew.sim import Scenario, SimServer, agent_env
@@ -146,7 +146,7 @@ class TimingReporter:
     def note(self, message: str, level: Level = "info") -> None:
         self.marks.append((time.monotonic(), message))
 
-    def progress(self, snapshot: Progress) -> None:
+    def progress(self, snapshot: ProgressSnapshot) -> None:
         pass
 
     def summary(self, rows: list[SummaryRow], footer: str) -> None:

@@ -18,11 +18,12 @@ from nightcrew.core.states import (
 )
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine.batch import BatchWork
+from nightcrew.engine.bus import Bus
 from nightcrew.engine.context import RunContext
 from nightcrew.engine.item import STOPS, ItemOutcome, run_item
 from nightcrew.engine.ledger import BudgetLedger
 from nightcrew.engine.limits import LimitWaiter
-from nightcrew.engine.report import NullReporter, Progress
+from nightcrew.engine.report import Progress
 from nightcrew.engine.scheduler import Scheduler
 from nightcrew.engine.signals import StopWatch
 from nightcrew.engine.workspace import InPlace
@@ -81,6 +82,8 @@ class Lanes:
                 sha=batch.sha256,
             )
             self.items.append((batch, item))
+        bus = Bus()  # the run's bus: the store keeps what the run's events keep
+        bus.attach_store(self.store)
         self.ctx = RunContext(
             project=self.project,
             store=self.store,
@@ -92,7 +95,7 @@ class Lanes:
                 **settings,  # type: ignore[arg-type]
             ),
             backend=backend,
-            reporter=NullReporter(),
+            reporter=bus,
             pricer=Pricer(),
             prefix="You work on a plan.",
             gate_specs=(gates_mod.command_gate(1, "true"),),

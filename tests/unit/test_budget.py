@@ -10,21 +10,29 @@ from pathlib import Path
 
 import pytest
 
+from nightcrew.cli.event_lines import lines
 from nightcrew.config import Settings
+from nightcrew.core.events import Event, Level
 from nightcrew.core.states import AttemptState
 from nightcrew.core.usage import TokenCounts
 from nightcrew.engine.budget import BudgetGuard, current_budgets, local_midnight
-from nightcrew.engine.report import Level, NullReporter
+from nightcrew.engine.report import NullReporter
 from nightcrew.store.records import ItemRow, RunRow, Store
 from tests.unit.store_rows import new_attempt, new_item, new_run
 
 
 class Notes(NullReporter):
-    def __init__(self) -> None:
+    """The guard's events as the run's bus takes them: the stored ones to the
+    store, and the console lines they print."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
         self.notes: list[tuple[str, Level]] = []
 
-    def note(self, message: str, level: Level = "info") -> None:
-        self.notes.append((message, level))
+    def emit(self, event: Event) -> None:
+        if event.stored():
+            self.store.append_event(event)
+        self.notes.extend(lines(event))
 
 
 @pytest.fixture
@@ -67,7 +75,7 @@ def budgets(store: Store, root: Path, run: RunRow, item: ItemRow, **limits: floa
         item_id=item.id,
         item_name=f"batch {item.number}",
     )
-    return BudgetGuard(found, store=store, run_id=run.id, reporter=Notes())
+    return BudgetGuard(found, store=store, run_id=run.id, reporter=Notes(store))
 
 
 def test_no_budget_set_means_no_limit(store: Store, tmp_path: Path) -> None:

@@ -14,12 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from nightcrew.cli.event_lines import lines
 from nightcrew.config import Settings
+from nightcrew.core.events import Event, Level
 from nightcrew.core.states import AttemptState
 from nightcrew.core.usage import TokenCounts
 from nightcrew.engine.budget import BudgetGuard, current_budgets, local_midnight
 from nightcrew.engine.ledger import BudgetLedger
-from nightcrew.engine.report import Level, NullReporter
+from nightcrew.engine.report import NullReporter
 from nightcrew.store.records import AttemptRow, ItemRow, RunRow, Store
 from tests.unit.store_rows import new_attempt, new_item, new_run
 
@@ -32,11 +34,17 @@ ALL = {
 
 
 class Notes(NullReporter):
-    def __init__(self) -> None:
+    """The guard's events as the run's bus takes them: the stored ones to the
+    store, and the console lines they print."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
         self.notes: list[tuple[str, Level]] = []
 
-    def note(self, message: str, level: Level = "info") -> None:
-        self.notes.append((message, level))
+    def emit(self, event: Event) -> None:
+        if event.stored():
+            self.store.append_event(event)
+        self.notes.extend(lines(event))
 
 
 class Clock:
@@ -132,7 +140,7 @@ def scanned(
         item_name=f"batch {item.number}",
         now=now,
     )
-    return BudgetGuard(found, store=store, run_id=run.id, reporter=Notes())
+    return BudgetGuard(found, store=store, run_id=run.id, reporter=Notes(store))
 
 
 def ledgered(
@@ -145,7 +153,7 @@ def ledgered(
         item_name=f"batch {item.number}",
         store=store,
         run_id=run.id,
-        reporter=Notes(),
+        reporter=Notes(store),
     )
 
 

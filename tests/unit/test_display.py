@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -10,7 +11,8 @@ import pytest
 from rich.console import Console
 
 from nightcrew.cli.display import PlainReporter, duration, money
-from nightcrew.engine.report import Progress, SummaryRow
+from nightcrew.core.events import ProgressSnapshot
+from nightcrew.engine.report import SummaryRow
 
 
 class Clock:
@@ -59,14 +61,14 @@ def test_a_long_note_is_not_wrapped(reporter: PlainReporter, out: io.StringIO) -
 
 
 def test_tool_changes_print_once_each(reporter: PlainReporter, out: io.StringIO) -> None:
-    snap = Progress(run_id="r1", batch_number=3, current_tool="Read src/parse.py")
+    snap = ProgressSnapshot(run_id="r1", batch_number=3, current_tool="Read src/parse.py")
     reporter.progress(snap)
     reporter.progress(snap)  # unchanged: nothing new
-    snap.phase = "agent"
+    snap = replace(snap, phase="agent")
     reporter.progress(snap)  # other fields changed, the tool did not: nothing new
-    snap.current_tool = "Bash: pytest -q"
+    snap = replace(snap, current_tool="Bash: pytest -q")
     reporter.progress(snap)
-    snap.current_tool = None  # no tool: nothing printed
+    snap = replace(snap, current_tool=None)  # no tool: nothing printed
     reporter.progress(snap)
     assert out.getvalue() == (
         "[21:59:58]   batch 3 › Read src/parse.py\n[21:59:59]   batch 3 › Bash: pytest -q\n"
@@ -137,7 +139,7 @@ def test_a_build_names_features_in_its_lines_panel_and_table(
 ) -> None:
     from nightcrew.cli.display import LiveReporter
 
-    snap = Progress(
+    snap = ProgressSnapshot(
         run_id="r1", unit="feature", batch_index=2, batch_total=5, batch_number=7,
         title="Log in", current_tool="Bash: pytest -q",
     )  # fmt: skip
@@ -163,10 +165,12 @@ def test_a_build_names_features_in_its_lines_panel_and_table(
 def test_repeated_identical_tool_calls_each_get_a_line(
     reporter: PlainReporter, out: io.StringIO
 ) -> None:
-    snap = Progress(run_id="r1", batch_number=2, current_tool="Bash: pytest -q", tool_calls=1)
+    snap = ProgressSnapshot(
+        run_id="r1", batch_number=2, current_tool="Bash: pytest -q", tool_calls=1
+    )
     reporter.progress(snap)
     reporter.progress(snap)  # another event of the same call: nothing new
-    snap.tool_calls = 2  # the agent ran the same command again
+    snap = replace(snap, tool_calls=2)  # the agent ran the same command again
     reporter.progress(snap)
     assert out.getvalue() == (
         "[21:59:58]   batch 2 › Bash: pytest -q\n[21:59:59]   batch 2 › Bash: pytest -q\n"
@@ -174,10 +178,14 @@ def test_repeated_identical_tool_calls_each_get_a_line(
 
 
 def test_a_refused_tool_call_is_shown_once(reporter: PlainReporter, out: io.StringIO) -> None:
-    snap = Progress(run_id="r1", batch_number=2, current_tool="Write: notes.txt", tool_calls=1)
+    snap = ProgressSnapshot(
+        run_id="r1", batch_number=2, current_tool="Write: notes.txt", tool_calls=1
+    )
     reporter.progress(snap)
-    snap.tool_failure = "Write: notes.txt failed: Permission to use Write has been denied."
-    snap.tool_failures = 1
+    snap = replace(
+        snap, tool_failure="Write: notes.txt failed: Permission to use Write has been denied."
+    )
+    snap = replace(snap, tool_failures=1)
     reporter.progress(snap)
     reporter.progress(snap)
     assert out.getvalue() == (
@@ -192,9 +200,11 @@ def test_the_live_panel_prints_a_refused_tool_call_above_itself() -> None:
     out = io.StringIO()
     live = LiveReporter(Console(file=out, width=120, color_system=None), clock=lambda: 0.0)
     try:
-        snap = Progress(run_id="r1", batch_number=2, current_tool="Write: a.txt", tool_calls=1)
+        snap = ProgressSnapshot(
+            run_id="r1", batch_number=2, current_tool="Write: a.txt", tool_calls=1
+        )
         live.progress(snap)
-        snap.tool_failure, snap.tool_failures = "Write: a.txt failed: denied", 1
+        snap = replace(snap, tool_failure="Write: a.txt failed: denied", tool_failures=1)
         live.progress(snap)
         live.progress(snap)
     finally:

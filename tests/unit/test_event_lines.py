@@ -137,7 +137,7 @@ CASES: list[tuple[Event, list[Line]]] = [
 # What a person never read a line for: the store keeps it, or another event's line says it.
 SILENT = {
     "state_changed", "run_finished", "crash_recovered", "baseline", "session", "usage_seen",
-    "tool_call", "tool_error", "text", "thinking", "budget_stop", "commit", "note", "progress",
+    "tool_call", "tool_error", "text", "thinking", "budget_stop", "commit", "routing", "progress",
 }  # fmt: skip
 
 
@@ -183,12 +183,18 @@ def test_the_plain_console_prints_events_as_before() -> None:
         )
     )  # fmt: skip
     reporter.emit(ev.BatchEmpty(run_id=RUN, number=4))
-    reporter.emit(ev.LegacyNote(message="batch 2: escalating to opus"))
+    reporter.emit(
+        ev.DecisionMade(
+            run_id=RUN, action="retry", reason="retrying (attempt 2 of 3)", model="opus",
+            item="batch 2", escalated=True,
+        )
+    )  # fmt: skip
     reporter.emit(ev.TextSeen(run_id=RUN, text="nothing to print"))
     assert out.getvalue() == (
         "[21:59:58] warn: feature #7 › refused: pushing is the person's job (git push)\n"
         "[21:59:59] warn: batch 4 is empty: skipped\n"
         "[22:00:00] batch 2: escalating to opus\n"
+        "[22:00:01] batch 2: retrying (attempt 2 of 3)\n"
     )
 
 

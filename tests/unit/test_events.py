@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import types
 import typing
 from decimal import Decimal
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+import nightcrew.engine
 from nightcrew.agents.base import AgentBackend
 from nightcrew.config import Settings
 from nightcrew.core import events as ev
@@ -167,7 +169,7 @@ def test_events_printed_only_before_are_not_stored() -> None:
     assert stored == {
         "session", "tool_call", "tool_denied", "tool_error", "text", "thinking",
         "crash_recovered", "left_alone", "baseline", "run_finished", "usage_limit_wait",
-        "claim_checked", "feature_rejected", "budget_warning", "decision",
+        "claim_checked", "feature_rejected", "budget_warning", "decision", "routing",
     }  # fmt: skip
     assert not ev.LeftAlone(run_id="r1", paths=("a",), resumed=True).stored()
     assert not ev.TextSeen(text="no run yet").stored()
@@ -291,9 +293,9 @@ def test_the_live_progress_is_told_as_a_snapshot_that_does_not_change() -> None:
     seen: list[Event] = []
     bus.subscribe(seen.append, name="watcher")
     progress = Progress(run_id="r1", batch_number=2, current_tool="Bash: ls")
-    bus.progress(progress)
-    progress.current_tool = "Read: a.py"  # the engine goes on mutating its object
-    bus.progress(progress)
+    bus.emit(progress.event())
+    progress.set(current_tool="Read: a.py")  # the engine goes on with its lane
+    bus.emit(progress.event())
     [first, second] = seen
     assert isinstance(first, ev.ProgressChanged) and isinstance(second, ev.ProgressChanged)
     assert (first.snapshot.current_tool, second.snapshot.current_tool) == ("Bash: ls", "Read: a.py")
@@ -301,12 +303,19 @@ def test_the_live_progress_is_told_as_a_snapshot_that_does_not_change() -> None:
         first.snapshot.current_tool = "x"  # type: ignore[misc]
 
 
-def test_a_note_from_an_unconverted_module_is_a_legacy_note() -> None:
-    bus = Bus()
-    seen: list[Event] = []
-    bus.subscribe(seen.append, name="watcher")
-    bus.note("batch 1: escalating to opus", "warn")
-    assert seen == [ev.LegacyNote(message="batch 1: escalating to opus", level="warn")]
+def test_the_engine_writes_no_prose_and_no_untyped_event() -> None:
+    """Every engine module tells what happened as typed events on the bus: no
+    ``note(text)``, no live object for the display, no ``store.event(kind, dict)``."""
+    engine = Path(nightcrew.engine.__file__).parent
+    calls = re.compile(r"reporter\.(note|progress)\(|store\.event\(")
+    found = [
+        f"{path.name}:{number}: {line.strip()}"
+        for path in sorted(engine.glob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if calls.search(line)
+    ]
+    assert found == []
+    assert not hasattr(Bus(), "note") and not hasattr(Bus(), "progress")
 
 
 class Watcher(NullReporter):

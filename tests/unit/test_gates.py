@@ -12,6 +12,7 @@ import psutil
 import pytest
 
 from nightcrew import gitops, proc
+from nightcrew.cli.event_lines import tests_line as detection_line
 from nightcrew.engine import gates
 from nightcrew.engine.gates import (
     GateResult,
@@ -19,7 +20,7 @@ from nightcrew.engine.gates import (
     TestIds,
     command_gate,
     default_gates,
-    describe_detection,
+    detected_tests,
     gates_passed,
     judge_tests,
     run_baseline,
@@ -123,13 +124,13 @@ def run(
 
 def test_default_gates_and_description(project: Path, tmp_path: Path) -> None:
     assert default_gates(project) == [TESTS, CLEAN]
-    assert describe_detection(project).startswith(
+    assert detection_line(detected_tests(project)).startswith(
         "tests: pytest (auto-detected from pyproject.toml; python: "
     )
     empty = tmp_path / "empty"
     empty.mkdir()
     assert default_gates(empty) == [CLEAN]
-    assert describe_detection(empty) == (
+    assert detection_line(detected_tests(empty)) == (
         "tests: none found (no pytest, package.json test script, Makefile test target or go.mod)"
     )
 

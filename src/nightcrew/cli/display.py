@@ -16,14 +16,8 @@ from rich.table import Table
 from rich.text import Text
 
 from nightcrew.cli.event_lines import lines
-from nightcrew.core.events import (
-    Event,
-    LegacyNote,
-    ProgressChanged,
-    ProgressSnapshot,
-    RunFinished,
-)
-from nightcrew.engine.report import Level, Progress, SummaryRow
+from nightcrew.core.events import Event, Level, ProgressChanged, ProgressSnapshot, RunFinished
+from nightcrew.engine.report import SummaryRow
 
 _STYLE = {"info": "", "warn": "yellow", "error": "bold red"}
 
@@ -77,7 +71,7 @@ class Printer(Protocol):
 
     def note(self, message: str, level: Level = "info") -> None: ...
 
-    def progress(self, snapshot: Progress | ProgressSnapshot) -> None: ...
+    def progress(self, snapshot: ProgressSnapshot) -> None: ...
 
     def summary(self, rows: list[SummaryRow], footer: str) -> None: ...
 
@@ -94,8 +88,6 @@ class EventPrinter:
         if isinstance(event, ProgressChanged):
             self.where = event.snapshot
             self.printer.progress(event.snapshot)
-        elif isinstance(event, LegacyNote):  # TRANSITIONAL: prose of unconverted modules
-            self.printer.note(event.message, event.level)
         elif isinstance(event, RunFinished):
             self.printer.summary(list(event.rows), event.footer)
         else:
@@ -126,7 +118,7 @@ class PlainReporter:
     def note(self, message: str, level: Level = "info") -> None:
         self._line(message if level == "info" else f"{level}: {message}", level)
 
-    def progress(self, snapshot: Progress | ProgressSnapshot) -> None:
+    def progress(self, snapshot: ProgressSnapshot) -> None:
         new_call = snapshot.tool_calls != self._last_calls
         if snapshot.current_tool and (snapshot.current_tool != self._last_tool or new_call):
             self._line(f"  {snapshot.unit} {_number(snapshot)} › {snapshot.current_tool}")
@@ -153,7 +145,7 @@ class LiveReporter:
         self.console = console
         self.clock = clock
         self._events = EventPrinter(self)
-        self.snapshot: Progress | ProgressSnapshot | None = None
+        self.snapshot: ProgressSnapshot | None = None
         self._last_failures = 0
         self.live = Live(
             console=console, get_renderable=self._render, refresh_per_second=4, transient=True
@@ -186,7 +178,7 @@ class LiveReporter:
         text = message if level == "info" else f"{level}: {message}"
         self.console.print(text, style=_STYLE[level], markup=False, highlight=False)
 
-    def progress(self, snapshot: Progress | ProgressSnapshot) -> None:
+    def progress(self, snapshot: ProgressSnapshot) -> None:
         self.snapshot = snapshot
         if snapshot.tool_failures != self._last_failures and snapshot.tool_failure:
             # Scrolls above the panel, which only ever shows the current tool.
@@ -209,7 +201,7 @@ class LiveReporter:
         self.live.stop()
 
 
-def _number(snapshot: Progress | ProgressSnapshot) -> str:
+def _number(snapshot: ProgressSnapshot) -> str:
     """How the plain console names the unit: ``batch 2``, ``feature #7``."""
     prefix = "#" if snapshot.unit == "feature" else ""
     return f"{prefix}{snapshot.batch_number}"

@@ -580,12 +580,28 @@ class DecisionMade(Event):
     feature: int | None = None
     item: str = ""
     escalated: bool = False  # a retry with another model than the last attempt's
+    routing: dict[str, Any] | None = None  # the item's route, when the config has rules
 
     def payload(self) -> dict[str, Any]:
         data = super().payload()
         if data["feature"] is None:
             del data["feature"]  # a plan batch's decision
+        if data["routing"] is None:
+            del data["routing"]  # no routing rules: the payload stays as it was
         return data
+
+
+@dataclass(frozen=True, kw_only=True)
+class ItemRouted(Event):
+    """The model chain an item climbs, the routing rule that chose it (None:
+    the default) and why; emitted as the item starts, when the config has rules."""
+
+    kind = "routing"
+    persist = True
+    item: str
+    rule: str | None
+    models: tuple[str | None, ...]
+    why: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -656,17 +672,7 @@ class ItemSkipped(Event):
     by_person: bool = False
 
 
-# ---- transitional -----------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class LegacyNote(Event):
-    """TRANSITIONAL: prose from a module not yet converted to typed events
-    (see docs/events.md, "To convert"). Remove with the last ``note()`` call."""
-
-    kind = "note"
-    message: str
-    level: Level = "info"
+# ---- the live display ---------------------------------------------------------------
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -22,17 +22,19 @@ from typing import Literal
 
 from nightcrew import debris, gitops
 from nightcrew.agents.base import AgentFailure, AgentRequest, HarnessTool
+from nightcrew.core import events as ev
 from nightcrew.core.errors import AgentUnusable, GitError
 from nightcrew.core.states import AttemptState
+from nightcrew.core.usage import TokenCounts
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine import signals as stop_signals
 from nightcrew.engine.attempt import AgentOutcome, drive_agent
-from nightcrew.engine.baseline import record_baseline
+from nightcrew.engine.baseline import baseline_event
 from nightcrew.engine.budget import BudgetGuard
 from nightcrew.engine.context import RunContext
 from nightcrew.engine.digest import failure_signature, make_digest
-from nightcrew.engine.gate_lines import gate_detail, gate_label, gate_reason, record_gate
-from nightcrew.engine.limits import MAX_WAITS, local_time, refuse_wait
+from nightcrew.engine.gate_lines import gate_detail, gate_reason, record_gate
+from nightcrew.engine.limits import MAX_WAITS, refuse_wait
 from nightcrew.engine.prompt import PreviousFailure, Prompt
 from nightcrew.engine.recording import EXCERPT, Recorder, record_final
 from nightcrew.store.records import AttemptRow, ItemRow
@@ -88,6 +90,8 @@ class AttemptResult:
     session_id: str | None = None
     commit: str | None = None
     limit_resets_at: datetime | None = None  # end "limited": when to try again
+    name: str = ""  # the work item, as a person names it ("batch 2")
+    tokens: TokenCounts = field(default_factory=TokenCounts)  # the agent session's
 
     @property
     def number(self) -> int:
@@ -106,15 +110,34 @@ def finish(
     reason: str,
     *,
     end: AttemptEnd | None = None,
+    told: str | None = None,
     **fields: object,
 ) -> AttemptResult:
-    """Store the attempt's end (the one place an attempt is finished) and return
-    the result as finished."""
+    """Store the attempt's end (the one place an attempt is finished), emit
+    :class:`~nightcrew.core.events.AttemptFinished` (``told``: why the agent's
+    session failed, for watchers; gate failures are told by their own events)
+    and return the result as finished."""
     values: dict[str, object] = {**result.common}
     if result.results:  # the gates ran
         values["gate_seconds"] = result.gate_seconds
     values.update(fields)
     ctx.store.finish_attempt(result.attempt.id, state, reason=reason, **values)
+    seconds = values.get("agent_seconds")
+    ctx.reporter.emit(
+        ev.AttemptFinished(
+            run_id=ctx.run.id,
+            item_id=result.attempt.item_id,
+            attempt_id=result.attempt.id,
+            item=result.name,
+            number=result.number,
+            state=str(state),
+            model=result.model,
+            tokens=result.tokens,
+            cost_usd=result.cost_usd,
+            seconds=float(seconds) if isinstance(seconds, int | float) else None,
+            digest=told,
+        )
+    )
     digest = fields.get("digest", result.digest)
     commit = fields.get("commit_sha", result.commit)
     return replace(
@@ -142,7 +165,13 @@ def over_budget_before(ctx: RunContext, job: Job, item: ItemRow) -> BudgetSpent 
     """A budget already spent before an attempt starts, or None."""
     guard = budget_guard(ctx, job, item)
     guard.check()
-    return BudgetSpent(guard.message()) if guard.exceeded() is not None else None
+    return _spent(ctx, guard) if guard.exceeded() is not None else None
+
+
+def _spent(ctx: RunContext, guard: BudgetGuard, attempt_id: int | None = None) -> BudgetSpent:
+    """A budget is spent: say which (:class:`~nightcrew.core.events.BudgetStop`)."""
+    ctx.reporter.emit(guard.stop(attempt_id=attempt_id))
+    return BudgetSpent(guard.message())
 
 
 async def run_attempt(
@@ -181,18 +210,13 @@ async def run_attempt(
                 ctx.run.id,
             )
         waits += 1
-        ctx.reporter.note(
-            f"usage limit reached: waiting until {local_time(until)} (local) — Ctrl-C to stop",
-            "warn",
-        )
-        ctx.store.event(
-            ctx.run.id,
-            "usage_limit_wait",
-            {"until": until.isoformat(), "item": job.name},
-            attempt_id=run.attempt.id,
+        ctx.reporter.emit(
+            ev.UsageLimitWait(
+                run_id=ctx.run.id, attempt_id=run.attempt.id, until=until.isoformat(), item=job.name
+            )
         )
         ctx.limits.wait_until(until)
-        ctx.reporter.note(f"usage limit reset: {job.name} tries again")
+        ctx.reporter.emit(ev.UsageLimitReset(run_id=ctx.run.id, item=job.name))
         resume_session_id = None
 
 
@@ -212,7 +236,7 @@ async def _attempt_once(
     guard = budget_guard(ctx, job, item)
     guard.check()
     if guard.exceeded() is not None:
-        return BudgetSpent(guard.message())
+        return _spent(ctx, guard)
     left = guard.left()
     number = store.next_attempt_number(item.id)
     evidence = job.evidence_root / f"attempt-{number}"
@@ -229,14 +253,25 @@ async def _attempt_once(
         base_sha=base_sha,
         evidence_dir=evidence,
     )
-    progress = ctx.progress
-    progress.batch_number, progress.title = job.number, job.title
-    progress.attempt, progress.model, progress.phase = number, model, "agent"
-    progress.started_at, progress.current_tool = time.monotonic(), None
-    ctx.reporter.note(
-        f"{job.heading}: attempt {number}"
-        + (f" with {model}" if model else "")
-        + (f" (resuming session {resume_session_id})" if resume_session_id else "")
+    ctx.progress.set(
+        batch_number=job.number,
+        title=job.title,
+        attempt=number,
+        model=model,
+        phase="agent",
+        started_at=time.monotonic(),
+        current_tool=None,
+    )
+    ctx.reporter.emit(
+        ev.AttemptStarted(
+            run_id=ctx.run.id,
+            item_id=item.id,
+            attempt_id=attempt.id,
+            heading=job.heading,
+            number=number,
+            model=model,
+            resume_session_id=resume_session_id,
+        )
     )
     item_spent = ctx.ledger.item_spent(item.id)
     request = AgentRequest(
@@ -278,6 +313,8 @@ async def _attempt_once(
         common=_common(outcome, cost, source),
         last_text=outcome.last_text,
         session_id=outcome.session_id,
+        name=job.name,
+        tokens=_tokens(outcome),
     )
     if outcome.end != "finished":
         return _ended_early(ctx, job, item, result, outcome)
@@ -286,6 +323,14 @@ async def _attempt_once(
         ended = finish(ctx, result, AttemptState.FAILED, held[:300], end="held")
         return replace(ended, message=held)
     return _judge(ctx, job, result, evidence, base_sha=base_sha, baseline=baseline)
+
+
+def _tokens(outcome: AgentOutcome) -> TokenCounts:
+    """The session's tokens: the agent's final totals, else those seen streaming."""
+    finished = outcome.finished
+    if finished is not None and finished.model_usage:
+        return sum((u.tokens for u in finished.model_usage), TokenCounts())
+    return outcome.live.tokens
 
 
 def _common(outcome: AgentOutcome, cost: Decimal | None, source: str | None) -> dict[str, object]:
@@ -318,7 +363,8 @@ def _ended_early(
             "the budget ran out during this attempt",
             end="over_budget",
         )
-        return replace(ended, message=budget_guard(ctx, job, item).message())
+        spent = _spent(ctx, budget_guard(ctx, job, item), result.attempt.id)
+        return replace(ended, message=spent.message)
     if outcome.end == "timed_out":
         digest = (
             f"The agent did not finish within {ctx.settings.attempt_timeout:g} s and"
@@ -335,8 +381,9 @@ def _ended_early(
         # usage limit), and spend no retry.
         return _unusable(ctx, result, known, digest, signature)
     state = AttemptState.TIMED_OUT if outcome.end == "timed_out" else AttemptState.CRASHED
-    ended = finish(ctx, result, state, digest[:300], digest=digest, signature=signature)
-    ctx.reporter.note(f"{job.name} attempt {result.number}: {digest}", "warn")
+    ended = finish(
+        ctx, result, state, digest[:300], told=digest, digest=digest, signature=signature
+    )
     kind = "timed_out" if outcome.end == "timed_out" else "crashed"
     return replace(
         ended, signature=signature, previous=PreviousFailure(result.number, kind, digest)
@@ -353,9 +400,8 @@ def _judge(
     baseline: gates_mod.TestIds | None,
 ) -> AttemptResult:
     """The harness runs the gates; a passed attempt waits for its commit."""
-    progress = ctx.progress
-    progress.phase = "gates"
-    ctx.reporter.progress(progress)
+    ctx.progress.set(phase="gates")
+    ctx.reporter.emit(ctx.progress.event())
     started = time.monotonic()
     results = gates_mod.run_gates(
         [*job.extra_gates, *ctx.gate_specs],
@@ -369,11 +415,16 @@ def _judge(
     result = replace(result, gate_seconds=time.monotonic() - started, results=tuple(results))
     for gate in results:
         record_gate(ctx.store, result.attempt.id, gate)
-        mark = "passed" if gate.passed else "FAILED"
-        reason = "" if gate.passed else gate_reason(gate)
-        ctx.reporter.note(
-            f"  {gate_label(gate.name)}: {mark}{gate_detail(gate)}{reason}",
-            "info" if gate.passed else "warn",
+        ctx.reporter.emit(
+            ev.GateChecked(
+                run_id=ctx.run.id,
+                item_id=result.attempt.item_id,
+                attempt_id=result.attempt.id,
+                name=gate.name,
+                passed=gate.passed,
+                detail=gate_detail(gate),
+                reason="" if gate.passed else gate_reason(gate),
+            )
         )
     if gates_mod.gates_passed(results):
         return replace(result, end="passed")
@@ -429,7 +480,7 @@ def conclude(
     base_sha = result.attempt.base_sha
     commit: str | None = None
     if ctx.settings.commit:
-        ctx.progress.phase = "commit"
+        ctx.progress.set(phase="commit")
         try:
             commit = ctx.workspace.commit(message, trailers, base_sha)
         except GitError as exc:
@@ -437,13 +488,23 @@ def conclude(
                 ctx, result, AttemptState.FAILED, "commit failed", end="failed", digest=str(exc)
             )
             return replace(failed, message=str(exc)), baseline
+        if commit is not None:
+            ctx.reporter.emit(
+                ev.CommitMade(
+                    run_id=ctx.run.id,
+                    item_id=result.attempt.item_id,
+                    attempt_id=result.attempt.id,
+                    sha=commit,
+                    message=message,
+                )
+            )
     if base_sha is not None and not ctx.workspace.changed_since(base_sha):
-        ctx.reporter.note(f"{name} passed without changing any file", "warn")
+        ctx.reporter.emit(ev.PassedWithoutChanges(run_id=ctx.run.id, item=name))
     passed = finish(ctx, result, AttemptState.PASSED, "gates passed", commit_sha=commit)
     for gate in result.results:
         if gate.tests is not None:
             baseline = gate.tests
-            record_baseline(ctx.store, result.attempt.run_id, gate.tests)
+            ctx.reporter.emit(baseline_event(result.attempt.run_id, gate.tests))
     return passed, baseline
 
 
@@ -472,10 +533,9 @@ def _remove_debris(ctx: RunContext, job: Job, before: set[str]) -> None:
     try:
         removed = debris.remove_new(root, gitops.untracked_files(root), before)
     except (GitError, OSError) as exc:
-        ctx.reporter.note(f"{job.name}: could not look for the agent's temp files: {exc}", "warn")
+        ctx.reporter.emit(ev.TempFilesUnchecked(run_id=ctx.run.id, item=job.name, error=str(exc)))
         return
     if removed:
-        ctx.reporter.note(
-            f"{job.name}: removed the stopped agent's unfinished write(s): {', '.join(removed)}",
-            "warn",
+        ctx.reporter.emit(
+            ev.UnfinishedWritesRemoved(run_id=ctx.run.id, paths=tuple(removed), item=job.name)
         )

@@ -14,17 +14,14 @@ from nightcrew.store.records import Store
 BASELINE_EVENT = BaselineRecorded.kind
 
 
-def record_baseline(store: Store, run_id: str, ids: TestIds) -> None:
-    """Keep the test ids later attempts are judged against, for a resume.
-    Written to the store directly (not through the bus): the attempt that
-    records it after a pass has the store, not the bus, until it is converted."""
-    store.append_event(
-        BaselineRecorded(
-            run_id=run_id,
-            passed=tuple(sorted(ids.passed)),
-            failed=tuple(sorted(ids.failed)),
-            skipped=tuple(sorted(ids.skipped)),
-        )
+def baseline_event(run_id: str, ids: TestIds) -> BaselineRecorded:
+    """The test ids later attempts are judged against, as the event that keeps
+    them for a resume (emitted on the run's bus; the store keeps it)."""
+    return BaselineRecorded(
+        run_id=run_id,
+        passed=tuple(sorted(ids.passed)),
+        failed=tuple(sorted(ids.failed)),
+        skipped=tuple(sorted(ids.skipped)),
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from nightcrew.core import events as ev
 from nightcrew.core.states import AttemptState, ItemState
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine import routing
@@ -97,7 +98,9 @@ class BatchWork:
             store.set_item_state(item.id, ItemState.PENDING, reason="runs again")
         store.set_item_state(item.id, ItemState.IN_PROGRESS, reason="batch started")
         base_sha = ctx.workspace.base()
-        routing.record(store, ctx.run.id, f"batch {self.batch.number}", ctx.settings, self.route)
+        routing.record(
+            ctx.reporter, ctx.run.id, f"batch {self.batch.number}", ctx.settings, self.route
+        )
         if self.route.rule is None:
             ladder = batch_ladder(ctx.settings.model, ctx.settings.escalate_model)
         else:
@@ -141,27 +144,23 @@ class BatchWork:
         ctx.store.set_item_state(
             self.item.id, ItemState.PASSED, reason="gates passed", commit_sha=commit
         )
-        short = commit[:10] if commit else "no commit"
-        ctx.reporter.note(f"batch {batch.number} passed ({short})")
+        ctx.reporter.emit(ev.ItemPassed(run_id=ctx.run.id, item=self.job.name, commit=commit))
         return ItemOutcome("passed", "passed", baseline)
 
     def failed(self, ctx: RunContext, result: AttemptResult) -> str | None:
         return result.model
 
-    def decision_event(self, decision: Decision) -> dict[str, object] | None:
-        return {
-            "action": decision.action,
-            "reason": decision.reason,
-            "model": decision.model,
-            "stuck": decision.stuck,
-            **self.routing_fields,
-        }
-
-    def retrying(self, ctx: RunContext, decision: Decision, model: str | None) -> None:
-        number = self.batch.number
-        if decision.model and decision.model != model:
-            ctx.reporter.note(f"batch {number}: escalating to {decision.model}")
-        ctx.reporter.note(f"batch {number}: {decision.reason}")
+    def decision_event(self, decision: Decision, model: str | None) -> ev.DecisionMade:
+        routed = self.routing_fields.get("routing")
+        return ev.DecisionMade(
+            action=decision.action,
+            reason=decision.reason,
+            model=decision.model,
+            stuck=decision.stuck,
+            item=self.job.name,
+            escalated=bool(decision.model) and decision.model != model,
+            routing=routed if isinstance(routed, dict) else None,
+        )
 
     def ended(
         self,
@@ -173,16 +172,27 @@ class BatchWork:
         store, item = ctx.store, self.item
         message = f"batch {self.batch.number} failed: {decision.reason}"
         if decision.action == "skip":
-            message += abandon(ctx, self.job.evidence_root, base_sha, "abandoned")
+            kept = abandon(ctx, self.job.evidence_root, base_sha, "abandoned")
+            message += kept
             store.set_item_state(
                 item.id, ItemState.FAILED, reason=decision.reason, message=decision.reason
             )
-            ctx.reporter.note(message, "warn")
+            ctx.reporter.emit(
+                ev.ItemSkipped(
+                    run_id=ctx.run.id,
+                    item=self.job.name,
+                    reason=decision.reason,
+                    kept=kept,
+                    failed=True,
+                )
+            )
             return ItemOutcome("skipped", message)
         store.set_item_state(
             item.id, ItemState.FAILED, reason=decision.reason, message=decision.reason
         )
-        ctx.reporter.note(message, "error")
+        ctx.reporter.emit(
+            ev.ItemFailed(run_id=ctx.run.id, item=self.job.name, reason=decision.reason)
+        )
         number = result.number if result is not None else 0
         evidence = self.job.evidence_root / f"attempt-{number}"
         return ItemOutcome("failed", message + f". Evidence: {evidence}")

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from nightcrew.config import Settings
+from nightcrew.core.events import BudgetStop, BudgetWarning
 from nightcrew.engine.report import Reporter
 from nightcrew.store.records import Store
 from nightcrew.store.usage_query import project_entries
 
 WARN_AT = Decimal("0.8")
-EVENT = "budget_warning"
+EVENT = BudgetWarning.kind
 
 
 @dataclass(frozen=True)
@@ -255,23 +256,28 @@ class BudgetGuard:
             spent = budget.spent + live
             # Past 100 % the stop message says it all.
             if budget.limit * WARN_AT <= spent < budget.limit and self._first_warning(budget.key):
-                share = int(spent / budget.limit * 100)
-                message = (
-                    f"budget warning: {share}% of {budget.name} spent"
-                    f" ({_usd(spent)} of {_usd(budget.limit)})"
+                self._reporter.emit(
+                    BudgetWarning(
+                        run_id=self._run_id,
+                        attempt_id=attempt_id,
+                        budget=budget.key,
+                        name=budget.name,
+                        limit_usd=budget.limit,
+                        spent_usd=spent,
+                    )
                 )
-                self._reporter.note(message, "warn")
-                self._store.event(
-                    self._run_id,
-                    EVENT,
-                    {
-                        "budget": budget.key,
-                        "name": budget.name,
-                        "limit_usd": str(budget.limit),
-                        "spent_usd": str(spent),
-                    },
-                    attempt_id=attempt_id,
-                )
+
+    def stop(self, live: Decimal = Decimal(0), *, attempt_id: int | None = None) -> BudgetStop:
+        """The budget that stops the work (the tightest, when none is spent yet)."""
+        budget = self.exceeded(live) or min(self.budgets, key=lambda b: b.left(live))
+        return BudgetStop(
+            run_id=self._run_id,
+            attempt_id=attempt_id,
+            budget=budget.key,
+            name=budget.name,
+            limit_usd=budget.limit,
+            spent_usd=budget.spent + live,
+        )
 
     def message(self, live: Decimal = Decimal(0)) -> str:
         budget = self.exceeded(live) or min(self.budgets, key=lambda b: b.left(live))

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from nightcrew.agents.base import AgentBackend, HarnessTool
 from nightcrew.config import Settings
+from nightcrew.core import events as ev
 from nightcrew.core.errors import AgentUnusable, BadInput, ExitCode
 from nightcrew.core.states import ItemState, RunState
 from nightcrew.engine import gates as gates_mod
@@ -137,7 +138,7 @@ class Builder(Orchestrator):
                 dead.append(holder)
         released = backlog.release_all(dead, reason="its build stopped") if dead else []
         for feature in released:
-            self.reporter.note(f"feature {feature.label} was left in progress: back to pending")
+            self.reporter.emit(ev.FeatureReleased(item=f"feature {feature.label}"))
         return [f.id for f in released]
 
     def _execute(self, store: Store, crashed: list[str]) -> RunResult:
@@ -157,10 +158,9 @@ class Builder(Orchestrator):
         )
         run, resumed = self._open_run(store, backlog, prefix_sha256(prefix))
         self._record_left_alone(store, run.id, resumed)
-        self.reporter.note(f"{'resuming' if resumed else 'starting'} build {run.id}")
+        self.reporter.emit(ev.RunStarted(run_id=run.id, work="backlog", resumed=resumed))
         if not self.settings.gates:  # --gate replaces the tests gate: no detection to report
-            for line in gates_mod.describe_detection(self.project.root).splitlines():
-                self.reporter.note(line)
+            self.reporter.emit(gates_mod.detected_tests(self.project.root, run.id))
         tools = self.options.tools
         ctx = self._context(
             store,
@@ -209,7 +209,7 @@ class Builder(Orchestrator):
     ) -> None:
         """Check every ready feature that somebody claims passes, without an agent:
         its acceptance commands and the gates decide."""
-        store, run = ctx.store, ctx.run
+        run = ctx.run
         while True:  # a confirmed claim can make a claimed dependent ready
             claimed = [
                 (f, claims) for f in backlog.ready() if (claims := backlog.open_claims(f.id))
@@ -220,9 +220,13 @@ class Builder(Orchestrator):
             held = backlog.claim(feature.id, by=run.id)
             if held is None:
                 continue
-            who = ", ".join(sorted({str(c["source"]) for c in claims}))
-            self.reporter.note(
-                f"feature {feature.label}: checking the claim ({who}) that it passes"
+            name = f"feature {feature.label}"
+            self.reporter.emit(
+                ev.ClaimChecking(
+                    run_id=run.id,
+                    item=name,
+                    sources=tuple(sorted({str(c["source"]) for c in claims})),
+                )
             )
             results = gates_mod.run_gates(
                 [
@@ -237,25 +241,18 @@ class Builder(Orchestrator):
             )
             passed = gates_mod.gates_passed(results) and bool(held.acceptance)
             backlog.judge_claims(feature.id, confirmed=passed)
-            store.event(
-                run.id,
-                "claim_checked",
-                {
-                    "feature": feature.id,
-                    "passed": passed,
-                    "gates": [{"name": r.name, "passed": r.passed} for r in results],
-                },
+            checked = ev.ClaimChecked(
+                run_id=run.id,
+                feature=feature.id,
+                passed=passed,
+                gates=tuple(ev.GateVerdict(r.name, r.passed) for r in results),
+                item=name,
             )
             if passed:
                 backlog.release(feature.id, ItemState.PASSED, by=run.id, reason="claim verified")
-                self.reporter.note(f"feature {feature.label} passes: claim confirmed, no agent run")
             else:
                 backlog.release(feature.id, ItemState.PENDING, by=run.id, reason="claim refuted")
-                failed = ", ".join(r.name for r in results if not r.passed) or "no command"
-                self.reporter.note(
-                    f"feature {feature.label}: the claim is refuted ({failed}); it will be built",
-                    "warn",
-                )
+            self.reporter.emit(checked)
 
     # ---- the loop -----------------------------------------------------------------
 
@@ -360,9 +357,9 @@ class _BuildSource:
         if feature is None:
             return None
         self.worked += 1
-        progress = self.ctx.progress
-        progress.batch_index = self.worked
-        progress.batch_total = self.worked + len(backlog.ready())
+        self.ctx.progress.set(
+            batch_index=self.worked, batch_total=self.worked + len(backlog.ready())
+        )
         return feature
 
 

@@ -5,12 +5,6 @@ subscribed. The store's subscriber comes first and its failure stops the run
 (the store is the record). Any other subscriber that raises (a console gone
 after a hang-up, a dashboard, a notifier) is left out from then on, and its
 failure is reported once, as a :class:`SubscriberFailed` event to the others.
-
-TRANSITIONAL: the bus also takes the old reporter calls, ``note(text, level)``
-and ``progress(live_progress)``, from the modules not yet converted to typed
-events (see docs/events.md, "To convert"); ``note`` becomes a
-:class:`LegacyNote`, ``progress`` a :class:`ProgressChanged` with a frozen
-snapshot.
 """
 
 from __future__ import annotations
@@ -18,15 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from nightcrew.core.events import (
-    Event,
-    LegacyNote,
-    Level,
-    ProgressChanged,
-    StateChanged,
-    SubscriberFailed,
-)
-from nightcrew.engine.report import Progress
+from nightcrew.core.events import Event, StateChanged, SubscriberFailed
 from nightcrew.store.records import Store
 
 Subscriber = Callable[[Event], None]
@@ -99,11 +85,3 @@ class Bus:
     def close(self) -> None:
         for close in self._closers:
             close()
-
-    # ---- TRANSITIONAL: the reporter calls of modules not yet converted ----------
-
-    def note(self, message: str, level: Level = "info") -> None:
-        self.emit(LegacyNote(message=message, level=level))
-
-    def progress(self, snapshot: Progress) -> None:
-        self.emit(ProgressChanged(run_id=snapshot.run_id, snapshot=snapshot.snapshot()))

@@ -18,6 +18,7 @@ from typing import Literal
 
 from nightcrew.agents.base import HarnessTool
 from nightcrew.config import Settings
+from nightcrew.core import events as ev
 from nightcrew.core.states import AttemptState, ItemState
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine import routing
@@ -169,7 +170,9 @@ class FeatureWork:
         store, item = ctx.store, self.item
         store.set_item_state(item.id, ItemState.IN_PROGRESS, reason="feature started")
         route = self.route
-        routing.record(store, ctx.run.id, f"feature {self.feature.label}", ctx.settings, route)
+        routing.record(
+            ctx.reporter, ctx.run.id, f"feature {self.feature.label}", ctx.settings, route
+        )
         climb = replay(
             ctx.settings,
             self.feature.model,
@@ -238,9 +241,11 @@ class FeatureWork:
             self.item.id, ItemState.PASSED, reason="checks passed", commit_sha=commit
         )
         backlog.release(feature.id, ItemState.PASSED, by=ctx.run.id, reason="checks passed")
-        short = commit[:10] if commit else "no commit"
-        claimed = " (the agent's claim confirmed)" if confirmed else ""
-        ctx.reporter.note(f"feature {feature.label} passed ({short}){claimed}")
+        ctx.reporter.emit(
+            ev.ItemPassed(
+                run_id=ctx.run.id, item=self.job.name, commit=commit, claim_confirmed=confirmed > 0
+            )
+        )
         return ItemOutcome("passed", "passed", baseline)
 
     def held(self, ctx: RunContext, result: AttemptResult, base_sha: str | None) -> ItemOutcome:
@@ -257,35 +262,46 @@ class FeatureWork:
                 f"feature {feature.label} waits for a person ({result.message}){kept};"
                 f" answer with `nightcrew backlog answer {feature.id} TEXT`"
             )
-            ctx.reporter.note(message, "warn")
+            ctx.reporter.emit(
+                ev.QuestionAsked(
+                    run_id=ctx.run.id,
+                    feature=feature.id,
+                    item=self.job.name,
+                    question=result.message,
+                    kept=kept,
+                )
+            )
             return ItemOutcome("needs_input", message)
         ctx.store.set_item_state(self.item.id, ItemState.SKIPPED, reason=result.message[:200])
         message = f"feature {feature.label}: {result.message}{kept}"
-        ctx.reporter.note(message, "warn")
+        ctx.reporter.emit(
+            ev.ItemSkipped(
+                run_id=ctx.run.id,
+                item=self.job.name,
+                reason=result.message,
+                kept=kept,
+                by_person=True,
+            )
+        )
         return ItemOutcome("gave_up", message)
 
     def failed(self, ctx: RunContext, result: AttemptResult) -> str | None:
         refuted = self.build.backlog.judge_claims(self.feature.id, confirmed=False)
         if refuted:
-            ctx.reporter.note(
-                f"feature {self.feature.label}: the agent claimed it passes; the harness's"
-                " checks say it does not",
-                "warn",
-            )
+            ctx.reporter.emit(ev.ClaimRefuted(run_id=ctx.run.id, item=self.job.name))
         return _used(ctx.store.attempt(result.attempt.id))
 
-    def decision_event(self, decision: Decision) -> dict[str, object] | None:
-        return {
-            "feature": self.feature.id,
-            "action": decision.action,
-            "reason": decision.reason,
-            "model": decision.model,
-            "stuck": decision.stuck,
-            **self.routing_fields,
-        }
-
-    def retrying(self, ctx: RunContext, decision: Decision, model: str | None) -> None:
-        ctx.reporter.note(f"feature {self.feature.label}: {decision.reason}")
+    def decision_event(self, decision: Decision, model: str | None) -> ev.DecisionMade:
+        routed = self.routing_fields.get("routing")
+        return ev.DecisionMade(
+            action=decision.action,
+            reason=decision.reason,
+            model=decision.model,
+            stuck=decision.stuck,
+            feature=self.feature.id,
+            item=self.job.name,
+            routing=routed if isinstance(routed, dict) else None,
+        )
 
     def ended(
         self,
@@ -332,7 +348,9 @@ class FeatureWork:
             feature.id, ItemState.SKIPPED, by=ctx.run.id, reason=decision.reason
         )
         message = f"feature {feature.label} skipped: {decision.reason}{kept}"
-        ctx.reporter.note(message, "warn")
+        ctx.reporter.emit(
+            ev.ItemSkipped(run_id=ctx.run.id, item=self.job.name, reason=decision.reason, kept=kept)
+        )
         return ItemOutcome("gave_up", message)
 
     def _stop(
@@ -347,9 +365,17 @@ class FeatureWork:
             feature.id, ItemState.FAILED, by=ctx.run.id, reason=decision.reason
         )
         message = f"feature {feature.label} failed: {decision.reason}"
-        if result is not None and result.attempt.evidence_dir:
-            message += f". Evidence: {result.attempt.evidence_dir}"
-        ctx.reporter.note(message, "error")
+        evidence = result.attempt.evidence_dir if result is not None else None
+        if evidence:
+            message += f". Evidence: {evidence}"
+        ctx.reporter.emit(
+            ev.ItemFailed(
+                run_id=ctx.run.id,
+                item=self.job.name,
+                reason=decision.reason,
+                evidence=str(evidence) if evidence else None,
+            )
+        )
         return ItemOutcome("failed", message)
 
 

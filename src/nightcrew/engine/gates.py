@@ -116,11 +116,6 @@ def default_gates(root: Path) -> list[GateSpec]:
     return specs
 
 
-def describe_detection(root: Path) -> str:
-    """TRANSITIONAL: the prose of :func:`detected_tests`, for the loops not yet converted."""
-    return testrun.describe_runner(root, testrun.detect_runner(root))
-
-
 def detected_tests(root: Path, run_id: str | None = None) -> TestsDetected:
     """How the tests gate will run the project's tests, as an event."""
     runner = testrun.detect_runner(root)

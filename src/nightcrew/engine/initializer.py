@@ -22,6 +22,7 @@ from typing import Any, Literal
 from nightcrew.agents.base import AgentBackend, HarnessTool, ToolReply
 from nightcrew.config import Settings
 from nightcrew.core.errors import BadInput, ExitCode
+from nightcrew.core.events import DecisionMade, FeatureRejected
 from nightcrew.core.states import AttemptState, ItemState, RunState
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine import routing
@@ -125,7 +126,7 @@ class Initializer(Orchestrator):
     def _check(self) -> None:
         self.spec_text = _spec_text(self.options.spec)
 
-    def _watch(self, tool: HarnessTool, store: Store, run_id: str) -> HarnessTool:
+    def _watch(self, tool: HarnessTool, run_id: str) -> HarnessTool:
         """The tool, telling the person (and the event log) what the store rejected."""
         call = tool.call
 
@@ -138,8 +139,7 @@ class Initializer(Orchestrator):
                 refused = [(str(args.get("name", "")), reply.text)]
             for name, reason in refused:
                 self.rejected.append((name, reason))
-                self.reporter.note(f"rejected {name or '(no name)'!r}: {reason}", "warn")
-                store.event(run_id, "feature_rejected", {"name": name, "reason": reason})
+                self.reporter.emit(FeatureRejected(run_id=run_id, name=name, reason=reason))
             return reply
 
         return replace(tool, call=watched)
@@ -201,7 +201,7 @@ class Initializer(Orchestrator):
             tools=(
                 (
                     lambda attempt: [
-                        self._watch(tool, store, run.id) for tool in tools(backlog, run.id, attempt)
+                        self._watch(tool, run.id) for tool in tools(backlog, run.id, attempt)
                     ]
                 )
                 if tools
@@ -209,7 +209,7 @@ class Initializer(Orchestrator):
             ),
         )
         route = routing.for_init(self.settings, len(self.spec_text))
-        routing.record(store, run.id, "the initializer", self.settings, route)
+        routing.record(self.reporter, run.id, "the initializer", self.settings, route)
         work = _InitWork(item, job, backlog, route.models[0], self.rejected)
         claimed = [work]
 
@@ -319,11 +319,8 @@ class _InitWork:
     def failed(self, ctx: RunContext, result: AttemptResult) -> str | None:
         return result.model
 
-    def decision_event(self, decision: Decision) -> dict[str, object] | None:
+    def decision_event(self, decision: Decision, model: str | None) -> DecisionMade | None:
         return None  # nothing to decide: the initializer has one attempt
-
-    def retrying(self, ctx: RunContext, decision: Decision, model: str | None) -> None:
-        raise AssertionError("the initializer never retries")
 
     def ended(
         self,

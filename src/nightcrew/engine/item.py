@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
+from nightcrew.core.events import DecisionMade
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine.attempt_run import AttemptResult, BudgetSpent, Job, run_attempt
 from nightcrew.engine.context import RunContext
@@ -79,9 +80,9 @@ class Work(Protocol):
         """Note a judged failure; return the model the attempt really ran on."""
         ...
 
-    def decision_event(self, decision: Decision) -> dict[str, object] | None: ...
-
-    def retrying(self, ctx: RunContext, decision: Decision, model: str | None) -> None: ...
+    def decision_event(self, decision: Decision, model: str | None) -> DecisionMade | None:
+        """The decision as an event (``model``: the attempt's), or None."""
+        ...
 
     def ended(
         self,
@@ -135,10 +136,9 @@ async def _attempts(ctx: RunContext, work: Work, baseline: gates_mod.TestIds | N
         used = work.failed(ctx, result)
         climb.previous = result.previous
         decision = failed(work.policy, climb, result.signature, result.number, used)
-        payload = work.decision_event(decision)
-        if payload is not None:
-            ctx.store.event(ctx.run.id, "decision", payload, attempt_id=result.attempt.id)
+        made = work.decision_event(decision, model)
+        if made is not None:
+            ctx.reporter.emit(replace(made, run_id=ctx.run.id, attempt_id=result.attempt.id))
         if decision.action == "retry":
-            work.retrying(ctx, decision, model)
             continue
         return work.ended(ctx, decision, result, start.base_sha)

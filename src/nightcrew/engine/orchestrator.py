@@ -21,7 +21,7 @@ from nightcrew.core.states import AttemptState, ItemState, RunState
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine import preflight
 from nightcrew.engine import signals as stop_signals
-from nightcrew.engine.baseline import record_baseline, stored_baseline
+from nightcrew.engine.baseline import baseline_event, stored_baseline
 from nightcrew.engine.bus import Bus
 from nightcrew.engine.context import RunContext
 from nightcrew.engine.ledger import BudgetLedger
@@ -274,7 +274,7 @@ class Orchestrator:
         self.bus.emit(ev.BaselineStarted(run_id=run_id))
         baseline = gates_mod.run_baseline(self.project.root, directory, self.settings.gate_timeout)
         if baseline is not None:
-            record_baseline(store, run_id, baseline)
+            self.bus.emit(baseline_event(run_id, baseline))
         if baseline is not None and baseline.failed:
             failing = ev.BaselineFailing(
                 run_id=run_id, failed=len(baseline.failed), unit=unit, units=units

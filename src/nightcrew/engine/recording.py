@@ -58,9 +58,13 @@ class Recorder:
         # The display starts each attempt from what was already spent, not
         # from the previous batch's figures or "unknown".
         progress = ctx.progress
-        progress.batch_cost, progress.run_cost = batch_spent, self.run_spent
-        progress.batch_tokens, progress.run_tokens = TokenCounts(), self.run_tokens
-        ctx.reporter.progress(progress)
+        progress.set(
+            batch_cost=batch_spent,
+            run_cost=self.run_spent,
+            batch_tokens=TokenCounts(),
+            run_tokens=self.run_tokens,
+        )
+        ctx.reporter.emit(progress.event())
 
     def __call__(self, event: AgentEvent, live: LiveUsage) -> None:
         store, aid, run_id = self.ctx.store, self.attempt.id, self.ctx.run.id
@@ -80,9 +84,9 @@ class Recorder:
                 )
             )
         elif isinstance(event, ToolCall):
-            progress.current_tool = _describe_tool(event, self.ctx.project.root)
-            progress.tool_calls += 1
-            self.tools[event.tool_use_id] = progress.current_tool
+            tool = _describe_tool(event, self.ctx.project.root)
+            progress.set(current_tool=tool, tool_calls=progress.now.tool_calls + 1)
+            self.tools[event.tool_use_id] = tool
             emit(
                 ev.ToolCalled(
                     run_id=run_id,
@@ -119,8 +123,10 @@ class Recorder:
             if event.is_error and event.tool_use_id not in self.denied:  # a denial has its line
                 tool = self.tools.get(event.tool_use_id, "a tool call")
                 why = " ".join(event.excerpt.split())[:160] or "no reason given"
-                progress.tool_failure = f"{tool} failed: {why}"
-                progress.tool_failures += 1
+                progress.set(
+                    tool_failure=f"{tool} failed: {why}",
+                    tool_failures=progress.now.tool_failures + 1,
+                )
         elif isinstance(event, Text):
             emit(
                 ev.TextSeen(
@@ -151,11 +157,13 @@ class Recorder:
                 cost_usd=cost,
                 cost_source="priced" if cost is not None else None,
             )
-            progress.model = event.model or progress.model
-            progress.batch_cost = self.batch_spent + live.cost_usd
-            progress.run_cost = self.run_spent + live.cost_usd
-            progress.batch_tokens = live.tokens
-            progress.run_tokens = self.run_tokens + live.tokens
+            progress.set(
+                model=event.model or progress.now.model,
+                batch_cost=self.batch_spent + live.cost_usd,
+                run_cost=self.run_spent + live.cost_usd,
+                batch_tokens=live.tokens,
+                run_tokens=self.run_tokens + live.tokens,
+            )
             seen = ev.UsageSeen(
                 run_id=run_id,
                 item_id=self.attempt.item_id,
@@ -164,12 +172,12 @@ class Recorder:
                 tokens=event.tokens,
                 cost_usd=cost,
                 attempt_cost_usd=live.cost_usd if live.unknown == 0 else None,
-                run_cost_usd=progress.run_cost,
+                run_cost_usd=progress.now.run_cost,
             )
             emit(seen)
             if self.guard is not None:
                 self.guard.check(live.cost_usd, attempt_id=aid)
-        self.ctx.reporter.progress(progress)
+        self.ctx.reporter.emit(progress.event())
 
 
 def _describe_tool(event: ToolCall, root: Path) -> str:

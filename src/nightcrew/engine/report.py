@@ -5,42 +5,28 @@ a reporter is the console's subscriber."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Protocol
+from dataclasses import replace
+from typing import Any, Protocol
 
-from nightcrew.core.events import Event, Level, ProgressSnapshot, SummaryRow
-from nightcrew.core.usage import TokenCounts
+from nightcrew.core.events import Event, Level, ProgressChanged, ProgressSnapshot, SummaryRow
 
 __all__ = ["Level", "NullReporter", "Progress", "Reporter", "SummaryRow"]
 
 
-@dataclass
 class Progress:
-    """A snapshot of the run for a live display."""
+    """One lane's line of the live display. The engine changes it with
+    :meth:`set` and tells watchers with :meth:`event`: they only ever get a
+    frozen :class:`ProgressSnapshot`, never this object."""
 
-    run_id: str
-    unit: str = "batch"  # what the run works through: batch or feature
-    batch_index: int = 0  # 1-based position among the batches this run executes
-    batch_total: int = 0
-    batch_number: int | None = None
-    title: str = ""
-    attempt: int = 0
-    model: str | None = None
-    phase: str = "starting"  # agent | gates | commit | …
-    started_at: float = 0.0  # monotonic, of the current attempt
-    current_tool: str | None = None
-    tool_calls: int = 0  # tool calls seen: two identical calls in a row are two calls
-    tool_failure: str | None = None  # the latest refused or failed tool call, described
-    tool_failures: int = 0
-    batch_cost: Decimal | None = None
-    run_cost: Decimal | None = None
-    batch_tokens: TokenCounts = field(default_factory=TokenCounts)
-    run_tokens: TokenCounts = field(default_factory=TokenCounts)
+    def __init__(self, run_id: str, **fields: Any) -> None:
+        self.now = ProgressSnapshot(run_id=run_id, **fields)
 
-    def snapshot(self) -> ProgressSnapshot:
-        """The progress as it is now, as a value a watcher may keep."""
-        return ProgressSnapshot(**vars(self))
+    def set(self, **changes: Any) -> None:
+        self.now = replace(self.now, **changes)
+
+    def event(self) -> ProgressChanged:
+        """The lane's progress as it is now, for the bus."""
+        return ProgressChanged(run_id=self.now.run_id, snapshot=self.now)
 
 
 class Reporter(Protocol):
@@ -49,22 +35,11 @@ class Reporter(Protocol):
 
     def emit(self, event: Event) -> None: ...
 
-    # TRANSITIONAL (see engine/bus.py): prose and the live progress object.
-    def note(self, message: str, level: Level = "info") -> None: ...
-
-    def progress(self, snapshot: Progress) -> None: ...
-
     def close(self) -> None: ...
 
 
 class NullReporter:
     def emit(self, event: Event) -> None:
-        pass
-
-    def note(self, message: str, level: Level = "info") -> None:
-        pass
-
-    def progress(self, snapshot: Progress) -> None:
         pass
 
     def summary(self, rows: list[SummaryRow], footer: str) -> None:

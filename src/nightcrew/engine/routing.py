@@ -19,8 +19,9 @@ from dataclasses import dataclass
 
 from nightcrew.config import Settings
 from nightcrew.config_routing import RoutingRule
+from nightcrew.core.events import ItemRouted
 from nightcrew.engine.policy import model_ladder
-from nightcrew.store.records import Store
+from nightcrew.engine.report import Reporter
 from nightcrew.work.backlog import Feature
 from nightcrew.work.plan import Batch
 
@@ -175,8 +176,12 @@ def event_fields(settings: Settings, chosen: Route) -> dict[str, object]:
     return {"routing": chosen.to_json()} if settings.routing else {}
 
 
-def record(store: Store, run_id: str, item: str, settings: Settings, chosen: Route) -> None:
+def record(reporter: Reporter, run_id: str, item: str, settings: Settings, chosen: Route) -> None:
     """A ``routing`` event as an item starts (``batch 2``, ``feature #3``): the
     chain, the rule and why, for ``status`` and the logs. None without rules."""
     if settings.routing:
-        store.event(run_id, "routing", {"item": item, **chosen.to_json()})
+        reporter.emit(
+            ItemRouted(
+                run_id=run_id, item=item, rule=chosen.rule, models=chosen.models, why=chosen.why
+            )
+        )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from nightcrew.agents.base import AgentBackend
 from nightcrew.config import Settings
+from nightcrew.core import events as ev
 from nightcrew.core.errors import BadInput, ExitCode
 from nightcrew.core.states import ItemState, RunState
 from nightcrew.engine import gates as gates_mod
@@ -144,17 +145,13 @@ class Runner(Orchestrator):
     def _sync_items(self, store: Store, run: RunRow) -> None:
         """On resume, line the stored items up with the plan as it is now."""
         if run.source_sha256 != self.plan.sha256:
-            self.reporter.note(
-                f"{run.source_path} changed since run {run.id} started:"
-                " batches whose text changed will run again",
-                "warn",
-            )
+            self.reporter.emit(ev.PlanChanged(run_id=run.id, source_path=run.source_path))
         existing = {item.key: item for item in store.items(run.id)}
         for batch in self.plan.batches:
             item = existing.get(str(batch.number))
             if item is None:
                 _add_item(store, run.id, batch)
-                self.reporter.note(f"batch {batch.number} is new in the plan")
+                self.reporter.emit(ev.BatchNew(run_id=run.id, number=batch.number))
                 continue
             if item.body_sha256 != batch.sha256:
                 store.update_item_text(
@@ -164,13 +161,10 @@ class Runner(Orchestrator):
                     store.set_item_state(
                         item.id, ItemState.PENDING, reason="its text changed in the plan"
                     )
-                    self.reporter.note(
-                        f"batch {batch.number} passed before but its text changed: it runs again",
-                        "warn",
-                    )
+                    self.reporter.emit(ev.BatchChanged(run_id=run.id, number=batch.number))
         planned = {str(b.number) for b in self.plan.batches}
         for key in sorted(set(existing) - planned):
-            self.reporter.note(f"batch {key} is no longer in the plan: left as it was", "warn")
+            self.reporter.emit(ev.BatchGone(run_id=run.id, key=key))
 
     def _execute(self, store: Store, crashed: list[str]) -> RunResult:
         specs = self._gate_specs()
@@ -183,20 +177,27 @@ class Runner(Orchestrator):
         )
         run, resumed = self._open_run(store, prefix_sha256(prefix))
         self._record_left_alone(store, run.id, resumed)
-        verb = "resuming" if resumed else "starting"
-        self.reporter.note(f"{verb} run {run.id}: {run.source_path}")
+        self.reporter.emit(
+            ev.RunStarted(run_id=run.id, work="plan", resumed=resumed, source_path=run.source_path)
+        )
         if not self.settings.gates:  # --gate replaces the tests gate: no detection to report
-            for line in gates_mod.describe_detection(self.project.root).splitlines():
-                self.reporter.note(line)
+            self.reporter.emit(gates_mod.detected_tests(self.project.root, run.id))
         for warning in self.plan.warnings:
-            self.reporter.note(f"{run.source_path}:{warning.line}: {warning.message}", "warn")
+            self.reporter.emit(
+                ev.PlanWarning(
+                    run_id=run.id,
+                    source_path=run.source_path,
+                    line=warning.line,
+                    message=warning.message,
+                )
+            )
 
         batches = self._batches_in_range()
         items = {item.key: item for item in store.items(run.id)}
         todo = [b for b in batches if items[str(b.number)].state != ItemState.PASSED]
         for batch in batches:
             if items[str(batch.number)].state == ItemState.PASSED:
-                self.reporter.note(f"batch {batch.number} already passed: not run again")
+                self.reporter.emit(ev.BatchAlreadyPassed(run_id=run.id, number=batch.number))
 
         ctx = self._context(
             store,
@@ -278,7 +279,7 @@ class _PlanSource:
         ctx, store = self.ctx, self.ctx.store
         while self.todo:
             batch = self.todo.pop(0)
-            ctx.progress.batch_index = self.batches.index(batch) + 1
+            ctx.progress.set(batch_index=self.batches.index(batch) + 1)
             item = _item(store, ctx.run.id, batch)
             if batch.is_empty:
                 store.set_item_state(
@@ -287,7 +288,7 @@ class _PlanSource:
                     reason="empty batch",
                     message="the batch has no text",
                 )
-                ctx.reporter.note(f"batch {batch.number} is empty: skipped", "warn")
+                ctx.reporter.emit(ev.BatchEmpty(run_id=ctx.run.id, number=batch.number))
                 continue
             return batch, item
         return None
