@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import click
 from click.testing import CliRunner
 
 from nightcrew.cli import cli
@@ -41,4 +42,4 @@ def test_commands_shown_exist() -> None:
     shown = set(re.findall(r"^nightcrew ([a-z]+)", shell, re.MULTILINE))
     assert shown >= {"plan", "run", "status"}
     for command in shown:
-        assert command in cli.commands, command
+        assert command in cli.list_commands(click.Context(cli)), command

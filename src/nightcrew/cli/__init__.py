@@ -4,24 +4,44 @@ the exit code they carry (``NIGHTCREW_DEBUG=1`` shows the traceback)."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
 import click
 
-from nightcrew.cli.agents import agents_command
-from nightcrew.cli.backlog import backlog_group
-from nightcrew.cli.build import build_command
-from nightcrew.cli.mcp import mcp_command
-from nightcrew.cli.plan import plan_group
-from nightcrew.cli.run import run_command
-from nightcrew.cli.sim import sim_command
-from nightcrew.cli.status import status_command
-from nightcrew.cli.usage import usage_group
 from nightcrew.core.errors import ExitCode, NightcrewError, report_crash
 
+# Each command's module is imported when the command is used (or listed by
+# --help), so `nightcrew usage` does not pay for `run`'s and `backlog`'s imports.
+COMMANDS = {
+    "agents": ("nightcrew.cli.agents", "agents_command"),
+    "backlog": ("nightcrew.cli.backlog", "backlog_group"),
+    "build": ("nightcrew.cli.build", "build_command"),
+    "mcp": ("nightcrew.cli.mcp", "mcp_command"),
+    "plan": ("nightcrew.cli.plan", "plan_group"),
+    "run": ("nightcrew.cli.run", "run_command"),
+    "sim": ("nightcrew.cli.sim", "sim_command"),
+    "status": ("nightcrew.cli.status", "status_command"),
+    "usage": ("nightcrew.cli.usage", "usage_group"),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported the first time they are asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            module, name = COMMANDS[cmd_name]
+            command = getattr(importlib.import_module(module), name)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="nightcrew")
 def cli() -> None:
     """Run AI coding agents through a plan, unattended: the harness, not the
@@ -36,17 +56,6 @@ def demo_command(keep: bool) -> None:
     from nightcrew.cli.demo import run_demo
 
     sys.exit(run_demo(keep=keep))
-
-
-cli.add_command(run_command)
-cli.add_command(plan_group)
-cli.add_command(status_command)
-cli.add_command(usage_group)
-cli.add_command(backlog_group)
-cli.add_command(build_command)
-cli.add_command(mcp_command)
-cli.add_command(sim_command)
-cli.add_command(agents_command)
 
 
 def main() -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import datetime
-from decimal import Decimal
 from typing import Protocol
 
 from rich.console import Console, Group, RenderableType
@@ -15,26 +14,12 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from nightcrew.cli.amounts import duration, money
 from nightcrew.cli.event_lines import lines
 from nightcrew.core.events import Event, Level, ProgressChanged, ProgressSnapshot, RunFinished
 from nightcrew.engine.report import SummaryRow
 
 _STYLE = {"info": "", "warn": "yellow", "error": "bold red"}
-
-
-def money(value: Decimal | None, *, unknown: bool = False) -> str:
-    if value is None:
-        return "unknown"
-    text = f"${value:.4f}"
-    return f"≥{text}" if unknown else text
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def summary_table(rows: list[SummaryRow], unit: str | None = None) -> Table:

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from nightcrew.cli.display import money
+from nightcrew.cli.amounts import money
 from nightcrew.cli.usage_data import COLUMNS, usage_csv, usage_json  # noqa: F401 - the outputs, in one place
 from nightcrew.core.usage import TokenCounts
 from nightcrew.usage.ledger import Forecast, Group

@@ -13,9 +13,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from nightcrew.core.events import Event, StateChanged
 from nightcrew.core.states import AttemptState, ItemState, RunState, State, check
 from nightcrew.core.usage import TokenCounts
 from nightcrew.store.db import connect, utcnow
@@ -27,6 +26,9 @@ from nightcrew.store.rows import (
     Totals,
     dec_text,
 )
+
+if TYPE_CHECKING:
+    from nightcrew.core.events import Event
 
 __all__ = ["AttemptRow", "GateRow", "ItemRow", "RunRow", "Store", "Totals"]
 
@@ -117,6 +119,10 @@ class Store:
         """Tell the bus about a committed state change."""
         if self.publish is None:
             return
+        # Loaded once a bus listens: the events' 50-odd classes take ~50 ms to
+        # define, which read-only commands (`usage`, `status`) never need.
+        from nightcrew.core.events import StateChanged  # noqa: PLC0415
+
         self.publish(
             StateChanged(
                 run_id=run_id,
