@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
-import tempfile
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -328,6 +327,8 @@ def commit_all(
         return None
     literal = {"GIT_LITERAL_PATHSPECS": "1"}
     base = head_sha(root) or _empty_tree(root)
+    import tempfile  # noqa: PLC0415 - only when committing (start-up time)
+
     with tempfile.TemporaryDirectory(prefix="nightcrew-commit-") as tmp:
         spec = ["--pathspec-file-nul", f"--pathspec-from-file={_pathspec_file(tmp, sorted(paths))}"]
         _git(root, "add", "-A", *spec, env=literal)
@@ -363,6 +364,8 @@ def diff_patch(
     """
     base = base_sha or _empty_tree(root)
     ensure_excluded(root)
+    import tempfile  # noqa: PLC0415 - only when diffing (start-up time)
+
     with tempfile.TemporaryDirectory(prefix="nightcrew-diff-") as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         _git(root, "read-tree", base, env=env)

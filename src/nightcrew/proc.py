@@ -17,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
+# psutil is imported where it is used: it costs ~20 ms of start-up, and most
+# commands (every report) import this module without ever looking at a process.
 
 # How long a group gets between SIGTERM and SIGKILL.
 TERM_GRACE_S = 2.0
@@ -126,6 +127,8 @@ def kill_group(pgid: int, *, grace_s: float = TERM_GRACE_S) -> None:
 
 def _group_has_live_members(pgid: int) -> bool:
     """True while the group has a member that is not a zombie."""
+    import psutil  # noqa: PLC0415 - see the note at the top
+
     for proc in psutil.process_iter(["pid", "status"]):
         try:
             if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
@@ -136,6 +139,8 @@ def _group_has_live_members(pgid: int) -> bool:
 
 
 def process_create_time(pid: int) -> float | None:
+    import psutil  # noqa: PLC0415 - see the note at the top
+
     try:
         return float(psutil.Process(pid).create_time())
     except psutil.Error:
@@ -167,6 +172,8 @@ def reap_orphan(pid: int, create_time: float | None) -> bool:
 def process_tree(pid: int) -> set[int]:
     """``pid``, its live descendants (even those that moved to a session of
     their own) and the live processes left in the session it leads."""
+    import psutil  # noqa: PLC0415 - see the note at the top
+
     found = {pid, *_session_members(pid)}
     with contextlib.suppress(psutil.Error):
         found.update(child.pid for child in psutil.Process(pid).children(recursive=True))
@@ -176,6 +183,8 @@ def process_tree(pid: int) -> set[int]:
 def _session_members(sid: int) -> list[int]:
     """Processes still in session ``sid`` (children of a dead agent that moved
     to a group of their own stay in its session)."""
+    import psutil  # noqa: PLC0415 - see the note at the top
+
     found = []
     for proc in psutil.process_iter(["pid", "status"]):
         try:

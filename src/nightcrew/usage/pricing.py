@@ -45,7 +45,6 @@ both, so prefer :meth:`Pricer.reported` for final totals.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -63,9 +62,16 @@ if TYPE_CHECKING:
 
 CostSource = Literal["reported", "priced"]
 
-_log = logging.getLogger(__name__)
 _MTOK = Decimal(1_000_000)
 _DATE_SUFFIX = re.compile(r"[-@]\d{8}$")
+
+
+def _log_warning(message: str) -> None:
+    """The default ``warn``: logging is loaded only when something is said (it costs
+    start-up time that every report would pay)."""
+    import logging
+
+    logging.getLogger(__name__).warning(message)
 
 
 @dataclass(frozen=True)
@@ -276,7 +282,7 @@ class Pricer:
         given, is told the name of a model with no known price instead of ``warn``
         being given a sentence (a run makes it an event)."""
         self._overrides = dict(overrides or {})
-        self._warn = warn if warn is not None else _log.warning
+        self._warn = warn if warn is not None else _log_warning
         self._unknown = unknown
         self._use_genai = use_genai_prices
         self._genai_lookup = genai_lookup if genai_lookup is not None else lookup_genai
