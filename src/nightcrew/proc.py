@@ -23,6 +23,10 @@ from pathlib import Path
 # How long a group gets between SIGTERM and SIGKILL.
 TERM_GRACE_S = 2.0
 
+# The process groups :func:`run` has running, from any thread: a stop
+# (:func:`stop_running`) ends those that run in a lane's worker thread.
+_running: set[int] = set()
+
 
 @dataclass(frozen=True)
 class Completed:
@@ -66,6 +70,7 @@ def run(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        _running.add(proc.pid)
         timed_out = False
         captured = b""
         try:
@@ -85,6 +90,7 @@ def run(
             proc.wait()
             raise
         finally:
+            _running.discard(proc.pid)
             # Anything the command left behind in its group goes with it.
             kill_group(proc.pid, grace_s=0)
         if sink is not None:
@@ -100,6 +106,13 @@ def run(
         timed_out=timed_out,
         output=captured.decode("utf-8", errors="replace"),
     )
+
+
+def stop_running() -> None:
+    """Kill every process group :func:`run` has running (a run is stopping and
+    some lanes run gates in worker threads); their commands end killed."""
+    for pgid in list(_running):
+        kill_group(pgid, grace_s=0)
 
 
 def group_alive(pgid: int) -> bool:

@@ -132,6 +132,21 @@ CASES: list[tuple[Event, list[Line]]] = [
      [("feature #7: skipped by a person", "warn")]),
     (ev.SubscriberFailed(subscriber="the dashboard", error="gone"),
      [("the dashboard failed and is left out of this run: gone", "warn")]),
+    (ev.WorktreeReady(item="feature #7", path="/p/.nightcrew/worktrees/7-cart",
+                      branch="nightcrew/7-cart", base="abc"),
+     [("feature #7: new worktree /p/.nightcrew/worktrees/7-cart on nightcrew/7-cart", "info")]),
+    (ev.MergeQueued(item="feature #7", ahead=2),
+     [("feature #7 passed in its worktree: merge queue (2 ahead)", "info")]),
+    (ev.MergeLanded(item="feature #7", branch="main", sha="0123456789abcdef", merge_seconds=0.12,
+                    gate_seconds=2.5),
+     [("feature #7 landed on main (0123456789): merged result checked"
+       " (merge 0.1 s, checks 2.5 s)", "info")]),
+    (ev.MergeRejected(item="feature #7", branch="main", failed=("gate tests",),
+                      merged_since=("feat(x): Cart",)),
+     [("feature #7: the merged result failed on main (gate tests): back to its lane;"
+       " landed since it began: feat(x): Cart", "warn")]),
+    (ev.MergeConflicted(item="feature #7", branch="main", files=("cart.py", "api.py")),
+     [("feature #7 conflicts with main in cart.py, api.py", "warn")]),
 ]  # fmt: skip
 
 # What a person never read a line for: the store keeps it, or another event's line says it.

@@ -62,6 +62,27 @@ def _chain(value: str | None) -> tuple[str, ...] | None:
     default=False,
     help="Do not give the agent the backlog tools (claim passing, ask a person, …).",
 )
+@click.option(
+    "--parallel",
+    type=click.IntRange(min=1, max=16),
+    default=None,
+    help="Work on up to N ready features at once, each in its own git worktree"
+    " (config: parallel).",
+)
+@click.option(
+    "--worktree",
+    is_flag=True,
+    default=False,
+    help="Work in git worktrees even with one lane: your checkout is not touched.",
+)
+@click.option(
+    "--branch",
+    "branch",
+    default=None,
+    metavar="NAME",
+    help="Land features on branch NAME (made from HEAD if new) instead of the current"
+    " branch; works in worktrees.",
+)
 @click.option("--resume", is_flag=True, help="Continue the latest build.")
 @click.option(
     "--resume-session",
@@ -84,6 +105,9 @@ def build_command(
     no_commit: bool,
     wait_on_limit: bool,
     no_tools: bool,
+    parallel: int | None,
+    worktree: bool,
+    branch: str | None,
     resume: bool,
     resume_session: bool,
     allow_dirty: bool,
@@ -151,6 +175,9 @@ def build_command(
             allow_dirty=allow_dirty,
             resume_session=resume_session,
             max_features=max_features,
+            parallel=parallel,
+            worktree=worktree,
+            branch=branch,
             # A backend that takes no harness tools builds as with --no-tools.
             tools=None if no_tools or not backend.capabilities.harness_tools else build_tools,
         ),

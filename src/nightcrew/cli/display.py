@@ -16,6 +16,7 @@ from rich.text import Text
 
 from nightcrew.cli.amounts import duration, money
 from nightcrew.cli.event_lines import lines
+from nightcrew.core import events as ev
 from nightcrew.core.events import Event, Level, ProgressChanged, ProgressSnapshot, RunFinished
 from nightcrew.engine.report import SummaryRow
 
@@ -67,16 +68,16 @@ class EventPrinter:
 
     def __init__(self, printer: Printer) -> None:
         self.printer = printer
-        self.where: ProgressSnapshot | None = None
+        self.where: dict[int, ProgressSnapshot] = {}  # each lane's latest snapshot
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, ProgressChanged):
-            self.where = event.snapshot
+            self.where[event.snapshot.lane] = event.snapshot
             self.printer.progress(event.snapshot)
         elif isinstance(event, RunFinished):
             self.printer.summary(list(event.rows), event.footer)
         else:
-            for text, level in lines(event, self.where):
+            for text, level in lines(event, self.where.get(event.lane)):
                 self.printer.note(text, level)
 
 
@@ -87,9 +88,8 @@ class PlainReporter:
         self.console = console
         self.clock = clock
         self._events = EventPrinter(self)
-        self._last_tool: str | None = None
-        self._last_calls = 0
-        self._last_failures = 0
+        # per lane: the tool last shown, the tool calls and failures seen
+        self._last: dict[int, tuple[str | None, int, int]] = {}
 
     def _line(self, text: str, level: Level = "info") -> None:
         stamp = self.clock().strftime("%H:%M:%S")
@@ -104,14 +104,18 @@ class PlainReporter:
         self._line(message if level == "info" else f"{level}: {message}", level)
 
     def progress(self, snapshot: ProgressSnapshot) -> None:
-        new_call = snapshot.tool_calls != self._last_calls
-        if snapshot.current_tool and (snapshot.current_tool != self._last_tool or new_call):
+        last_tool, last_calls, last_failures = self._last.get(snapshot.lane, (None, 0, 0))
+        new_call = snapshot.tool_calls != last_calls
+        if snapshot.current_tool and (snapshot.current_tool != last_tool or new_call):
             self._line(f"  {snapshot.unit} {_number(snapshot)} › {snapshot.current_tool}")
-        self._last_tool, self._last_calls = snapshot.current_tool, snapshot.tool_calls
-        if snapshot.tool_failures != self._last_failures and snapshot.tool_failure:
+        if snapshot.tool_failures != last_failures and snapshot.tool_failure:
             where = f"{snapshot.unit} {_number(snapshot)}"
             self._line(f"  {where} › {snapshot.tool_failure}", "warn")
-        self._last_failures = snapshot.tool_failures
+        self._last[snapshot.lane] = (
+            snapshot.current_tool,
+            snapshot.tool_calls,
+            snapshot.tool_failures,
+        )
 
     def summary(self, rows: list[SummaryRow], footer: str) -> None:
         if rows:  # nothing was worked on: the footer says why
@@ -130,14 +134,18 @@ class LiveReporter:
         self.console = console
         self.clock = clock
         self._events = EventPrinter(self)
-        self.snapshot: ProgressSnapshot | None = None
-        self._last_failures = 0
+        self.snapshot: ProgressSnapshot | None = None  # the latest, whatever its lane
+        self.lanes: dict[int, ProgressSnapshot] = {}  # with several lanes, each one's
+        self.queue: list[str] = []  # items waiting for the merge queue, first is landing
+        self._last_failures: dict[int, int] = {}
         self.live = Live(
             console=console, get_renderable=self._render, refresh_per_second=4, transient=True
         )
         self.live.start()
 
     def _render(self) -> RenderableType:
+        if len(self.lanes) > 1 or any(lane > 0 for lane in self.lanes):
+            return self._render_lanes()
         s = self.snapshot
         if s is None or s.batch_number is None:
             return Text("nightcrew: starting…", style="dim")
@@ -156,7 +164,43 @@ class LiveReporter:
         )
         return Group(head, tool, money_line)
 
+    def _render_lanes(self) -> RenderableType:
+        """One line per lane, then the merge queue and the run's money."""
+        rows: list[RenderableType] = [Text("nightcrew lanes", style="bold")]
+        latest: ProgressSnapshot | None = None
+        for lane, s in sorted(self.lanes.items()):
+            latest = s
+            if s.batch_number is None or s.phase == "done":
+                rows.append(Text(f"  {lane} · idle", style="dim"))
+                continue
+            elapsed = duration(self.clock() - s.started_at) if s.started_at else "-"
+            tool = f" · {s.current_tool}" if s.current_tool and s.phase == "agent" else ""
+            rows.append(
+                Text.assemble(
+                    (f"  {lane} ", "cyan"),
+                    (f"#{s.batch_number} {s.title[:40]}", "bold"),
+                    f" · attempt {s.attempt} · {s.model or 'default model'} · {s.phase}{tool}"
+                    f" · {elapsed} · {money(s.batch_cost)}",
+                )
+            )
+        if self.queue:
+            rows.append(Text("  merge queue: " + ", ".join(self.queue), style="magenta"))
+        if latest is not None:
+            t = latest.run_tokens
+            rows.append(
+                Text(
+                    f"  run {money(latest.run_cost)} · tokens"
+                    f" {t.input + t.cache_read + t.cache_write:,} in / {t.output:,} out"
+                )
+            )
+        return Group(*rows)
+
     def emit(self, event: Event) -> None:
+        if isinstance(event, ev.MergeQueued):
+            self.queue.append(event.item)
+        elif isinstance(event, ev.MergeLanded | ev.MergeRejected | ev.MergeConflicted):
+            if event.item in self.queue:
+                self.queue.remove(event.item)
         self._events(event)
 
     def note(self, message: str, level: Level = "info") -> None:
@@ -165,7 +209,9 @@ class LiveReporter:
 
     def progress(self, snapshot: ProgressSnapshot) -> None:
         self.snapshot = snapshot
-        if snapshot.tool_failures != self._last_failures and snapshot.tool_failure:
+        self.lanes[snapshot.lane] = snapshot
+        last_failures = self._last_failures.get(snapshot.lane, 0)
+        if snapshot.tool_failures != last_failures and snapshot.tool_failure:
             # Scrolls above the panel, which only ever shows the current tool.
             where = f"{snapshot.unit} {_number(snapshot)}"
             self.console.print(
@@ -174,7 +220,7 @@ class LiveReporter:
                 markup=False,
                 highlight=False,
             )
-        self._last_failures = snapshot.tool_failures
+        self._last_failures[snapshot.lane] = snapshot.tool_failures
 
     def summary(self, rows: list[SummaryRow], footer: str) -> None:
         self.live.stop()

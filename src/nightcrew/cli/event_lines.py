@@ -70,9 +70,34 @@ def _attempt_started(e: ev.AttemptStarted) -> list[Line]:
     return [(text, "info")]
 
 
-def _gate(e: ev.GateChecked) -> list[Line]:
+def _gate(e: ev.GateChecked, where: ProgressSnapshot | None) -> list[Line]:
     mark = "passed" if e.passed else "FAILED"
-    return [(f"  {gate_label(e.name)}: {mark}{e.detail}{e.reason}", "info" if e.passed else "warn")]
+    # With several lanes, say whose gate it is.
+    whose = f"{unit_name(where)} › " if e.lane and where is not None else ""
+    text = f"  {whose}{gate_label(e.name)}: {mark}{e.detail}{e.reason}"
+    return [(text, "info" if e.passed else "warn")]
+
+
+def _landed(e: ev.MergeLanded) -> list[Line]:
+    line = (
+        f"{e.item} landed on {e.branch} ({e.sha[:10]}): merged result checked"
+        f" (merge {e.merge_seconds:.1f} s, checks {e.gate_seconds:.1f} s)"
+    )
+    out: list[Line] = [(line, "info")]
+    if e.checkout:
+        out.append((e.checkout, "warn" if "left as it is" in e.checkout else "info"))
+    return out
+
+
+def _rejected(e: ev.MergeRejected) -> list[Line]:
+    since = f"; landed since it began: {'; '.join(e.merged_since)}" if e.merged_since else ""
+    failed = ", ".join(e.failed) or "the checks"
+    return [
+        (
+            f"{e.item}: the merged result failed on {e.branch} ({failed}): back to its lane{since}",
+            "warn",
+        )
+    ]
 
 
 def _decision(e: ev.DecisionMade) -> list[Line]:
@@ -219,7 +244,19 @@ _RENDER: dict[type[Event], Callable[[Any, ProgressSnapshot | None], list[Line]]]
         [(f"{e.item} attempt {e.number}: {e.digest}", "warn")] if e.digest is not None else []
     ),
     ev.ToolDenied: lambda e, where: [(f"{unit_name(where)} › {e.message} ({e.summary})", "warn")],
-    ev.GateChecked: _plain(_gate),
+    ev.GateChecked: _gate,
+    ev.WorktreeReady: _one(
+        lambda e: f"{e.item}: {'kept' if e.reused else 'new'} worktree {e.path} on {e.branch}"
+    ),
+    ev.MergeQueued: _one(
+        lambda e: f"{e.item} passed in its worktree: merge queue"
+        + (f" ({e.ahead} ahead)" if e.ahead else "")
+    ),
+    ev.MergeLanded: _plain(_landed),
+    ev.MergeRejected: _plain(_rejected),
+    ev.MergeConflicted: _one(
+        lambda e: f"{e.item} conflicts with {e.branch} in {', '.join(e.files)}", "warn"
+    ),
     ev.PassedWithoutChanges: _one(lambda e: f"{e.item} passed without changing any file", "warn"),
     ev.UsageLimitWait: _plain(_limit_wait),
     ev.UsageLimitReset: _one(lambda e: f"usage limit reset: {e.item} tries again"),

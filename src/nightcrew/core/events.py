@@ -152,6 +152,7 @@ class ProgressSnapshot:
 
     run_id: str
     unit: str = "batch"
+    lane: int = 0  # 1.. when several lanes run
     batch_index: int = 0
     batch_total: int = 0
     batch_number: int | None = None
@@ -639,6 +640,66 @@ class CommitMade(Event):
     kind = "commit"
     sha: str
     message: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorktreeReady(Event):
+    """A lane's feature has its own git worktree on its own branch."""
+
+    kind = "worktree_ready"
+    persist = True
+    item: str
+    path: str
+    branch: str
+    base: str  # the integration head it starts from
+    reused: bool = False  # kept from a stopped build
+
+
+@dataclass(frozen=True, kw_only=True)
+class MergeQueued(Event):
+    """A feature passed in its worktree and waits for the merge queue."""
+
+    kind = "merge_queued"
+    item: str
+    ahead: int  # landings in front of it
+
+
+@dataclass(frozen=True, kw_only=True)
+class MergeLanded(Event):
+    """The merged result passed its checks and the integration branch advanced."""
+
+    kind = "merge_landed"
+    persist = True
+    item: str
+    branch: str
+    sha: str
+    merge_seconds: float  # the queue's own git time, gates not counted
+    gate_seconds: float
+    checkout: str = ""  # what became of the user's checkout of the branch
+
+
+@dataclass(frozen=True, kw_only=True)
+class MergeRejected(Event):
+    """The merged result failed its checks: the feature goes back to its lane."""
+
+    kind = "merge_rejected"
+    persist = True
+    item: str
+    branch: str
+    failed: tuple[str, ...]  # the checks that failed
+    merged_since: tuple[str, ...] = ()  # what landed since the feature's base
+
+
+@dataclass(frozen=True, kw_only=True)
+class MergeConflicted(Event):
+    """The feature's branch does not apply to the integration head."""
+
+    kind = "merge_conflict"
+    persist = True
+    item: str
+    branch: str
+    files: tuple[str, ...]
+    resolved_by: str = ""  # "" (not yet), "agent", or "person" (left for one)
 
 
 @dataclass(frozen=True, kw_only=True)

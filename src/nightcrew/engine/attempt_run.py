@@ -10,6 +10,8 @@ returns the typed :class:`AttemptResult`.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import math
 import time
@@ -92,6 +94,7 @@ class AttemptResult:
     limit_resets_at: datetime | None = None  # end "limited": when to try again
     name: str = ""  # the work item, as a person names it ("batch 2")
     tokens: TokenCounts = field(default_factory=TokenCounts)  # the agent session's
+    base_after: str | None = None  # where the next attempt starts, when not where this one did
 
     @property
     def number(self) -> int:
@@ -322,7 +325,7 @@ async def _attempt_once(
     if held is not None:
         ended = finish(ctx, result, AttemptState.FAILED, held[:300], end="held")
         return replace(ended, message=held)
-    return _judge(ctx, job, result, evidence, base_sha=base_sha, baseline=baseline)
+    return await _judge(ctx, job, result, evidence, base_sha=base_sha, baseline=baseline)
 
 
 def _tokens(outcome: AgentOutcome) -> TokenCounts:
@@ -390,7 +393,7 @@ def _ended_early(
     )
 
 
-def _judge(
+async def _judge(
     ctx: RunContext,
     job: Job,
     result: AttemptResult,
@@ -403,7 +406,8 @@ def _judge(
     ctx.progress.set(phase="gates")
     ctx.reporter.emit(ctx.progress.event())
     started = time.monotonic()
-    results = gates_mod.run_gates(
+    gates = functools.partial(
+        gates_mod.run_gates,
         [*job.extra_gates, *ctx.gate_specs],
         root=ctx.workspace.cwd,
         evidence_dir=evidence,
@@ -412,6 +416,14 @@ def _judge(
         timeout_s=ctx.settings.gate_timeout,
         left_alone=ctx.left_alone,
     )
+    if ctx.landing is None:
+        results = gates()
+    else:  # several lanes: the others' agents stream on while these gates run
+        results = await asyncio.to_thread(gates)
+        if stop_signals.received() is not None:  # the stop killed them: not a verdict
+            return finish(
+                ctx, result, AttemptState.CANCELLED, stop_signals.reason(), end="interrupted"
+            )
     result = replace(result, gate_seconds=time.monotonic() - started, results=tuple(results))
     for gate in results:
         record_gate(ctx.store, result.attempt.id, gate)
@@ -466,6 +478,56 @@ def _unusable(
     raise AgentUnusable(f"the agent cannot work: {reason}", ctx.run.id)
 
 
+def commit_work(
+    ctx: RunContext, result: AttemptResult, message: str, trailers: Mapping[str, str]
+) -> AttemptResult:
+    """Commit a passed attempt's work through the workspace (with commits on):
+    the result with its commit, or finished failed on a git error (its
+    ``message`` says it)."""
+    if not ctx.settings.commit:
+        return result
+    ctx.progress.set(phase="commit")
+    try:
+        commit = ctx.workspace.commit(message, trailers, result.attempt.base_sha)
+    except GitError as exc:
+        failed = finish(
+            ctx, result, AttemptState.FAILED, "commit failed", end="failed", digest=str(exc)
+        )
+        return replace(failed, message=str(exc))
+    if commit is not None:
+        ctx.reporter.emit(
+            ev.CommitMade(
+                run_id=ctx.run.id,
+                item_id=result.attempt.item_id,
+                attempt_id=result.attempt.id,
+                sha=commit,
+                message=message,
+            )
+        )
+    return replace(result, commit=commit)
+
+
+def finish_passed(
+    ctx: RunContext,
+    result: AttemptResult,
+    name: str,
+    baseline: gates_mod.TestIds | None,
+    *,
+    results: Sequence[gates_mod.GateResult] | None = None,
+) -> tuple[AttemptResult, gates_mod.TestIds | None]:
+    """Finish a committed attempt passed; the tests' baseline from now on comes
+    from ``results`` (default: the attempt's own gates)."""
+    base_sha = result.attempt.base_sha
+    if base_sha is not None and not ctx.workspace.changed_since(base_sha):
+        ctx.reporter.emit(ev.PassedWithoutChanges(run_id=ctx.run.id, item=name))
+    passed = finish(ctx, result, AttemptState.PASSED, "gates passed", commit_sha=result.commit)
+    for gate in result.results if results is None else results:
+        if gate.tests is not None:
+            baseline = gate.tests
+            ctx.reporter.emit(baseline_event(result.attempt.run_id, gate.tests))
+    return passed, baseline
+
+
 def conclude(
     ctx: RunContext,
     result: AttemptResult,
@@ -477,35 +539,10 @@ def conclude(
     """Commit a passed attempt's work through the workspace and finish it:
     passed (with its commit), or failed on a git error (``message`` of the
     result says it). Returns the result and the tests' baseline from now on."""
-    base_sha = result.attempt.base_sha
-    commit: str | None = None
-    if ctx.settings.commit:
-        ctx.progress.set(phase="commit")
-        try:
-            commit = ctx.workspace.commit(message, trailers, base_sha)
-        except GitError as exc:
-            failed = finish(
-                ctx, result, AttemptState.FAILED, "commit failed", end="failed", digest=str(exc)
-            )
-            return replace(failed, message=str(exc)), baseline
-        if commit is not None:
-            ctx.reporter.emit(
-                ev.CommitMade(
-                    run_id=ctx.run.id,
-                    item_id=result.attempt.item_id,
-                    attempt_id=result.attempt.id,
-                    sha=commit,
-                    message=message,
-                )
-            )
-    if base_sha is not None and not ctx.workspace.changed_since(base_sha):
-        ctx.reporter.emit(ev.PassedWithoutChanges(run_id=ctx.run.id, item=name))
-    passed = finish(ctx, result, AttemptState.PASSED, "gates passed", commit_sha=commit)
-    for gate in result.results:
-        if gate.tests is not None:
-            baseline = gate.tests
-            ctx.reporter.emit(baseline_event(result.attempt.run_id, gate.tests))
-    return passed, baseline
+    committed = commit_work(ctx, result, message, trailers)
+    if committed.state is not None:  # the commit failed
+        return committed, baseline
+    return finish_passed(ctx, committed, name, baseline)
 
 
 def abandon(ctx: RunContext, directory: Path, base_sha: str | None, name: str) -> str:

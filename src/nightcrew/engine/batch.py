@@ -126,7 +126,7 @@ class BatchWork:
     def held(self, ctx: RunContext, result: AttemptResult, base_sha: str | None) -> ItemOutcome:
         raise AssertionError("a batch is never held")  # its Job has no hold
 
-    def passed(
+    async def passed(
         self, ctx: RunContext, result: AttemptResult, baseline: gates_mod.TestIds | None
     ) -> ItemOutcome:
         batch = self.batch

@@ -12,12 +12,16 @@ ready, saying why, so it never spends tokens on a finished backlog.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from dataclasses import dataclass, field
 
+from nightcrew import gitmerge, gitops
 from nightcrew.agents.base import AgentBackend, HarnessTool
 from nightcrew.config import Settings
 from nightcrew.core import events as ev
@@ -28,6 +32,8 @@ from nightcrew.engine.context import RunContext
 from nightcrew.engine.feature import Build, FeatureWork
 from nightcrew.engine.feature_prompt import backlog_prefix
 from nightcrew.engine.item import STOPS, ItemOutcome, run_item
+from nightcrew.engine.lanes import WORKTREES, Lanes, integration_branch
+from nightcrew.engine.merge_queue import MergeQueue
 from nightcrew.engine.orchestrator import (
     NothingToDo,
     Orchestrator,
@@ -57,6 +63,9 @@ class BuildOptions:
     max_features: int | None = None  # stop after this many features were worked on
     agent_env: Mapping[str, str] = field(default_factory=dict)
     register: bool = True
+    parallel: int | None = None  # lanes (None: the config's `parallel`)
+    worktree: bool = False  # work in worktrees even with one lane
+    branch: str | None = None  # land on this branch (made from HEAD) instead of the current one
     # The tools each attempt gives the agent: (backlog, feature, run id, attempt).
     tools: Callable[[Backlog, Feature, str, AttemptRow], Sequence[HarnessTool]] | None = None
 
@@ -74,9 +83,20 @@ class Builder(Orchestrator):
     ) -> None:
         super().__init__(project, settings, backend, reporter, register=options.register)
         self.options = options
+        self.lane_count = options.parallel or settings.parallel
+        # Several lanes work in worktrees; so does one with --worktree or --branch.
+        self.in_worktrees = self.lane_count > 1 or options.worktree or options.branch is not None
         self.prerun = PreRun(
-            allow_dirty=options.allow_dirty, new=options.new, resume=options.resume
+            # The user's checkout is not worked in: its uncommitted files are no matter.
+            allow_dirty=options.allow_dirty or self.in_worktrees,
+            new=options.new,
+            resume=options.resume,
         )
+        self.lanes: Lanes | None = None
+
+    def _preflight(self, store: Store) -> frozenset[str]:
+        left = super()._preflight(store)
+        return frozenset() if self.in_worktrees else left
 
     def _latest(self, store: Store) -> RunRow | None:
         return store.latest_run(SOURCE)
@@ -180,17 +200,21 @@ class Builder(Orchestrator):
                 else None
             ),
         )
+        if self.in_worktrees:
+            self.lanes = self._open_lanes(run.id)
         try:
             baseline = None
             if backlog.ready():
-                baseline = self._baseline(
-                    store,
-                    run.id,
-                    specs,
-                    self.project.run_dir(run.id) / "baseline",
-                    "feature",
-                    "features",
-                )
+                with self._check_tree() as tree:
+                    baseline = self._baseline(
+                        store,
+                        run.id,
+                        specs,
+                        self.project.run_dir(run.id) / "baseline",
+                        "feature",
+                        "features",
+                        root=tree,
+                    )
             first = [fid for fid in interrupted_features if resumed]
             return self._loop(ctx, build, first, baseline)
         except (KeyboardInterrupt, Interrupted):
@@ -228,17 +252,21 @@ class Builder(Orchestrator):
                     sources=tuple(sorted({str(c["source"]) for c in claims})),
                 )
             )
-            results = gates_mod.run_gates(
-                [
-                    *(gates_mod.acceptance_gate(i, c) for i, c in enumerate(held.acceptance, 1)),
-                    *ctx.gate_specs,
-                ],
-                root=self.project.root,
-                evidence_dir=self.project.run_dir(run.id) / f"claim-{feature.id}",
-                baseline=baseline,
-                base_sha=ctx.workspace.base(),
-                timeout_s=self.settings.gate_timeout,
-            )
+            with self._check_tree() as tree:
+                results = gates_mod.run_gates(
+                    [
+                        *(
+                            gates_mod.acceptance_gate(i, c)
+                            for i, c in enumerate(held.acceptance, 1)
+                        ),
+                        *ctx.gate_specs,
+                    ],
+                    root=tree,
+                    evidence_dir=self.project.run_dir(run.id) / f"claim-{feature.id}",
+                    baseline=baseline,
+                    base_sha=gitops.head_sha(tree),
+                    timeout_s=self.settings.gate_timeout,
+                )
             passed = gates_mod.gates_passed(results) and bool(held.acceptance)
             backlog.judge_claims(feature.id, confirmed=passed)
             checked = ev.ClaimChecked(
@@ -280,15 +308,30 @@ class Builder(Orchestrator):
         store, run = ctx.store, ctx.run
         source = _BuildSource(self, ctx, build, first, baseline)
 
+        lanes = self.lanes
+
         async def work(feature: Feature, lane: int) -> ItemOutcome:
             item = self._item(store, run, feature)
-            feature_work = FeatureWork.of(ctx, build, feature, item)
-            outcome = await run_item(ctx, feature_work, source.baseline)
-            source.baseline = outcome.baseline
+            here = ctx if lanes is None else await lanes.context(ctx, feature, lane)
+            feature_work = FeatureWork.of(here, build, feature, item)
+            outcome = await run_item(here, feature_work, source.baseline)
+            if lanes is None or outcome.kind == "passed":
+                source.baseline = outcome.baseline
+            if lanes is not None and outcome.kind in ("passed", "gave_up"):
+                # Landed, or given up with its changes kept as a patch: the
+                # worktree has nothing left. Others are kept for a resume or a person.
+                await asyncio.to_thread(lanes.remove, feature, branch=True)
             return outcome
 
         watch = ctx.watch if ctx.watch is not None else StopWatch()
-        scheduler = Scheduler(source, work, lambda o: o.kind in STOPS, watch=watch)
+        watch.threaded = lanes is not None
+        scheduler = Scheduler(
+            source,
+            work,
+            lambda o: o.kind in STOPS,
+            watch=watch,
+            lanes=lanes.count if lanes is not None else 1,
+        )
         given_up: list[int] = []
         for outcome in scheduler.run():
             if outcome.kind in ("passed", "needs_input"):
@@ -305,6 +348,35 @@ class Builder(Orchestrator):
             )
             return self._finish(store, run.id, RunState.INTERRUPTED, ExitCode.OK, message)
         return self._done(ctx, build.backlog, given_up)
+
+    def _open_lanes(self, run_id: str) -> Lanes:
+        root = self.project.root
+        branch = integration_branch(root, self.options.branch)
+        state_dir = self.project.store_path.parent
+        queue = MergeQueue(
+            root,
+            branch,
+            method=self.settings.merge,
+            scratch=state_dir / WORKTREES,
+            gate_timeout=self.settings.gate_timeout,
+            run_id=run_id,
+        )
+        return Lanes(root, state_dir, queue, self.lane_count)
+
+    @contextlib.contextmanager
+    def _check_tree(self) -> Iterator[Path]:
+        """Where checks without an agent run (the baseline, claims): the user's
+        tree in place; with lanes, a scratch worktree at the integration head."""
+        lanes = self.lanes
+        if lanes is None:
+            yield self.project.root
+            return
+        path = lanes.dir / "check"
+        gitmerge.add_detached(self.project.root, path, lanes.queue.head())
+        try:
+            yield path
+        finally:
+            gitmerge.remove_worktree(self.project.root, path)
 
     def _done(self, ctx: RunContext, backlog: Backlog, given_up: list[int]) -> RunResult:
         """Nothing is ready: end the build and say why."""

@@ -18,7 +18,8 @@ from nightcrew.engine.ledger import BudgetLedger
 from nightcrew.engine.limits import LimitWaiter
 from nightcrew.engine.report import Progress, Reporter
 from nightcrew.engine.signals import StopWatch
-from nightcrew.engine.workspace import InPlace
+from nightcrew.engine.merge_queue import MergeQueue
+from nightcrew.engine.workspace import Workspace
 from nightcrew.project import Project
 from nightcrew.store.records import RunRow, Store
 from nightcrew.usage.pricing import Pricer
@@ -39,7 +40,7 @@ class RunContext:
     batch_count: int  # how many work items the run's source has (batch 2/3)
     progress: Progress  # this lane's line of the live display
     limits: LimitWaiter  # how a run waits for a usage limit (--wait-on-limit)
-    workspace: InPlace
+    workspace: Workspace
     # Paths dirty before the run (--allow-dirty): never staged, never reset.
     left_alone: frozenset[str] = field(default=frozenset(), kw_only=True)
     # The agents in flight, stopped together by a signal (set by the scheduler).
@@ -47,3 +48,7 @@ class RunContext:
     # What the run has spent, shared by its attempts (engine/ledger.py), seeded
     # from the store once when the run starts.
     ledger: BudgetLedger = field(kw_only=True)
+    # Several lanes, each in a worktree of its own: passed work lands through
+    # this queue (None: one lane in place, work is committed where it is).
+    landing: MergeQueue | None = field(default=None, kw_only=True)
+    lane: int = field(default=0, kw_only=True)  # 1.. with several lanes

@@ -33,6 +33,7 @@ from nightcrew.engine.attempt_run import (
 from nightcrew.engine.context import RunContext
 from nightcrew.engine.feature_prompt import feature_suffix
 from nightcrew.engine.item import ItemOutcome, Start
+from nightcrew.engine.landing import land, rebase_left
 from nightcrew.engine.policy import Climb, Decision, FeaturePolicy, failed, model_ladder
 from nightcrew.engine.prompt import PreviousFailure
 from nightcrew.store.backlog import Backlog
@@ -117,6 +118,11 @@ def _job(ctx: RunContext, build: Build, feature: Feature) -> Job:
             return f"the agent asked a person: {now.input_request}"
         if now.state != ItemState.IN_PROGRESS or now.claimed_by != ctx.run.id:
             return f"the feature was set to {now.state} during the attempt"
+        if ctx.landing is not None:  # was this attempt given a conflict to resolve?
+            left = rebase_left(workspace.cwd)
+            if left is not None:
+                backlog.request_input(feature.id, left)
+                return f"the agent asked a person: {left}"
         return None
 
     tools_for = build.tools_for
@@ -223,19 +229,31 @@ class FeatureWork:
         )
         return ItemOutcome(kind, message)
 
-    def passed(
+    async def passed(
         self, ctx: RunContext, result: AttemptResult, baseline: gates_mod.TestIds | None
-    ) -> ItemOutcome:
-        feature, backlog = self.feature, self.build.backlog
+    ) -> ItemOutcome | AttemptResult:
+        feature = self.feature
         trailers = {"Nightcrew-Run": ctx.run.id, "Nightcrew-Feature": str(feature.id)}
         message = f"feat({feature.category}): {feature.name}"
+        if ctx.landing is not None:
+            return await land(ctx, self, result, message, trailers, baseline)
         result, baseline = conclude(
             ctx, result, f"feature {feature.label}", message, trailers, baseline
         )
         if result.state != AttemptState.PASSED:
-            failure = Decision("stop", f"commit failed: {result.message}")
-            return replace(self.ended(ctx, failure, None, None), baseline=baseline)
-        commit = result.commit
+            return self.commit_failed(ctx, result, baseline)
+        return self.mark_passed(ctx, result.commit, baseline)
+
+    def commit_failed(
+        self, ctx: RunContext, result: AttemptResult, baseline: gates_mod.TestIds | None
+    ) -> ItemOutcome:
+        failure = Decision("stop", f"commit failed: {result.message}")
+        return replace(self.ended(ctx, failure, None, None), baseline=baseline)
+
+    def mark_passed(
+        self, ctx: RunContext, commit: str | None, baseline: gates_mod.TestIds | None
+    ) -> ItemOutcome:
+        feature, backlog = self.feature, self.build.backlog
         confirmed = backlog.judge_claims(feature.id, confirmed=True)
         ctx.store.set_item_state(
             self.item.id, ItemState.PASSED, reason="checks passed", commit_sha=commit

@@ -293,7 +293,7 @@ class _InitWork:
     def held(self, ctx: RunContext, result: AttemptResult, base_sha: str | None) -> ItemOutcome:
         raise AssertionError("the initializer is never held")  # its Job has no hold
 
-    def passed(
+    async def passed(
         self, ctx: RunContext, result: AttemptResult, baseline: gates_mod.TestIds | None
     ) -> ItemOutcome:
         created = self._created()

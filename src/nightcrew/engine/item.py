@@ -72,9 +72,12 @@ class Work(Protocol):
 
     def held(self, ctx: RunContext, result: AttemptResult, base_sha: str | None) -> ItemOutcome: ...
 
-    def passed(
+    async def passed(
         self, ctx: RunContext, result: AttemptResult, baseline: gates_mod.TestIds | None
-    ) -> ItemOutcome: ...
+    ) -> ItemOutcome | AttemptResult:
+        """Commit (and land) passed work. An :class:`AttemptResult` back means the
+        work failed after all (its merged result did): the policy goes on with it."""
+        ...
 
     def failed(self, ctx: RunContext, result: AttemptResult) -> str | None:
         """Note a judged failure; return the model the attempt really ran on."""
@@ -132,7 +135,12 @@ async def _attempts(ctx: RunContext, work: Work, baseline: gates_mod.TestIds | N
         if result.end == "held":
             return work.held(ctx, result, start.base_sha)
         if result.end == "passed":
-            return work.passed(ctx, result, baseline)
+            done = await work.passed(ctx, result, baseline)
+            if isinstance(done, ItemOutcome):
+                return done
+            result = done
+            if result.base_after is not None:  # the next attempt starts from the merged result
+                start = replace(start, base_sha=result.base_after)
         used = work.failed(ctx, result)
         climb.previous = result.previous
         decision = failed(work.policy, climb, result.signature, result.number, used)

@@ -259,6 +259,8 @@ class Orchestrator:
         directory: Path,
         unit: str,
         units: str,
+        *,
+        root: Path | None = None,
     ) -> gates_mod.TestIds | None:
         """Run the tests once before the first unit, so later regressions show.
 
@@ -272,7 +274,8 @@ class Orchestrator:
             self.bus.emit(ev.BaselineKept(run_id=run_id, tests=len(kept.all)))
             return kept
         self.bus.emit(ev.BaselineStarted(run_id=run_id))
-        baseline = gates_mod.run_baseline(self.project.root, directory, self.settings.gate_timeout)
+        where = root if root is not None else self.project.root
+        baseline = gates_mod.run_baseline(where, directory, self.settings.gate_timeout)
         if baseline is not None:
             self.bus.emit(baseline_event(run_id, baseline))
         if baseline is not None and baseline.failed:

@@ -15,6 +15,7 @@ import signal
 from collections.abc import Callable
 from types import FrameType
 
+from nightcrew import proc
 from nightcrew.core.errors import ExitCode
 
 # Handled while an agent runs (drive_agent) and, but for SIGINT, which Python
@@ -69,6 +70,7 @@ class StopWatch:
         self._next = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._previous: dict[int, object] = {}
+        self.threaded = False  # lanes run commands in worker threads (several lanes)
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -97,6 +99,8 @@ class StopWatch:
             stop()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.threaded:
+            proc.stop_running()  # gates or git a lane runs in a worker thread
         if self._live and self._loop is not None:
             note(signum)
             for stop in list(self._live.values()):

@@ -2,8 +2,10 @@
 what becomes of the work (committed, or kept as a patch and undone).
 
 Every git call that commits or resets for an attempt goes through a
-workspace. Today's only kind works in place, on the project root; the paths
-``--allow-dirty`` left alone are never staged and never reset.
+workspace. :class:`InPlace` works on the project root (one lane; the paths
+``--allow-dirty`` left alone are never staged and never reset);
+:class:`InWorktree` works in a git worktree of its own on the feature's own
+branch, so several lanes work at once and the user's checkout is never touched.
 """
 
 from __future__ import annotations
@@ -11,8 +13,30 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from nightcrew import gitops
+
+
+class Workspace(Protocol):
+    """What an attempt asks of the place it works in."""
+
+    @property
+    def cwd(self) -> Path: ...
+
+    def base(self) -> str | None: ...
+
+    def recent_commits(self, n: int = 5) -> list[str]: ...
+
+    def commit(
+        self, message: str, trailers: Mapping[str, str], base_sha: str | None
+    ) -> str | None: ...
+
+    def changed_since(self, base_sha: str) -> bool: ...
+
+    def abandon(self, directory: Path, base_sha: str, name: str) -> Path | None: ...
+
+    def reset(self, base_sha: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -61,3 +85,12 @@ class InPlace:
     def reset(self, base_sha: str) -> None:
         """Put the tree back at ``base_sha``, leaving the left-alone paths as they are."""
         gitops.reset_leaving(self.root, base_sha, self.left_alone)
+
+
+@dataclass(frozen=True)
+class InWorktree(InPlace):
+    """A git worktree of the feature's own (``root`` is the worktree), on
+    ``branch``; nothing of the user's is in it, so nothing is left alone. Its
+    commits go on its own branch; the merge queue lands them."""
+
+    branch: str = ""

@@ -1,0 +1,154 @@
+"""Several features at once, each in a git worktree of its own.
+
+A build with ``--parallel N`` (or ``--worktree``) works in worktrees under
+``.nightcrew/worktrees/``: each claimed feature gets ``<id>-<slug>`` on the
+branch ``nightcrew/<id>-<slug>``, made from the integration branch's head. The
+agent, its acceptance commands and the gates run there; what passes lands
+through the build's merge queue (:mod:`merge_queue`). The user's own checkout
+is never worked in, so a dirty one does not stop such a build.
+
+Each lane's context is the run's with the lane's workspace, its line of the
+live display, its environment (``NIGHTCREW_LANE``, ports) and a reporter that
+stamps the lane on every event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from nightcrew import gitmerge, gitops
+from nightcrew.core import events as ev
+from nightcrew.core.errors import BadInput
+from nightcrew.engine.context import RunContext
+from nightcrew.engine.merge_queue import MergeQueue
+from nightcrew.engine.report import Progress, Reporter
+from nightcrew.engine.workspace import InWorktree
+from nightcrew.work.backlog import Feature
+
+WORKTREES = "worktrees"  # under the project's state dir
+_create = threading.Lock()  # worktrees are made one at a time (git's config.lock)
+
+
+class LaneReporter:
+    """The run's reporter, saying which lane each event comes from."""
+
+    def __init__(self, reporter: Reporter, lane: int) -> None:
+        self._reporter = reporter
+        self._lane = lane
+
+    def emit(self, event: ev.Event) -> None:
+        if event.lane == 0:
+            event = replace(event, lane=self._lane)
+        self._reporter.emit(event)
+
+    def close(self) -> None:
+        pass
+
+
+def slug(text: str, limit: int = 40) -> str:
+    """``text`` as a branch-name part: lowercase ascii words joined by ``-``."""
+    words = "".join(c.lower() if c.isascii() and c.isalnum() else " " for c in text).split()
+    out = ""
+    for word in words:
+        nxt = f"{out}-{word}" if out else word
+        if len(nxt) > limit:
+            break
+        out = nxt
+    return out or "feature"
+
+
+def integration_branch(root: Path, wanted: str | None) -> str:
+    """The branch features land on: ``wanted`` (made from HEAD when it does
+    not exist yet), else the branch checked out in the user's tree."""
+    if wanted:
+        done = gitops._git(root, "check-ref-format", "--branch", wanted, ok_codes=range(256))
+        if done.exit_code != 0:
+            raise BadInput(f"--branch {wanted}: not a valid branch name")
+        if gitmerge.rev_parse(root, f"refs/heads/{wanted}") is None:
+            head = gitops.head_sha(root)
+            if head is None:
+                raise BadInput("--branch: the repository has no commit to branch from yet")
+            gitops._git(root, "branch", wanted, head)
+        return wanted
+    branch = gitops.current_branch(root)
+    if branch is None:
+        raise BadInput(
+            "HEAD is detached: check out the branch features should land on,"
+            " or pass --branch NAME"
+        )
+    if gitops.head_sha(root) is None:
+        raise BadInput(f"{branch} has no commit yet: commit something to build on first")
+    return branch
+
+
+@dataclass
+class Lanes:
+    """The worktrees and the merge queue of one build."""
+
+    root: Path  # the user's checkout (the repository)
+    state_dir: Path  # the project's .nightcrew
+    queue: MergeQueue
+    count: int
+
+    @property
+    def dir(self) -> Path:
+        return self.state_dir / WORKTREES
+
+    def path_for(self, feature: Feature) -> Path:
+        return self.dir / f"{feature.id}-{slug(feature.name)}"
+
+    def branch_for(self, feature: Feature) -> str:
+        return f"nightcrew/{feature.id}-{slug(feature.name)}"
+
+    async def context(self, ctx: RunContext, feature: Feature, lane: int) -> RunContext:
+        """The lane's context for ``feature``, its worktree made (or kept)."""
+        path, branch = self.path_for(feature), self.branch_for(feature)
+        base = self.queue.head()
+        reused = await asyncio.to_thread(self._worktree, path, branch, base)
+        reporter = LaneReporter(ctx.reporter, lane)
+        reporter.emit(
+            ev.WorktreeReady(
+                run_id=ctx.run.id,
+                item=f"feature {feature.label}",
+                path=str(path),
+                branch=branch,
+                base=base,
+                reused=reused,
+            )
+        )
+        env = {**ctx.agent_env, "NIGHTCREW_LANE": str(lane)}
+        return replace(
+            ctx,
+            workspace=InWorktree(path, branch=branch),
+            reporter=reporter,
+            progress=Progress(run_id=ctx.run.id, unit="feature", lane=lane),
+            agent_env=env,
+            left_alone=frozenset(),
+            landing=self.queue,
+            lane=lane,
+        )
+
+    def _worktree(self, path: Path, branch: str, base: str) -> bool:
+        """Make the feature's worktree; True when a stopped build's is kept."""
+        with _create:
+            if (path / ".git").exists() and gitops.current_branch(path) == branch:
+                return True
+            gitmerge.remove_worktree(self.root, path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if gitmerge.rev_parse(self.root, f"refs/heads/{branch}") is not None:
+                gitops._git(self.root, "worktree", "add", "-q", str(path), branch)
+                return True
+            gitops._git(self.root, "worktree", "add", "-q", "-b", branch, str(path), base)
+            return False
+
+    def remove(self, feature: Feature, *, branch: bool) -> None:
+        """Remove the feature's worktree (its work has landed or is kept as a patch)."""
+        with _create:
+            gitmerge.remove_worktree(self.root, self.path_for(feature))
+            if branch:
+                gitops._git(
+                    self.root, "branch", "-D", self.branch_for(feature), ok_codes=(0, 1)
+                )

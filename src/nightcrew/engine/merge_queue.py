@@ -1,0 +1,210 @@
+"""The merge queue: a feature that passed in its own worktree reaches the
+integration branch only after the gates and its acceptance commands pass on
+the merged result.
+
+Landings are taken one at a time, in the order they came. Each is built in a
+scratch worktree: the feature's commits rebased onto the integration head (or
+merged, or squashed: ``merge = …``), then the checks run there. Only when they
+pass does the branch move, by a fast-forward (:mod:`nightcrew.gitmerge`); a
+branch someone moved meanwhile is merged onto again. A result that fails goes
+back to its lane with what failed and what landed since its base; a conflict
+goes back with the conflicting files. Git runs in a thread, so the other
+lanes' agents stream on while a landing is checked.
+
+The user's checkout: when the integration branch is checked out there, it is
+fast-forwarded as the branch moves (git updates only the files the landing
+changes and refuses if one has uncommitted edits). If git refuses, the
+checkout is left exactly as it is, and this build lands from then on on a
+branch of its own, ``nightcrew/build-<run>``, made at the last head the
+checkout has; the run's end says how to take it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from nightcrew import gitmerge
+from nightcrew.core.errors import GitError
+from nightcrew.engine import gates as gates_mod
+from nightcrew.engine.digest import failure_signature, make_digest
+
+_TRIES = 3  # times a landing is merged again when the branch moved under it
+
+
+@dataclass(frozen=True)
+class Landing:
+    """A feature's passed work, asking to land."""
+
+    feature: int
+    item: str  # "feature #5"
+    title: str
+    tip: str  # the feature branch's head
+    base: str  # the integration head its work started from
+    message: str  # the commit message of a merge or squash
+    gates: tuple[gates_mod.GateSpec, ...]  # its acceptance commands, then the project's gates
+    evidence_dir: Path
+    baseline: gates_mod.TestIds | None
+
+
+@dataclass(frozen=True)
+class Landed:
+    """What the queue made of a landing."""
+
+    outcome: Literal["landed", "failed", "conflict"]
+    onto: str  # the integration head the result was built on
+    head: str | None = None  # landed: the branch's new head; failed: the merged result
+    branch: str = ""
+    results: tuple[gates_mod.GateResult, ...] = ()
+    digest: str | None = None
+    signature: str | None = None
+    conflicts: tuple[str, ...] = ()
+    merged_since: tuple[str, ...] = ()  # subjects of what landed since the feature's base
+    merge_seconds: float = 0.0  # the queue's own git time
+    gate_seconds: float = 0.0
+    checkout: str = ""
+
+
+class MergeQueue:
+    """One per build: lands features on ``branch`` of the repository at ``root``."""
+
+    def __init__(
+        self,
+        root: Path,
+        branch: str,
+        *,
+        method: gitmerge.MergeMethod,
+        scratch: Path,
+        gate_timeout: float,
+        run_id: str,
+    ) -> None:
+        self.root = root
+        self.branch = branch
+        self.method = method
+        self.scratch = scratch
+        self.gate_timeout = gate_timeout
+        self.run_id = run_id
+        self.waiting: list[str] = []  # items in the queue, first is landing
+        self.side_branch: str | None = None  # set when the user's checkout refused
+        self._lock = asyncio.Lock()
+
+    def head(self) -> str:
+        sha = gitmerge.rev_parse(self.root, f"refs/heads/{self.branch}")
+        if sha is None:
+            raise GitError(f"the integration branch {self.branch} is gone")
+        return sha
+
+    async def land(self, landing: Landing) -> Landed:
+        """Land ``landing`` when its turn comes; the merged result's checks decide."""
+        self.waiting.append(landing.item)
+        try:
+            async with self._lock:
+                return await asyncio.to_thread(self._land, landing)
+        finally:
+            self.waiting.remove(landing.item)
+
+    def _land(self, landing: Landing) -> Landed:
+        path = self.scratch / f"merge-{landing.feature}"
+        for _ in range(_TRIES):
+            onto = self.head()
+            started = time.monotonic()
+            gitmerge.add_detached(self.root, path, landing.tip)
+            try:
+                try:
+                    merged = gitmerge.combine(
+                        path, self.method, onto, landing.tip, landing.message
+                    )
+                except gitmerge.Conflict as conflict:
+                    return Landed(
+                        "conflict",
+                        onto,
+                        branch=self.branch,
+                        conflicts=conflict.files,
+                        merged_since=tuple(gitmerge.subjects(self.root, landing.base, onto)),
+                        merge_seconds=time.monotonic() - started,
+                    )
+                merge_seconds = time.monotonic() - started
+                checked = time.monotonic()
+                results = gates_mod.run_gates(
+                    landing.gates,
+                    root=path,
+                    evidence_dir=landing.evidence_dir,
+                    baseline=landing.baseline,
+                    base_sha=onto,
+                    timeout_s=self.gate_timeout,
+                )
+                gate_seconds = time.monotonic() - checked
+                since = tuple(gitmerge.subjects(self.root, landing.base, onto))
+                if not gates_mod.gates_passed(results):
+                    return Landed(
+                        "failed",
+                        onto,
+                        head=merged,
+                        branch=self.branch,
+                        results=tuple(results),
+                        digest=_digest(self.branch, onto, results, since),
+                        signature=failure_signature(results),
+                        merged_since=since,
+                        merge_seconds=merge_seconds,
+                        gate_seconds=gate_seconds,
+                    )
+                moving = time.monotonic()
+                try:
+                    checkout = self._advance(onto, merged)
+                except gitmerge.Moved:
+                    continue  # someone committed meanwhile: merge onto the new head
+                return Landed(
+                    "landed",
+                    onto,
+                    head=merged,
+                    branch=self.branch,
+                    results=tuple(results),
+                    merged_since=since,
+                    merge_seconds=merge_seconds + time.monotonic() - moving,
+                    gate_seconds=gate_seconds,
+                    checkout=checkout,
+                )
+            finally:
+                gitmerge.remove_worktree(self.root, path)
+        raise GitError(
+            f"{self.branch} kept moving while {landing.item} was merged ({_TRIES} tries)"
+        )
+
+    def _advance(self, old: str, new: str) -> str:
+        try:
+            return gitmerge.advance(self.root, self.branch, old, new)
+        except gitmerge.Refused as refused:
+            # The person's uncommitted edits are in the way: leave their
+            # checkout alone and go on on a branch of this build's own.
+            side = f"nightcrew/build-{self.run_id}"
+            gitmerge.advance(self.root, side, "0" * 40, old)
+            gitmerge.advance(self.root, side, old, new)
+            kept = self.branch
+            self.branch, self.side_branch = side, side
+            return (
+                f"your checkout of {kept} at {refused.where} has uncommitted edits in the"
+                f" way, so it was left as it is; this build lands on {side} from now on"
+                f" (take it with `git merge {side}`)"
+            )
+
+
+def _digest(
+    branch: str,
+    onto: str,
+    results: Sequence[gates_mod.GateResult],
+    since: Sequence[str],
+) -> str:
+    """What the next attempt is told after its merged result failed."""
+    lines = [
+        f"Your work passed on its own, but after it was put on top of {branch}"
+        f" (at {onto[:8]}) the checks failed; the next attempt starts from that merged"
+        " result. Make it pass there.",
+    ]
+    if since:
+        lines.append("Landed on the branch since your work began: " + "; ".join(since) + ".")
+    lines.append(make_digest(results))
+    return "\n".join(lines)

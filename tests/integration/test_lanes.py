@@ -1,0 +1,103 @@
+"""``nightcrew build --parallel N`` end to end: lanes in real git worktrees, the
+real Claude Code CLI against nightcrew.sim, a merge queue that checks the
+merged result before the integration branch moves."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import SimStarter
+from tests.integration.support import (
+    MODEL,
+    git,
+    make_project,
+    nightcrew_env,
+    run_nightcrew,
+    script,
+    work_turns,
+)
+
+pytestmark = pytest.mark.cli
+
+
+def add(root: Path, env: dict[str, str], name: str, *args: str) -> int:
+    result = run_nightcrew(root, env, "backlog", "add", name, *args)
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout.split()[1].lstrip("#"))
+
+
+def module(name: str, body: str, test: str) -> str:
+    """Bash that writes module ``name`` and a test of it (each feature its own files)."""
+    return (
+        f"cat > {name}.py <<'PY'\n{body}\nPY\n"
+        f"cat > tests/test_{name}.py <<'PY'\nimport {name}\n\n\ndef test_{name}():\n"
+        f"    assert {test}\nPY"
+    )
+
+
+def together(flags: Path, me: str, everyone: list[str]) -> str:
+    """Bash that marks ``me`` started, then waits until every feature has started:
+    it can only finish when the lanes really run at the same time."""
+    waits = " || ".join(f"[ ! -e {flags / other} ]" for other in everyone)
+    return f"touch {flags / me}; n=0; while {waits}; do sleep 0.05; n=$((n+1)); [ $n -gt 1200 ] && exit 1; done"
+
+
+def features(root: Path, env: dict[str, str], names: list[str]) -> list[int]:
+    ids = []
+    for name in names:
+        check = f"{sys.executable} -c 'import {name}; assert {name}.VALUE == \"{name}\"'"
+        ids.append(add(root, env, f"Module {name}", "--accept", check))
+    return ids
+
+
+def test_three_independent_features_run_at_once_and_land_as_three_commits(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    root = make_project(tmp_path / "proj", "")
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    names = ["alpha", "beta", "gamma"]
+    scripts = [
+        script(
+            name,
+            [f"Module {name}"],
+            work_turns(
+                together(flags, name, names)
+                + "\n"
+                + module(name, f'VALUE = "{name}"', f'{name}.VALUE == "{name}"')
+            ),
+        )
+        for name in names
+    ]
+    server, sim = sim_env({"scripts": scripts})
+    env = nightcrew_env(sim)
+    ids = features(root, env, names)
+    # The person keeps working in their checkout: an uncommitted edit.
+    (root / "calc.py").write_text((root / "calc.py").read_text() + "# my own edit\n")
+    before = (root / "calc.py").read_text()
+
+    result = run_nightcrew(root, env, "build", "--model", MODEL, "--parallel", "3")
+    print(result.stdout, result.stderr)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "the backlog is done: 3 of 3 features passed" in result.stdout
+    subjects = git(root, "log", "--format=%s").splitlines()
+    assert sorted(subjects[:3]) == [f"feat(functional): Module {n}" for n in names]
+    assert subjects[3:] == ["initial"]
+    # The person's edit is still there, uncommitted; the landed files arrived.
+    assert (root / "calc.py").read_text() == before
+    assert git(root, "status", "--porcelain").splitlines() == [" M calc.py"]
+    for name in names:
+        assert (root / f"{name}.py").read_text() == f'VALUE = "{name}"\n'
+    # Each agent worked in its own worktree, not in the person's checkout.
+    cwds = {r.cwd for r in server.requests if r.script}
+    assert len(cwds) == 3 and str(root) not in cwds
+    assert len(git(root, "worktree", "list").splitlines()) == 1  # only the main checkout
+    assert "nightcrew/" not in git(root, "branch", "--list")
+    listed = json.loads(run_nightcrew(root, env, "backlog", "list", "--json").stdout)
+    assert {f["id"]: f["state"] for f in listed} == {i: "passed" for i in ids}
