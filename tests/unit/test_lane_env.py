@@ -22,6 +22,7 @@ from nightcrew.engine.lane_env import (
     shown_command,
     worktree_env,
 )
+from nightcrew.engine.setup_check import first_word, setup_problems, setup_warnings
 
 # ---- lanes ------------------------------------------------------------------------
 
@@ -224,3 +225,63 @@ def test_the_setup_event_round_trips_and_names_the_failed_command(tmp_path: Path
     assert event.reason == result.reason
     assert event.seconds == result.seconds
     assert event_from_json(json.loads(json.dumps(event.to_json()))) == event
+
+
+# ---- before any agent runs ----------------------------------------------------------
+
+
+def test_setup_problems_find_what_the_shell_cannot_read(tmp_path: Path) -> None:
+    settings = Settings(worktree_setup=("npm ci", 'echo "unclosed', "if true; then echo x"))
+    problems = setup_problems(settings, tmp_path)
+    assert [p.split(":")[0] for p in problems] == ["worktree_setup item 2", "worktree_setup item 3"]
+    assert all("the shell cannot read it: " in p and "/bin/sh" not in p for p in problems)
+    assert setup_problems(Settings(worktree_setup=("npm ci && npm run build",))) == []
+
+
+def test_an_empty_command_is_a_problem_even_when_the_settings_were_built_in_code() -> None:
+    settings = Settings.model_construct(worktree_setup=("true", "  "))
+    assert setup_problems(settings) == ["worktree_setup item 2: the command is empty"]
+
+
+def test_a_first_word_not_on_path_is_a_warning(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tool = bin_dir / "mytool"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "setup.sh").write_text("")
+    settings = Settings(
+        worktree_setup=(
+            "mytool install",
+            "CI=1 nosuchtool --flag",
+            "./scripts/setup.sh",
+            "./scripts/missing.sh",
+            'cp "$NIGHTCREW_PROJECT_ROOT/.env" .env',
+            "cd sub && nosuchtool",
+            "$TOOL run",
+        )
+    )
+    warnings = setup_warnings(settings, tmp_path, path=f"{bin_dir}:/bin:/usr/bin")
+    assert warnings == [
+        "worktree_setup item 2: `nosuchtool` is not on PATH; the command may fail in the worktree",
+        "worktree_setup item 4: `./scripts/missing.sh` does not exist;"
+        " the command may fail in the worktree",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("command", "word"),
+    [
+        ("npm ci", "npm"),
+        ("FOO=1 BAR=x make setup", "make"),
+        ("uv sync # deps", "uv"),
+        ("cd web && npm ci", None),
+        ("$PYTHON -m venv .venv", None),
+        ("(cd web; npm ci)", None),
+        ("echo 'unclosed", None),
+        ("# only a comment", None),
+    ],
+)
+def test_the_first_word_is_the_program_when_it_can_be_known(command: str, word: str | None) -> None:
+    assert first_word(command) == word
