@@ -12,12 +12,22 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from nightcrew.config_errors import describe, setting_name
 from nightcrew.config_policy import PolicySettings, check_policy_table
 from nightcrew.config_routing import RoutingRule, check_routing_table
 from nightcrew.core.errors import LocatedError
+
+MAX_PORT = 65535
 
 
 class Settings(BaseModel):
@@ -50,6 +60,18 @@ class Settings(BaseModel):
     escalation: tuple[str, ...] = ()
     stuck_after: int = Field(default=3, ge=1, le=50)
     max_attempts_per_feature: int = Field(default=10, ge=1, le=200)
+    # Parallel builds: how many features at once (each in its own worktree),
+    # how a passed feature's branch lands on the main one, and whether it keeps
+    # a branch of its own afterwards.
+    parallel: int = Field(default=1, ge=1, le=16)
+    merge: Literal["rebase", "merge", "squash"] = "rebase"
+    branch_per_feature: bool = False
+    # Shell commands that make a fresh worktree runnable (copy .env, install
+    # dependencies), run in it before its first attempt.
+    worktree_setup: tuple[str, ...] = ()
+    # Lane k (1-based) gets the ports port_base + (k-1)*ports_per_lane onwards.
+    port_base: int = Field(default=3100, ge=1024, le=65000)
+    ports_per_lane: int = Field(default=10, ge=1, le=1000)
     # [policy]: what the agent may run and where it may write (config only).
     policy: PolicySettings = Field(default_factory=PolicySettings)
     # [[routing]]: which model chain each kind of work climbs (config only).
@@ -72,6 +94,24 @@ class Settings(BaseModel):
         if any(not m.strip() for m in value):
             raise ValueError("a model name in the chain is empty")
         return tuple(m.strip() for m in value)
+
+    @field_validator("worktree_setup")
+    @classmethod
+    def _no_blank_setup(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not c.strip() for c in value):
+            raise ValueError("a setup command is empty")
+        return value
+
+    @model_validator(mode="after")
+    def _lanes_ports_fit(self) -> Settings:
+        last = self.port_base + self.parallel * self.ports_per_lane
+        if last > MAX_PORT:
+            raise ValueError(
+                f"port_base + parallel * ports_per_lane must be at most {MAX_PORT}, got"
+                f" {self.port_base} + {self.parallel} * {self.ports_per_lane} = {last}:"
+                " lower port_base, ports_per_lane or parallel"
+            )
+        return self
 
     @property
     def command_line(self) -> frozenset[str]:
@@ -161,11 +201,13 @@ def load_settings(
         except ValidationError as exc:
             error = exc.errors()[0]
             line = _error_line(path, text, error["loc"], table_line)
-            what = (
-                f"unknown setting '{error['loc'][0]}'"
-                if error["type"] == "extra_forbidden"
-                else f"{setting_name(error['loc'])}: {describe(error)}"
-            )
+            if not error["loc"]:  # a check of several keys: its words name them
+                what = describe(error)
+                line = _named_key_line(text, what, table_line)
+            elif error["type"] == "extra_forbidden":
+                what = f"unknown setting '{error['loc'][0]}'"
+            else:
+                what = f"{setting_name(error['loc'])}: {describe(error)}"
             raise LocatedError(str(path), line or table_line, what) from exc
         _check_pricing(path, text, from_file, table_line)
         values.update(table)
@@ -179,8 +221,10 @@ def load_settings(
         settings = Settings(**values)
     except ValidationError as exc:
         error = exc.errors()[0]
-        name = setting_name(error["loc"], option=True)
-        raise LocatedError("command line", None, f"{name}: {describe(error)}") from exc
+        what = describe(error)
+        if error["loc"]:
+            what = f"{setting_name(error['loc'], option=True)}: {what}"
+        raise LocatedError("command line", None, what) from exc
     settings._command_line = frozenset(k for k, v in (overrides or {}).items() if v is not None)
     return settings
 
@@ -199,6 +243,20 @@ def _pricing_line(path: Path, text: str, model: str, key: str | None) -> int | N
         table = _table_line(text, f"{prefix}pricing")
         return _key_line(text, "pricing") or _key_line(text, model, table) or table
     return (_key_line(text, key, line) if key else None) or line
+
+
+def _named_key_line(text: str, message: str, start: int | None) -> int | None:
+    """The line of the first setting ``message`` names that the file sets."""
+    named = sorted(
+        (found.start(), key)
+        for key in Settings.model_fields
+        if (found := re.search(rf"\b{key}\b", message)) is not None
+    )
+    for _, key in named:
+        line = _key_line(text, key, start)
+        if line is not None:
+            return line
+    return None
 
 
 def _error_line(path: Path, text: str, loc: tuple[int | str, ...], start: int | None) -> int | None:

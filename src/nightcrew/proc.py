@@ -42,6 +42,12 @@ def shell_argv(command: str) -> list[str]:
     return ["/bin/sh", "-c", command]
 
 
+def shell_parse_argv(command: str) -> list[str]:
+    """argv that has the shell read a user-written command without running it
+    (``sh -n``): it fails, with the shell's own words, when it cannot be parsed."""
+    return ["/bin/sh", "-n", "-c", command]
+
+
 def run(
     argv: Sequence[str],
     *,

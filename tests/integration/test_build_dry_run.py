@@ -51,3 +51,41 @@ def test_build_dry_run_lists_the_ready_features_and_starts_nothing(tmp_path: Pat
     assert line.startswith("nightcrew: the working tree has uncommitted changes: NOTES.md")
     assert "\n" not in line and "--allow-dirty" in line
     assert runs(root) == []
+
+
+def config(root: Path, text: str) -> None:
+    (root / "nightcrew.toml").write_text(text)
+    git(root, "add", "nightcrew.toml")
+    git(root, "commit", "-q", "-m", "config")
+
+
+def test_build_dry_run_shows_the_lanes_and_the_worktree_setup(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "proj", "")
+    env = {**os.environ, **GIT_ENV, **NO_SERVER}
+    config(
+        root,
+        "parallel = 3\nport_base = 4000\n"
+        "worktree_setup = ['cp \"$NIGHTCREW_PROJECT_ROOT/.env\" .env', 'no-such-tool-x install']\n",
+    )
+    added = run_nightcrew(root, env, "backlog", "add", "Sub", "--accept", "true")
+    assert added.returncode == 0, added.stderr
+
+    result = run_nightcrew(root, env, "build", "--dry-run")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "lanes: 3 (ports 4000-4009, 4010-4019, 4020-4029)" in result.stdout
+    assert '  1: `cp "$NIGHTCREW_PROJECT_ROOT/.env" .env`' in result.stdout
+    assert "  2: `no-such-tool-x install`" in result.stdout
+    assert result.stderr.strip() == (
+        "warning: worktree_setup item 2: `no-such-tool-x` is not on PATH;"
+        " the command may fail in the worktree"
+    )
+
+    config(root, "worktree_setup = ['npm ci', 'echo \"unclosed']\n")
+    refused = run_nightcrew(root, env, "build", "--dry-run")
+
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    line = refused.stderr.strip()
+    assert line.startswith("nightcrew: worktree_setup item 2: the shell cannot read it: ")
+    assert "\n" not in line
+    assert runs(root) == []

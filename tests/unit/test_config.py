@@ -37,6 +37,32 @@ def test_defaults_without_any_config_file(tmp_path: Path) -> None:
     assert settings.commit is True
     assert settings.allowed_tools is None  # the agent backend's own default
     assert settings.pricing == {}
+    assert settings.parallel == 1
+    assert settings.merge == "rebase"
+    assert settings.branch_per_feature is False
+    assert settings.worktree_setup == ()
+    assert (settings.port_base, settings.ports_per_lane) == (3100, 10)
+
+
+def test_parallel_build_keys_from_the_file_are_in_the_snapshot(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "nightcrew.toml",
+        "parallel = 4\n"
+        'merge = "squash"\n'
+        "branch_per_feature = true\n"
+        'worktree_setup = [\'cp "$NIGHTCREW_PROJECT_ROOT/.env" .env\', "npm ci"]\n'
+        "port_base = 4000\n"
+        "ports_per_lane = 20\n",
+    )
+    snapshot = load_settings(tmp_path).snapshot()
+    assert {k: snapshot[k] for k in ("parallel", "merge", "branch_per_feature")} == {
+        "parallel": 4,
+        "merge": "squash",
+        "branch_per_feature": True,
+    }
+    assert snapshot["worktree_setup"] == ['cp "$NIGHTCREW_PROJECT_ROOT/.env" .env', "npm ci"]
+    assert (snapshot["port_base"], snapshot["ports_per_lane"]) == (4000, 20)
 
 
 def test_pyproject_without_a_nightcrew_table_gives_defaults(tmp_path: Path) -> None:
@@ -193,6 +219,34 @@ def test_unknown_key_names_its_line(tmp_path: Path) -> None:
             "pricing.m.1.output: must be a number, got 'cheap'",
         ),
         ("[pricing]\nm = 3\n", 2, "pricing.m: must be a table, got 3"),
+        ('model = "x"\nparallel = 0\n', 2, "parallel: must be at least 1, got 0"),
+        ("\nparallel = 17\n", 2, "parallel: must be at most 16, got 17"),
+        ("parallel = 2.5\n", 1, "parallel: must be a whole number, got 2.5"),
+        (
+            'model = "x"\n\nmerge = "ff"\n',
+            3,
+            "merge: must be one of 'rebase', 'merge' or 'squash', got 'ff'",
+        ),
+        ("branch_per_feature = 3\n", 1, "branch_per_feature: must be true or false, got 3"),
+        ('\nworktree_setup = ["npm ci", " "]\n', 2, "worktree_setup: a setup command is empty"),
+        ('worktree_setup = "npm ci"\n', 1, "worktree_setup: must be a list"),
+        ("worktree_setup = [3]\n", 1, "worktree_setup item 1: must be text in quotes, got 3"),
+        ("model = 'x'\nport_base = 80\n", 2, "port_base: must be at least 1024, got 80"),
+        ("port_base = 65001\n", 1, "port_base: must be at most 65000, got 65001"),
+        ("\n\nports_per_lane = 0\n", 3, "ports_per_lane: must be at least 1, got 0"),
+        ("ports_per_lane = 1001\n", 1, "ports_per_lane: must be at most 1000, got 1001"),
+        (
+            'model = "x"\nport_base = 60000\nports_per_lane = 1000\nparallel = 8\n',
+            2,
+            "port_base + parallel * ports_per_lane must be at most 65535,"
+            " got 60000 + 8 * 1000 = 68000: lower port_base, ports_per_lane or parallel",
+        ),
+        (
+            # the line of the first key the error names, wherever the file has it
+            "parallel = 16\nports_per_lane = 1000\n\nport_base = 50000\n",
+            4,
+            "port_base + parallel * ports_per_lane must be at most 65535",
+        ),
     ],
 )
 def test_wrong_type_or_out_of_range_names_its_line(
@@ -245,6 +299,12 @@ def test_tool_that_is_not_a_table_is_no_nightcrew_config(tmp_path: Path) -> None
         ({"max_budget_usd": float("inf")}, "--max-budget-usd: must be a finite number, got inf"),
         ({"max_item_usd": float("nan")}, "--max-item-usd: must be a finite number, got nan"),
         ({"attempt_timeout": float("inf")}, "--attempt-timeout: must be a finite number, got inf"),
+        ({"parallel": 17}, "--parallel: must be at most 16, got 17"),
+        (
+            {"parallel": 16, "port_base": 60000, "ports_per_lane": 1000},
+            "port_base + parallel * ports_per_lane must be at most 65535,"
+            " got 60000 + 16 * 1000 = 76000: lower port_base, ports_per_lane or parallel",
+        ),
     ],
 )
 def test_bad_override_names_the_option(

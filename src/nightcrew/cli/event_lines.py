@@ -165,6 +165,20 @@ def _limit_wait(e: ev.UsageLimitWait) -> list[Line]:
     return [(f"usage limit reached: waiting until {until} (local) — Ctrl-C to stop", "warn")]
 
 
+def _setup(e: ev.WorktreeSetupRan) -> list[Line]:
+    if e.passed:
+        if not e.commands:
+            return []
+        return [
+            (
+                f"{e.item}: worktree ready ({len(e.commands)} setup command(s), {e.seconds:.1f}s)",
+                "info",
+            )
+        ]
+    why = e.reason or f"worktree setup failed: `{e.failed_command}`"
+    return [(f"{e.item}: {why}", "warn")]
+
+
 def _one(text: Callable[[Any], str], level: Level = "info") -> Callable[[Any, Any], list[Line]]:
     return lambda e, where: [(text(e), level)]
 
@@ -239,6 +253,7 @@ _RENDER: dict[type[Event], Callable[[Any, ProgressSnapshot | None], list[Line]]]
         "warn",
     ),
     ev.FeatureRejected: _one(lambda e: f"rejected {e.name or '(no name)'!r}: {e.reason}", "warn"),
+    ev.WorktreeSetupRan: _plain(_setup),
     ev.AttemptStarted: _plain(_attempt_started),
     ev.AttemptFinished: lambda e, where: (
         [(f"{e.item} attempt {e.number}: {e.digest}", "warn")] if e.digest is not None else []

@@ -4,18 +4,23 @@ starting an agent, taking the lock, creating a run or spending anything."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from nightcrew import gitops
+from nightcrew.config import Settings
 from nightcrew.core.errors import BadInput, ExitCode
 from nightcrew.core.states import ItemState
 from nightcrew.engine.builder import Builder
 from nightcrew.engine.feature_prompt import backlog_prefix, feature_suffix
 from nightcrew.engine.gates import changes_gate, judges_the_work
+from nightcrew.engine.lane_env import lane_ports
 from nightcrew.engine.orchestrator import Orchestrator, gate_line
 from nightcrew.engine.prompt import Prompt, stable_prefix, variable_suffix
 from nightcrew.engine.routing import for_batch, for_feature
 from nightcrew.engine.runner import Runner
+from nightcrew.engine.setup_check import setup_problems, setup_warnings
 from nightcrew.store.backlog import Backlog
 from nightcrew.store.records import Store
 
@@ -133,11 +138,35 @@ def _left_alone(orchestrator: Orchestrator) -> None:
         click.echo("left alone, never committed (--allow-dirty): " + ", ".join(paths))
 
 
+def _setup_refused(settings: Settings, root: Path) -> bool:
+    """Whether a worktree setup command cannot work (said as a refusal)."""
+    problems = setup_problems(settings, root)
+    if problems:
+        click.echo("nightcrew: " + "; ".join(problems), err=True)
+    return bool(problems)
+
+
+def _lanes_and_setup(settings: Settings, root: Path) -> None:
+    """The lanes' ports, the worktree setup commands and what may fail in them."""
+    if settings.parallel > 1:
+        blocks = [lane_ports(k, settings) for k in range(1, settings.parallel + 1)]
+        shown = ", ".join(f"{b.start}-{b.stop - 1}" for b in blocks)
+        click.echo(f"lanes: {settings.parallel} (ports {shown})")
+    if settings.worktree_setup:
+        click.echo("worktree setup (in each fresh worktree, before its first attempt):")
+        for i, command in enumerate(settings.worktree_setup, 1):
+            click.echo(f"  {i}: `{command}`")
+    for warning in setup_warnings(settings, root):
+        click.echo(f"warning: {warning}", err=True)
+
+
 def rehearse_build(builder: Builder, *, show_prompt: bool) -> ExitCode:
     builder._check()
     store = Store.open(builder.project.store_path)
     try:
         if _refused(builder, store):
+            return ExitCode.BAD_INPUT
+        if _setup_refused(builder.settings, builder.project.root):
             return ExitCode.BAD_INPUT
         backlog = Backlog(store)
         ready = backlog.ready()
@@ -150,6 +179,7 @@ def rehearse_build(builder: Builder, *, show_prompt: bool) -> ExitCode:
             tools=builder.backend.tool_name if builder.options.tools is not None else None,
         )
         click.echo("dry run of the backlog: nothing is started, written or spent")
+        _lanes_and_setup(settings, root)
         if builder.options.allow_dirty:
             _left_alone(builder)
         for feature in ready:

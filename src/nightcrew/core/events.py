@@ -446,6 +446,26 @@ class FeatureRejected(Event):
     reason: str
 
 
+# ---- lanes -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorktreeSetupRan(Event):
+    """The config's ``worktree_setup`` commands ran in a fresh worktree before
+    the item's first attempt; their time is not the agent's or the gates'.
+    ``commands`` are those that ran, in order (the failed one last); ``log`` is
+    the failed command's log, or the last one's when all passed."""
+
+    kind = "worktree_setup"
+    item: str
+    commands: tuple[str, ...]
+    passed: bool
+    seconds: float
+    failed_command: str | None = None
+    log: str | None = None
+    reason: str = ""  # the one-line why, when it failed
+
+
 # ---- attempts -------------------------------------------------------------------
 
 
