@@ -76,8 +76,6 @@ class Settings(BaseModel):
     policy: PolicySettings = Field(default_factory=PolicySettings)
     # [[routing]]: which model chain each kind of work climbs (config only).
     routing: tuple[RoutingRule, ...] = ()
-    parallel: int = Field(default=1, ge=1, le=16)
-    merge: Literal["rebase", "merge", "squash"] = "rebase"
     # The settings given on the command line (they override the routing rules).
     _command_line: frozenset[str] = PrivateAttr(default=frozenset())
 

@@ -62,9 +62,7 @@ def unmerged_files(path: Path) -> tuple[str, ...]:
     return tuple(sorted(set(gitops._z_list(gitops._stdout(done)))))
 
 
-def combine(
-    path: Path, method: MergeMethod, onto: str, tip: str, message: str
-) -> str:
+def combine(path: Path, method: MergeMethod, onto: str, tip: str, message: str) -> str:
     """In the scratch worktree ``path`` (at ``tip``), put the feature's work on
     top of ``onto``: its commits rebased, a merge commit, or one squashed
     commit. Returns the resulting commit; :class:`Conflict` (with the
@@ -99,7 +97,8 @@ def combine(
 
 def subjects(root: Path, since: str, until: str, limit: int = 10) -> list[str]:
     """The subjects of the commits in ``since..until``, oldest first."""
-    done = gitops._git(root, "log", "--reverse", "--format=%s", f"{since}..{until}", ok_codes=(0, 128))
+    span = f"{since}..{until}"
+    done = gitops._git(root, "log", "--reverse", "--format=%s", span, ok_codes=(0, 128))
     lines = [line for line in gitops._stdout(done).splitlines() if line.strip()]
     return lines[-limit:]
 

@@ -66,8 +66,7 @@ def _chain(value: str | None) -> tuple[str, ...] | None:
     "--parallel",
     type=click.IntRange(min=1, max=16),
     default=None,
-    help="Work on up to N ready features at once, each in its own git worktree"
-    " (config: parallel).",
+    help="Work on up to N ready features at once, each in its own git worktree (config: parallel).",
 )
 @click.option(
     "--worktree",
@@ -155,6 +154,7 @@ def build_command(
             "attempt_timeout": attempt_timeout,
             "commit": False if no_commit else None,
             "wait_on_limit": True if wait_on_limit else None,
+            "parallel": parallel,
         },
         agents=registered_agents(),
     )
@@ -175,7 +175,6 @@ def build_command(
             allow_dirty=allow_dirty,
             resume_session=resume_session,
             max_features=max_features,
-            parallel=parallel,
             worktree=worktree,
             branch=branch,
             # A backend that takes no harness tools builds as with --no-tools.

@@ -198,9 +198,11 @@ class LiveReporter:
     def emit(self, event: Event) -> None:
         if isinstance(event, ev.MergeQueued):
             self.queue.append(event.item)
-        elif isinstance(event, ev.MergeLanded | ev.MergeRejected | ev.MergeConflicted):
-            if event.item in self.queue:
-                self.queue.remove(event.item)
+        elif (
+            isinstance(event, ev.MergeLanded | ev.MergeRejected | ev.MergeConflicted)
+            and event.item in self.queue
+        ):
+            self.queue.remove(event.item)
         self._events(event)
 
     def note(self, message: str, level: Level = "info") -> None:

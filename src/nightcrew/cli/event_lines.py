@@ -264,8 +264,10 @@ _RENDER: dict[type[Event], Callable[[Any, ProgressSnapshot | None], list[Line]]]
         lambda e: f"{e.item}: {'kept' if e.reused else 'new'} worktree {e.path} on {e.branch}"
     ),
     ev.MergeQueued: _one(
-        lambda e: f"{e.item} passed in its worktree: merge queue"
-        + (f" ({e.ahead} ahead)" if e.ahead else "")
+        lambda e: (
+            f"{e.item} passed in its worktree: merge queue"
+            + (f" ({e.ahead} ahead)" if e.ahead else "")
+        )
     ),
     ev.MergeLanded: _plain(_landed),
     ev.MergeRejected: _plain(_rejected),

@@ -414,6 +414,7 @@ async def _judge(
         baseline=baseline,
         base_sha=base_sha,
         timeout_s=ctx.settings.gate_timeout,
+        env=dict(ctx.lane_env) or None,
         left_alone=ctx.left_alone,
     )
     if ctx.landing is None:

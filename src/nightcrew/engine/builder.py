@@ -18,8 +18,8 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from nightcrew import gitmerge, gitops
 from nightcrew.agents.base import AgentBackend, HarnessTool
@@ -81,9 +81,11 @@ class Builder(Orchestrator):
         reporter: Reporter,
         options: BuildOptions,
     ) -> None:
+        if options.parallel is not None:
+            settings = settings.model_copy(update={"parallel": options.parallel})
         super().__init__(project, settings, backend, reporter, register=options.register)
         self.options = options
-        self.lane_count = options.parallel or settings.parallel
+        self.lane_count = self.settings.parallel
         # Several lanes work in worktrees; so does one with --worktree or --branch.
         self.in_worktrees = self.lane_count > 1 or options.worktree or options.branch is not None
         self.prerun = PreRun(
@@ -313,6 +315,9 @@ class Builder(Orchestrator):
         async def work(feature: Feature, lane: int) -> ItemOutcome:
             item = self._item(store, run, feature)
             here = ctx if lanes is None else await lanes.context(ctx, feature, lane)
+            if isinstance(here, str):  # the worktree's setup failed: no agent can work there
+                build.backlog.release(feature.id, ItemState.PENDING, by=run.id, reason=here)
+                return ItemOutcome("failed", here, key=item.key)
             feature_work = FeatureWork.of(here, build, feature, item)
             outcome = await run_item(here, feature_work, source.baseline)
             if lanes is None or outcome.kind == "passed":

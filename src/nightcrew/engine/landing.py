@@ -12,6 +12,7 @@ conflict is still there after it, the feature waits for a person
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -70,7 +71,7 @@ async def land(
     tip = ctx.workspace.base()
     base = committed.attempt.base_sha
     if tip is None or base is None or tip == base:  # nothing to land
-        passed, baseline = finish_passed(ctx, committed, name, baseline)
+        _, baseline = finish_passed(ctx, committed, name, baseline)
         return work.mark_passed(ctx, None, baseline)
     ctx.progress.set(phase="merge queue")
     ctx.reporter.emit(ctx.progress.event())
@@ -225,9 +226,7 @@ def rebase_left(root: Path) -> str | None:
         if done.exit_code == 0 and gitops.operation_in_progress(root) is None:
             return None
         left = gitmerge.unmerged_files(root)
-    try:
+    with contextlib.suppress(GitError):
         gitops._git(root, "rebase", "--abort")
-    except GitError:
-        pass
     named = ", ".join(left) if left else "the rebase did not finish"
     return f"the conflict with the integration branch remains in {named}"

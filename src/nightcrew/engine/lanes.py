@@ -23,6 +23,7 @@ from nightcrew import gitmerge, gitops
 from nightcrew.core import events as ev
 from nightcrew.core.errors import BadInput
 from nightcrew.engine.context import RunContext
+from nightcrew.engine.lane_env import run_setup, setup_event, worktree_env
 from nightcrew.engine.merge_queue import MergeQueue
 from nightcrew.engine.report import Progress, Reporter
 from nightcrew.engine.workspace import InWorktree
@@ -76,8 +77,7 @@ def integration_branch(root: Path, wanted: str | None) -> str:
     branch = gitops.current_branch(root)
     if branch is None:
         raise BadInput(
-            "HEAD is detached: check out the branch features should land on,"
-            " or pass --branch NAME"
+            "HEAD is detached: check out the branch features should land on, or pass --branch NAME"
         )
     if gitops.head_sha(root) is None:
         raise BadInput(f"{branch} has no commit yet: commit something to build on first")
@@ -103,29 +103,41 @@ class Lanes:
     def branch_for(self, feature: Feature) -> str:
         return f"nightcrew/{feature.id}-{slug(feature.name)}"
 
-    async def context(self, ctx: RunContext, feature: Feature, lane: int) -> RunContext:
-        """The lane's context for ``feature``, its worktree made (or kept)."""
+    async def context(self, ctx: RunContext, feature: Feature, lane: int) -> RunContext | str:
+        """The lane's context for ``feature``, its worktree made (or kept) and
+        set up (``worktree_setup``); a one-line reason when the setup failed."""
         path, branch = self.path_for(feature), self.branch_for(feature)
         base = self.queue.head()
         reused = await asyncio.to_thread(self._worktree, path, branch, base)
         reporter = LaneReporter(ctx.reporter, lane)
+        item = f"feature {feature.label}"
         reporter.emit(
             ev.WorktreeReady(
                 run_id=ctx.run.id,
-                item=f"feature {feature.label}",
+                item=item,
                 path=str(path),
                 branch=branch,
                 base=base,
                 reused=reused,
             )
         )
-        env = {**ctx.agent_env, "NIGHTCREW_LANE": str(lane)}
+        env = worktree_env(lane, ctx.settings, project_root=self.root, worktree=path)
+        commands = ctx.settings.worktree_setup
+        if commands and not reused:
+            evidence = ctx.project.run_dir(ctx.run.id) / f"feature-{feature.id}" / "setup"
+            setup = await asyncio.to_thread(
+                run_setup, commands, path, env, evidence, ctx.settings.gate_timeout
+            )
+            reporter.emit(setup_event(setup, item=item, run_id=ctx.run.id, lane=lane))
+            if setup.reason is not None:
+                return setup.reason
         return replace(
             ctx,
             workspace=InWorktree(path, branch=branch),
             reporter=reporter,
             progress=Progress(run_id=ctx.run.id, unit="feature", lane=lane),
-            agent_env=env,
+            agent_env={**ctx.agent_env, **env},
+            lane_env=env,
             left_alone=frozenset(),
             landing=self.queue,
             lane=lane,
@@ -149,6 +161,4 @@ class Lanes:
         with _create:
             gitmerge.remove_worktree(self.root, self.path_for(feature))
             if branch:
-                gitops._git(
-                    self.root, "branch", "-D", self.branch_for(feature), ok_codes=(0, 1)
-                )
+                gitops._git(self.root, "branch", "-D", self.branch_for(feature), ok_codes=(0, 1))

@@ -115,9 +115,7 @@ class MergeQueue:
             gitmerge.add_detached(self.root, path, landing.tip)
             try:
                 try:
-                    merged = gitmerge.combine(
-                        path, self.method, onto, landing.tip, landing.message
-                    )
+                    merged = gitmerge.combine(path, self.method, onto, landing.tip, landing.message)
                 except gitmerge.Conflict as conflict:
                     return Landed(
                         "conflict",
