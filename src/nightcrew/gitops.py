@@ -256,6 +256,26 @@ def operation_in_progress(root: Path) -> str | None:
     return None
 
 
+def commits_between(root: Path, base: str | None, head: str) -> list[tuple[str, str]]:
+    """(full sha, subject) of the commits reachable from ``head`` but not from
+    ``base`` (None: all of ``head``'s history), oldest first. When ``base`` is
+    gone only ``head`` itself; when ``head`` is gone (history rewritten since), none."""
+    fmt = "--format=%H%x1f%s"
+    log = ["log", "--reverse", "--no-decorate", "--no-color", fmt]
+    done = _git(root, *log, f"{base}..{head}" if base else head, "--", ok_codes=(0, 128))
+    if done.exit_code != 0 and base:
+        done = _git(root, "log", "-n1", "--no-color", fmt, head, "--", ok_codes=(0, 128))
+    if done.exit_code != 0:
+        return []
+    pairs = (line.split("\x1f", 1) for line in _stdout(done).splitlines() if "\x1f" in line)
+    return [(sha, subject) for sha, subject in pairs]
+
+
+def remotes(root: Path) -> list[str]:
+    """The names of the repository's remotes (``git remote``)."""
+    return [line.strip() for line in _stdout(_git(root, "remote")).splitlines() if line.strip()]
+
+
 def recent_commits(root: Path, n: int = 5) -> list[str]:
     """The last ``n`` commits as ``git log --oneline`` lines, newest first."""
     if head_sha(root) is None:

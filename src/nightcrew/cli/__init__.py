@@ -20,6 +20,7 @@ COMMANDS = {
     "build": ("nightcrew.cli.build", "build_command"),
     "mcp": ("nightcrew.cli.mcp", "mcp_command"),
     "plan": ("nightcrew.cli.plan", "plan_group"),
+    "pr": ("nightcrew.cli.pr", "pr_command"),
     "run": ("nightcrew.cli.run", "run_command"),
     "sim": ("nightcrew.cli.sim", "sim_command"),
     "status": ("nightcrew.cli.status", "status_command"),

@@ -165,6 +165,7 @@ class GateRow:
     tests_failed: int | None
     output_path: str | None
     digest: str
+    regressions: tuple[str, ...] = ()  # test ids that passed before and fail now
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> GateRow:
@@ -177,6 +178,7 @@ class GateRow:
             tests_failed=row["tests_failed"],
             output_path=row["output_path"],
             digest=row["digest"],
+            regressions=tuple(json.loads(row["regressions_json"] or "[]")),
         )
 
 
