@@ -139,6 +139,21 @@ def test_an_unknown_kind_is_refused() -> None:
         ),
         (ev.FeatureRejected(name=None, reason="r"), {"name": None, "reason": "r"}),
         (
+            ev.ItemWaits(
+                run_id="r1",
+                item="feature #7",
+                reason="shares a.py with #5",
+                other="#5",
+                files=("a.py",),
+            ),
+            {
+                "item": "feature #7",
+                "reason": "shares a.py with #5",
+                "other": "#5",
+                "files": ["a.py"],
+            },
+        ),
+        (
             ev.BudgetWarning(
                 budget="item:1", name="n", limit_usd=Decimal("0.75"), spent_usd=Decimal("0.6")
             ),
@@ -170,6 +185,7 @@ def test_events_printed_only_before_are_not_stored() -> None:
         "session", "tool_call", "tool_denied", "tool_error", "text", "thinking",
         "crash_recovered", "left_alone", "baseline", "run_finished", "usage_limit_wait",
         "claim_checked", "feature_rejected", "budget_warning", "decision", "routing",
+        "item_waits",
     }  # fmt: skip
     assert not ev.LeftAlone(run_id="r1", paths=("a",), resumed=True).stored()
     assert not ev.TextSeen(text="no run yet").stored()
