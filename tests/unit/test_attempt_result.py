@@ -102,3 +102,15 @@ def test_an_agent_past_its_timeout_is_stopped_and_judged_timed_out(
     assert isinstance(result, AttemptResult)
     assert (result.end, result.state) == ("failed", AttemptState.TIMED_OUT)
     assert result.previous is not None and result.previous.outcome == "timed_out"
+
+
+def test_a_judged_attempt_keeps_the_files_it_changed(tmp_path: Path) -> None:
+    lanes = Lanes(
+        tmp_path, FakeBackend([Script(writes={"src/cart.py": "x = 1\n", "a.md": "a\n"})]),
+        plan_text(1),
+    )  # fmt: skip
+
+    result = attempt(lanes)
+
+    assert isinstance(result, AttemptResult)
+    assert lanes.store.attempt(result.attempt.id).files == ("a.md", "src/cart.py")

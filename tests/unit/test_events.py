@@ -139,6 +139,21 @@ def test_an_unknown_kind_is_refused() -> None:
         ),
         (ev.FeatureRejected(name=None, reason="r"), {"name": None, "reason": "r"}),
         (
+            ev.ItemWaits(
+                run_id="r1",
+                item="feature #7",
+                reason="shares a.py with #5",
+                other="#5",
+                files=("a.py",),
+            ),
+            {
+                "item": "feature #7",
+                "reason": "shares a.py with #5",
+                "other": "#5",
+                "files": ["a.py"],
+            },
+        ),
+        (
             ev.BudgetWarning(
                 budget="item:1", name="n", limit_usd=Decimal("0.75"), spent_usd=Decimal("0.6")
             ),
@@ -172,6 +187,7 @@ def test_events_printed_only_before_are_not_stored() -> None:
         "claim_checked", "feature_rejected", "budget_warning", "decision", "routing",
         # new with lanes: what the merge queue did is kept for status and the logs
         "worktree_ready", "merge_landed", "merge_rejected", "merge_conflict",
+        "item_waits",
     }  # fmt: skip
     assert not ev.LeftAlone(run_id="r1", paths=("a",), resumed=True).stored()
     assert not ev.TextSeen(text="no run yet").stored()

@@ -254,6 +254,7 @@ _RENDER: dict[type[Event], Callable[[Any, ProgressSnapshot | None], list[Line]]]
     ),
     ev.FeatureRejected: _one(lambda e: f"rejected {e.name or '(no name)'!r}: {e.reason}", "warn"),
     ev.WorktreeSetupRan: _plain(_setup),
+    ev.ItemWaits: _one(lambda e: f"{e.item} waits: {e.reason}"),
     ev.AttemptStarted: _plain(_attempt_started),
     ev.AttemptFinished: lambda e, where: (
         [(f"{e.item} attempt {e.number}: {e.digest}", "warn")] if e.digest is not None else []

@@ -466,6 +466,21 @@ class WorktreeSetupRan(Event):
     reason: str = ""  # the one-line why, when it failed
 
 
+@dataclass(frozen=True, kw_only=True)
+class ItemWaits(Event):
+    """A ready feature may not start beside a running one (``other``): they
+    name or touched the same ``files``, or it depends on it. Told once per
+    reason, not on every look at the backlog (``lane_conflicts.WaitNotices``).
+    ``reason`` is a clause: ``shares src/cart.py with #5``."""
+
+    kind = "item_waits"
+    persist = True
+    item: str
+    reason: str
+    other: str  # the running feature's label: "#5"
+    files: tuple[str, ...] = ()
+
+
 # ---- attempts -------------------------------------------------------------------
 
 

@@ -403,6 +403,7 @@ async def _judge(
     baseline: gates_mod.TestIds | None,
 ) -> AttemptResult:
     """The harness runs the gates; a passed attempt waits for its commit."""
+    _keep_files(ctx, result.attempt.id, base_sha)
     ctx.progress.set(phase="gates")
     ctx.reporter.emit(ctx.progress.event())
     started = time.monotonic()
@@ -449,6 +450,18 @@ async def _judge(
     return replace(
         ended, signature=signature, previous=PreviousFailure(result.number, "failed", digest)
     )
+
+
+def _keep_files(ctx: RunContext, attempt_id: int, base_sha: str | None) -> None:
+    """Store the files the agent changed, before the gates add their own
+    (caches, reports), so a parallel build can keep apart features that
+    touch the same files. Git failing leaves them unknown: the clean gate
+    reports it."""
+    try:
+        changed = gitops.changed_files(ctx.workspace.cwd, base_sha)
+    except GitError:
+        return
+    ctx.store.set_attempt_files(attempt_id, [p for p in changed if p not in ctx.left_alone])
 
 
 def _unusable(

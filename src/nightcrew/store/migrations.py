@@ -233,12 +233,20 @@ def m006_tool_denials(db: sqlite3.Connection) -> None:
     run_script(db, "ALTER TABLE attempts ADD COLUMN tool_denials INTEGER NOT NULL DEFAULT 0")
 
 
+def m007_attempt_files(db: sqlite3.Connection) -> None:
+    """The files an attempt changed, as a JSON list, so a build running lanes
+    side by side keeps apart features whose earlier attempts touched the same
+    files. NULL: not known (attempts made before this, or git failed)."""
+    run_script(db, "ALTER TABLE attempts ADD COLUMN files_json TEXT")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_initial,
     m002_usage_time,
     m003_backlog,
     m004_item_window,
     m006_tool_denials,
+    m007_attempt_files,
 ]
 
 

@@ -402,6 +402,25 @@ class Store:
             attempt_id=attempt_id,
         )
 
+    def set_attempt_files(self, attempt_id: int, files: Sequence[str]) -> None:
+        """Keep the files an attempt changed (``gitops.changed_files`` against
+        its base), sorted and once each; an empty list means it changed none."""
+        self.db.execute(
+            "UPDATE attempts SET files_json = ? WHERE id = ?",
+            (json.dumps(sorted(set(files))), attempt_id),
+        )
+
+    def touched_files(self, feature_id: int) -> frozenset[str]:
+        """Every file any attempt at the feature changed, in every run: the
+        files its next attempt will likely change again. Attempts whose files
+        are not known add nothing."""
+        rows = self.db.execute(
+            "SELECT DISTINCT f.value FROM work_items w JOIN attempts a ON a.item_id = w.id,"
+            " json_each(a.files_json) f WHERE w.feature_id = ? AND a.files_json IS NOT NULL",
+            (feature_id,),
+        ).fetchall()
+        return frozenset(str(r[0]) for r in rows)
+
     # ---- usage --------------------------------------------------------------
 
     def record_usage(

@@ -118,6 +118,7 @@ class AttemptRow:
     signature: str | None
     last_text: str | None
     tool_denials: int = 0
+    files: tuple[str, ...] | None = None  # the files it changed; None: not known
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> AttemptRow:
@@ -140,6 +141,7 @@ class AttemptRow:
             is_error=None if row["is_error"] is None else bool(row["is_error"]),
             tool_calls=row["tool_calls"],
             tool_denials=row["tool_denials"],
+            files=None if row["files_json"] is None else tuple(json.loads(row["files_json"])),
             started_at=row["started_at"],
             finished_at=row["finished_at"],
             agent_seconds=row["agent_seconds"],
