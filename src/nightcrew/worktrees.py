@@ -72,9 +72,10 @@ def feature_of(branch: str | None) -> int | None:
 def valid_branch(name: str) -> bool:
     """What ``git check-ref-format --branch`` accepts, without running git:
     no empty, ``.``-led or ``.lock``-ending component; no ``..``, ``@{``,
-    control characters, space, ``~ ^ : ? * [ \\``; not ``@``, not ``HEAD``,
-    not led by ``-``; no leading, trailing or doubled ``/``; no trailing ``.``."""
-    if not name or name in {"@", "HEAD"} or name.startswith("-") or name.endswith("."):
+    control characters, space, ``~ ^ : ? * [ \\``; not ``HEAD``, not led by
+    ``-``; no leading, trailing or doubled ``/``; no trailing ``.``. (``@``
+    alone is a ref git refuses, but ``refs/heads/@`` is a branch it accepts.)"""
+    if not name or name == "HEAD" or name.startswith("-") or name.endswith("."):
         return False
     if ".." in name or "@{" in name or _BAD_REF_CHARS.search(name):
         return False
