@@ -154,6 +154,7 @@ class GitLock:
 
     path: Path
     holders: tuple[int, ...]  # live git processes that may have made it; () = stale
+    identity: tuple[int, int] = (0, 0)  # (inode, mtime in ns) when it was judged
 
     @property
     def stale(self) -> bool:
@@ -236,21 +237,24 @@ def find_locks(root: Path) -> list[GitLock]:
     locks = _lock_files(common)
     if not locks:
         return []
+    # Each file's time is read before the processes are listed: a git that
+    # made a file since is then either listed or, if it started later, has
+    # replaced a file whose identity no longer matches when it is deleted.
+    written: dict[Path, os.stat_result] = {}
+    for path in locks:
+        with contextlib.suppress(FileNotFoundError):  # its git finished meanwhile
+            written[path] = path.stat()
     places = [place.resolve() for place in _places(common)]
     processes = _git_processes()
     found = []
-    for path in locks:
-        try:
-            written = path.stat().st_mtime
-        except FileNotFoundError:  # its git finished meanwhile
-            continue
+    for path, stat in written.items():
         holders = tuple(
             p.pid
             for p in processes
-            if p.started <= written + START_SLACK_S
+            if p.started <= stat.st_mtime + START_SLACK_S
             and (p.cwd is None or _inside(p.cwd.resolve(), places))
         )
-        found.append(GitLock(path, holders))
+        found.append(GitLock(path, holders, (stat.st_ino, stat.st_mtime_ns)))
     return found
 
 
@@ -259,10 +263,14 @@ def clear_stale_locks(root: Path) -> list[Path]:
     and return them, for the engine to report; held ones stay."""
     removed = []
     for lock in find_locks(root):
-        if lock.stale:
-            with contextlib.suppress(FileNotFoundError):
-                lock.path.unlink()
-                removed.append(lock.path)
+        if not lock.stale:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            now = lock.path.stat()
+            if (now.st_ino, now.st_mtime_ns) != lock.identity:
+                continue  # another file by now: its maker was not judged
+            lock.path.unlink()
+            removed.append(lock.path)
     return removed
 
 

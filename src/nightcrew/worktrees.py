@@ -264,8 +264,11 @@ def remove_worktree(
     it; a directory that is already gone is fine. With ``delete_branch`` its
     branch (the one checked out there, or ``branch`` when the worktree is no
     longer registered) is deleted too, only if it still points where it did.
-    Serialised with :func:`shared_git`."""
+    Only nightcrew's own worktrees (under ``.nightcrew/worktrees/``) are
+    removed; any other path is a GitError. Serialised with :func:`shared_git`."""
     path = Path(os.path.abspath(path))
+    if not _ours(root, path):
+        raise GitError(f"{path}: not a nightcrew worktree (those are in {WORKTREES_DIR}/)")
     with shared_git(root, timeout_s=timeout_s):
         clear_stale_locks(root)
         entry = _registered(root, path)
@@ -307,7 +310,9 @@ def _size(top: Path) -> int:
     return total
 
 
-def _dirty(path: Path) -> bool | None:
+def has_changes(path: Path) -> bool | None:
+    """Uncommitted changes in a worktree (nightcrew's own files aside); None
+    when git cannot tell (a broken worktree)."""
     try:
         return bool(gitops.dirty_entries(path))
     except GitError:
@@ -334,7 +339,7 @@ def list_worktrees(root: Path) -> list[WorktreeInfo]:
                 head=entry.head,
                 exists=exists,
                 size_bytes=_size(entry.path) if exists else 0,
-                dirty=_dirty(entry.path) if exists else None,
+                dirty=has_changes(entry.path) if exists else None,
             )
         )
     return found

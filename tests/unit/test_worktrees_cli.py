@@ -16,13 +16,15 @@ from click.testing import CliRunner
 
 from nightcrew import proc
 from nightcrew.cli import cli
-from nightcrew.core.errors import ExitCode, LockHeld
+from nightcrew.core.errors import ExitCode, GitError, LockHeld
 from nightcrew.core.states import ItemState
 from nightcrew.engine.lock import ProjectLock
 from nightcrew.project import Project
 from nightcrew.store.backlog import Backlog
+from nightcrew.store.records import Store
+from nightcrew.views.worktrees import prune_reason, recheck, worktree_rows
 from nightcrew.work.backlog import FeatureSpec
-from nightcrew.worktrees import add_worktree, branch_name, worktree_path
+from nightcrew.worktrees import add_worktree, branch_name, remove_worktree, worktree_path
 
 NAMES = ["Login", "Signup", "Feed", "Avatars", "Search", "Themes", "Export"]
 
@@ -173,3 +175,29 @@ def test_no_worktrees(project: Path) -> None:
     assert nightcrew("worktrees", "--json") == "[]\n"
     assert nightcrew("worktrees", "prune", "--all") == "no nightcrew worktrees\n"
     assert not (project / ".nightcrew").exists()  # looking made nothing
+
+
+def test_prune_judges_each_worktree_again_just_before_removing_it(project: Path) -> None:
+    paths = lanes(project)
+    make_backlog(project)
+    store_path = Project(project).store_path
+    rows = {row.feature_id: row for row in worktree_rows(project, store_path)}
+    assert prune_reason(rows[6]) == "feature pending, nothing uncommitted"
+    assert prune_reason(rows[2]) == "feature skipped"
+
+    store = Store.open(store_path)
+    try:
+        assert Backlog(store).claim(6, by="build-2") is not None  # a build took it since
+    finally:
+        store.close()
+    (paths[2] / "note.txt").write_text("written since")  # a skipped feature's file
+    assert prune_reason(recheck(rows[6], store_path)) is None
+    again = recheck(rows[2], store_path)
+    assert again.worktree.dirty is True and prune_reason(again) == "feature skipped"
+
+
+def test_only_nightcrews_own_worktrees_are_removed(project: Path, tmp_path: Path) -> None:
+    git(project, "worktree", "add", "-q", str(tmp_path / "users"), "-b", "users-branch")
+    with pytest.raises(GitError, match="not a nightcrew worktree"):
+        remove_worktree(project, tmp_path / "users", delete_branch=True)
+    assert (tmp_path / "users" / "app.py").exists()

@@ -112,23 +112,28 @@ def prune_command(everything: bool) -> None:
 def _prune(project: Project, rows: list[WorktreeRow], *, everything: bool) -> None:
     from datetime import datetime
 
-    from nightcrew.views.worktrees import prune_reason
+    from nightcrew.gitlocks import shared_git
+    from nightcrew.views.worktrees import prune_reason, recheck
     from nightcrew.worktrees import remove_worktree, save_patch
 
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     freed = removed = 0
     kept: list[WorktreeRow] = []
-    for row in rows:
-        reason = f"feature {row.state}" if everything else prune_reason(row)
-        if reason is None:
-            kept.append(row)
-            continue
-        w = row.worktree
-        saved = None
-        if w.exists and w.dirty is not False and w.head is not None:
-            dest = project.dir / "pruned" / f"{w.path.name}-{stamp}.patch"
-            saved = save_patch(w.path, w.head, dest)
-        remove_worktree(project.root, w.path, delete_branch=False)
+    for listed in rows:
+        # Judged again under git's shared state: a build adds (or reuses) a
+        # lane's worktree under it after claiming the feature.
+        with shared_git(project.root):
+            row = recheck(listed, project.store_path)
+            reason = f"feature {row.state}" if everything else prune_reason(row)
+            if reason is None:
+                kept.append(row)
+                continue
+            w = row.worktree
+            saved = None
+            if w.exists and w.dirty is not False and w.head is not None:
+                dest = project.dir / "pruned" / f"{w.path.name}-{stamp}.patch"
+                saved = save_patch(w.path, w.head, dest)
+            remove_worktree(project.root, w.path, delete_branch=False)
         removed += 1
         freed += w.size_bytes
         line = f"removed {project.relative(w.path)} ({w.branch or 'detached'}, {reason})"

@@ -5,7 +5,7 @@ worktree with its feature's state in the backlog, and which of them
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ from nightcrew.core.errors import NightcrewError
 from nightcrew.store.backlog import Backlog
 from nightcrew.store.records import Store
 from nightcrew.views.backlog import BacklogView
-from nightcrew.worktrees import WorktreeInfo, list_worktrees
+from nightcrew.worktrees import WorktreeInfo, has_changes, list_worktrees
 
 # A feature in one of these states is done with its worktree.
 FINISHED = frozenset({"passed", "skipped", "failed"})
@@ -64,14 +64,14 @@ def feature_states(store_path: Path) -> dict[int, str] | None:
         store.close()
 
 
+def _state(feature: int | None, states: dict[int, str] | None) -> str:
+    return UNKNOWN if states is None or feature is None else states.get(feature, GONE)
+
+
 def worktree_rows(root: Path, store_path: Path) -> list[WorktreeRow]:
     """The repository's nightcrew worktrees, each with its feature's state."""
     states = feature_states(store_path)
-    rows = []
-    for worktree in list_worktrees(root):
-        feature = worktree.feature_id
-        state = UNKNOWN if states is None or feature is None else states.get(feature, GONE)
-        rows.append(WorktreeRow(worktree, state))
+    rows = [WorktreeRow(w, _state(w.feature_id, states)) for w in list_worktrees(root)]
     return sorted(
         rows, key=lambda r: (r.feature_id is None, r.feature_id or 0, str(r.worktree.path))
     )
@@ -90,3 +90,14 @@ def prune_reason(row: WorktreeRow) -> str | None:
     if row.state in WAITING and nothing_to_lose:
         return f"feature {row.state}, nothing uncommitted"
     return None
+
+
+def recheck(row: WorktreeRow, store_path: Path) -> WorktreeRow:
+    """The row as it is now: its feature's state read again and its changes
+    looked at again (not its size). ``worktrees prune`` calls it holding git's
+    shared state just before removing, so a build that has claimed the
+    feature (or started writing in the worktree) since the listing keeps it."""
+    w = row.worktree
+    exists = w.path.is_dir()
+    fresh = replace(w, exists=exists, dirty=has_changes(w.path) if exists else None)
+    return WorktreeRow(fresh, _state(w.feature_id, feature_states(store_path)))
