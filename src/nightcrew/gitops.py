@@ -135,6 +135,23 @@ def _stdout(done: proc.Completed) -> str:
     return out
 
 
+def git(
+    root: Path,
+    *args: str,
+    ok_codes: Sequence[int] = (0,),
+    env: Mapping[str, str] | None = None,
+) -> proc.Completed:
+    """:func:`_git` for the modules beside this one that speak git's plumbing
+    themselves (``worktrees``, ``gitlocks``): same environment, timeouts and
+    one-line :class:`GitError`."""
+    return _git(root, *args, ok_codes=ok_codes, env=env)
+
+
+def output(done: proc.Completed) -> str:
+    """A finished command's output without git's leading warning/hint lines."""
+    return _stdout(done)
+
+
 def _z_list(out: str) -> list[str]:
     return [item for item in out.split("\0") if item]
 
@@ -163,6 +180,19 @@ def head_sha(root: Path) -> str | None:
     if done.exit_code == 1:
         return None
     return _stdout(done).strip()
+
+
+def common_dir(root: Path) -> Path:
+    """The git directory every worktree of the repository shares (``.git`` of
+    the main worktree), absolute and resolved: refs, config and objects."""
+    done = _git(root, "rev-parse", "--path-format=absolute", "--git-common-dir")
+    return Path(_stdout(done).strip()).resolve()
+
+
+def is_commit(root: Path, rev: str) -> bool:
+    """True when ``rev`` names a commit in the repository."""
+    done = _git(root, "rev-parse", "-q", "--verify", f"{rev}^{{commit}}", ok_codes=(0, 1, 128))
+    return done.exit_code == 0
 
 
 def current_branch(root: Path) -> str | None:

@@ -25,6 +25,7 @@ COMMANDS = {
     "sim": ("nightcrew.cli.sim", "sim_command"),
     "status": ("nightcrew.cli.status", "status_command"),
     "usage": ("nightcrew.cli.usage", "usage_group"),
+    "worktrees": ("nightcrew.cli.worktrees", "worktrees_group"),
 }
 
 
