@@ -17,6 +17,7 @@ from typing import Literal
 
 from nightcrew import gitops
 from nightcrew.core.errors import GitError
+from nightcrew.gitlocks import clear_stale_locks, shared_git
 
 MergeMethod = Literal["rebase", "merge", "squash"]
 
@@ -41,20 +42,23 @@ def rev_parse(root: Path, ref: str) -> str | None:
 
 def add_detached(root: Path, path: Path, sha: str) -> None:
     """A scratch worktree at ``path`` on no branch, at ``sha`` (a leftover one
-    at that path is removed first)."""
-    remove_worktree(root, path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    gitops._git(root, "worktree", "add", "-q", "--detach", str(path), sha)
+    at that path is removed first). Serialised with the other lanes' git."""
+    with shared_git(root):
+        clear_stale_locks(root)
+        remove_worktree(root, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        gitops._git(root, "worktree", "add", "-q", "--detach", str(path), sha)
 
 
 def remove_worktree(root: Path, path: Path) -> None:
     """Remove the worktree at ``path`` (its files too); a missing one is fine."""
-    gitops._git(root, "worktree", "remove", "--force", str(path), ok_codes=(0, 128))
-    if path.exists():
-        import shutil  # noqa: PLC0415 - rarely needed
+    with shared_git(root):
+        gitops._git(root, "worktree", "remove", "--force", str(path), ok_codes=(0, 128))
+        if path.exists():
+            import shutil  # noqa: PLC0415 - rarely needed
 
-        shutil.rmtree(path, ignore_errors=True)
-    gitops._git(root, "worktree", "prune")
+            shutil.rmtree(path, ignore_errors=True)
+        gitops._git(root, "worktree", "prune")
 
 
 def unmerged_files(path: Path) -> tuple[str, ...]:
@@ -120,6 +124,11 @@ def advance(root: Path, branch: str, old: str, new: str) -> str:
     checked out, by a fast-forward there; else by a compare-and-swap. Returns
     how (for the person); raises :class:`Refused` when it could not move
     without touching someone's work, :class:`Moved` when it is no longer at ``old``."""
+    with shared_git(root):
+        return _advance(root, branch, old, new)
+
+
+def _advance(root: Path, branch: str, old: str, new: str) -> str:
     where = checked_out_at(root, branch)
     if where is None:
         done = gitops._git(

@@ -15,11 +15,10 @@ stamps the lane on every event.
 from __future__ import annotations
 
 import asyncio
-import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from nightcrew import gitmerge, gitops
+from nightcrew import gitmerge, gitops, worktrees
 from nightcrew.core import events as ev
 from nightcrew.core.errors import BadInput
 from nightcrew.engine.context import RunContext
@@ -30,7 +29,6 @@ from nightcrew.engine.workspace import InWorktree
 from nightcrew.work.backlog import Feature
 
 WORKTREES = "worktrees"  # under the project's state dir
-_create = threading.Lock()  # worktrees are made one at a time (git's config.lock)
 
 
 class LaneReporter:
@@ -47,18 +45,6 @@ class LaneReporter:
 
     def close(self) -> None:
         pass
-
-
-def slug(text: str, limit: int = 40) -> str:
-    """``text`` as a branch-name part: lowercase ascii words joined by ``-``."""
-    words = "".join(c.lower() if c.isascii() and c.isalnum() else " " for c in text).split()
-    out = ""
-    for word in words:
-        nxt = f"{out}-{word}" if out else word
-        if len(nxt) > limit:
-            break
-        out = nxt
-    return out or "feature"
 
 
 def integration_branch(root: Path, wanted: str | None) -> str:
@@ -97,11 +83,11 @@ class Lanes:
     def dir(self) -> Path:
         return self.state_dir / WORKTREES
 
-    def path_for(self, feature: Feature) -> Path:
-        return self.dir / f"{feature.id}-{slug(feature.name)}"
-
     def branch_for(self, feature: Feature) -> str:
-        return f"nightcrew/{feature.id}-{slug(feature.name)}"
+        return worktrees.branch_name(feature.id, feature.name)
+
+    def path_for(self, feature: Feature) -> Path:
+        return worktrees.worktree_path(self.root, self.branch_for(feature))
 
     async def context(self, ctx: RunContext, feature: Feature, lane: int) -> RunContext | str:
         """The lane's context for ``feature``, its worktree made (or kept) and
@@ -144,21 +130,15 @@ class Lanes:
         )
 
     def _worktree(self, path: Path, branch: str, base: str) -> bool:
-        """Make the feature's worktree; True when a stopped build's is kept."""
-        with _create:
-            if (path / ".git").exists() and gitops.current_branch(path) == branch:
-                return True
-            gitmerge.remove_worktree(self.root, path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if gitmerge.rev_parse(self.root, f"refs/heads/{branch}") is not None:
-                gitops._git(self.root, "worktree", "add", "-q", str(path), branch)
-                return True
-            gitops._git(self.root, "worktree", "add", "-q", "-b", branch, str(path), base)
-            return False
+        """Make the feature's worktree; True when a stopped build's is kept.
+        (Serialised and safe against git's lock files: :mod:`nightcrew.worktrees`.)"""
+        return worktrees.add_worktree(self.root, path, branch, base).reused
 
     def remove(self, feature: Feature, *, branch: bool) -> None:
         """Remove the feature's worktree (its work has landed or is kept as a patch)."""
-        with _create:
-            gitmerge.remove_worktree(self.root, self.path_for(feature))
-            if branch:
-                gitops._git(self.root, "branch", "-D", self.branch_for(feature), ok_codes=(0, 1))
+        worktrees.remove_worktree(
+            self.root,
+            self.path_for(feature),
+            delete_branch=branch,
+            branch=self.branch_for(feature),
+        )
