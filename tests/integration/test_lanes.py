@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,3 +101,51 @@ def test_three_independent_features_run_at_once_and_land_as_three_commits(
     assert "nightcrew/" not in git(root, "branch", "--list")
     listed = json.loads(run_nightcrew(root, env, "backlog", "list", "--json").stdout)
     assert {f["id"]: f["state"] for f in listed} == {i: "passed" for i in ids}
+
+
+def test_features_that_name_the_same_file_do_not_run_at_once_and_say_why(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    root = make_project(tmp_path / "proj", "")
+    flags = tmp_path / "flags"
+    flags.mkdir()
+
+    def turns(name: str, other: str) -> list[dict[str, Any]]:
+        # Fails if the other feature's agent is running at the same time.
+        alone = f"touch {flags / name}; test ! -e {flags / other}.running || exit 1"
+        work = f"touch {flags / name}.running; printf '\\nX_{name} = 1\\n' >> cart.py"
+        return work_turns(f"{alone}; {work}; rm {flags / name}.running")
+
+    server, sim = sim_env(
+        {
+            "scripts": [
+                script("total", ["# Feature #1 "], turns("total", "discount")),
+                script("discount", ["# Feature #2 "], turns("discount", "total")),
+            ]
+        }
+    )
+    env = nightcrew_env(sim)
+    (root / "cart.py").write_text('"""cart"""\n')
+    git(root, "add", "cart.py")
+    git(root, "commit", "-q", "-m", "cart")
+    check = f"{sys.executable} -c 'import cart'"
+    first = add(
+        root, env, "Cart total", "--description", "Add X_total to cart.py", "--accept", check
+    )
+    second = add(
+        root, env, "Cart discount", "--description", "Add X_discount to cart.py", "--accept", check
+    )
+
+    result = run_nightcrew(root, env, "build", "--model", MODEL, "--parallel", "2")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"feature #{second} waits: shares cart.py with #{first}" in result.stdout
+    assert "the backlog is done: 2 of 2 features passed" in result.stdout
+    text = (root / "cart.py").read_text()
+    assert "X_total = 1" in text and "X_discount = 1" in text
+    assert [r.script for r in server.requests if r.script] == [
+        "total",
+        "total",
+        "discount",
+        "discount",
+    ]

@@ -25,7 +25,7 @@ from nightcrew import gitmerge, gitops
 from nightcrew.agents.base import AgentBackend, HarnessTool
 from nightcrew.config import Settings
 from nightcrew.core import events as ev
-from nightcrew.core.errors import AgentUnusable, BadInput, ExitCode
+from nightcrew.core.errors import AgentUnusable, BadInput, ExitCode, GitError
 from nightcrew.core.states import ItemState, RunState
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine.context import RunContext
@@ -50,6 +50,7 @@ from nightcrew.store.backlog import Backlog
 from nightcrew.store.records import AttemptRow, ItemRow, RunRow, Store
 from nightcrew.work.backlog import Feature
 from nightcrew.work.backlog_graph import blocked_by
+from nightcrew.work.lane_conflicts import Candidate, Running, WaitNotices, pick
 
 SOURCE = "backlog"  # the source_path of every build run
 
@@ -313,6 +314,12 @@ class Builder(Orchestrator):
         lanes = self.lanes
 
         async def work(feature: Feature, lane: int) -> ItemOutcome:
+            try:
+                return await work_on(feature, lane)
+            finally:
+                source.done(feature)
+
+        async def work_on(feature: Feature, lane: int) -> ItemOutcome:
             item = self._item(store, run, feature)
             here = ctx if lanes is None else await lanes.context(ctx, feature, lane)
             if isinstance(here, str):  # the worktree's setup failed: no agent can work there
@@ -419,6 +426,29 @@ class _BuildSource:
         self.baseline = baseline  # the tests' baseline, handed on by each passed feature
         self.worked = 0
         self.capped = False
+        self.running: dict[int, Feature] = {}  # claimed and not done (landed or ended)
+        self.notices = WaitNotices()
+
+    def done(self, feature: Feature) -> None:
+        self.running.pop(feature.id, None)
+
+    def _claim_apart(self, backlog: Backlog, run_id: str) -> Feature | None:
+        """The best ready feature that shares no files with the features in
+        flight (named in their texts, touched by earlier attempts, or being
+        changed in their worktrees); each one that must wait is told why, once."""
+        lanes, store = self.builder.lanes, self.ctx.store
+        assert lanes is not None
+        running = [
+            Running.of(f, store.touched_files(f.id), _changing(lanes, f))
+            for f in self.running.values()
+        ]
+        ready = [Candidate.of(f, store.touched_files(f.id)) for f in backlog.ready()[:_LOOK_AHEAD]]
+        picked = pick(ready, running)
+        for wait in self.notices.news(picked.waits):
+            self.ctx.reporter.emit(wait.event(run_id))
+        if picked.chosen is None:
+            return None
+        return backlog.claim(picked.chosen.feature_id, by=run_id)
 
     def claim(self, lane: int) -> Feature | None:
         backlog, run_id = self.build.backlog, self.ctx.run.id
@@ -430,14 +460,35 @@ class _BuildSource:
         feature = None
         while self.first and feature is None:
             feature = backlog.claim(self.first.pop(0), by=run_id)
-        feature = feature or backlog.claim(None, by=run_id)
+        if feature is None and self.builder.lanes is not None:
+            feature = self._claim_apart(backlog, run_id)
+        elif feature is None:
+            feature = backlog.claim(None, by=run_id)
         if feature is None:
             return None
+        self.running[feature.id] = feature
+        self.notices.forget(feature.id)
         self.worked += 1
         self.ctx.progress.set(
             batch_index=self.worked, batch_total=self.worked + len(backlog.ready())
         )
         return feature
+
+
+# How far down the ready list a lane looks for a feature that may run beside the others.
+_LOOK_AHEAD = 20
+
+
+def _changing(lanes: Lanes, feature: Feature) -> tuple[str, ...]:
+    """The files a feature in flight has changed in its worktree so far."""
+    path = lanes.path_for(feature)
+    if not path.exists():
+        return ()
+    try:
+        base = gitmerge.merge_base(path, "HEAD", lanes.queue.head())
+        return tuple(gitops.changed_files(path, base))
+    except GitError:
+        return ()
 
 
 def _left(backlog: Backlog) -> str:
