@@ -149,3 +149,30 @@ def test_features_that_name_the_same_file_do_not_run_at_once_and_say_why(
         "discount",
         "discount",
     ]
+
+
+def test_branch_per_feature_leaves_each_passed_feature_on_its_own_branch(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    root = make_project(tmp_path / "proj", "")
+    names = ["alpha", "beta"]
+    scripts = [
+        script(name, [f"# Feature #{i} "], work_turns(module(name, f'VALUE = "{name}"', "True")))
+        for i, name in enumerate(names, 1)
+    ]
+    _server, sim = sim_env({"scripts": scripts})
+    env = nightcrew_env(sim)
+    features(root, env, names)
+    head = git(root, "rev-parse", "HEAD").strip()
+
+    result = run_nightcrew(root, env, "build", "--model", MODEL, "--branch-per-feature")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "passed on its own branch nightcrew/1-module-alpha" in result.stdout
+    assert git(root, "rev-parse", "HEAD").strip() == head  # main did not move
+    for i, name in enumerate(names, 1):
+        branch = f"nightcrew/{i}-module-{name}"
+        log = git(root, "log", "--format=%s", f"{head}..{branch}").splitlines()
+        assert log == [f"feat(functional): Module {name}"]
+        assert git(root, "show", f"{branch}:{name}.py") == f'VALUE = "{name}"\n'
+    assert len(git(root, "worktree", "list").splitlines()) == 1

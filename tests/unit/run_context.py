@@ -124,7 +124,12 @@ class Lanes:
     def run(self) -> Scheduler[tuple[Batch, ItemRow], ItemOutcome]:
         assert self.ctx.watch is not None
         scheduler = Scheduler(
-            self, self.work, lambda o: o.kind in STOPS, lanes=3, watch=self.ctx.watch
+            self,
+            self.work,
+            lambda o: o.kind in STOPS,
+            lanes=3,
+            watch=self.ctx.watch,
+            why=lambda o: o.message,
         )
         scheduler.run()
         return scheduler

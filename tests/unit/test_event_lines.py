@@ -156,6 +156,8 @@ CASES: list[tuple[Event, list[Line]]] = [
                       merged_since=("feat(x): Cart",)),
      [("feature #7: the merged result failed on main (gate tests): back to its lane;"
        " landed since it began: feat(x): Cart", "warn")]),
+    (ev.BranchKept(item="feature #7", branch="nightcrew/7-cart", sha="0123456789abcdef"),
+     [("feature #7 passed on its own branch nightcrew/7-cart (0123456789)", "info")]),
     (ev.MergeConflicted(item="feature #7", branch="main", files=("cart.py", "api.py")),
      [("feature #7 conflicts with main in cart.py, api.py", "warn")]),
 ]  # fmt: skip

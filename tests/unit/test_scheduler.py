@@ -126,6 +126,10 @@ def test_attempts_in_flight_that_cross_the_run_budget_together_stop_the_run(
     assert kinds == ["interrupted", "interrupted", "over_budget"]
     states = sorted(str(a.state) for a in lanes.store.attempts(run_id=lanes.ctx.run.id))
     assert states == ["cancelled", "cancelled", "over_budget"]
+    # The lanes stopped with it say why: the budget, not a person's Ctrl-C.
+    reasons = [a.exit_reason or "" for a in lanes.store.attempts(run_id=lanes.ctx.run.id)]
+    cancelled = [r for r in reasons if r.startswith("stopped with the run: ")]
+    assert len(cancelled) == 2 and all("budget" in r for r in cancelled), reasons
     warnings = [e for e in lanes.store.events(lanes.ctx.run.id) if e["kind"] == "budget_warning"]
     assert len(warnings) == 1  # 80 % was crossed by the lanes together, and said once
     lanes.assert_consistent()

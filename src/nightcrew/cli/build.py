@@ -82,6 +82,13 @@ def _chain(value: str | None) -> tuple[str, ...] | None:
     help="Land features on branch NAME (made from HEAD if new) instead of the current"
     " branch; works in worktrees.",
 )
+@click.option(
+    "--branch-per-feature",
+    is_flag=True,
+    default=False,
+    help="Leave each passed feature on its own branch nightcrew/<id>-<name> instead of"
+    " merging it (config: branch_per_feature).",
+)
 @click.option("--resume", is_flag=True, help="Continue the latest build.")
 @click.option(
     "--resume-session",
@@ -107,6 +114,7 @@ def build_command(
     parallel: int | None,
     worktree: bool,
     branch: str | None,
+    branch_per_feature: bool,
     resume: bool,
     resume_session: bool,
     allow_dirty: bool,
@@ -155,6 +163,7 @@ def build_command(
             "commit": False if no_commit else None,
             "wait_on_limit": True if wait_on_limit else None,
             "parallel": parallel,
+            "branch_per_feature": True if branch_per_feature else None,
         },
         agents=registered_agents(),
     )

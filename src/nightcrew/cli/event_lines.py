@@ -271,6 +271,7 @@ _RENDER: dict[type[Event], Callable[[Any, ProgressSnapshot | None], list[Line]]]
         )
     ),
     ev.MergeLanded: _plain(_landed),
+    ev.BranchKept: _one(lambda e: f"{e.item} passed on its own branch {e.branch} ({e.sha[:10]})"),
     ev.MergeRejected: _plain(_rejected),
     ev.MergeConflicted: _one(
         lambda e: f"{e.item} conflicts with {e.branch} in {', '.join(e.files)}", "warn"

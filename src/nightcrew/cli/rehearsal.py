@@ -177,6 +177,7 @@ def rehearse_build(builder: Builder, *, show_prompt: bool) -> ExitCode:
             gate_lines=[gate_line(s) for s in specs],
             commit=settings.commit,
             tools=builder.backend.tool_name if builder.options.tools is not None else None,
+            worktree=builder.in_worktrees,
         )
         click.echo("dry run of the backlog: nothing is started, written or spent")
         _lanes_and_setup(settings, root)

@@ -691,6 +691,17 @@ class WorktreeReady(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class BranchKept(Event):
+    """With ``branch_per_feature``: the passed feature stays on its own branch, unmerged."""
+
+    kind = "branch_kept"
+    persist = True
+    item: str
+    branch: str
+    sha: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class MergeQueued(Event):
     """A feature passed in its worktree and waits for the merge queue."""
 

@@ -357,7 +357,8 @@ def _ended_early(
 ) -> AttemptResult:
     """The agent's session did not finish normally: stopped, over budget, timed out, crashed."""
     if outcome.end == "cancelled":
-        return finish(ctx, result, AttemptState.CANCELLED, stop_signals.reason(), end="interrupted")
+        why = ctx.watch.reason() if ctx.watch is not None else stop_signals.reason()
+        return finish(ctx, result, AttemptState.CANCELLED, why, end="interrupted")
     if outcome.end == "over_budget":
         ended = finish(
             ctx,

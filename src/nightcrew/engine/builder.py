@@ -88,7 +88,12 @@ class Builder(Orchestrator):
         self.options = options
         self.lane_count = self.settings.parallel
         # Several lanes work in worktrees; so does one with --worktree or --branch.
-        self.in_worktrees = self.lane_count > 1 or options.worktree or options.branch is not None
+        self.in_worktrees = (
+            self.lane_count > 1
+            or options.worktree
+            or options.branch is not None
+            or self.settings.branch_per_feature  # a branch per feature needs a worktree each
+        )
         self.prerun = PreRun(
             # The user's checkout is not worked in: its uncommitted files are no matter.
             allow_dirty=options.allow_dirty or self.in_worktrees,
@@ -178,6 +183,7 @@ class Builder(Orchestrator):
             gate_lines=[gate_line(s) for s in specs],
             commit=self.settings.commit,
             tools=self.backend.tool_name if self.options.tools is not None else None,
+            worktree=self.in_worktrees,
         )
         run, resumed = self._open_run(store, backlog, prefix_sha256(prefix))
         self._record_left_alone(store, run.id, resumed)
@@ -327,12 +333,15 @@ class Builder(Orchestrator):
                 return ItemOutcome("failed", here, key=item.key)
             feature_work = FeatureWork.of(here, build, feature, item)
             outcome = await run_item(here, feature_work, source.baseline)
-            if lanes is None or outcome.kind == "passed":
+            if lanes is None or (outcome.kind == "passed" and not self.settings.branch_per_feature):
+                # The tests as they are on the integration branch now (a branch
+                # left unmerged changes nothing there).
                 source.baseline = outcome.baseline
             if lanes is not None and outcome.kind in ("passed", "gave_up"):
                 # Landed, or given up with its changes kept as a patch: the
                 # worktree has nothing left. Others are kept for a resume or a person.
-                await asyncio.to_thread(lanes.remove, feature, branch=True)
+                keep = outcome.kind == "passed" and self.settings.branch_per_feature
+                await asyncio.to_thread(lanes.remove, feature, branch=not keep)
             return outcome
 
         watch = ctx.watch if ctx.watch is not None else StopWatch()
@@ -343,16 +352,22 @@ class Builder(Orchestrator):
             lambda o: o.kind in STOPS,
             watch=watch,
             lanes=lanes.count if lanes is not None else 1,
+            why=lambda o: o.message,
         )
         given_up: list[int] = []
-        for outcome in scheduler.run():
+        outcomes = scheduler.run()
+        stopped = sum(o.kind in ("interrupted", "over_budget") for o in outcomes)
+        for outcome in outcomes:
             if outcome.kind in ("passed", "needs_input"):
                 continue
             if outcome.kind == "gave_up":
                 given_up.append(int(outcome.key.removeprefix("feature-")))
                 continue
             if outcome.kind in ("interrupted", "over_budget", "failed"):
-                return self._stop(store, run.id, outcome.kind, outcome.message)
+                message = outcome.message
+                if lanes is not None and stopped > 1 and outcome.kind == "over_budget":
+                    message += f" ({stopped} lanes stopped)"
+                return self._stop(store, run.id, outcome.kind, message)
             raise AssertionError(outcome.kind)  # every kind is handled above
         if source.capped:
             message = (

@@ -22,9 +22,12 @@ def backlog_prefix(
     gate_lines: Sequence[str],
     commit: bool,
     tools: Callable[[str], str] | None,
+    worktree: bool = False,
 ) -> str:
     """``tools`` names a backlog tool as the agent knows it (the backend's
-    ``tool_name``); None when the agent has no backlog tools."""
+    ``tool_name``); None when the agent has no backlog tools. With ``worktree``
+    the agent works in a worktree of its own (the same prefix for every lane,
+    so none is told another's directory or the person's checkout)."""
     gates = "\n".join(f"- {line}" for line in gate_lines) or "- (no project gates configured)"
     commit_rule = (
         "You may commit your work; anything you leave uncommitted is committed by the"
@@ -34,7 +37,12 @@ def backlog_prefix(
     )
     parts = [
         "You are working unattended on one feature of an app's backlog, driven by nightcrew.",
-        f"Project root: {project_root}",
+        (
+            "Project root: your current directory, a git worktree of the project on this"
+            " feature's own branch. Work only there; other agents work in other worktrees."
+            if worktree
+            else f"Project root: {project_root}"
+        ),
         "",
         "## How your work is judged",
         "When you finish, the harness (not you) decides whether the feature is done. It"

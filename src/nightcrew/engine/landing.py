@@ -73,6 +73,12 @@ async def land(
     if tip is None or base is None or tip == base:  # nothing to land
         _, baseline = finish_passed(ctx, committed, name, baseline)
         return work.mark_passed(ctx, None, baseline)
+    if ctx.settings.branch_per_feature:  # left on its own branch for a person to merge
+        _, baseline = finish_passed(ctx, committed, name, baseline)
+        ctx.reporter.emit(
+            ev.BranchKept(run_id=ctx.run.id, lane=ctx.lane, item=name, branch=_branch(ctx), sha=tip)
+        )
+        return work.mark_passed(ctx, tip, baseline)
     ctx.progress.set(phase="merge queue")
     ctx.reporter.emit(ctx.progress.event())
     ctx.reporter.emit(
@@ -112,6 +118,10 @@ async def land(
     if landed.outcome == "failed":
         return _rejected(ctx, work, committed, landed)
     return _conflicted(ctx, work, committed, landed)
+
+
+def _branch(ctx: RunContext) -> str:
+    return gitops.current_branch(ctx.workspace.cwd) or ""
 
 
 def _rejected(

@@ -42,6 +42,8 @@ class Scheduler(Generic[T, O]):
     stops: Callable[[O], bool]
     lanes: int = 1
     watch: StopWatch = field(default_factory=StopWatch)
+    # Why an outcome that stops the run stops the other lanes' agents (their attempts say it).
+    why: Callable[[O], str] | None = None
     outcomes: list[O] = field(default_factory=list)
     stopped: bool = False  # an outcome stopped the run
 
@@ -84,7 +86,7 @@ class Scheduler(Generic[T, O]):
                 self.outcomes.append(outcome)
                 if self.stops(outcome) and not self.stopped:
                     self.stopped = True
-                    self.watch.stop_all()
+                    self.watch.stop_all(self.why(outcome) if self.why is not None else None)
 
         tasks = [asyncio.create_task(lane(n)) for n in range(1, self.lanes + 1)]
         try:

@@ -71,6 +71,13 @@ class StopWatch:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._previous: dict[int, object] = {}
         self.threaded = False  # lanes run commands in worker threads (several lanes)
+        self.why: str | None = None  # why the run stopped its agents, when no signal did
+
+    def reason(self) -> str:
+        """Why an agent of this run was stopped, for its attempt."""
+        if received() is None and self.why is not None:
+            return f"stopped with the run: {self.why}"[:300]
+        return reason()
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -93,8 +100,10 @@ class StopWatch:
     def remove(self, key: int) -> None:
         self._live.pop(key, None)
 
-    def stop_all(self) -> None:
-        """Stop every agent in flight (a lane's outcome stopped the run)."""
+    def stop_all(self, why: str | None = None) -> None:
+        """Stop every agent in flight (a lane's outcome stopped the run: ``why``)."""
+        if why is not None and self.why is None:
+            self.why = why
         for stop in list(self._live.values()):
             stop()
 
