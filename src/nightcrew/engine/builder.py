@@ -29,6 +29,7 @@ from nightcrew.core.errors import AgentUnusable, BadInput, ExitCode, GitError
 from nightcrew.core.states import ItemState, RunState
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine.context import RunContext
+from nightcrew.engine.executor import LaneExecutor
 from nightcrew.engine.feature import Build, FeatureWork
 from nightcrew.engine.feature_prompt import backlog_prefix
 from nightcrew.engine.item import STOPS, ItemOutcome, run_item
@@ -100,7 +101,7 @@ class Builder(Orchestrator):
             new=options.new,
             resume=options.resume,
         )
-        self.lanes: Lanes | None = None
+        self.lanes: LaneExecutor | None = None  # with worktrees: local lanes (Lanes)
 
     def _preflight(self, store: Store) -> frozenset[str]:
         left = super()._preflight(store)
@@ -376,7 +377,7 @@ class Builder(Orchestrator):
             return self._finish(store, run.id, RunState.INTERRUPTED, ExitCode.OK, message)
         return self._done(ctx, build.backlog, given_up)
 
-    def _open_lanes(self, run_id: str) -> Lanes:
+    def _open_lanes(self, run_id: str) -> LaneExecutor:
         root = self.project.root
         branch = integration_branch(root, self.options.branch)
         state_dir = self.project.store_path.parent
@@ -398,7 +399,7 @@ class Builder(Orchestrator):
         if lanes is None:
             yield self.project.root
             return
-        path = lanes.dir / "check"
+        path = self.project.store_path.parent / WORKTREES / "check"
         gitmerge.add_detached(self.project.root, path, lanes.queue.head())
         try:
             yield path
@@ -494,7 +495,7 @@ class _BuildSource:
 _LOOK_AHEAD = 20
 
 
-def _changing(lanes: Lanes, feature: Feature) -> tuple[str, ...]:
+def _changing(lanes: LaneExecutor, feature: Feature) -> tuple[str, ...]:
     """The files a feature in flight has changed in its worktree so far."""
     path = lanes.path_for(feature)
     if not path.exists():
