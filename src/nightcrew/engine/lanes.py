@@ -119,7 +119,11 @@ class Lanes:
                 return setup.reason
         return replace(
             ctx,
-            workspace=InWorktree(path, branch=branch),
+            workspace=InWorktree(
+                path,
+                branch=branch,
+                patch_dest=ctx.project.run_dir(ctx.run.id) / f"feature-{feature.id}-commit.patch",
+            ),
             reporter=reporter,
             progress=Progress(run_id=ctx.run.id, unit="feature", lane=lane),
             agent_env={**ctx.agent_env, **env},

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from nightcrew import gitops
+from nightcrew import gitops, worktrees
 
 
 class Workspace(Protocol):
@@ -94,3 +94,18 @@ class InWorktree(InPlace):
     commits go on its own branch; the merge queue lands them."""
 
     branch: str = ""
+    patch_dest: Path | None = None  # where a commit that fails keeps the work
+
+    def commit(self, message: str, trailers: Mapping[str, str], base_sha: str | None) -> str | None:
+        """Commit on the worktree's own branch (no lock: its index and ref are its
+        own), retrying on a git lock; a commit that still fails keeps the work as a
+        patch at ``patch_dest`` and says where (:func:`worktrees.commit_safely`)."""
+        if base_sha is None or self.patch_dest is None:
+            return super().commit(message, trailers, base_sha)
+        commit = worktrees.commit_safely(
+            self.root, message, base_sha=base_sha, patch_dest=self.patch_dest, trailers=trailers
+        )
+        if commit is None:
+            head = gitops.head_sha(self.root)
+            commit = head if head != base_sha else None
+        return commit
