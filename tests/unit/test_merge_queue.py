@@ -1,0 +1,195 @@
+"""The merge queue against real git: a landing is checked on the merged result
+before the branch moves; a result that fails or conflicts never reaches the
+branch; the person's checkout is fast-forwarded only where git can do it
+without touching their edits, and otherwise left alone while the build goes on
+on a branch of its own; landings wait their turn."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from nightcrew import proc
+from nightcrew.engine import gates as gates_mod
+from nightcrew.engine.merge_queue import Landing, MergeQueue
+
+
+@pytest.fixture(autouse=True)
+def isolated_git(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+
+
+def git(root: Path, *args: str) -> str:
+    done = proc.run(["git", "-C", str(root), *args], cwd=root, timeout_s=60)
+    assert done.exit_code == 0, done.output
+    return done.output.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.name", "Alice")
+    git(root, "config", "user.email", "alice@example.com")
+    (root / ".gitignore").write_text(".nightcrew/\n")
+    (root / "cart.py").write_text("def total(items):\n    return sum(items)\n")
+    (root / "notes.txt").write_text("mine\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "initial")
+    return root
+
+
+def feature_branch(root: Path, name: str, path: str, text: str) -> tuple[str, str]:
+    """A feature's branch from main's head with one commit writing ``path``;
+    (its tip, its base)."""
+    base = git(root, "rev-parse", "main")
+    work = root / ".nightcrew" / "worktrees" / name
+    git(root, "worktree", "add", "-q", "-b", f"nightcrew/{name}", str(work), base)
+    (work / path).write_text(text)
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", f"feat: {name}")
+    return git(work, "rev-parse", "HEAD"), base
+
+
+def check(expr: str) -> gates_mod.GateSpec:
+    """A gate that passes when ``expr`` holds for the merged cart.py."""
+    return gates_mod.command_gate(1, f"{sys.executable} -c 'import cart; assert {expr}'")
+
+
+def queue(root: Path) -> MergeQueue:
+    return MergeQueue(
+        root,
+        "main",
+        method="rebase",
+        scratch=root / ".nightcrew" / "worktrees",
+        gate_timeout=60,
+        run_id="r1",
+    )
+
+
+def landing(root: Path, name: str, tip: str, base: str, *gates: gates_mod.GateSpec) -> Landing:
+    return Landing(
+        feature=1,
+        item=f"feature {name}",
+        title=name,
+        tip=tip,
+        base=base,
+        message=f"feat: {name}",
+        gates=gates,
+        evidence_dir=root / ".nightcrew" / "evidence" / name,
+        baseline=None,
+    )
+
+
+def test_a_passing_landing_fast_forwards_the_checkout_and_keeps_the_persons_edit(
+    repo: Path,
+) -> None:
+    tip, base = feature_branch(
+        repo, "avg", "avg.py", "def avg(xs):\n    return sum(xs) / len(xs)\n"
+    )
+    (repo / "notes.txt").write_text("mine, not committed\n")  # the person's own edit
+
+    landed = asyncio.run(queue(repo).land(landing(repo, "avg", tip, base, check("True"))))
+
+    assert landed.outcome == "landed" and landed.branch == "main"
+    assert git(repo, "rev-parse", "main") == landed.head
+    assert git(repo, "log", "--format=%s", "-1") == "feat: avg"
+    assert (repo / "avg.py").exists()  # the checkout was brought up to date
+    assert (repo / "notes.txt").read_text() == "mine, not committed\n"
+    assert git(repo, "status", "--porcelain") == "M notes.txt"
+    assert "fast-forwarded" in landed.checkout
+    assert "merge-1" not in git(repo, "worktree", "list")  # the scratch worktree is gone
+
+
+def test_a_merged_result_that_fails_its_checks_never_reaches_the_branch(repo: Path) -> None:
+    q = queue(repo)
+    first, base1 = feature_branch(
+        repo, "double", "cart.py", "def total(items):\n    return 2 * sum(items)\n"
+    )
+    second, base2 = feature_branch(repo, "count", "count.py", "N = 3\n")
+    landed = asyncio.run(q.land(landing(repo, "double", first, base1, check("True"))))
+    assert landed.outcome == "landed"
+    head = git(repo, "rev-parse", "main")
+
+    # "count" passed on its own base, where total([1]) == 1; on main it is 2.
+    rejected = asyncio.run(
+        q.land(landing(repo, "count", second, base2, check("cart.total([1]) == 1")))
+    )
+
+    assert rejected.outcome == "failed"
+    assert git(repo, "rev-parse", "main") == head  # the branch did not move
+    assert rejected.onto == head and rejected.head is not None
+    assert git(repo, "merge-base", "--is-ancestor", head, rejected.head) == ""  # built on main
+    assert rejected.merged_since == ("feat: double",)
+    assert rejected.digest is not None
+    assert "after it was put on top of main" in rejected.digest
+    assert "feat: double" in rejected.digest and "gate 1" in rejected.digest
+
+
+def test_a_conflict_is_named_and_nothing_moves(repo: Path) -> None:
+    q = queue(repo)
+    a, base_a = feature_branch(
+        repo, "a", "cart.py", "def total(items):\n    return sum(items) + 1\n"
+    )
+    b, base_b = feature_branch(
+        repo, "b", "cart.py", "def total(items):\n    return sum(items) - 1\n"
+    )
+    assert asyncio.run(q.land(landing(repo, "a", a, base_a, check("True")))).outcome == "landed"
+    head = git(repo, "rev-parse", "main")
+
+    conflict = asyncio.run(q.land(landing(repo, "b", b, base_b, check("True"))))
+
+    assert conflict.outcome == "conflict"
+    assert conflict.conflicts == ("cart.py",)
+    assert conflict.merged_since == ("feat: a",)
+    assert git(repo, "rev-parse", "main") == head
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_edits_in_the_way_leave_the_checkout_alone_and_the_build_lands_on_its_own_branch(
+    repo: Path,
+) -> None:
+    q = queue(repo)
+    tip, base = feature_branch(repo, "cart", "cart.py", "def total(items):\n    return 0\n")
+    (repo / "cart.py").write_text("# the person is editing this file\n")
+    before = git(repo, "rev-parse", "main")
+
+    landed = asyncio.run(q.land(landing(repo, "cart", tip, base, check("True"))))
+
+    assert landed.outcome == "landed"
+    assert git(repo, "rev-parse", "main") == before  # the checked-out branch did not move
+    assert (repo / "cart.py").read_text() == "# the person is editing this file\n"
+    assert landed.branch == q.branch == "nightcrew/build-r1"
+    assert git(repo, "rev-parse", "nightcrew/build-r1") == landed.head
+    assert "left as it is" in landed.checkout and "nightcrew/build-r1" in landed.checkout
+
+
+def test_landings_wait_their_turn_and_each_is_checked_on_the_one_before(repo: Path) -> None:
+    q = queue(repo)
+    tips = [
+        feature_branch(repo, name, f"{name}.py", f"NAME = {name!r}\n")
+        for name in ("one", "two", "three")
+    ]
+
+    async def all_at_once() -> list[str]:
+        results = await asyncio.gather(
+            *(
+                q.land(landing(repo, name, tip, base, check("True")))
+                for name, (tip, base) in zip(("one", "two", "three"), tips, strict=True)
+            )
+        )
+        return [r.outcome for r in results]
+
+    assert asyncio.run(all_at_once()) == ["landed", "landed", "landed"]
+    log = git(repo, "log", "--format=%s", "main").splitlines()
+    assert log == ["feat: three", "feat: two", "feat: one", "initial"]  # linear: each on the last
+    assert q.waiting == []
