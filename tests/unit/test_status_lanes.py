@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -22,13 +23,16 @@ from nightcrew.cli import cli
 from nightcrew.core import events as ev
 from nightcrew.core.states import AttemptState, ItemState, RunState
 from nightcrew.core.usage import TokenCounts
+from nightcrew.engine import gates as gates_mod
 from nightcrew.project import Project
 from nightcrew.store.backlog import Backlog
 from nightcrew.store.records import AttemptRow, ItemRow, RunRow, Store
 from nightcrew.store.usage_query import parse_ts
+from nightcrew.testing import FakeBackend, Script
 from nightcrew.views.lanes import lanes_view
 from nightcrew.work.backlog import FeatureSpec
 from nightcrew.worktrees import add_worktree, branch_name, worktree_path
+from tests.unit.run_context import Lanes, plan_text
 
 NAMES = ["Login", "Signup", "Feed", "Avatars", "Search", "Themes", "Export"]
 
@@ -358,3 +362,30 @@ def test_a_build_on_one_lane_shows_no_lanes(project: Path) -> None:
         [],
     )
     assert "lanes" not in text and "merge queue" not in text and "worktrees" not in text
+
+
+def test_another_process_sees_an_attempts_lane_and_that_its_gates_run(tmp_path: Path) -> None:
+    """What ``status`` beside a build relies on: while its gates run, the
+    attempt's row says its lane, that its agent is done and that it is not
+    finished. The gate itself looks, from another process."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import sqlite3, sys\n"
+        f"db = sqlite3.connect({str(tmp_path / 'proj' / '.nightcrew' / 'nightcrew.db')!r})\n"
+        "rows = db.execute('SELECT lane, agent_seconds FROM attempts"
+        " WHERE finished_at IS NULL').fetchall()\n"
+        "print(rows)\n"
+        "sys.exit(0 if len(rows) == 1 and rows[0][0] == 2 and rows[0][1] is not None else 1)\n"
+    )
+    backend = FakeBackend(lambda request: Script(writes={"part.txt": "x"}))
+    lanes = Lanes(tmp_path, backend, plan_text(1))
+    gate = gates_mod.command_gate(1, f"{sys.executable} {probe}")
+    lanes.ctx = replace(lanes.ctx, gate_specs=(gate,), lane=2)
+    try:
+        scheduler = lanes.run()
+        attempt = lanes.store.attempts(run_id=lanes.ctx.run.id)[0]
+        assert [o.kind for o in scheduler.outcomes] == ["passed"]
+        assert attempt.lane == 2 and attempt.agent_seconds is not None
+    finally:
+        backend.reap()
+        lanes.store.close()
