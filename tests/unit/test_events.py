@@ -186,7 +186,8 @@ def test_events_printed_only_before_are_not_stored() -> None:
         "crash_recovered", "left_alone", "baseline", "run_finished", "usage_limit_wait",
         "claim_checked", "feature_rejected", "budget_warning", "decision", "routing",
         # new with lanes: what the merge queue did is kept for status and the logs
-        "worktree_ready", "merge_landed", "merge_rejected", "merge_conflict", "branch_kept",
+        "worktree_ready", "merge_queued", "merge_landed", "merge_rejected", "merge_conflict",
+        "branch_kept",
         "item_waits",
     }  # fmt: skip
     assert not ev.LeftAlone(run_id="r1", paths=("a",), resumed=True).stored()

@@ -1,17 +1,28 @@
-"""``nightcrew status [--json]``: the project's latest run."""
+"""``nightcrew status [--json]``: the project's latest run; after (or during)
+a parallel build also its lanes, merge queue, latest landings and worktrees."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from nightcrew.project import Project
+    from nightcrew.views.lanes import LanesView
+    from nightcrew.views.worktrees import WorktreeRow
 
 
 @click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status_command(as_json: bool) -> None:
-    """Show the project's latest run: its state, batches, cost and commits."""
+    """Show the project's latest run: its state, batches, cost and commits;
+    for a parallel build, what each lane does, the merge queue, the latest
+    landings and the worktrees."""
     from rich.console import Console
 
     from nightcrew.cli.display import summary_table
@@ -19,6 +30,7 @@ def status_command(as_json: bool) -> None:
     from nightcrew.engine.orchestrator import summary_rows, summary_unit
     from nightcrew.project import Project
     from nightcrew.store.records import Store
+    from nightcrew.views.lanes import lanes_view
     from nightcrew.views.status import status_data
 
     project = Project.find(Path.cwd())
@@ -30,7 +42,11 @@ def status_command(as_json: bool) -> None:
         if run is None:
             raise BadInput(f"{project.root}: no nightcrew run here yet")
         data = status_data(store, run.id)
+        lanes = lanes_view(store, run.id)
+        worktrees = _worktrees(project)
         if as_json:
+            data.update(lanes.as_json())
+            data["worktrees"] = [row.as_json() for row in worktrees]
             click.echo(json.dumps(data, indent=2))
             return
         console = Console(highlight=False)
@@ -46,5 +62,73 @@ def status_command(as_json: bool) -> None:
         if r["message"] and r["state"] != "running":
             console.print(r["message"], markup=False, soft_wrap=True)
         console.print(summary_table(summary_rows(store, run.id), unit=summary_unit(run.kind)))
+        _print_lanes(console, lanes)
+        if worktrees:
+            from nightcrew.cli.worktrees import worktree_table
+
+            console.print("worktrees", markup=False)
+            console.print(worktree_table(project, worktrees), end="", markup=False)
     finally:
         store.close()
+
+
+def _worktrees(project: Project) -> list[WorktreeRow]:
+    """nightcrew's worktrees of the project; none when git cannot list them
+    (status still tells the rest)."""
+    from nightcrew.core.errors import GitError
+    from nightcrew.views.worktrees import worktree_rows
+
+    try:
+        return worktree_rows(project.root, project.store_path)
+    except GitError:
+        return []
+
+
+def _print_lanes(console: Console, view: LanesView) -> None:
+    """Each lane's feature and phase, the merge queue, the latest landings:
+    nothing at all for a run with one lane working in place."""
+    from nightcrew.cli.amounts import duration, money
+    from nightcrew.cli.listing import columns
+
+    if view.lanes:
+        header = ("lane", "feature", "title", "phase", "attempt", "model", "elapsed", "cost")
+        cells = [
+            (
+                str(r.lane),
+                _feature(r.item, r.feature_id),
+                r.title,
+                r.phase,
+                "-" if r.attempt is None else str(r.attempt),
+                r.model or "-",
+                duration(r.elapsed_s),
+                money(r.cost_usd, unknown=r.cost_unknown)
+                if r.cost_usd is not None or r.cost_unknown
+                else "-",
+            )
+            for r in view.lanes
+        ]
+        console.print("lanes", markup=False)
+        console.print(columns(header, cells), end="", markup=False, soft_wrap=True)
+    if view.merge_queue:
+        queued = ", ".join(
+            f"{_named(q.item, q.feature_id, q.title)}"
+            f" ({'landing' if q.landing else 'waiting'}, lane {q.lane})"
+            for q in view.merge_queue
+        )
+        console.print(f"merge queue: {queued}", markup=False, soft_wrap=True)
+    for landed in view.landed:
+        console.print(
+            f"landed {_named(landed.item, landed.feature_id, landed.title)}"
+            f" as {landed.sha[:10]} on {landed.branch}"
+            f" (merge {landed.merge_seconds:.1f} s, checks {landed.gate_seconds:.1f} s)",
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+def _feature(item: str, feature_id: int | None) -> str:
+    return f"#{feature_id}" if feature_id is not None else item
+
+
+def _named(item: str, feature_id: int | None, title: str) -> str:
+    return f"{_feature(item, feature_id)} {title}".rstrip()

@@ -45,7 +45,7 @@ def worktrees_group(ctx: click.Context, as_json: bool) -> None:
     branch, the feature's state, uncommitted changes, size and path."""
     if ctx.invoked_subcommand is not None:
         return
-    from nightcrew.cli.listing import columns, json_lines
+    from nightcrew.cli.listing import json_lines
     from nightcrew.project import Project
     from nightcrew.views.worktrees import worktree_rows
 
@@ -57,6 +57,14 @@ def worktrees_group(ctx: click.Context, as_json: bool) -> None:
     if not rows:
         click.echo("no nightcrew worktrees")
         return
+    click.echo(worktree_table(project, rows), nl=False)
+
+
+def worktree_table(project: Project, rows: list[WorktreeRow]) -> str:
+    """The worktrees as aligned columns, and a line with their count and size
+    (``nightcrew worktrees``, and ``status`` after a parallel build)."""
+    from nightcrew.cli.listing import columns
+
     header = ("feature", "branch", "state", "changes", "size", "path")
     cells = [
         (
@@ -69,9 +77,8 @@ def worktrees_group(ctx: click.Context, as_json: bool) -> None:
         )
         for row in rows
     ]
-    click.echo(columns(header, cells), nl=False)
     total = sum(row.worktree.size_bytes for row in rows)
-    click.echo(f"{len(rows)} worktree(s), {human_size(total)}")
+    return columns(header, cells) + f"{len(rows)} worktree(s), {human_size(total)}\n"
 
 
 @worktrees_group.command("prune")

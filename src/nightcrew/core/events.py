@@ -706,6 +706,7 @@ class MergeQueued(Event):
     """A feature passed in its worktree and waits for the merge queue."""
 
     kind = "merge_queued"
+    persist = True  # status derives the queue: queued, not yet landed, rejected or in conflict
     item: str
     ahead: int  # landings in front of it
 

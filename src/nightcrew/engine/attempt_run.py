@@ -255,6 +255,7 @@ async def _attempt_once(
         prompt_sha256=prompt.sha256,
         base_sha=base_sha,
         evidence_dir=evidence,
+        lane=ctx.lane or None,
     )
     ctx.progress.set(
         batch_number=job.number,
@@ -405,6 +406,9 @@ async def _judge(
 ) -> AttemptResult:
     """The harness runs the gates; a passed attempt waits for its commit."""
     _keep_files(ctx, result.attempt.id, base_sha)
+    # Its agent's time, stored now: `status` (maybe in another process) tells
+    # an attempt in its gates from one whose agent still works by it.
+    ctx.store.update_attempt(result.attempt.id, agent_seconds=result.common.get("agent_seconds"))
     ctx.progress.set(phase="gates")
     ctx.reporter.emit(ctx.progress.event())
     started = time.monotonic()

@@ -240,6 +240,13 @@ def m007_attempt_files(db: sqlite3.Connection) -> None:
     run_script(db, "ALTER TABLE attempts ADD COLUMN files_json TEXT")
 
 
+def m008_attempt_lane(db: sqlite3.Connection) -> None:
+    """The lane an attempt ran on (1.. in a parallel build), so ``status`` can
+    say what each lane is doing from the store alone, while the build runs in
+    another process. NULL: one lane working in place, or made before this."""
+    run_script(db, "ALTER TABLE attempts ADD COLUMN lane INTEGER")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_initial,
     m002_usage_time,
@@ -247,6 +254,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m004_item_window,
     m006_tool_denials,
     m007_attempt_files,
+    m008_attempt_lane,
 ]
 
 

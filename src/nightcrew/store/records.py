@@ -305,7 +305,9 @@ class Store:
         prompt_sha256: str,
         base_sha: str | None,
         evidence_dir: Path | None,
+        lane: int | None = None,
     ) -> AttemptRow:
+        """Start the item's next attempt (``lane``: 1.. in a parallel build)."""
         with self.transaction():
             number = self.db.execute(
                 "SELECT COALESCE(MAX(number), 0) + 1 FROM attempts WHERE item_id = ?",
@@ -313,8 +315,8 @@ class Store:
             ).fetchone()[0]
             cur = self.db.execute(
                 "INSERT INTO attempts (run_id, item_id, number, backend, model, prefix_sha256,"
-                " prompt_sha256, base_sha, state, started_at, evidence_dir)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " prompt_sha256, base_sha, state, started_at, evidence_dir, lane)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     run_id,
                     item_id,
@@ -327,6 +329,7 @@ class Store:
                     AttemptState.RUNNING,
                     utcnow(),
                     str(evidence_dir) if evidence_dir else None,
+                    lane,
                 ),
             )
             self.db.execute(
@@ -557,8 +560,22 @@ class Store:
         """Append a typed event (it has a run id): its kind, and its payload as JSON."""
         self.event(str(event.run_id), event.kind, event.payload(), attempt_id=event.attempt_id)
 
-    def events(self, run_id: str, *, attempt_id: int | None = None) -> list[dict[str, Any]]:
-        if attempt_id is None:
+    def events(
+        self,
+        run_id: str,
+        *,
+        attempt_id: int | None = None,
+        kinds: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The run's stored events in order (or one attempt's), each with its
+        time, attempt, kind and payload; ``kinds``: only those kinds of the run's."""
+        if kinds is not None:
+            rows = self.db.execute(
+                "SELECT * FROM events WHERE run_id = ? AND kind IN"
+                " (SELECT value FROM json_each(?)) ORDER BY id",
+                (run_id, json.dumps(list(kinds))),
+            ).fetchall()
+        elif attempt_id is None:
             rows = self.db.execute(
                 "SELECT * FROM events WHERE run_id = ? ORDER BY id", (run_id,)
             ).fetchall()

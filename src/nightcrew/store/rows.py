@@ -119,6 +119,7 @@ class AttemptRow:
     last_text: str | None
     tool_denials: int = 0
     files: tuple[str, ...] | None = None  # the files it changed; None: not known
+    lane: int | None = None  # 1.. in a parallel build; None: in place, or not recorded
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> AttemptRow:
@@ -142,6 +143,7 @@ class AttemptRow:
             tool_calls=row["tool_calls"],
             tool_denials=row["tool_denials"],
             files=None if row["files_json"] is None else tuple(json.loads(row["files_json"])),
+            lane=row["lane"],
             started_at=row["started_at"],
             finished_at=row["finished_at"],
             agent_seconds=row["agent_seconds"],

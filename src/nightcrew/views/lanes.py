@@ -1,0 +1,307 @@
+"""What each lane of a parallel build is doing, its merge queue and its latest
+landings, as ``nightcrew status`` shows them.
+
+The build may be running in another process, so everything is read from the
+store: the attempts (the lane each ran on; a running one has no
+``finished_at``, and its ``agent_seconds`` is stored once its agent is done,
+before its gates), the items, and the lane events the build keeps
+(``worktree_ready``, ``merge_queued``, ``merge_landed``, ``merge_rejected``,
+``merge_conflict``, each with its lane). A build with one lane working in
+place has no lanes here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from nightcrew.core.states import AttemptState, ItemState, RunState
+from nightcrew.engine.liveness import orchestrator_gone
+from nightcrew.store.records import AttemptRow, ItemRow, Store
+from nightcrew.store.usage_query import parse_ts
+
+# What a lane is doing, as a person reads it.
+AGENT = "agent"
+GATES = "gates"
+MERGE_QUEUE = "merge queue"
+LANDED = "landed"
+PASSED = "passed"  # passed with nothing to land
+WAITING = "waiting for a person"
+STARTING = "starting"  # its worktree is ready, or it is between two attempts
+STOPPED = "stopped"  # the build stopped or died with the lane's feature unfinished
+IDLE = "idle"
+
+_QUEUED = "merge_queued"
+_SETTLED = frozenset({"merge_landed", "merge_rejected", "merge_conflict"})
+_KINDS = ("worktree_ready", _QUEUED, *sorted(_SETTLED))
+LAST_LANDINGS = 5
+
+
+@dataclass(frozen=True)
+class LaneRow:
+    """One lane: the feature it is on now, or last was."""
+
+    lane: int
+    item: str  # "feature #7"
+    feature_id: int | None
+    title: str
+    phase: str
+    state: str  # the item's state in this build
+    attempt: int | None  # its current (or last) attempt's number; None: none yet
+    model: str | None
+    elapsed_s: float | None  # of that attempt: so far while it runs, else its duration
+    cost_usd: Decimal | None  # the feature's so far in this build; None: none known
+    cost_unknown: bool  # some of it is not known: the cost is at least that
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "lane": self.lane,
+            "feature_id": self.feature_id,
+            "item": self.item,
+            "title": self.title,
+            "phase": self.phase,
+            "state": self.state,
+            "attempt": self.attempt,
+            "model": self.model,
+            "elapsed_s": _round(self.elapsed_s),
+            "cost_usd": None if self.cost_usd is None else float(self.cost_usd),
+            "cost_unknown": self.cost_unknown,
+        }
+
+
+@dataclass(frozen=True)
+class QueuedRow:
+    """A feature that passed in its worktree and waits for (or is in) the merge queue."""
+
+    item: str
+    feature_id: int | None
+    title: str
+    lane: int
+    queued_at: str
+    landing: bool  # first in line while the build runs: being merged and checked now
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "feature_id": self.feature_id,
+            "item": self.item,
+            "title": self.title,
+            "lane": self.lane,
+            "queued_at": self.queued_at,
+            "state": "landing" if self.landing else "waiting",
+        }
+
+
+@dataclass(frozen=True)
+class LandedRow:
+    """A feature the merge queue landed on the integration branch."""
+
+    item: str
+    feature_id: int | None
+    title: str
+    lane: int
+    branch: str
+    sha: str
+    merge_seconds: float  # the queue's own git time
+    gate_seconds: float  # the checks of the merged result
+    landed_at: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "feature_id": self.feature_id,
+            "item": self.item,
+            "title": self.title,
+            "lane": self.lane,
+            "branch": self.branch,
+            "sha": self.sha,
+            "merge_seconds": _round(self.merge_seconds),
+            "gate_seconds": _round(self.gate_seconds),
+            "landed_at": self.landed_at,
+        }
+
+
+@dataclass(frozen=True)
+class LanesView:
+    lanes: tuple[LaneRow, ...]
+    merge_queue: tuple[QueuedRow, ...]  # in the order they were queued
+    landed: tuple[LandedRow, ...]  # the latest first, at most LAST_LANDINGS
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "lanes": [r.as_json() for r in self.lanes],
+            "merge_queue": [r.as_json() for r in self.merge_queue],
+            "landed": [r.as_json() for r in self.landed],
+        }
+
+
+def lanes_view(store: Store, run_id: str, *, now: datetime | None = None) -> LanesView:
+    """The run's lanes, merge queue and latest landings (all empty for a run
+    with one lane working in place)."""
+    run = store.run(run_id)
+    live = run.state == RunState.RUNNING and orchestrator_gone(store, run) is None
+    items = store.items(run_id)
+    by_label = {_label(i): i for i in items}
+    by_id = {i.id: i for i in items}
+    events = store.events(run_id, kinds=_KINDS)
+    attempts = [a for a in store.attempts(run_id=run_id) if a.lane]
+    if not events and not attempts:
+        return LanesView((), (), ())
+
+    waiting: dict[str, dict[str, Any]] = {}  # label → its queued event, not yet settled
+    landed: list[dict[str, Any]] = []
+    ready: dict[int, dict[str, Any]] = {}  # lane → its latest worktree_ready
+    for e in events:
+        label = str(e["payload"].get("item", ""))
+        if e["kind"] == "worktree_ready":
+            ready[int(e["payload"].get("lane", 0))] = e
+        elif e["kind"] == _QUEUED:
+            waiting.pop(label, None)  # queued again: back at the end of the line
+            waiting[label] = e
+        else:
+            waiting.pop(label, None)
+            if e["kind"] == "merge_landed":
+                landed.append(e)
+    landed_labels = {str(e["payload"].get("item")) for e in landed}
+
+    latest: dict[int, AttemptRow] = {}
+    for a in attempts:  # in the order they started
+        assert a.lane is not None
+        latest[a.lane] = a
+    at = now or datetime.now(UTC)
+    rows = []
+    for lane in sorted(set(ready) | set(latest)):
+        if lane < 1:
+            continue
+        event = ready.get(lane)
+        attempt: AttemptRow | None
+        if event is None:  # no worktree event kept: its latest attempt tells
+            attempt = latest[lane]
+            item = by_id.get(attempt.item_id)
+        else:  # the feature it got last, and its latest attempt there since
+            item = by_label.get(str(event["payload"].get("item")))
+            attempt = next(
+                (
+                    a
+                    for a in reversed(attempts)
+                    if item is not None
+                    and a.item_id == item.id
+                    and a.lane == lane
+                    and a.started_at >= event["ts"]
+                ),
+                None,
+            )
+        if item is None:
+            continue
+        phase = _phase(item, attempt, live=live, queued=_label(item) in waiting)
+        if phase == LANDED and _label(item) not in landed_labels:
+            phase = PASSED
+        cost, unknown = _cost(store, item)
+        rows.append(
+            LaneRow(
+                lane=lane,
+                item=_label(item),
+                feature_id=item.feature_id,
+                title=item.title,
+                phase=phase,
+                state=str(item.state),
+                attempt=attempt.number if attempt else None,
+                model=attempt.model if attempt else None,
+                elapsed_s=_elapsed(attempt, at, live=live),
+                cost_usd=cost,
+                cost_unknown=unknown,
+            )
+        )
+    queue = tuple(
+        _queued(e, by_label.get(label), landing=live and n == 0)
+        for n, (label, e) in enumerate(waiting.items())
+    )
+    last = tuple(
+        _landed(e, by_label.get(str(e["payload"].get("item"))))
+        for e in reversed(landed[-LAST_LANDINGS:])
+    )
+    return LanesView(tuple(rows), queue, last)
+
+
+def _label(item: ItemRow) -> str:
+    """How the build's events name the item (``feature #7``)."""
+    return f"feature #{item.feature_id}" if item.feature_id is not None else item.key
+
+
+def _phase(item: ItemRow, attempt: AttemptRow | None, *, live: bool, queued: bool) -> str:
+    if item.state == ItemState.NEEDS_INPUT:
+        return WAITING
+    if item.state == ItemState.PASSED:
+        return LANDED
+    unfinished = item.state == ItemState.IN_PROGRESS or (
+        attempt is not None and attempt.finished_at is None
+    )
+    if not unfinished:
+        return IDLE  # given up, failed or back to pending
+    if not live:
+        return STOPPED
+    if attempt is None or attempt.state != AttemptState.RUNNING:
+        return STARTING
+    if queued:
+        return MERGE_QUEUE
+    return GATES if attempt.agent_seconds is not None else AGENT
+
+
+def _elapsed(attempt: AttemptRow | None, now: datetime, *, live: bool) -> float | None:
+    if attempt is None:
+        return None
+    started = parse_ts(attempt.started_at)
+    if attempt.finished_at is not None:
+        return (parse_ts(attempt.finished_at) - started).total_seconds()
+    return max(0.0, (now - started).total_seconds()) if live else None
+
+
+def _cost(store: Store, item: ItemRow) -> tuple[Decimal | None, bool]:
+    """The item's spend in this build: its finished attempts' costs, and what
+    a running attempt's responses have been priced at so far."""
+    attempts = store.attempts(item_id=item.id)
+    totals = store.totals(attempts)
+    cost, unknown = totals.cost_usd, totals.unknown_cost > 0
+    for a in attempts:
+        if a.finished_at is not None:
+            continue
+        for (usd,) in store.db.execute(
+            "SELECT cost_usd FROM usage_records WHERE attempt_id = ? AND kind = 'response'",
+            (a.id,),
+        ):
+            if usd is None:
+                unknown = True
+            else:
+                cost = Decimal(usd) if cost is None else cost + Decimal(usd)
+    return cost, unknown
+
+
+def _queued(e: dict[str, Any], item: ItemRow | None, *, landing: bool) -> QueuedRow:
+    p = e["payload"]
+    return QueuedRow(
+        item=str(p.get("item")),
+        feature_id=item.feature_id if item else None,
+        title=item.title if item else "",
+        lane=int(p.get("lane", 0)),
+        queued_at=e["ts"],
+        landing=landing,
+    )
+
+
+def _landed(e: dict[str, Any], item: ItemRow | None) -> LandedRow:
+    p = e["payload"]
+    return LandedRow(
+        item=str(p.get("item")),
+        feature_id=item.feature_id if item else None,
+        title=item.title if item else "",
+        lane=int(p.get("lane", 0)),
+        branch=str(p.get("branch", "")),
+        sha=str(p.get("sha", "")),
+        merge_seconds=float(p.get("merge_seconds", 0.0)),
+        gate_seconds=float(p.get("gate_seconds", 0.0)),
+        landed_at=e["ts"],
+    )
+
+
+def _round(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 1)
