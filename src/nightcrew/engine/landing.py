@@ -129,7 +129,11 @@ def _rejected(
             merged_since=landed.merged_since,
         )
     )
+    # The next attempt starts from the merged result's files, on top of the
+    # integration head, with the feature's work uncommitted: the commit that
+    # failed after merging must not reach the branch when the fix lands.
     ctx.workspace.reset(landed.head)
+    gitmerge.uncommit(ctx.workspace.cwd, landed.onto)
     ended = finish(
         ctx,
         result,

@@ -1,0 +1,163 @@
+"""The merge queue's hard cases end to end: ``nightcrew build --parallel 2``
+with the real Claude Code CLI against nightcrew.sim, real git. A merged result
+that breaks another feature's test, a conflict the agent resolves, one it
+cannot resolve."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import SimStarter
+from tests.integration.support import (
+    MODEL,
+    git,
+    make_project,
+    nightcrew_env,
+    run_nightcrew,
+    script,
+    work_turns,
+)
+
+pytestmark = pytest.mark.cli
+
+GREET = 'def greet(name):\n    return "hello " + name\n'
+
+
+def add(root: Path, env: dict[str, str], name: str, *args: str) -> int:
+    result = run_nightcrew(root, env, "backlog", "add", name, *args)
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout.split()[1].lstrip("#"))
+
+
+def check(module: str, expr: str) -> str:
+    """An acceptance command: exits 0 when ``expr`` holds once ``module`` is imported."""
+    return f"{sys.executable} -c 'import {module}; assert {expr}'"
+
+
+def write(path: str, text: str) -> str:
+    """Bash that writes ``text`` to ``path`` (relative to the agent's worktree)."""
+    return f"cat > {path} <<'PY'\n{text}PY"
+
+
+def wait_until_landed(root: Path, file: str, text: str) -> str:
+    """Bash that waits until ``text`` is in the user's checkout's ``file``: the
+    other feature has landed (the queue fast-forwards the checkout)."""
+    give_up = "n=$((n+1)); [ $n -gt 1200 ] && exit 1"  # a minute: never hang the suite
+    return f"n=0; until grep -q '{text}' {root / file}; do sleep 0.05; {give_up}; done"
+
+
+def feature_script(
+    fid: int, name: str, command: str, *, after: list[str] | None = None, none: list[str] = ()
+) -> dict[str, Any]:
+    """A script for feature ``fid``'s attempts whose prompt has every text of ``after``."""
+    return script(name, [f"# Feature #{fid} ", *(after or [])], work_turns(command), list(none))
+
+
+def commits_failing_tests(root: Path, scratch: Path) -> dict[str, str]:
+    """Every commit on main whose tests fail, checked out one by one in a scratch
+    worktree: the subject and the end of pytest's output."""
+    failing = {}
+    for sha in git(root, "rev-list", "main").split():
+        path = scratch / sha[:12]
+        git(root, "worktree", "add", "-q", "--detach", str(path), sha)
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                cwd=path,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=60,
+            )
+            if done.returncode != 0:
+                subject = git(root, "log", "-1", "--format=%s", sha).strip()
+                failing[subject] = done.stdout[-400:]
+        finally:
+            git(root, "worktree", "remove", "--force", str(path))
+    return failing
+
+
+def events(root: Path, kind: str) -> list[dict[str, Any]]:
+    with sqlite3.connect(root / ".nightcrew" / "nightcrew.db") as conn:
+        rows = conn.execute("SELECT payload_json FROM events WHERE kind = ?", (kind,)).fetchall()
+    return [json.loads(r[0]) for r in rows]
+
+
+def shown(root: Path, env: dict[str, str], fid: int) -> dict[str, Any]:
+    result = run_nightcrew(root, env, "backlog", "show", str(fid), "--json")
+    assert result.returncode == 0, result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def test_a_merged_result_that_breaks_another_features_test_goes_back_and_never_lands(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    root = make_project(tmp_path / "proj", "")
+    (root / "shared.py").write_text(GREET)
+    git(root, "add", "shared.py")
+    git(root, "commit", "-q", "-m", "a shared helper")
+    shout = (
+        write("shared.py", 'def greet(name):\n    return "HELLO " + name\n')
+        + "\n"
+        + write(
+            "tests/test_shout.py",
+            'import shared\n\n\ndef test_shout():\n    assert shared.greet("x") == "HELLO x"\n',
+        )
+    )
+    welcome_test = (
+        "import welcome\n\n\ndef test_welcome():\n"
+        '    assert welcome.welcome("bob") == "hello bob!"\n'
+    )
+    # B builds on the helper as it is when B starts, and finishes only once A has landed.
+    welcome = (
+        wait_until_landed(root, "shared.py", "HELLO")
+        + "\n"
+        + write(
+            "welcome.py",
+            'import shared\n\n\ndef welcome(name):\n    return shared.greet(name) + "!"\n',
+        )
+        + "\n"
+        + write("tests/test_welcome.py", welcome_test)
+    )
+    fixed = write("welcome.py", 'def welcome(name):\n    return "hello " + name + "!"\n')
+    merged = "after it was put on top of main"
+    server, sim = sim_env(
+        {
+            "scripts": [
+                feature_script(1, "shout", shout),
+                feature_script(2, "welcome", welcome, none=[merged]),
+                feature_script(2, "welcome-fix", fixed, after=[merged]),
+            ]
+        }
+    )
+    env = nightcrew_env(sim)
+    a = add(root, env, "Shout", "--accept", check("shared", 'shared.greet("x") == "HELLO x"'))
+    b = add(
+        root, env, "Welcome", "--accept", check("welcome", 'welcome.welcome("bob") == "hello bob!"')
+    )
+
+    result = run_nightcrew(root, env, "build", "--model", MODEL, "--parallel", "2")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "the backlog is done: 2 of 2 features passed" in result.stdout
+    # B's first landing was sent back; its second attempt was told why and fixed it.
+    first_calls = [r for r in server.requests if r.script and r.turn_index == 0]
+    assert sorted(r.script for r in first_calls) == ["shout", "welcome", "welcome-fix"]
+    (rejected,) = events(root, "merge_rejected")
+    assert rejected["item"] == f"feature #{b}" and rejected["branch"] == "main"
+    assert rejected["failed"] and rejected["merged_since"] == ["feat(functional): Shout"]
+    attempts = shown(root, env, b)["attempt_list"]
+    assert [x["state"] for x in attempts] == ["failed", "passed"]
+    assert shown(root, env, a)["state"] == "passed"
+    # No commit on main ever had a failing test, B's included.
+    assert commits_failing_tests(root, tmp_path / "check") == {}
+    assert (root / "welcome.py").exists() and "HELLO" in (root / "shared.py").read_text()
+    assert len(git(root, "worktree", "list").splitlines()) == 1
