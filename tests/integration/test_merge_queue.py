@@ -161,3 +161,89 @@ def test_a_merged_result_that_breaks_another_features_test_goes_back_and_never_l
     assert commits_failing_tests(root, tmp_path / "check") == {}
     assert (root / "welcome.py").exists() and "HELLO" in (root / "shared.py").read_text()
     assert len(git(root, "worktree", "list").splitlines()) == 1
+
+
+CONFLICT = "conflicts with what landed"
+WITH_C = "def add(a, b, c=0):\n    return a + b + c\n"
+RESOLVED = "def add(a, b, c=0):\n    return int(a) + int(b) + int(c)\n"
+
+
+def two_edits_of_add(
+    root: Path, sim_env: SimStarter, resolve: str
+) -> tuple[Any, dict[str, str], int, int]:
+    """Features A (a third argument) and B (numbers as text) both rewrite
+    calc.add; B finishes only once A has landed, so B's landing conflicts.
+    ``resolve`` is B's attempt after the conflict."""
+    third = write("calc.py", '"""calc"""\n\n\n' + WITH_C)
+    text = (
+        wait_until_landed(root, "calc.py", "c=0")
+        + "\n"
+        + write("calc.py", '"""calc"""\n\n\ndef add(a, b):\n    return int(a) + int(b)\n')
+    )
+    server, sim = sim_env(
+        {
+            "scripts": [
+                feature_script(1, "third", third),
+                feature_script(2, "text", text, none=[CONFLICT]),
+                feature_script(2, "resolve", resolve, after=[CONFLICT]),
+            ]
+        }
+    )
+    env = nightcrew_env(sim)
+    a = add(root, env, "Three terms", "--accept", check("calc", "calc.add(1, 2, 3) == 6"))
+    b = add(root, env, "Numbers as text", "--accept", check("calc", 'calc.add("2", "3") == 5'))
+    return server, env, a, b
+
+
+def test_a_conflict_the_agent_resolves_lands_both_features(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    root = make_project(tmp_path / "proj", "")
+    resolve = (
+        write("calc.py", '"""calc"""\n\n\n' + RESOLVED)
+        + "\ngit add calc.py && GIT_EDITOR=true git rebase --continue"
+    )
+    server, env, a, b = two_edits_of_add(root, sim_env, resolve)
+
+    result = run_nightcrew(root, env, "build", "--model", MODEL, "--parallel", "2")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "the backlog is done: 2 of 2 features passed" in result.stdout
+    # The attempt after the conflict was told which file conflicts.
+    (told,) = [r for r in server.requests if r.script == "resolve" and r.turn_index == 0]
+    assert "calc.py" in told.prompt.split(CONFLICT, 1)[1].splitlines()[0]
+    (conflict,) = events(root, "merge_conflict")
+    assert conflict["item"] == f"feature #{b}" and conflict["files"] == ["calc.py"]
+    # Both features' changes are on main, each in one commit.
+    assert (root / "calc.py").read_text() == '"""calc"""\n\n\n' + RESOLVED
+    assert git(root, "log", "--format=%s", "main").splitlines() == [
+        "feat(functional): Numbers as text",
+        "feat(functional): Three terms",
+        "initial",
+    ]
+    assert git(root, "status", "--porcelain") == ""
+    assert [shown(root, env, f)["state"] for f in (a, b)] == ["passed", "passed"]
+    assert len(git(root, "worktree", "list").splitlines()) == 1
+
+
+def test_a_conflict_the_agent_cannot_resolve_waits_for_a_person(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    root = make_project(tmp_path / "proj", "")
+    _, env, a, b = two_edits_of_add(root, sim_env, "echo 'I will leave this to a person'")
+
+    result = run_nightcrew(root, env, "build", "--model", MODEL, "--parallel", "2")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "nothing is ready: 1 of 2 features passed, 1 waiting for a person (#2)" in result.stdout
+    waiting = shown(root, env, b)
+    assert waiting["state"] == "needs_input"
+    assert "calc.py" in waiting["input_request"]
+    assert shown(root, env, a)["state"] == "passed"
+    # Main has A alone; the person's checkout is clean, nothing half-rebased anywhere.
+    assert (root / "calc.py").read_text() == '"""calc"""\n\n\n' + WITH_C
+    assert git(root, "log", "--format=%s", "main").splitlines() == [
+        "feat(functional): Three terms",
+        "initial",
+    ]
+    assert git(root, "status", "--porcelain") == ""
