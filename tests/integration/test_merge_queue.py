@@ -17,11 +17,17 @@ import pytest
 from tests.conftest import SimStarter
 from tests.integration.support import (
     MODEL,
+    alive,
     git,
+    hang_command,
+    kill_quietly,
     make_project,
     nightcrew_env,
     run_nightcrew,
     script,
+    session_alive,
+    start_nightcrew,
+    wait_for,
     work_turns,
 )
 
@@ -247,3 +253,99 @@ def test_a_conflict_the_agent_cannot_resolve_waits_for_a_person(
         "initial",
     ]
     assert git(root, "status", "--porcelain") == ""
+
+
+def module(name: str) -> str:
+    """Bash that writes module ``name`` and a test of it (each feature its own files)."""
+    return (
+        write(f"{name}.py", f'VALUE = "{name}"\n')
+        + "\n"
+        + write(
+            f"tests/test_{name}.py",
+            f'import {name}\n\n\ndef test_{name}():\n    assert {name}.VALUE == "{name}"\n',
+        )
+    )
+
+
+def module_features(root: Path, env: dict[str, str], names: list[str]) -> list[int]:
+    return [
+        add(root, env, f"Module {name}", "--accept", check(name, f'{name}.VALUE == "{name}"'))
+        for name in names
+    ]
+
+
+def attempts_by_feature(root: Path) -> dict[int, list[tuple[str, int | None]]]:
+    """Each feature's attempts in order: (state, the agent's pid)."""
+    with sqlite3.connect(root / ".nightcrew" / "nightcrew.db") as conn:
+        rows = conn.execute(
+            "SELECT w.feature_id, a.state, a.agent_pid FROM attempts a"
+            " JOIN work_items w ON w.id = a.item_id ORDER BY w.feature_id, a.number"
+        ).fetchall()
+    found: dict[int, list[tuple[str, int | None]]] = {}
+    for feature, state, pid in rows:
+        found.setdefault(feature, []).append((state, pid))
+    return found
+
+
+def test_a_build_killed_with_three_lanes_busy_resumes_without_orphans_or_double_landings(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    root = make_project(tmp_path / "proj", "")
+    names = ["alpha", "beta", "gamma"]
+    pidfiles = {name: tmp_path / f"{name}.pid" for name in names}
+    scripts = [
+        script(
+            name,
+            [f"Module {name}"],
+            [
+                {
+                    "text": "Starting.",
+                    "tool": {
+                        "name": "Bash",
+                        "input": {"command": hang_command(pidfiles[name], tmp_path / name)},
+                    },
+                },
+                *work_turns(module(name)),
+            ],
+        )
+        for name in names
+    ]
+    _, sim = sim_env({"scripts": scripts})
+    env = nightcrew_env(sim)
+    ids = module_features(root, env, names)
+
+    build = start_nightcrew(root, env, "build", "--model", MODEL, "--parallel", "3")
+    hung: list[int] = []
+    try:
+        wait_for(lambda: all(p.exists() for p in pidfiles.values()), what="three hung agents")
+        hung = [int(p.read_text()) for p in pidfiles.values()]
+        build.kill()  # SIGKILL: the orchestrator dies with three lanes busy
+        build.communicate()
+        assert all(alive(pid) for pid in hung)
+        agents = [pid for (_, pid), *_ in attempts_by_feature(root).values()]
+        assert len(agents) == 3 and all(agents)
+
+        result = run_nightcrew(root, env, "build", "--resume", "--model", MODEL, "--parallel", "3")
+    finally:
+        kill_quietly(build.pid)
+        for pid in hung:
+            kill_quietly(pid)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("killed an orphaned agent process group") == 3
+    assert "the backlog is done: 3 of 3 features passed" in result.stdout
+    # No agent of the killed build is left, nor anything it started.
+    for pid in hung:
+        wait_for(lambda pid=pid: not alive(pid), what=f"the hung command {pid} to be gone")
+    for agent in agents:
+        assert agent is not None
+        wait_for(lambda a=agent: session_alive(a) == [], what=f"agent {agent}'s session to end")
+    # Each feature passed exactly once, and landed exactly once.
+    attempts = attempts_by_feature(root)
+    assert {f: [s for s, _ in attempts[f]] for f in ids} == {f: ["crashed", "passed"] for f in ids}
+    subjects = git(root, "log", "--format=%s", "main").splitlines()
+    assert sorted(subjects[:-1]) == [f"feat(functional): Module {n}" for n in names]
+    assert subjects[-1] == "initial"
+    assert git(root, "status", "--porcelain") == ""
+    assert len(git(root, "worktree", "list").splitlines()) == 1
+    assert "nightcrew/" not in git(root, "branch", "--list")
