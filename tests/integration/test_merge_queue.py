@@ -16,7 +16,9 @@ import pytest
 
 from tests.conftest import SimStarter
 from tests.integration.support import (
+    BIG_USAGE,
     MODEL,
+    USAGE_TOOL,
     alive,
     git,
     hang_command,
@@ -349,3 +351,90 @@ def test_a_build_killed_with_three_lanes_busy_resumes_without_orphans_or_double_
     assert git(root, "status", "--porcelain") == ""
     assert len(git(root, "worktree", "list").splitlines()) == 1
     assert "nightcrew/" not in git(root, "branch", "--list")
+
+
+def together(flags: Path, me: str, everyone: list[str]) -> str:
+    """Bash that marks ``me`` started, then waits until every feature has started."""
+    waits = " || ".join(f"[ ! -e {flags / other} ]" for other in everyone)
+    give_up = "n=$((n+1)); [ $n -gt 1200 ] && exit 1"  # a minute: never hang the suite
+    return f"touch {flags / me}; n=0; while {waits}; do sleep 0.05; {give_up}; done; true"
+
+
+def test_a_budget_crossed_by_three_lanes_in_flight_stops_all_three(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    root = make_project(tmp_path / "proj", "")
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    names = ["alpha", "beta", "gamma"]
+    # All three sessions start; then each answers with one costly response
+    # (about $0.31) and a command that would hang: no agent ever finishes on its
+    # own, two of those responses together cross the budget.
+    scripts = [
+        script(
+            name,
+            [f"Module {name}"],
+            [
+                {
+                    "text": "Starting.",
+                    "tool": {"name": "Bash", "input": {"command": together(flags, name, names)}},
+                    "usage": dict(USAGE_TOOL),
+                },
+                {
+                    "text": "Thinking hard.",
+                    "tool": {
+                        "name": "Bash",
+                        "input": {"command": hang_command(tmp_path / f"{name}.pid")},
+                    },
+                    "usage": dict(BIG_USAGE),
+                },
+                {"text": "Done.", "usage": dict(BIG_USAGE)},
+            ],
+        )
+        for name in names
+    ]
+    _, sim = sim_env({"scripts": scripts})
+    env = nightcrew_env(sim)
+    ids = module_features(root, env, names)
+
+    try:
+        result = run_nightcrew(
+            root,
+            env,
+            "build",
+            "--model",
+            MODEL,
+            "--parallel",
+            "3",
+            "--max-budget-usd",
+            "0.5",
+            "--attempt-timeout",
+            "90",  # a safety net only: the budget must stop them long before
+            timeout=120,
+        )
+    finally:
+        for name in names:
+            pidfile = tmp_path / f"{name}.pid"
+            if pidfile.exists():
+                kill_quietly(int(pidfile.read_text()))
+
+    assert result.returncode == 3, result.stdout + result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    assert "budget" in last and "--max-budget-usd" in last, last
+    # The three attempts ended on the budget (or were stopped with it), none passed.
+    attempts = attempts_by_feature(root)
+    assert {f: len(attempts[f]) for f in ids} == {f: 1 for f in ids}
+    assert {s for f in ids for s, _ in attempts[f]} <= {"over_budget", "cancelled"}
+    assert [shown(root, env, f)["state"] for f in ids] == ["pending"] * 3
+    # Nothing landed.
+    assert git(root, "log", "--format=%s", "main").splitlines() == ["initial"]
+    assert events(root, "merge_landed") == []
+    hung = [int(p.read_text()) for p in tmp_path.glob("*.pid")]
+    for pid in hung:
+        wait_for(lambda pid=pid: not alive(pid), what=f"the hung command {pid} to be gone")
+    # The last line says the lanes stopped with the budget (needs the builder's
+    # patch in the lanetests report; until then this is the one thing missing).
+    if "lanes in flight stopped" not in last:
+        pytest.xfail("the build's last line does not say the other lanes stopped")
+    stopped = last.split("lanes in flight stopped", 1)[1]
+    assert all(f"#{f}" in stopped for f in ids) and "back to pending" in stopped, last
