@@ -3,11 +3,12 @@
 Its work is committed on its own branch, then queued (:mod:`merge_queue`).
 Landed: the attempt passes with the integration branch's new commit. The
 merged result failed: the attempt fails with what failed after merging, and
-the next attempt starts from that merged result. A conflict: the worktree is
-left mid-rebase onto the integration head with the conflicting files, and the
-next attempt (one) is told to resolve them with both features' intent; if the
-conflict is still there after it, the feature waits for a person
-(:func:`rebase_left`).
+the next attempt starts from that merged result (its work uncommitted on the
+integration head, so only the fixed work is ever committed). A conflict: the
+worktree is left mid-rebase onto the integration head with the conflicting
+files, and the next attempt (one) is told to resolve them with both features'
+intent; if the conflict is still there after it, the feature waits for a
+person (:func:`rebase_left`).
 """
 
 from __future__ import annotations
