@@ -73,6 +73,13 @@ def unmerged_files(path: Path) -> tuple[str, ...]:
     return tuple(sorted(set(gitops._z_list(gitops._stdout(done)))))
 
 
+def uncommit(path: Path, onto: str) -> None:
+    """Keep the worktree's files, but move its branch back to ``onto``: the
+    feature's commits since then become uncommitted changes again, so the next
+    attempt's fix lands with them as one commit (never a broken one, then a fix)."""
+    gitops._git(path, "reset", "-q", "--mixed", onto)
+
+
 def combine(path: Path, method: MergeMethod, onto: str, tip: str, message: str) -> str:
     """In the scratch worktree ``path`` (at ``tip``), put the feature's work on
     top of ``onto``: its commits rebased, a merge commit, or one squashed

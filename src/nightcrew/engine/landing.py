@@ -3,11 +3,12 @@
 Its work is committed on its own branch, then queued (:mod:`merge_queue`).
 Landed: the attempt passes with the integration branch's new commit. The
 merged result failed: the attempt fails with what failed after merging, and
-the next attempt starts from that merged result. A conflict: the worktree is
-left mid-rebase onto the integration head with the conflicting files, and the
-next attempt (one) is told to resolve them with both features' intent; if the
-conflict is still there after it, the feature waits for a person
-(:func:`rebase_left`).
+the next attempt starts from that merged result (its work uncommitted on the
+integration head, so only the fixed work is ever committed). A conflict: the
+worktree is left mid-rebase onto the integration head with the conflicting
+files, and the next attempt (one) is told to resolve them with both features'
+intent; if the conflict is still there after it, the feature waits for a
+person (:func:`rebase_left`).
 """
 
 from __future__ import annotations
@@ -139,7 +140,11 @@ def _rejected(
             merged_since=landed.merged_since,
         )
     )
+    # The next attempt starts from the merged result's files, on top of the
+    # integration head, with the feature's work uncommitted: the commit that
+    # failed after merging must not reach the branch when the fix lands.
     ctx.workspace.reset(landed.head)
+    gitmerge.uncommit(ctx.workspace.cwd, landed.onto)
     ended = finish(
         ctx,
         result,
