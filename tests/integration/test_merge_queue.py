@@ -432,9 +432,7 @@ def test_a_budget_crossed_by_three_lanes_in_flight_stops_all_three(
     hung = [int(p.read_text()) for p in tmp_path.glob("*.pid")]
     for pid in hung:
         wait_for(lambda pid=pid: not alive(pid), what=f"the hung command {pid} to be gone")
-    # The last line says the lanes stopped with the budget (needs the builder's
-    # patch in the lanetests report; until then this is the one thing missing).
-    if "lanes in flight stopped" not in last:
-        pytest.xfail("the build's last line does not say the other lanes stopped")
-    stopped = last.split("lanes in flight stopped", 1)[1]
+    # The last line says the budget stopped all three lanes.
+    assert "budget" in last and "3 lanes stopped" in last, last
+    stopped = last.split("3 lanes stopped", 1)[1]
     assert all(f"#{f}" in stopped for f in ids) and "back to pending" in stopped, last

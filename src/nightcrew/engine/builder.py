@@ -357,7 +357,6 @@ class Builder(Orchestrator):
         )
         given_up: list[int] = []
         outcomes = scheduler.run()
-        stopped = sum(o.kind in ("interrupted", "over_budget") for o in outcomes)
         for outcome in outcomes:
             if outcome.kind in ("passed", "needs_input"):
                 continue
@@ -366,8 +365,8 @@ class Builder(Orchestrator):
                 continue
             if outcome.kind in ("interrupted", "over_budget", "failed"):
                 message = outcome.message
-                if lanes is not None and stopped > 1 and outcome.kind == "over_budget":
-                    message += f" ({stopped} lanes stopped)"
+                if outcome.kind == "over_budget":
+                    message += _lanes_stopped(outcomes)
                 return self._stop(store, run.id, outcome.kind, message)
             raise AssertionError(outcome.kind)  # every kind is handled above
         if source.capped:
@@ -489,6 +488,19 @@ class _BuildSource:
             batch_index=self.worked, batch_total=self.worked + len(backlog.ready())
         )
         return feature
+
+
+def _lanes_stopped(outcomes: Sequence[ItemOutcome]) -> str:
+    """What a budget stop did to the lanes in flight, for the run's last line;
+    "" when only one was working."""
+    stopped = [
+        "#" + o.key.removeprefix("feature-")
+        for o in outcomes
+        if o.kind in ("interrupted", "over_budget")
+    ]
+    if len(stopped) < 2:
+        return ""
+    return f"; {len(stopped)} lanes stopped: features {', '.join(stopped)} are back to pending"
 
 
 # How far down the ready list a lane looks for a feature that may run beside the others.
