@@ -201,6 +201,11 @@ def test_interrupted_worktree_run_resumes_in_the_same_worktree(
     assert git(root, "branch", "--show-current").strip() == "main"
     (root / "notes.txt").write_text("the person's own file, meanwhile\n")
 
+    other = run_nightcrew(root, env, "run", "PLAN.md", "--resume", "--branch", "other")
+    assert other.returncode == 2
+    (line,) = other.stderr.strip().splitlines()
+    assert "works with --branch feat --worktree: resume it with those options" in line
+
     # --resume alone: the run remembers its branch and its worktree.
     result = run_nightcrew(root, env, "run", "PLAN.md", "--resume", "--model", MODEL)
 
