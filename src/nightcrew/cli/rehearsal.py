@@ -82,7 +82,10 @@ def rehearse_run(runner: Runner, *, show_prompt: bool) -> ExitCode:
         commit=settings.commit,
     )
     click.echo(f"dry run of {plan_rel}: nothing is started, written or spent")
-    if runner.left_alone or runner.options.allow_dirty:
+    if runner.branch is not None:
+        click.echo(f"the run {runner.branch.describe(root)}")
+    in_worktree = runner.branch is not None and runner.branch.worktree
+    if (runner.left_alone or runner.options.allow_dirty) and not in_worktree:
         _left_alone(runner)
     for warning in runner.plan.warnings:
         click.echo(f"{plan_rel}:{warning.line}: warning: {warning.message}")

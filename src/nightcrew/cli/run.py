@@ -29,6 +29,20 @@ from nightcrew.cli.agent_options import attempt_options, prerun_options
 @click.option("--escalate-model", default=None, help="Model for the last retry of a batch.")
 @click.option("--start-batch", type=int, default=None, help="First batch to run.")
 @click.option("--end-batch", type=int, default=None, help="Last batch to run.")
+@click.option(
+    "--branch",
+    "branch",
+    default=None,
+    metavar="NAME",
+    help="Commit on branch NAME (made from HEAD if new) instead of the current branch;"
+    " it is checked out in your tree first, unless --worktree.",
+)
+@click.option(
+    "--worktree",
+    is_flag=True,
+    default=False,
+    help="With --branch: work in a git worktree of NAME; your checkout is not touched.",
+)
 @click.option("--resume", is_flag=True, help="Continue the latest run of PLAN.")
 @prerun_options("run")
 def run_command(
@@ -44,6 +58,8 @@ def run_command(
     attempt_timeout: float | None,
     start_batch: int | None,
     end_batch: int | None,
+    branch: str | None,
+    worktree: bool,
     no_commit: bool,
     wait_on_limit: bool,
     resume: bool,
@@ -70,6 +86,8 @@ def run_command(
         raise BadInput("--new and --resume contradict each other: pick one")
     if show_prompt and not dry_run:
         raise BadInput("--show-prompt goes with --dry-run")
+    if worktree and branch is None:
+        raise BadInput("--worktree needs --branch NAME")
     project = Project.find(Path.cwd())
     settings = load_settings(
         project.root,
@@ -103,6 +121,8 @@ def run_command(
             resume=resume,
             new=start_new,
             allow_dirty=allow_dirty,
+            branch=branch,
+            worktree=worktree,
         ),
     )
     if dry_run:

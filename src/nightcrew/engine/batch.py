@@ -56,8 +56,8 @@ class BatchWork:
 
     @classmethod
     def of(cls, ctx: RunContext, batch: Batch, item: ItemRow) -> BatchWork:
-        root = ctx.project.root
         workspace = ctx.workspace
+        root = workspace.cwd  # the files as the run sees them (a worktree's, with --worktree)
 
         def suffix(number: int, previous: PreviousFailure | None) -> str:
             return variable_suffix(

@@ -166,9 +166,13 @@ class Orchestrator:
         why = preflight.unfinished(store, latest) if store is not None else None
         if latest is not None and why is not None and not (self.prerun.new or self.prerun.resume):
             problems.append(self._unfinished_message(latest, why))
-        root = self.project.root
-        return problems + preflight.tree_problems(
-            root, allow_dirty=self.prerun.allow_dirty, resume=self.prerun.resume
+        return problems + self._tree_problems(self.prerun)
+
+    def _tree_problems(self, prerun: PreRun) -> list[str]:
+        """What in the user's tree stops the run: secrets, uncommitted files
+        (see :func:`preflight.tree_problems`); none for a run that never works there."""
+        return preflight.tree_problems(
+            self.project.root, allow_dirty=prerun.allow_dirty, resume=prerun.resume
         )
 
     def _preflight(self, store: Store) -> frozenset[str]:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from nightcrew.agents.base import AgentBackend
 from nightcrew.config import Settings
 from nightcrew.core import events as ev
-from nightcrew.core.errors import BadInput, ExitCode
+from nightcrew.core.errors import BadInput, ExitCode, GitError
 from nightcrew.core.states import ItemState, RunState
 from nightcrew.engine import gates as gates_mod
 from nightcrew.engine.batch import BatchWork
@@ -30,8 +31,10 @@ from nightcrew.engine.orchestrator import (
 )
 from nightcrew.engine.prompt import prefix_sha256, stable_prefix
 from nightcrew.engine.report import Progress, Reporter
+from nightcrew.engine.run_branch import RunBranch
 from nightcrew.engine.scheduler import Scheduler
 from nightcrew.engine.signals import Interrupted, StopWatch
+from nightcrew.engine.workspace import InWorktree
 from nightcrew.project import Project
 from nightcrew.store.records import ItemRow, RunRow, Store
 from nightcrew.work.plan import Batch, Plan
@@ -48,6 +51,8 @@ class RunOptions:
     # Add the project to the user's registry (usage --all-projects); the demo's
     # throw-away repository does not belong there.
     register: bool = True
+    branch: str | None = None  # work on this branch (made from HEAD) instead of the current one
+    worktree: bool = False  # with branch: in a worktree of it, the user's checkout untouched
 
 
 class Runner(Orchestrator):
@@ -66,6 +71,10 @@ class Runner(Orchestrator):
         self.prerun = PreRun(
             allow_dirty=options.allow_dirty, new=options.new, resume=options.resume
         )
+        # Where the run works when not on the current branch: what the options
+        # ask, or on --resume what the resumed run recorded (see :meth:`problems`).
+        self.branch: RunBranch | None = None
+        self._entered = False  # the branch (or its worktree) was made ready
 
     def _latest(self, store: Store) -> RunRow | None:
         return store.latest_run(self.project.relative(self.plan.path))
@@ -78,6 +87,45 @@ class Runner(Orchestrator):
 
     def _check(self) -> None:
         self._check_range()
+        self.branch = RunBranch.of(self.options.branch, self.options.worktree)
+
+    # ---- the branch it works on -------------------------------------------------------
+
+    def _placement(self, store: Store | None) -> RunBranch | None:
+        """The branch this run works on: the options', or on --resume the one
+        the resumed run recorded (given again, they must agree)."""
+        asked = RunBranch.of(self.options.branch, self.options.worktree)
+        latest = self._latest(store) if store is not None and self.options.resume else None
+        kept = RunBranch.stored(latest.config) if latest is not None else None
+        if latest is None or kept is None or asked in (None, kept):
+            return kept if asked is None else asked
+        raise BadInput(
+            f"run {latest.id} of {latest.source_path} works with {kept.flags()}:"
+            " resume it with those options, or with none"
+        )
+
+    def problems(self, store: Store | None) -> list[str]:
+        self.branch = self._placement(store)
+        found = super().problems(store)
+        if self.branch is not None:
+            found += self.branch.problems(self.project.root, resume=self.options.resume)
+        return found
+
+    def _in_worktree(self) -> bool:
+        return self.branch is not None and self.branch.worktree
+
+    def _tree_problems(self, prerun: PreRun) -> list[str]:
+        # A run in a worktree never works in the user's tree: its files are no matter.
+        return [] if self._in_worktree() else super()._tree_problems(prerun)
+
+    def _preflight(self, store: Store) -> frozenset[str]:
+        left = super()._preflight(store)
+        return frozenset() if self._in_worktree() else left
+
+    def _config(self) -> dict[str, Any]:
+        """The run's stored config: the settings, and the branch it works on."""
+        placed = self.branch.snapshot() if self.branch is not None else {}
+        return {**self.settings.snapshot(), **placed}
 
     def _check_range(self) -> None:
         numbers = [b.number for b in self.plan.batches]
@@ -101,33 +149,40 @@ class Runner(Orchestrator):
 
     # ---- the run --------------------------------------------------------------
 
-    def _open_run(self, store: Store, prefix_sha: str) -> tuple[RunRow, bool]:
+    def _resumable(self, store: Store) -> RunRow:
+        """The run --resume continues, its items lined up with the plan; raises
+        when there is none, or nothing left to do in it."""
         plan_rel = self.project.relative(self.plan.path)
-        if self.options.resume:
-            run = store.latest_run(plan_rel)
-            if run is None:
-                raise BadInput(f"{plan_rel}: no earlier run of this plan to resume")
-            if run.state == RunState.ABANDONED:
-                raise BadInput(f"run {run.id} of {plan_rel} was abandoned (--new); start a new run")
-            self._sync_items(store, run)
-            if run.state == RunState.SUCCEEDED and self._nothing_left(store, run):
-                raise NothingToDo(
-                    f"run {run.id} already passed every batch in range; nothing to resume"
-                )
+        run = store.latest_run(plan_rel)
+        if run is None:
+            raise BadInput(f"{plan_rel}: no earlier run of this plan to resume")
+        if run.state == RunState.ABANDONED:
+            raise BadInput(f"run {run.id} of {plan_rel} was abandoned (--new); start a new run")
+        self._sync_items(store, run)
+        if run.state == RunState.SUCCEEDED and self._nothing_left(store, run):
+            raise NothingToDo(
+                f"run {run.id} already passed every batch in range; nothing to resume"
+            )
+        return run
+
+    def _open_run(
+        self, store: Store, prefix_sha: str, resumed: RunRow | None
+    ) -> tuple[RunRow, bool]:
+        if resumed is not None:
             store.set_run_state(
-                run.id,
+                resumed.id,
                 RunState.RUNNING,
                 reason="resumed",
                 orchestrator_pid=_pid(),
                 source_sha256=self.plan.sha256,
-                config_json=_json(self.settings.snapshot()),
+                config_json=_json(self._config()),
             )
-            return store.run(run.id), True
+            return store.run(resumed.id), True
         run = store.create_run(
             kind="plan",
-            source_path=plan_rel,
+            source_path=self.project.relative(self.plan.path),
             source_sha256=self.plan.sha256,
-            config=self.settings.snapshot(),
+            config=self._config(),
             prefix_sha256=prefix_sha,
             pid=_pid(),
         )
@@ -167,21 +222,26 @@ class Runner(Orchestrator):
             self.reporter.emit(ev.BatchGone(run_id=run.id, key=key))
 
     def _execute(self, store: Store, crashed: list[str]) -> RunResult:
+        previous = self._resumable(store) if self.options.resume else None
+        where = self.project.root  # where the agent, the baseline and the gates work
+        if self.branch is not None:
+            where = self.branch.enter(self.project.root)
+            self._entered = True
         specs = self._gate_specs()
         prefix = stable_prefix(
-            project_root=self.project.root,
+            project_root=where,
             plan_path=self.project.relative(self.plan.path),
             plan_preamble=self.plan.preamble,
             gate_lines=[gate_line(s) for s in specs],
             commit=self.settings.commit,
         )
-        run, resumed = self._open_run(store, prefix_sha256(prefix))
+        run, resumed = self._open_run(store, prefix_sha256(prefix), previous)
         self._record_left_alone(store, run.id, resumed)
         self.reporter.emit(
             ev.RunStarted(run_id=run.id, work="plan", resumed=resumed, source_path=run.source_path)
         )
         if not self.settings.gates:  # --gate replaces the tests gate: no detection to report
-            self.reporter.emit(gates_mod.detected_tests(self.project.root, run.id))
+            self.reporter.emit(gates_mod.detected_tests(where, run.id))
         for warning in self.plan.warnings:
             self.reporter.emit(
                 ev.PlanWarning(
@@ -208,6 +268,8 @@ class Runner(Orchestrator):
             count=len(self.plan.batches),
             progress=Progress(run_id=run.id, batch_total=len(batches)),
         )
+        if self.branch is not None and self.branch.worktree:
+            ctx = replace(ctx, workspace=InWorktree(where, branch=self.branch.name))
         try:
             baseline = None
             if todo:
@@ -218,6 +280,7 @@ class Runner(Orchestrator):
                     self.project.run_dir(run.id) / "baseline",
                     "batch",
                     "batches",
+                    root=where,
                 )
             return self._loop(store, run, batches, todo, ctx, baseline)
         except (KeyboardInterrupt, Interrupted):
@@ -265,6 +328,29 @@ class Runner(Orchestrator):
                 f"done; batch(es) {listed} failed and were skipped (--on-failure skip)",
             )
         return self._finish(store, run.id, RunState.SUCCEEDED, ExitCode.OK, "every batch passed")
+
+    def _finish(
+        self, store: Store, run_id: str, state: RunState, code: ExitCode, message: str
+    ) -> RunResult:
+        """End the run as the frame does; on a branch, the last line also says
+        where the work is (a finished run's worktree is removed first)."""
+        if self.branch is not None and self._entered:
+            message = f"{message}; {self._leave(store, run_id, state)}"
+        return super()._finish(store, run_id, state, code, message)
+
+    def _leave(self, store: Store, run_id: str, state: RunState) -> str:
+        assert self.branch is not None
+        left_open = any(
+            item.state in (ItemState.PENDING, ItemState.IN_PROGRESS)
+            for item in store.items(run_id)
+            if item.key in {str(b.number) for b in self._batches_in_range()}
+        )
+        # A run that stopped short keeps its worktree for --resume.
+        finished = state == RunState.SUCCEEDED or (state == RunState.FAILED and not left_open)
+        try:
+            return self.branch.leave(self.project.root, finished=finished)
+        except GitError as exc:
+            return f"work is on branch {self.branch.name}; its worktree stays: {exc.message}"
 
 
 class _PlanSource:
