@@ -6,6 +6,7 @@ cannot resolve."""
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -436,3 +437,62 @@ def test_a_budget_crossed_by_three_lanes_in_flight_stops_all_three(
     assert "budget" in last and "3 lanes stopped" in last, last
     stopped = last.split("3 lanes stopped", 1)[1]
     assert all(f"#{f}" in stopped for f in ids) and "back to pending" in stopped, last
+
+
+def test_ctrl_c_with_three_lanes_busy_stops_every_agent_and_resume_finishes(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    root = make_project(tmp_path / "proj", "")
+    names = ["alpha", "beta", "gamma"]
+    pidfiles = {name: tmp_path / f"{name}.pid" for name in names}
+    scripts = [
+        script(
+            name,
+            [f"Module {name}"],
+            [
+                {
+                    "text": "Starting.",
+                    "tool": {
+                        "name": "Bash",
+                        "input": {"command": hang_command(pidfiles[name], tmp_path / name)},
+                    },
+                },
+                *work_turns(module(name)),
+            ],
+        )
+        for name in names
+    ]
+    _, sim = sim_env({"scripts": scripts})
+    env = nightcrew_env(sim)
+    ids = module_features(root, env, names)
+
+    build = start_nightcrew(root, env, "build", "--model", MODEL, "--parallel", "3")
+    hung: list[int] = []
+    try:
+        wait_for(lambda: all(p.exists() for p in pidfiles.values()), what="three hung agents")
+        hung = [int(p.read_text()) for p in pidfiles.values()]
+        build.send_signal(signal.SIGINT)  # Ctrl-C
+        out, _ = build.communicate(timeout=120)
+    finally:
+        kill_quietly(build.pid)
+        for pid in hung:
+            kill_quietly(pid)
+
+    assert build.returncode == 130, out
+    assert "interrupted: state saved; continue with `nightcrew build --resume`" in out
+    # Every lane's agent group was stopped, and what it started with it.
+    for pid in hung:
+        wait_for(lambda pid=pid: not alive(pid), what=f"the hung command {pid} to be gone")
+    attempts = attempts_by_feature(root)
+    assert {f: [s for s, _ in attempts[f]] for f in ids} == {f: ["cancelled"] for f in ids}
+    assert [shown(root, env, f)["state"] for f in ids] == ["pending"] * 3
+    assert git(root, "log", "--format=%s", "main").splitlines() == ["initial"]
+    assert len(git(root, "worktree", "list").splitlines()) == 4  # kept for --resume
+
+    result = run_nightcrew(root, env, "build", "--resume", "--model", MODEL, "--parallel", "3")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "the backlog is done: 3 of 3 features passed" in result.stdout
+    subjects = git(root, "log", "--format=%s", "main").splitlines()
+    assert sorted(subjects[:-1]) == [f"feat(functional): Module {n}" for n in names]
+    assert len(git(root, "worktree", "list").splitlines()) == 1
