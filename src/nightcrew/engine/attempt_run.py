@@ -14,6 +14,7 @@ import asyncio
 import functools
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -420,7 +421,9 @@ async def _judge(
         baseline=baseline,
         base_sha=base_sha,
         timeout_s=ctx.settings.gate_timeout,
-        env=dict(ctx.lane_env) or None,
+        # A lane's gates get its variables on top of the whole environment (run_gates
+        # takes an environment, not additions).
+        env={**os.environ, **ctx.lane_env} if ctx.lane_env else None,
         left_alone=ctx.left_alone,
     )
     if ctx.landing is None:
