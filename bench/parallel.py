@@ -89,13 +89,20 @@ def checked(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> str:
     return done.output
 
 
-def make_project(root: Path, features: int, env: Mapping[str, str]) -> str:
+def make_project(root: Path, features: int, env: Mapping[str, str], *, pytest_plugins: bool) -> str:
     """A git repo holding a tiny pytest project and a backlog of ``features``
     independent features; returns the initial commit's sha."""
     (root / "tests").mkdir(parents=True)
     (root / "app.py").write_text(BASE)
     (root / "tests" / "test_app.py").write_text(BASE_TEST)
-    (root / "pyproject.toml").write_text('[tool.pytest.ini_options]\npythonpath = ["."]\n')
+    pytest_ini = '[tool.pytest.ini_options]\npythonpath = ["."]\n'
+    if not pytest_plugins:
+        # The sample's tests run on this venv's python, whose dev plugins
+        # (hypothesis above all) add ~1 CPU-s to every pytest start here: that
+        # would measure them, not the lanes or the merge queue. In the project's
+        # own config, because lanes' gates do not get our environment.
+        pytest_ini += 'addopts = "--disable-plugin-autoload"\n'
+    (root / "pyproject.toml").write_text(pytest_ini)
     (root / ".gitignore").write_text("__pycache__/\n")
     checked(["git", "init", "-q", "-b", "main"], root, env)
     checked(["git", "add", "-A"], root, env)
@@ -220,12 +227,7 @@ def run_once(
         "NIGHTCREW_HOME": str(workdir / "nightcrew-home"),
     }
     base_env.pop("NIGHTCREW_DEBUG", None)
-    if not pytest_plugins:
-        # The sample's tests run on this venv's python, whose dev plugins
-        # (hypothesis above all) add ~1 CPU-s to every pytest start here: that
-        # would measure them, not the lanes or the merge queue.
-        base_env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    initial = make_project(root, features, base_env)
+    initial = make_project(root, features, base_env, pytest_plugins=pytest_plugins)
     with SimServer(Scenario.from_dict(scenario(features, delay))) as sim:
         # agent_env also gives an empty HOME: the CLI's Bash tool sources the
         # login shell's profile, which must not add to agent time.
