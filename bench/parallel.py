@@ -9,11 +9,11 @@ N, the speedup over one lane (target >= 0.8 x N) and the merge queue's own
 time per landing, gates left out (target <= 150 ms).
 
     .venv/bin/python bench/parallel.py [--repeat K] [--features M] [--delay S]
-                                       [--lanes 1,2,4] [--keep DIR]
+                                       [--lanes 1,2,4] [--pytest-plugins] [--keep DIR]
 
 See bench/README.md for the method. Exit 0 whatever the times (this is a
-measurement, not a test); exit 1 when a run did not pass every feature or did
-not land one commit per feature on main.
+measurement, not a test); exit 1 when a build failed, did not pass every
+feature or did not land one commit per feature on main.
 """
 
 from __future__ import annotations
@@ -246,6 +246,8 @@ def run_once(
         if sim.errors:
             raise RunFailed(f"nightcrew.sim reported errors: {sim.errors!r}")
         unscripted = sum(1 for r in sim.requests if r.script is None)
+    if done.timed_out:
+        raise RunFailed(f"build --parallel {lanes} timed out after {done.duration_s:.0f} s")
     if done.exit_code != 0:
         tail = "\n".join(done.output.strip().splitlines()[-15:])
         raise RunFailed(f"build --parallel {lanes} exited {done.exit_code}:\n{tail}")
@@ -278,10 +280,6 @@ real Claude Code CLI against nightcrew.sim, every model answer after {delay:g} s
   merge   = merge_seconds of the merge_landed events (the queue's git time:
             scratch worktree, rebase, branch move; its checks not counted)
 """
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f}"
 
 
 def report(runs: Sequence[Run], lanes: Sequence[int]) -> None:
