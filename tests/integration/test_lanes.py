@@ -51,7 +51,12 @@ def together(flags: Path, me: str, everyone: list[str]) -> str:
 def features(root: Path, env: dict[str, str], names: list[str]) -> list[int]:
     ids = []
     for name in names:
-        check = f"{sys.executable} -c 'import {name}; assert {name}.VALUE == \"{name}\"'"
+        # The checks see the whole environment plus the lane's own variables.
+        lane_env = 'os.environ["HOME"] and os.environ["NIGHTCREW_LANE"] and os.environ["PORT"]'
+        check = (
+            f'{sys.executable} -c \'import os, {name}; assert {name}.VALUE == "{name}";'
+            f" assert {lane_env}'"
+        )
         ids.append(add(root, env, f"Module {name}", "--accept", check))
     return ids
 

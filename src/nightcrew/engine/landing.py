@@ -14,6 +14,7 @@ person (:func:`rebase_left`).
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -97,6 +98,7 @@ async def land(
             gates=(*work.job.extra_gates, *ctx.gate_specs),
             evidence_dir=evidence,
             baseline=baseline,
+            env={**os.environ, **ctx.lane_env} if ctx.lane_env else None,
         )
     )
     if landed.outcome == "landed":

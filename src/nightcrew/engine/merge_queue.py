@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -49,6 +49,9 @@ class Landing:
     gates: tuple[gates_mod.GateSpec, ...]  # its acceptance commands, then the project's gates
     evidence_dir: Path
     baseline: gates_mod.TestIds | None
+    # The whole environment the checks run with: the lane's (its ports are free
+    # while its feature waits here); None: nightcrew's own.
+    env: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,7 @@ class MergeQueue:
                     baseline=landing.baseline,
                     base_sha=onto,
                     timeout_s=self.gate_timeout,
+                    env=landing.env,
                 )
                 gate_seconds = time.monotonic() - checked
                 since = tuple(gitmerge.subjects(self.root, landing.base, onto))
