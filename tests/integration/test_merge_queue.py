@@ -290,9 +290,12 @@ def attempts_by_feature(root: Path) -> dict[int, list[tuple[str, int | None]]]:
     return found
 
 
-def test_a_build_killed_with_three_lanes_busy_resumes_without_orphans_or_double_landings(
+def three_hanging_lanes(
     tmp_path: Path, sim_env: SimStarter
-) -> None:
+) -> tuple[Path, dict[str, str], list[str], list[int], dict[str, Path]]:
+    """A project with three module features whose agents hang on their first call
+    (once: a resumed build's agents go on) and write their pid files; (root, env,
+    names, feature ids, pid files)."""
     root = make_project(tmp_path / "proj", "")
     names = ["alpha", "beta", "gamma"]
     pidfiles = {name: tmp_path / f"{name}.pid" for name in names}
@@ -315,7 +318,13 @@ def test_a_build_killed_with_three_lanes_busy_resumes_without_orphans_or_double_
     ]
     _, sim = sim_env({"scripts": scripts})
     env = nightcrew_env(sim)
-    ids = module_features(root, env, names)
+    return root, env, names, module_features(root, env, names), pidfiles
+
+
+def test_a_build_killed_with_three_lanes_busy_resumes_without_orphans_or_double_landings(
+    tmp_path: Path, sim_env: SimStarter
+) -> None:
+    root, env, names, ids, pidfiles = three_hanging_lanes(tmp_path, sim_env)
 
     build = start_nightcrew(root, env, "build", "--model", MODEL, "--parallel", "3")
     hung: list[int] = []
@@ -442,29 +451,7 @@ def test_a_budget_crossed_by_three_lanes_in_flight_stops_all_three(
 def test_ctrl_c_with_three_lanes_busy_stops_every_agent_and_resume_finishes(
     tmp_path: Path, sim_env: SimStarter
 ) -> None:
-    root = make_project(tmp_path / "proj", "")
-    names = ["alpha", "beta", "gamma"]
-    pidfiles = {name: tmp_path / f"{name}.pid" for name in names}
-    scripts = [
-        script(
-            name,
-            [f"Module {name}"],
-            [
-                {
-                    "text": "Starting.",
-                    "tool": {
-                        "name": "Bash",
-                        "input": {"command": hang_command(pidfiles[name], tmp_path / name)},
-                    },
-                },
-                *work_turns(module(name)),
-            ],
-        )
-        for name in names
-    ]
-    _, sim = sim_env({"scripts": scripts})
-    env = nightcrew_env(sim)
-    ids = module_features(root, env, names)
+    root, env, names, ids, pidfiles = three_hanging_lanes(tmp_path, sim_env)
 
     build = start_nightcrew(root, env, "build", "--model", MODEL, "--parallel", "3")
     hung: list[int] = []
