@@ -69,7 +69,7 @@ class Settings(BaseModel):
     # Shell commands that make a fresh worktree runnable (copy .env, install
     # dependencies), run in it before its first attempt.
     worktree_setup: tuple[str, ...] = ()
-    # Lane k (1-based) gets the ports port_base + (k-1)*ports_per_lane onwards.
+    # Lane k (1-based, up to 2 * parallel) gets the ports port_base + (k-1)*ports_per_lane onwards.
     port_base: int = Field(default=3100, ge=1024, le=65000)
     ports_per_lane: int = Field(default=10, ge=1, le=1000)
     # [policy]: what the agent may run and where it may write (config only).
@@ -102,14 +102,21 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _lanes_ports_fit(self) -> Settings:
-        last = self.port_base + self.parallel * self.ports_per_lane
+        last = self.port_base + self.lanes * self.ports_per_lane
         if last > MAX_PORT:
             raise ValueError(
-                f"port_base + parallel * ports_per_lane must be at most {MAX_PORT}, got"
-                f" {self.port_base} + {self.parallel} * {self.ports_per_lane} = {last}:"
-                " lower port_base, ports_per_lane or parallel"
+                f"port_base + 2 * parallel * ports_per_lane (two lanes per agent) must be at"
+                f" most {MAX_PORT}, got {self.port_base} + 2 * {self.parallel} *"
+                f" {self.ports_per_lane} = {last}: lower port_base, ports_per_lane or parallel"
             )
         return self
+
+    @property
+    def lanes(self) -> int:
+        """The lanes of a build in worktrees: two per agent, so a feature whose
+        merged result is being checked keeps its lane (and its ports) while the
+        next feature's agent works in another (engine/slots.py)."""
+        return 2 * self.parallel
 
     @property
     def command_line(self) -> frozenset[str]:

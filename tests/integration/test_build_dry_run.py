@@ -73,7 +73,10 @@ def test_build_dry_run_shows_the_lanes_and_the_worktree_setup(tmp_path: Path) ->
     result = run_nightcrew(root, env, "build", "--dry-run")
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "lanes: 3 (ports 4000-4009, 4010-4019, 4020-4029)" in result.stdout
+    assert (
+        "lanes: 6 for 3 agents (ports 4000-4009, 4010-4019, 4020-4029, 4030-4039, 4040-4049,"
+        " 4050-4059)"
+    ) in result.stdout
     assert '  1: `cp "$NIGHTCREW_PROJECT_ROOT/.env" .env`' in result.stdout
     assert "  2: `no-such-tool-x install`" in result.stdout
     assert result.stderr.strip() == (

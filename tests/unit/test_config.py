@@ -238,14 +238,15 @@ def test_unknown_key_names_its_line(tmp_path: Path) -> None:
         (
             'model = "x"\nport_base = 60000\nports_per_lane = 1000\nparallel = 8\n',
             2,
-            "port_base + parallel * ports_per_lane must be at most 65535,"
-            " got 60000 + 8 * 1000 = 68000: lower port_base, ports_per_lane or parallel",
+            "port_base + 2 * parallel * ports_per_lane (two lanes per agent) must be at most"
+            " 65535, got 60000 + 2 * 8 * 1000 = 76000: lower port_base, ports_per_lane or"
+            " parallel",
         ),
         (
             # the line of the first key the error names, wherever the file has it
             "parallel = 16\nports_per_lane = 1000\n\nport_base = 50000\n",
             4,
-            "port_base + parallel * ports_per_lane must be at most 65535",
+            "port_base + 2 * parallel * ports_per_lane (two lanes per agent) must be at most 65535",
         ),
     ],
 )
@@ -302,8 +303,9 @@ def test_tool_that_is_not_a_table_is_no_nightcrew_config(tmp_path: Path) -> None
         ({"parallel": 17}, "--parallel: must be at most 16, got 17"),
         (
             {"parallel": 16, "port_base": 60000, "ports_per_lane": 1000},
-            "port_base + parallel * ports_per_lane must be at most 65535,"
-            " got 60000 + 16 * 1000 = 76000: lower port_base, ports_per_lane or parallel",
+            "port_base + 2 * parallel * ports_per_lane (two lanes per agent) must be at most"
+            " 65535, got 60000 + 2 * 16 * 1000 = 92000: lower port_base, ports_per_lane or"
+            " parallel",
         ),
     ],
 )

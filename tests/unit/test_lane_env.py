@@ -28,7 +28,7 @@ from nightcrew.engine.setup_check import first_word, setup_problems, setup_warni
 
 
 def test_lanes_one_to_four_have_distinct_numbers_and_port_blocks() -> None:
-    settings = Settings(parallel=4)
+    settings = Settings(parallel=2)  # two lanes per agent
     envs = [lane_env(k, settings) for k in range(1, 5)]
     assert [e["NIGHTCREW_LANE"] for e in envs] == ["1", "2", "3", "4"]
     assert [e["NIGHTCREW_PORT_BASE"] for e in envs] == ["3100", "3110", "3120", "3130"]
@@ -37,15 +37,16 @@ def test_lanes_one_to_four_have_distinct_numbers_and_port_blocks() -> None:
 
 @pytest.mark.parametrize(
     ("parallel", "port_base", "ports_per_lane"),
-    [(4, 3100, 10), (16, 1024, 1), (16, 49535, 1000), (3, 65000, 178)],
+    [(4, 3100, 10), (16, 1024, 1), (16, 33535, 1000), (3, 65000, 89)],
 )
 def test_no_two_lanes_share_a_port_and_every_port_is_valid(
     parallel: int, port_base: int, ports_per_lane: int
 ) -> None:
     settings = Settings(parallel=parallel, port_base=port_base, ports_per_lane=ports_per_lane)
-    blocks = [set(lane_ports(k, settings)) for k in range(1, parallel + 1)]
+    lanes = 2 * parallel  # two per agent
+    blocks = [set(lane_ports(k, settings)) for k in range(1, lanes + 1)]
     every = set().union(*blocks)
-    assert len(every) == parallel * ports_per_lane  # disjoint
+    assert len(every) == lanes * ports_per_lane  # disjoint
     assert min(every) == port_base
     assert max(every) <= 65535
     for k, block in enumerate(blocks, start=1):
@@ -53,9 +54,10 @@ def test_no_two_lanes_share_a_port_and_every_port_is_valid(
 
 
 def test_a_lane_outside_the_configured_count_is_refused() -> None:
-    settings = Settings(parallel=2)
-    with pytest.raises(ValueError, match="lane 3 is not one of the 2 lane"):
-        lane_env(3, settings)
+    settings = Settings(parallel=2)  # four lanes: two per agent
+    lane_env(4, settings)
+    with pytest.raises(ValueError, match="lane 5 is not one of the 4 lane"):
+        lane_env(5, settings)
     with pytest.raises(ValueError, match="lane 0"):
         lane_env(0, settings)
 
@@ -71,8 +73,8 @@ def test_ports_that_would_pass_65535_are_refused_naming_the_keys(tmp_path: Path)
         assert key in message
     assert "65535" in message
     # exactly at the limit is fine
-    config.write_text("parallel = 8\nport_base = 57535\nports_per_lane = 1000\n")
-    assert max(lane_ports(8, load_settings(tmp_path))) < 65535
+    config.write_text("parallel = 8\nport_base = 49535\nports_per_lane = 1000\n")
+    assert max(lane_ports(16, load_settings(tmp_path))) < 65535
 
 
 def test_the_worktree_env_says_where_the_checkout_and_the_worktree_are(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ backend's sessions wait on each other (``Hold``), never on a clock."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from nightcrew.agents.base import AgentFailure, Finished
 from nightcrew.core.errors import AgentUnusable
+from nightcrew.engine.scheduler import Scheduler
 from nightcrew.testing import FakeBackend, Hold, Script, usage
 from tests.unit.run_context import Lanes, plan_text
 
@@ -134,3 +136,73 @@ def test_attempts_in_flight_that_cross_the_run_budget_together_stop_the_run(
     assert len(warnings) == 1  # 80 % was crossed by the lanes together, and said once
     lanes.assert_consistent()
     lanes.store.close()
+
+
+class _Items:
+    """A source of named items, claimed in order."""
+
+    def __init__(self, *names: str) -> None:
+        self.left = list(names)
+        self.claims: list[tuple[str, int]] = []
+
+    def claim(self, lane: int) -> str | None:
+        if not self.left:
+            return None
+        name = self.left.pop(0)
+        self.claims.append((name, lane))
+        return name
+
+
+def test_an_item_that_gives_its_agent_slot_back_lets_the_next_item_start() -> None:
+    # One agent, two lanes: "a" gives its slot back (as a feature waiting in
+    # the merge queue does) and can only finish once "b" has started; the
+    # third item waits for a slot, never for "a" to end.
+    source = _Items("a", "b", "c")
+    b_started = asyncio.Event()
+    agents_at_once: list[int] = []
+    working: set[str] = set()
+
+    async def work(name: str, lane: int) -> str:
+        slot = scheduler.slots[lane]
+        assert slot.held  # the lane holds a slot from its claim
+        working.add(name)
+        agents_at_once.append(len(working))
+        if name == "a":
+            working.discard(name)
+            slot.give()  # waits "in the queue" with no agent
+            await b_started.wait()
+            await slot.take()  # another attempt: an agent again
+            working.add(name)
+            agents_at_once.append(len(working))
+        elif name == "b":
+            b_started.set()
+            await asyncio.sleep(0)  # "a" takes its slot back only once "b" gives it
+        working.discard(name)
+        return name
+
+    scheduler: Scheduler[str, str] = Scheduler(
+        source, work, lambda outcome: False, lanes=2, agents=1
+    )
+    outcomes = scheduler.run()
+
+    assert sorted(outcomes) == ["a", "b", "c"]
+    assert max(agents_at_once) == 1  # never two agents at once
+    assert source.claims[:2] == [("a", 1), ("b", 2)]  # b started while a was in flight
+    assert all(not slot.held for slot in scheduler.slots.values())
+
+
+def test_without_agents_every_lane_has_an_agent() -> None:
+    source = _Items("a", "b")
+    together = asyncio.Event()
+    seen: list[str] = []
+
+    async def work(name: str, lane: int) -> str:
+        seen.append(name)
+        if len(seen) == 2:
+            together.set()
+        await together.wait()  # both in flight at once, or this never ends
+        return name
+
+    scheduler: Scheduler[str, str] = Scheduler(source, work, lambda outcome: False, lanes=2)
+
+    assert sorted(scheduler.run()) == ["a", "b"]

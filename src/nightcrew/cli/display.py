@@ -168,10 +168,11 @@ class LiveReporter:
         """One line per lane, then the merge queue and the run's money."""
         rows: list[RenderableType] = [Text("nightcrew lanes", style="bold")]
         latest: ProgressSnapshot | None = None
+        idle: list[str] = []
         for lane, s in sorted(self.lanes.items()):
             latest = s
             if s.batch_number is None or s.phase == "done":
-                rows.append(Text(f"  {lane} · idle", style="dim"))
+                idle.append(str(lane))
                 continue
             elapsed = duration(self.clock() - s.started_at) if s.started_at else "-"
             tool = f" · {s.current_tool}" if s.current_tool and s.phase == "agent" else ""
@@ -183,6 +184,8 @@ class LiveReporter:
                     f" · {elapsed} · {money(s.batch_cost)}",
                 )
             )
+        if idle:  # a build has two lanes per agent: the spare ones are one line
+            rows.append(Text(f"  idle: lane {', '.join(idle)}", style="dim"))
         if self.queue:
             rows.append(Text("  merge queue: " + ", ".join(self.queue), style="magenta"))
         if latest is not None:

@@ -152,9 +152,10 @@ def _setup_refused(settings: Settings, root: Path) -> bool:
 def _lanes_and_setup(settings: Settings, root: Path) -> None:
     """The lanes' ports, the worktree setup commands and what may fail in them."""
     if settings.parallel > 1:
-        blocks = [lane_ports(k, settings) for k in range(1, settings.parallel + 1)]
+        # Two lanes per agent: a feature whose merge is checked keeps its ports.
+        blocks = [lane_ports(k, settings) for k in range(1, settings.lanes + 1)]
         shown = ", ".join(f"{b.start}-{b.stop - 1}" for b in blocks)
-        click.echo(f"lanes: {settings.parallel} (ports {shown})")
+        click.echo(f"lanes: {settings.lanes} for {settings.parallel} agents (ports {shown})")
     if settings.worktree_setup:
         click.echo("worktree setup (in each fresh worktree, before its first attempt):")
         for i, command in enumerate(settings.worktree_setup, 1):

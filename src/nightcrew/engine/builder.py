@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from nightcrew import gitmerge, gitops
@@ -332,6 +332,8 @@ class Builder(Orchestrator):
             if isinstance(here, str):  # the worktree's setup failed: no agent can work there
                 build.backlog.release(feature.id, ItemState.PENDING, by=run.id, reason=here)
                 return ItemOutcome("failed", here, key=item.key)
+            if lanes is not None:
+                here = replace(here, slot=scheduler.slots[lane])
             feature_work = FeatureWork.of(here, build, feature, item)
             outcome = await run_item(here, feature_work, source.baseline)
             if lanes is None or (outcome.kind == "passed" and not self.settings.branch_per_feature):
@@ -352,7 +354,10 @@ class Builder(Orchestrator):
             work,
             lambda o: o.kind in STOPS,
             watch=watch,
-            lanes=lanes.count if lanes is not None else 1,
+            # Two lanes per agent: a feature in the merge queue keeps its lane
+            # while the next feature's agent works in another.
+            lanes=self.settings.lanes if lanes is not None else 1,
+            agents=lanes.count if lanes is not None else None,
             why=lambda o: o.message,
         )
         given_up: list[int] = []

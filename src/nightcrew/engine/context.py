@@ -19,6 +19,7 @@ from nightcrew.engine.limits import LimitWaiter
 from nightcrew.engine.merge_queue import MergeQueue
 from nightcrew.engine.report import Progress, Reporter
 from nightcrew.engine.signals import StopWatch
+from nightcrew.engine.slots import AgentSlot
 from nightcrew.engine.workspace import Workspace
 from nightcrew.project import Project
 from nightcrew.store.records import RunRow, Store
@@ -52,5 +53,8 @@ class RunContext:
     # this queue (None: one lane in place, work is committed where it is).
     landing: MergeQueue | None = field(default=None, kw_only=True)
     lane: int = field(default=0, kw_only=True)  # 1.. with several lanes
+    # The lane's hold on an agent slot: given back while its feature waits in
+    # the merge queue, taken again before another attempt (None: one lane).
+    slot: AgentSlot | None = field(default=None, kw_only=True)
     # The lane's own variables (NIGHTCREW_LANE, ports): the agent and the gates get them.
     lane_env: Mapping[str, str] = field(default_factory=dict, kw_only=True)

@@ -115,6 +115,8 @@ async def _attempts(ctx: RunContext, work: Work, baseline: gates_mod.TestIds | N
         if spent is not None:
             return work.put_back(ctx, "over_budget", spent.message, None)
         model = climb.model
+        if ctx.slot is not None:  # given back while the last attempt's work was in the queue
+            await ctx.slot.take()
         result = await run_attempt(
             ctx,
             work.job,

@@ -87,6 +87,8 @@ async def land(
         ev.MergeQueued(run_id=ctx.run.id, lane=ctx.lane, item=name, ahead=len(queue.waiting))
     )
     evidence = Path(committed.attempt.evidence_dir or ctx.project.run_dir(ctx.run.id)) / "merge"
+    if ctx.slot is not None:  # no agent works on it while it waits: another lane's may
+        ctx.slot.give()
     landed = await queue.land(
         Landing(
             feature=work.feature.id,

@@ -35,8 +35,8 @@ _SHOWN_CHARS = 60  # how much of a long command a reason line quotes
 
 def lane_ports(lane: int, settings: Settings) -> range:
     """The ports lane ``lane`` (1-based) may use; no other lane gets any of them."""
-    if not 1 <= lane <= settings.parallel:
-        raise ValueError(f"lane {lane} is not one of the {settings.parallel} lane(s)")
+    if not 1 <= lane <= settings.lanes:
+        raise ValueError(f"lane {lane} is not one of the {settings.lanes} lane(s)")
     first = settings.port_base + (lane - 1) * settings.ports_per_lane
     return range(first, first + settings.ports_per_lane)
 

@@ -8,6 +8,10 @@ failure the policy stops on, a budget, a signal) stops the claiming and the
 agents still in flight; the lanes finish what they were doing, as one lane
 would, and every outcome is collected in the order the items finished.
 
+With ``agents`` below ``lanes``, a lane holds one of ``agents`` slots
+(:mod:`slots`) from its claim until its item gives it back (a feature waiting
+in the merge queue does), so more items can be in flight than agents work.
+
 The stopping signals are handled once for the run (:class:`StopWatch`), not
 per attempt. ``nightcrew run``, ``build`` and ``backlog init`` use one lane.
 """
@@ -20,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 from nightcrew.engine.signals import StopWatch
+from nightcrew.engine.slots import AgentSlot
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -41,11 +46,13 @@ class Scheduler(Generic[T, O]):
     work: Callable[[T, int], Awaitable[O]]
     stops: Callable[[O], bool]
     lanes: int = 1
+    agents: int | None = None  # agents at once (None: one per lane)
     watch: StopWatch = field(default_factory=StopWatch)
     # Why an outcome that stops the run stops the other lanes' agents (their attempts say it).
     why: Callable[[O], str] | None = None
     outcomes: list[O] = field(default_factory=list)
     stopped: bool = False  # an outcome stopped the run
+    slots: dict[int, AgentSlot] = field(default_factory=dict)  # each lane's, while it runs
 
     def run(self) -> list[O]:
         """Run every lane to the end, in one event loop; signal handling is
@@ -63,12 +70,22 @@ class Scheduler(Generic[T, O]):
     async def _lanes(self) -> None:
         changed = asyncio.Condition()
         busy = [0]
+        pool = asyncio.Semaphore(self.agents or self.lanes)
 
         async def lane(number: int) -> None:
+            slot = self.slots[number] = AgentSlot(pool)
+            try:
+                await claiming(number, slot)
+            finally:
+                slot.give()
+
+        async def claiming(number: int, slot: AgentSlot) -> None:
             while not self.stopped:
-                item = self.source.claim(number)
+                await slot.take()
+                item = None if self.stopped else self.source.claim(number)
                 if item is None:
-                    if busy[0] == 0:
+                    slot.give()
+                    if busy[0] == 0 or self.stopped:
                         return
                     async with changed:  # another lane's item may make one ready
                         await changed.wait()
@@ -80,6 +97,7 @@ class Scheduler(Generic[T, O]):
                     self.stopped = True
                     raise
                 finally:
+                    slot.give()
                     busy[0] -= 1
                     async with changed:
                         changed.notify_all()
