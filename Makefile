@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/nightcrew demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n auto -q
+	$(BIN)/python -m pytest -n auto --dist worksteal -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -309,6 +309,16 @@ def report(runs: Sequence[Run], lanes: Sequence[int]) -> None:
             f"  {cpus[n]:>6.1f} {cpus[n] / walls[n]:>8.2f}{each}"
         )
     print()
+    cores = os.cpu_count() or 1
+    for n in lanes[1:]:
+        # The build's CPU cannot take less wall than CPU-s / cores: what that
+        # allows at best, so a missed target shows whether cores or waits cost it.
+        floor = cpus[n] / cores
+        print(
+            f"CPU ceiling, N={n}: {cpus[n]:.1f} CPU-s on {cores} core(s) take at least"
+            f" {floor:.1f} s, so at best {walls[1] / floor:.2f}\u00d7 over N=1"
+        )
+    print()
     for n in lanes:
         if n == 1:
             print("merge queue, N=1: none (one lane works in place and commits on main)")
