@@ -18,6 +18,7 @@ WAIT = 30.0  # generous: a loaded machine is slow, never wrong
 class Listener:
     def __init__(self, *, hold: bool = False) -> None:
         self.posts: list[tuple[str, dict[str, Any]]] = []
+        self.answered = 0  # posts whose response was sent
         self.arrived = threading.Condition()
         self.released = threading.Event()
         if not hold:
@@ -34,6 +35,8 @@ class Listener:
                 listener.released.wait(WAIT)
                 self.send_response(200)
                 self.end_headers()
+                with listener.arrived:
+                    listener.answered += 1
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

@@ -174,3 +174,30 @@ def test_after_the_run_failures_go_to_late_and_a_crash_is_sent() -> None:
     assert send.titles() == ["nightcrew: run crashed", "nightcrew: run crashed"]
     assert [(f.scheme, f.notification) for f in late] == [("json", "crashed")]
     assert not [e for e in emitted if isinstance(e, ev.NotifyFailed)]
+
+
+def test_a_target_that_never_answers_holds_the_end_of_the_run_only_for_the_bound() -> None:
+    answer = threading.Event()
+    started = threading.Event()
+
+    def hangs(where: Target, message: Message) -> str | None:
+        started.set()
+        answer.wait(60)
+        return None
+
+    late: list[ev.NotifyFailed] = []
+    watcher = Notifier(
+        [target("json://127.0.0.1:9/")],
+        project="shop",
+        emit=lambda event: None,
+        late=late.append,
+        send=hangs,
+        clock=Clock(),
+        flush_seconds=0.05,
+    )
+    watcher(ev.RunFinished(run_id="r1", state="succeeded", message="done"))
+    assert started.wait(30)  # the finish is being sent, and the run's end did not wait for it
+    watcher.close()
+    watcher.crashed(RuntimeError("after the end"))  # the bound is spent: no wait again
+    assert not answer.is_set() and late == []
+    answer.set()

@@ -51,6 +51,7 @@ class Notifier:
         self._grouper = Grouper(clock, window)
         self._facts = Facts(project=project, work=work)
         self._started: float | None = None
+        self._deadline: float | None = None  # the end's waits share one bound
         self._lock = threading.RLock()
 
     def __call__(self, event: Event) -> None:
@@ -79,12 +80,19 @@ class Notifier:
         finished = message_for(event, facts)
         if finished is not None:
             self._sender.put(finished)
-        self.flush()
+        self._sender.flush(self._left())
 
     def flush(self) -> bool:
-        """Wait (at most ``flush_seconds``) until everything queued was sent
-        or failed; whether it was."""
+        """Wait (at most ``flush_seconds``) until everything queued so far was
+        sent or failed; whether it was."""
         return self._sender.flush(self._flush_seconds)
+
+    def _left(self) -> float:
+        """What is left of the bound the waits at the end of a run (finish,
+        close, crash) share, so a target that never answers costs it once."""
+        if self._deadline is None:
+            self._deadline = time.monotonic() + self._flush_seconds
+        return max(0.0, self._deadline - time.monotonic())
 
     def crashed(self, error: BaseException) -> None:
         """An unhandled error ends the run: say so (bounded), before its one line."""
@@ -97,7 +105,7 @@ class Notifier:
         with self._lock:
             for held in self._grouper.drain():
                 self._sender.put(held)
-        self._sender.stop(self._flush_seconds)
+        self._sender.stop(self._left())
         for failure in self._sender.failures():
             self._late(_event(failure))
 
