@@ -162,6 +162,21 @@ def test_the_finish_never_calls_an_unknown_cost_zero_and_names_at_most_ten_items
     assert "#11" not in message.body
 
 
+def test_a_plan_runs_finish_counts_batches() -> None:
+    rows = (
+        SummaryRow(1, "One", "passed", 1, 1.0, Decimal("0.1"), False, "abc", "batch"),
+        SummaryRow(2, f"Two {MARKUP}", "skipped", 2, 1.0, Decimal("0.2"), False, None, "batch"),
+    )
+    event = ev.RunFinished(run_id="r2", state="succeeded", message="done", rows=rows)
+    message = message_for(event, Facts(project="shop", work="run"))
+    assert message is not None
+    assert message.title == "nightcrew: run finished"
+    assert message.body == (
+        "The run r2 finished: done.\nBatches: 1 passed, 1 skipped.\nCost: $0.3000.\n"
+        f"- batch 2 'Two {MARKUP}': skipped\n(project shop)"
+    )
+
+
 def test_a_finish_with_nothing_worked_on_says_so() -> None:
     message = message_for(ev.RunFinished(state="succeeded", message="nothing is ready"), FACTS)
     assert message is not None

@@ -22,6 +22,7 @@ Level = Literal["info", "success", "warning", "failure"]
 # Kinds sent every time; the others are grouped (at most one a minute each).
 UNGROUPED = frozenset({"finished", "question", "crashed", "test"})
 _SEVERITY: dict[Level, int] = {"info": 0, "success": 1, "warning": 2, "failure": 3}
+_PLURAL = {"batch": "Batches", "feature": "Features", "spec": "Specs", "item": "Items"}
 _LISTED = 10  # unfinished items named in a finish message; the rest are counted
 
 
@@ -147,7 +148,7 @@ def _finished(e: ev.RunFinished, facts: Facts) -> Message:
     which = f"The {facts.work} {e.run_id}" if e.run_id else f"The {facts.work}"
     lines = [
         f"{which} {verb}: {e.message.rstrip('.')}.",
-        f"{unit.capitalize()}s: {told}.",
+        f"{_PLURAL.get(unit, unit + 's')}: {told}.",
         f"Cost: {_cost(rows)}."
         + (f" Time: {_duration(facts.seconds)}." if facts.seconds is not None else ""),
     ]
