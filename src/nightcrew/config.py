@@ -10,9 +10,10 @@ import re
 import tomllib
 from collections.abc import Collection
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,11 +24,15 @@ from pydantic import (
 )
 
 from nightcrew.config_errors import describe, setting_name
+from nightcrew.config_notify import check as check_notify_url
 from nightcrew.config_policy import PolicySettings, check_policy_table
 from nightcrew.config_routing import RoutingRule, check_routing_table
 from nightcrew.core.errors import LocatedError
 
 MAX_PORT = 65535
+# Settings a command-line option adds to instead of replacing (--notify URL).
+ADDED_ON_THE_COMMAND_LINE = frozenset({"notify"})
+NotifyUrl = Annotated[str, AfterValidator(check_notify_url)]
 
 
 class Settings(BaseModel):
@@ -76,6 +81,8 @@ class Settings(BaseModel):
     policy: PolicySettings = Field(default_factory=PolicySettings)
     # [[routing]]: which model chain each kind of work climbs (config only).
     routing: tuple[RoutingRule, ...] = ()
+    # Where to send notifications: Apprise URLs (any service Apprise knows).
+    notify: tuple[NotifyUrl, ...] = ()
     # The settings given on the command line (they override the routing rules).
     _command_line: frozenset[str] = PrivateAttr(default=frozenset())
 
@@ -125,7 +132,10 @@ class Settings(BaseModel):
 
     def snapshot(self) -> dict[str, Any]:
         # Without rules the stored snapshot stays as it was before routing existed.
-        return self.model_dump(mode="json", exclude=set() if self.routing else {"routing"})
+        # Notification URLs hold secrets (tokens, passwords) and say nothing about
+        # how the work was done: they are never stored.
+        excluded = {"notify"} if self.routing else {"routing", "notify"}
+        return self.model_dump(mode="json", exclude=excluded)
 
 
 def _line_start(text: str, line: int | None) -> int:
@@ -205,7 +215,7 @@ def load_settings(
             from_file = Settings(**table)
         except ValidationError as exc:
             error = exc.errors()[0]
-            line = _error_line(path, text, error["loc"], table_line)
+            line = _error_line(path, text, error["loc"], table_line, error.get("input"))
             if not error["loc"]:  # a check of several keys: its words name them
                 what = describe(error)
                 line = _named_key_line(text, what, table_line)
@@ -217,7 +227,9 @@ def load_settings(
         _check_pricing(path, text, from_file, table_line)
         values.update(table)
     for key, value in (overrides or {}).items():
-        if value is not None:
+        if value is not None and key in ADDED_ON_THE_COMMAND_LINE:
+            values[key] = (*values.get(key, ()), *value)
+        elif value is not None:
             values[key] = value
     given = (overrides or {}).get("agent")
     if agents is not None and isinstance(given, str) and given not in agents:
@@ -227,8 +239,11 @@ def load_settings(
     except ValidationError as exc:
         error = exc.errors()[0]
         what = describe(error)
-        if error["loc"]:
-            what = f"{setting_name(error['loc'], option=True)}: {what}"
+        loc = error["loc"]
+        if loc and loc[0] in ADDED_ON_THE_COMMAND_LINE:
+            loc = loc[:1]  # its items count the file's too: the option's name says it
+        if loc:
+            what = f"{setting_name(loc, option=True)}: {what}"
         raise LocatedError("command line", None, what) from exc
     settings._command_line = frozenset(k for k, v in (overrides or {}).items() if v is not None)
     return settings
@@ -264,13 +279,24 @@ def _named_key_line(text: str, message: str, start: int | None) -> int | None:
     return None
 
 
-def _error_line(path: Path, text: str, loc: tuple[int | str, ...], start: int | None) -> int | None:
+def _error_line(
+    path: Path, text: str, loc: tuple[int | str, ...], start: int | None, value: Any = None
+) -> int | None:
     if not loc:
         return None
     if loc[0] == "pricing" and len(loc) > 1:
         key = str(loc[2]) if len(loc) > 2 else None
         return _pricing_line(path, text, str(loc[1]), key)
-    return _key_line(text, str(loc[0]), start)
+    line = _key_line(text, str(loc[0]), start)
+    if line is not None and len(loc) > 1 and isinstance(value, str) and value:
+        return _value_line(text, line, value) or line  # a list written over several lines
+    return line
+
+
+def _value_line(text: str, from_line: int, value: str) -> int | None:
+    """The line of the first string holding ``value`` at or after ``from_line``."""
+    found = text.find(value, _line_start(text, from_line))
+    return text.count("\n", 0, found) + 1 if found >= 0 else None
 
 
 def _check_pricing(path: Path, text: str, settings: Settings, start: int | None) -> None:

@@ -80,6 +80,19 @@ CASES: list[tuple[str | None, list[str], str]] = [
     ),
     ('\nagent = "nope"\n', ["build"], "nightcrew.toml:2: agent: unknown agent backend 'nope'"),
     ('agent = "nope"\n', ["backlog", "init", "PLAN.md"], "nightcrew.toml:1: agent: unknown"),
+    (
+        'notify = [\n  "ntfy://ok",\n  "tgram://bad",\n]\n',
+        ["build"],
+        "nightcrew.toml:3: notify item 2: Apprise cannot use this tgram:// URL",
+    ),
+    ('notify = ["foo://x"]\n', ["plan", "check", "PLAN.md"], "nightcrew.toml:1: notify item 1"),
+    (
+        None,
+        ["run", "PLAN.md", "--notify", "foo://x"],
+        "command line: --notify: 'foo://' is not a service Apprise knows",
+    ),
+    (None, ["notify", "test", "--url", "nope"], "command line: --url: is not a notification URL"),
+    (None, ["notify", "test"], "no notification targets: add notify = "),
 ]
 
 

@@ -160,6 +160,8 @@ CASES: list[tuple[Event, list[Line]]] = [
      [("feature #7 passed on its own branch nightcrew/7-cart (0123456789)", "info")]),
     (ev.MergeConflicted(item="feature #7", branch="main", files=("cart.py", "api.py")),
      [("feature #7 conflicts with main in cart.py, api.py", "warn")]),
+    (ev.NotifyFailed(scheme="tgram", notification="finished", error="Unauthorized"),
+     [("notification (finished) to tgram:// failed: Unauthorized", "warn")]),
 ]  # fmt: skip
 
 # What a person never read a line for: the store keeps it, or another event's line says it.

@@ -13,8 +13,8 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 def attempt_options(unit: str, whole: str) -> Callable[[_F], _F]:
     """``--agent``, ``--gate``, the budgets, ``--attempt-timeout``,
-    ``--no-commit`` and ``--wait-on-limit``; ``unit`` is "batch" or
-    "feature", ``whole`` "run" or "build"."""
+    ``--no-commit``, ``--wait-on-limit`` and ``--notify``; ``unit`` is "batch"
+    or "feature", ``whole`` "run" or "build"."""
     options = [
         click.option(
             "--agent",
@@ -61,6 +61,15 @@ def attempt_options(unit: str, whole: str) -> Callable[[_F], _F]:
             default=False,
             help="When the agent hits a usage limit with a known reset time (up to 6 h"
             f" away), wait for it and try the {unit} again instead of stopping.",
+        ),
+        click.option(
+            "--notify",
+            "notify",
+            multiple=True,
+            metavar="URL",
+            help=f"Also notify this Apprise URL (repeatable) when the {whole} finishes,"
+            f" a {unit} is stuck or given up, a person is asked, a budget warns or stops;"
+            " adds to the config's notify list.",
         ),
     ]
 

@@ -110,6 +110,7 @@ def build_command(
     max_features: int | None,
     no_commit: bool,
     wait_on_limit: bool,
+    notify: tuple[str, ...],
     no_tools: bool,
     parallel: int | None,
     worktree: bool,
@@ -135,6 +136,7 @@ def build_command(
     from nightcrew.cli.agent_choice import agent_backend, registered_agents
     from nightcrew.cli.agent_tools import build_tools
     from nightcrew.cli.display import console_reporter
+    from nightcrew.cli.notifying import attach_notifier, crash_told
     from nightcrew.config import load_settings
     from nightcrew.core.errors import BadInput
     from nightcrew.engine.builder import Builder, BuildOptions
@@ -162,6 +164,7 @@ def build_command(
             "attempt_timeout": attempt_timeout,
             "commit": False if no_commit else None,
             "wait_on_limit": True if wait_on_limit else None,
+            "notify": notify or None,
             "parallel": parallel,
             "branch_per_feature": True if branch_per_feature else None,
         },
@@ -194,5 +197,7 @@ def build_command(
         from nightcrew.cli.rehearsal import rehearse_build
 
         sys.exit(int(rehearse_build(builder, show_prompt=show_prompt)))
-    result = builder.execute()
+    notifier = attach_notifier(builder.bus, settings, project, "build")
+    with crash_told(notifier):
+        result = builder.execute()
     sys.exit(int(result.exit_code))

@@ -285,4 +285,7 @@ _RENDER: dict[type[Event], Callable[[Any, ProgressSnapshot | None], list[Line]]]
     ev.ItemPassed: _plain(_passed),
     ev.ItemFailed: _plain(_failed),
     ev.ItemSkipped: _plain(_skipped),
+    ev.NotifyFailed: _one(
+        lambda e: f"notification ({e.notification}) to {e.scheme}:// failed: {e.error}", "warn"
+    ),
 }

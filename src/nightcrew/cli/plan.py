@@ -42,11 +42,14 @@ def check_command(plan: Path, as_json: bool) -> None:
                 click.echo(f"nightcrew: {line}", err=True)
         sys.exit(ExitCode.BAD_INPUT)
     settings = _routed(root)
+    notify = _notification_targets(root)
     if as_json:
         data = parsed.to_json()
         if settings is not None:  # with [[routing]] rules: each batch's chain and why
             for shown, batch in zip(data["batches"], parsed.batches, strict=True):
                 shown["routing"] = for_batch(settings, batch).to_json()
+        if notify:  # secrets masked
+            data["notify"] = notify
         click.echo(json.dumps({**data, "errors": []}, indent=2))
     else:
         for batch in parsed.batches:
@@ -62,6 +65,8 @@ def check_command(plan: Path, as_json: bool) -> None:
             if settings is not None and not batch.is_empty:
                 route = for_batch(settings, batch)
                 click.echo(f"  models: {route.named()} ({route.why})")
+        if notify:
+            click.echo("notifications: " + ", ".join(notify))
         click.echo(f"{plan}: {len(parsed.batches)} batch(es) OK")
     for warning in parsed.warnings:
         click.echo(f"{plan}:{warning.line}: warning: {warning.message}", err=True)
@@ -77,3 +82,15 @@ def _routed(root: Path) -> Settings | None:
         return None
     settings = load_settings(root)
     return settings if settings.routing else None
+
+
+def _notification_targets(root: Path) -> list[str]:
+    """The config's notification targets, secrets masked; a URL Apprise cannot
+    use is one ``file:line`` error. None configured: nothing is loaded."""
+    from nightcrew.config import find_config, load_settings
+    from nightcrew.config_notify import targets
+
+    found = find_config(root)
+    if found is None or "notify" not in found[2]:
+        return []
+    return [t.shown for t in targets(load_settings(root).notify)]

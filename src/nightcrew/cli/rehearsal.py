@@ -129,8 +129,20 @@ def rehearse_run(runner: Runner, *, show_prompt: bool) -> ExitCode:
     click.echo("budgets:")
     for line in _money(runner, "batch"):
         click.echo(line)
+    for line in notification_lines(settings):
+        click.echo(line)
     click.echo(f"ready: {len(todo)} batch(es) would run")
     return ExitCode.OK
+
+
+def notification_lines(settings: Settings) -> list[str]:
+    """Where notifications go, secrets masked (Apprise's privacy form); none
+    without targets."""
+    if not settings.notify:
+        return []
+    from nightcrew.config_notify import targets
+
+    return ["notifications:"] + [f"  {t.shown}" for t in targets(settings.notify)]
 
 
 def _left_alone(orchestrator: Orchestrator) -> None:
@@ -214,6 +226,8 @@ def rehearse_build(builder: Builder, *, show_prompt: bool) -> ExitCode:
     )
     click.echo("budgets:")
     for line in _money(builder, "feature"):
+        click.echo(line)
+    for line in notification_lines(settings):
         click.echo(line)
     click.echo(f"ready: {len(ready)} feature(s) ready to build")
     return ExitCode.OK

@@ -62,6 +62,7 @@ def run_command(
     worktree: bool,
     no_commit: bool,
     wait_on_limit: bool,
+    notify: tuple[str, ...],
     resume: bool,
     allow_dirty: bool,
     start_new: bool,
@@ -76,6 +77,7 @@ def run_command(
     """
     from nightcrew.cli.agent_choice import agent_backend, registered_agents
     from nightcrew.cli.display import console_reporter
+    from nightcrew.cli.notifying import attach_notifier, crash_told
     from nightcrew.config import load_settings
     from nightcrew.core.errors import BadInput
     from nightcrew.engine.runner import Runner, RunOptions
@@ -103,6 +105,7 @@ def run_command(
             "attempt_timeout": attempt_timeout,
             "commit": False if no_commit else None,
             "wait_on_limit": True if wait_on_limit else None,
+            "notify": notify or None,
         },
         agents=registered_agents(),
     )
@@ -129,5 +132,7 @@ def run_command(
         from nightcrew.cli.rehearsal import rehearse_run
 
         sys.exit(int(rehearse_run(runner, show_prompt=show_prompt)))
-    result = runner.execute()
+    notifier = attach_notifier(runner.bus, settings, project, "run")
+    with crash_told(notifier):
+        result = runner.execute()
     sys.exit(int(result.exit_code))

@@ -608,7 +608,7 @@ class DecisionMade(Event):
 
     kind = "decision"
     persist = True
-    unstored = ("item", "escalated")
+    unstored = ("item", "escalated", "title")
     action: Literal["retry", "escalate", "stuck", "skip", "stop", "give_up", "needs_input"]
     reason: str
     model: str | None = None
@@ -617,6 +617,7 @@ class DecisionMade(Event):
     item: str = ""
     escalated: bool = False  # a retry with another model than the last attempt's
     routing: dict[str, Any] | None = None  # the item's route, when the config has rules
+    title: str = ""  # the item's title, as its plan or backlog wrote it (for notifications)
 
     def payload(self) -> dict[str, Any]:
         data = super().payload()
@@ -668,6 +669,7 @@ class QuestionAsked(Event):
     item: str
     question: str
     kept: str = ""  # where its changes went (the abandon note)
+    title: str = ""  # the feature's name
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -778,6 +780,7 @@ class ItemSkipped(Event):
     kept: str = ""
     failed: bool = False
     by_person: bool = False
+    title: str = ""  # the item's title
 
 
 # ---- the live display ---------------------------------------------------------------
@@ -789,3 +792,19 @@ class ProgressChanged(Event):
 
     kind = "progress"
     snapshot: ProgressSnapshot
+
+
+# ---- notifications -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotifyFailed(Event):
+    """A notification could not be sent to one target. The run goes on; the
+    target is named by its scheme only (its URL holds secrets), and ``error``
+    is Apprise's reason with the URL's secrets taken out."""
+
+    kind = "notify_failed"
+    persist = True
+    scheme: str  # tgram, slack, json …
+    notification: str  # what was being sent: finished, stuck, question, budget_stop …
+    error: str

@@ -160,6 +160,7 @@ class BatchWork:
             item=self.job.name,
             escalated=bool(decision.model) and decision.model != model,
             routing=routed if isinstance(routed, dict) else None,
+            title=self.batch.title,
         )
 
     def ended(
@@ -184,6 +185,7 @@ class BatchWork:
                     reason=decision.reason,
                     kept=kept,
                     failed=True,
+                    title=self.batch.title,
                 )
             )
             return ItemOutcome("skipped", message)

@@ -287,6 +287,7 @@ class FeatureWork:
                     item=self.job.name,
                     question=result.message,
                     kept=kept,
+                    title=feature.name,
                 )
             )
             return ItemOutcome("needs_input", message)
@@ -299,6 +300,7 @@ class FeatureWork:
                 reason=result.message,
                 kept=kept,
                 by_person=True,
+                title=feature.name,
             )
         )
         return ItemOutcome("gave_up", message)
@@ -319,6 +321,7 @@ class FeatureWork:
             feature=self.feature.id,
             item=self.job.name,
             routing=routed if isinstance(routed, dict) else None,
+            title=self.feature.name,
         )
 
     def ended(
@@ -367,7 +370,13 @@ class FeatureWork:
         )
         message = f"feature {feature.label} skipped: {decision.reason}{kept}"
         ctx.reporter.emit(
-            ev.ItemSkipped(run_id=ctx.run.id, item=self.job.name, reason=decision.reason, kept=kept)
+            ev.ItemSkipped(
+                run_id=ctx.run.id,
+                item=self.job.name,
+                reason=decision.reason,
+                kept=kept,
+                title=feature.name,
+            )
         )
         return ItemOutcome("gave_up", message)
 
