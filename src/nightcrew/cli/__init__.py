@@ -26,6 +26,9 @@ COMMANDS = {
     "status": ("nightcrew.cli.status", "status_command"),
     "usage": ("nightcrew.cli.usage", "usage_group"),
     "worktrees": ("nightcrew.cli.worktrees", "worktrees_group"),
+    "pause": ("nightcrew.cli.controls", "pause_command"),
+    "resume": ("nightcrew.cli.controls", "resume_command"),
+    "stop": ("nightcrew.cli.controls", "stop_command"),
 }
 
 
