@@ -155,7 +155,7 @@ class LiveReporter:
         elapsed = duration(self.clock() - s.started_at) if s.started_at else "-"
         head = Text.assemble(
             ("nightcrew ", "bold"),
-            *self._paused_mark(),
+            *self._paused_mark(after=" "),
             (f"{s.unit} {s.batch_index}/{s.batch_total} ", "cyan"),
             (f"#{s.batch_number} {s.title}", "bold"),
             f" · attempt {s.attempt} · {s.model or 'default model'} · {s.phase} · {elapsed}",
@@ -207,11 +207,11 @@ class LiveReporter:
     def _paused_words(self) -> str:
         return f"{self.paused}: nothing new starts until `nightcrew resume`"
 
-    def _paused_mark(self, before: str = "") -> tuple[tuple[str, str], ...]:
+    def _paused_mark(self, before: str = "", after: str = "") -> tuple[tuple[str, str], ...]:
         """The header's word for a paused run (nothing when it is not)."""
         if self.paused is None:
             return ()
-        return ((f"{before}PAUSED", "bold black on yellow"), (" ", ""))
+        return ((before, ""), ("PAUSED", "bold black on yellow"), (after, ""))
 
     def emit(self, event: Event) -> None:
         if isinstance(event, ev.RunPaused):
