@@ -112,7 +112,7 @@ def test_pause_holds_a_running_build_and_resume_lets_it_finish(tmp_path: Path) -
         start_new_session=True,
     )
     try:
-        wait_for(lambda: (signals / "started-One").exists(), what="feature One's agent")
+        wait_for((signals / "started-One").exists, what="feature One's agent")
 
         paused = nightcrew(root, env, "pause")  # from another shell, while One's agent works
         assert paused.returncode == 0, paused.stderr
@@ -149,7 +149,7 @@ def test_pause_holds_a_running_build_and_resume_lets_it_finish(tmp_path: Path) -
         resumed = nightcrew(root, env, "resume")
         assert resumed.returncode == 0, resumed.stderr
         assert "resumed: claiming goes on" in resumed.stdout
-        wait_for(lambda: (signals / "started-Two").exists(), what="feature Two's agent")
+        wait_for((signals / "started-Two").exists, what="feature Two's agent")
         (signals / "release-Two").write_text("")
         out, err = build.communicate(timeout=60)
     finally:

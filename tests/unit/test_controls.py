@@ -333,6 +333,51 @@ def test_a_stop_stops_no_other_lane_s_agent_when_an_item_is_put_back(
     lanes.store.close()
 
 
+def test_an_outcome_that_stops_the_run_ends_the_lanes_a_pause_holds(
+    tmp_path: Path, backends: list[FakeBackend]
+) -> None:
+    # Batch 1 passes and its lane waits, paused, before its next claim; then
+    # CRITICAL batch 2 fails, which stops the run: the paused lane must end too
+    # (a Ctrl-C or a spent budget while paused is the same).
+    first = Hold()
+
+    def script(request: AgentRequest) -> Script:
+        if len(backend.requests) == 1:
+            return Script(hold=first, writes={"one.txt": "1"})
+
+        async def pause_then_fail() -> None:
+            await first.reached(1)
+            person.asks("pause", run_id)
+            while not controls.paused:
+                await asyncio.sleep(0)
+            first.release()
+            await controls.parked_at_least(1)
+
+        return Script(after=pause_then_fail, error=RuntimeError("boom"))
+
+    backend = FakeBackend(script)
+    backends.append(backend)
+    lanes = Lanes(tmp_path, backend, plan_text(3, critical=2))
+    run_id = lanes.ctx.run.id
+    assert lanes.ctx.watch is not None
+    controls = Controls(lanes.store, run_id, lanes.ctx.reporter, lanes.ctx.watch, poll_s=0.01)
+    lanes.ctx = replace(lanes.ctx, controls=controls)
+    person = Person(lanes.project.store_path)
+    scheduler = Scheduler(
+        lanes, lanes.work, lambda o: o.kind in STOPS, lanes=2, watch=lanes.ctx.watch,
+        controls=controls,
+    )  # fmt: skip
+
+    outcomes = scheduler.run()
+
+    assert {o.key: o.kind for o in outcomes} == {"1": "passed", "2": "failed"}
+    assert lanes.claimed == [1, 2]
+    assert controls.parked == 0
+    lanes.assert_consistent()
+    person.close()
+    lanes.store.close()
+
+
 def test_stop_now_stops_every_agent_in_flight_at_once(
     tmp_path: Path, backends: list[FakeBackend]
 ) -> None:

@@ -70,6 +70,7 @@ class Controls:
         self.stopping: str | None = None  # why the run stops: a person asked
         self.now = False  # and every agent was stopped at once
         self.parked = 0  # lanes held by the pause before a claim or an attempt
+        self.halted = False  # the run stops for its own reasons: the parked lanes end
         self._wake = asyncio.Event()
         self._broken: BaseException | None = None
 
@@ -80,7 +81,7 @@ class Controls:
     def blocked(self) -> bool:
         """Take the requests made so far; whether nothing may start now."""
         self.take()
-        return self.paused or self.stopping is not None
+        return self.paused or self.stopping is not None or self.halted
 
     def take(self) -> None:
         """Do what every request made so far asks, in order, and answer each."""
@@ -103,18 +104,27 @@ class Controls:
         """Before a claim or an attempt: wait while the run is paused. False
         when the run is stopping instead: start nothing."""
         self.take()
-        if self.paused and self.stopping is None:
+        if self._held():
             self.parked += 1
             self._wake_all()  # someone may wait for the lanes to be parked
             try:
-                while self.paused and self.stopping is None:
+                while self._held():
                     await self._wait()
                     self.take()
             finally:
                 self.parked -= 1
         if self._broken is not None:
             raise self._broken
-        return self.stopping is None
+        return self.stopping is None and not self.halted
+
+    def halt(self) -> None:
+        """The run stops for its own reasons (an outcome that stops it, a signal,
+        a lane's error): lanes parked by a pause start nothing and end."""
+        self.halted = True
+        self._wake_all()
+
+    def _held(self) -> bool:
+        return self.paused and self.stopping is None and not self.halted
 
     async def poll(self) -> None:
         """Take requests every ``poll_s`` while the run's lanes work; a failure

@@ -129,6 +129,8 @@ class Scheduler(Generic[T, O]):
                 self.outcomes.append(outcome)
                 if self.stops(outcome) and not self.stopped:
                     self.stopped = True
+                    if controls is not None:
+                        controls.halt()  # lanes a pause holds end too
                     if controls is None or controls.stopping is None:
                         self.watch.stop_all(self.why(outcome) if self.why is not None else None)
 
@@ -144,6 +146,8 @@ class Scheduler(Generic[T, O]):
             # A lane raised (the agent cannot work, an interruption): the others stop too.
             self.stopped = True
             self.watch.stop_all()
+            if controls is not None:
+                controls.halt()
             await asyncio.gather(*pending, return_exceptions=True)
             error = failed[0].exception()
             assert error is not None
