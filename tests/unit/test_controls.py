@@ -415,7 +415,7 @@ def test_stop_now_stops_every_agent_in_flight_at_once(
     attempts = lanes.store.attempts(run_id=run_id)
     assert [str(a.state) for a in attempts] == ["cancelled", "cancelled"]
     assert {a.exit_reason for a in attempts} == {
-        "stopped with the run: stopped now by ada from cli (pid 7) (nightcrew stop --now)"
+        "stopped with the run: stopped now by ada from cli (pid 7)"
     }
     assert all(child.poll() is not None for child in backend.children)  # the agents are gone
     assert [str(i.state) for i in lanes.store.items(run_id)] == ["pending"] * 3

@@ -192,10 +192,9 @@ class Controls:
         if now:
             self.now = True
             if self.watch is not None:
-                why = f"{self.stopping} (nightcrew stop --now)"
                 if self.watch.threaded:
                     proc.stop_running()  # gates a lane runs in a worker thread
-                self.watch.stop_all(why, now=True)
+                self.watch.stop_all(self.stopping, now=True)
         self._wake_all()
         return STOPPING_NOW if now else STOPPING
 
