@@ -236,3 +236,26 @@ def test_a_narrow_summary_never_cuts_a_cost() -> None:
     console.print(summary_table([long]))
     text = console.file.getvalue()  # type: ignore[attr-defined]
     assert "$0.1637" in text and "…" not in text  # folded, never cut
+
+
+def test_the_live_panel_says_paused_in_its_header_until_resumed() -> None:
+    from nightcrew.cli.display import LiveReporter
+    from nightcrew.core import events as ev
+
+    def header(live: LiveReporter) -> str:
+        out = io.StringIO()
+        Console(file=out, width=120, color_system=None).print(live._render())
+        return out.getvalue().splitlines()[0]
+
+    live = LiveReporter(Console(file=io.StringIO(), width=120, color_system=None), clock=lambda: 0)
+    try:
+        live.progress(ProgressSnapshot(run_id="r1", unit="feature", batch_number=7, title="Cart"))
+        assert "PAUSED" not in header(live)
+        live.emit(ev.RunPaused(run_id="r1", by="ada", origin="cli (pid 7)", in_flight=1))
+        assert header(live).startswith("nightcrew PAUSED feature")
+        live.progress(ProgressSnapshot(run_id="r1", lane=2, batch_number=8, title="Pay"))
+        assert header(live) == "nightcrew lanes PAUSED"  # with lanes too
+        live.emit(ev.RunResumed(run_id="r1", by="ada", origin="cli (pid 8)", paused_seconds=3))
+        assert header(live) == "nightcrew lanes"
+    finally:
+        live.close()

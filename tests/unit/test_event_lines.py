@@ -162,6 +162,18 @@ CASES: list[tuple[Event, list[Line]]] = [
      [("feature #7 conflicts with main in cart.py, api.py", "warn")]),
     (ev.NotifyFailed(scheme="tgram", notification="finished", error="Unauthorized"),
      [("notification (finished) to tgram:// failed: Unauthorized", "warn")]),
+    (ev.RunPaused(by="ada", origin="cli (pid 42)", in_flight=2),
+     [("paused by ada from cli (pid 42): the 2 attempt(s) in flight finish, then nothing new"
+       " starts until `nightcrew resume`", "warn")]),
+    (ev.RunPaused(by="ada", origin="cli (pid 42)", in_flight=0),
+     [("paused by ada from cli (pid 42): nothing new starts until `nightcrew resume`", "warn")]),
+    (ev.RunResumed(by="ada", origin="cli (pid 43)", paused_seconds=192.4),
+     [("resumed by ada from cli (pid 43) after 3m 12s", "info")]),
+    (ev.StopRequested(by="ada", origin="cli (pid 44)"),
+     [("stop asked by ada from cli (pid 44): the attempts in flight finish, then the run stops",
+       "warn")]),
+    (ev.StopRequested(by="ada", origin="cli (pid 44)", now=True),
+     [("stop --now by ada from cli (pid 44): stopping every agent", "warn")]),
 ]  # fmt: skip
 
 # What a person never read a line for: the store keeps it, or another event's line says it.

@@ -191,6 +191,8 @@ def test_events_printed_only_before_are_not_stored() -> None:
         "item_waits",
         # a notification that could not be sent (its target by scheme only)
         "notify_failed",
+        # a person steering the run: status says it is paused, the logs who stopped it
+        "run_paused", "run_resumed", "stop_requested",
     }  # fmt: skip
     assert not ev.LeftAlone(run_id="r1", paths=("a",), resumed=True).stored()
     assert not ev.TextSeen(text="no run yet").stored()

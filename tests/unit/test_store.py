@@ -29,6 +29,7 @@ TABLES = {
     "feature_deps",
     "feature_claims",
     "feature_failures",
+    "control_requests",
 }
 
 

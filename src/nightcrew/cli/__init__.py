@@ -27,6 +27,9 @@ COMMANDS = {
     "usage": ("nightcrew.cli.usage", "usage_group"),
     "worktrees": ("nightcrew.cli.worktrees", "worktrees_group"),
     "notify": ("nightcrew.cli.notify", "notify_group"),
+    "pause": ("nightcrew.cli.controls", "pause_command"),
+    "resume": ("nightcrew.cli.controls", "resume_command"),
+    "stop": ("nightcrew.cli.controls", "stop_command"),
 }
 
 

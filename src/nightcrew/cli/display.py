@@ -137,6 +137,7 @@ class LiveReporter:
         self.snapshot: ProgressSnapshot | None = None  # the latest, whatever its lane
         self.lanes: dict[int, ProgressSnapshot] = {}  # with several lanes, each one's
         self.queue: list[str] = []  # items waiting for the merge queue, first is landing
+        self.paused: str | None = None  # "paused by NAME": a person paused the run
         self._last_failures: dict[int, int] = {}
         self.live = Live(
             console=console, get_renderable=self._render, refresh_per_second=4, transient=True
@@ -148,10 +149,13 @@ class LiveReporter:
             return self._render_lanes()
         s = self.snapshot
         if s is None or s.batch_number is None:
+            if self.paused is not None:
+                return Text(f"nightcrew: {self._paused_words()}", style="bold yellow")
             return Text("nightcrew: starting…", style="dim")
         elapsed = duration(self.clock() - s.started_at) if s.started_at else "-"
         head = Text.assemble(
             ("nightcrew ", "bold"),
+            *self._paused_mark(after=" "),
             (f"{s.unit} {s.batch_index}/{s.batch_total} ", "cyan"),
             (f"#{s.batch_number} {s.title}", "bold"),
             f" · attempt {s.attempt} · {s.model or 'default model'} · {s.phase} · {elapsed}",
@@ -166,7 +170,9 @@ class LiveReporter:
 
     def _render_lanes(self) -> RenderableType:
         """One line per lane, then the merge queue and the run's money."""
-        rows: list[RenderableType] = [Text("nightcrew lanes", style="bold")]
+        rows: list[RenderableType] = [
+            Text.assemble(("nightcrew lanes", "bold"), *self._paused_mark(before=" "))
+        ]
         latest: ProgressSnapshot | None = None
         idle: list[str] = []
         for lane, s in sorted(self.lanes.items()):
@@ -198,7 +204,20 @@ class LiveReporter:
             )
         return Group(*rows)
 
+    def _paused_words(self) -> str:
+        return f"{self.paused}: nothing new starts until `nightcrew resume`"
+
+    def _paused_mark(self, before: str = "", after: str = "") -> tuple[tuple[str, str], ...]:
+        """The header's word for a paused run (nothing when it is not)."""
+        if self.paused is None:
+            return ()
+        return ((before, ""), ("PAUSED", "bold black on yellow"), (after, ""))
+
     def emit(self, event: Event) -> None:
+        if isinstance(event, ev.RunPaused):
+            self.paused = f"paused by {event.by}"
+        elif isinstance(event, ev.RunResumed | ev.StopRequested):
+            self.paused = None
         if isinstance(event, ev.MergeQueued):
             self.queue.append(event.item)
         elif (

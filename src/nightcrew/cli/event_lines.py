@@ -179,6 +179,32 @@ def _setup(e: ev.WorktreeSetupRan) -> list[Line]:
     return [(f"{e.item}: {why}", "warn")]
 
 
+def _paused(e: ev.RunPaused) -> list[Line]:
+    finishing = (
+        f"the {e.in_flight} attempt(s) in flight finish, then nothing new starts"
+        if e.in_flight
+        else "nothing new starts"
+    )
+    return [(f"paused by {e.by} from {e.origin}: {finishing} until `nightcrew resume`", "warn")]
+
+
+def _stop_requested(e: ev.StopRequested) -> list[Line]:
+    if e.now:
+        return [(f"stop --now by {e.by} from {e.origin}: stopping every agent", "warn")]
+    return [
+        (
+            f"stop asked by {e.by} from {e.origin}: the attempts in flight finish,"
+            " then the run stops",
+            "warn",
+        )
+    ]
+
+
+def _seconds(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
+
+
 def _one(text: Callable[[Any], str], level: Level = "info") -> Callable[[Any, Any], list[Line]]:
     return lambda e, where: [(text(e), level)]
 
@@ -288,4 +314,9 @@ _RENDER: dict[type[Event], Callable[[Any, ProgressSnapshot | None], list[Line]]]
     ev.NotifyFailed: _one(
         lambda e: f"notification ({e.notification}) to {e.scheme}:// failed: {e.error}", "warn"
     ),
+    ev.RunPaused: _plain(_paused),
+    ev.RunResumed: _one(
+        lambda e: f"resumed by {e.by} from {e.origin} after {_seconds(e.paused_seconds)}"
+    ),
+    ev.StopRequested: _plain(_stop_requested),
 }

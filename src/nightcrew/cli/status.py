@@ -56,6 +56,7 @@ def status_command(as_json: bool) -> None:
         console.print(
             f"{what}: {r['state']}"
             + (f" ({r['state_note']})" if r["state_note"] else "")
+            + _paused(r["paused"])
             + f", started {r['started_at']}, cost {cost}",
             markup=False,
         )
@@ -70,6 +71,19 @@ def status_command(as_json: bool) -> None:
             console.print(worktree_table(project, worktrees), end="", markup=False)
     finally:
         store.close()
+
+
+def _paused(pause: dict[str, str] | None) -> str:
+    """ ", paused since 14:02:11 by NAME (from ORIGIN)", in local time; "" when not paused."""
+    if pause is None:
+        return ""
+    from datetime import datetime
+
+    since = datetime.fromisoformat(pause["since"]).astimezone().strftime("%H:%M:%S")
+    return (
+        f", paused since {since} by {pause['by']} from {pause['origin']}"
+        " (`nightcrew resume` goes on)"
+    )
 
 
 def _worktrees(project: Project) -> list[WorktreeRow]:

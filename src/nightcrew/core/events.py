@@ -808,3 +808,40 @@ class NotifyFailed(Event):
     scheme: str  # tgram, slack, json …
     notification: str  # what was being sent: finished, stuck, question, budget_stop …
     error: str
+# ---- a person steering the run ---------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunPaused(Event):
+    """A person paused the run (``nightcrew pause``): the attempts in flight
+    finish, no claim and no attempt starts until it is resumed."""
+
+    kind = "run_paused"
+    persist = True  # status says the run is paused, and since when, from the store
+    by: str  # who asked: the user's name
+    origin: str  # where from: "cli (pid 4242)", later the dashboard
+    in_flight: int  # attempts running when it paused, which finish
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunResumed(Event):
+    """A person resumed a paused run: claiming and attempts go on."""
+
+    kind = "run_resumed"
+    persist = True
+    by: str
+    origin: str
+    paused_seconds: float  # how long it was paused
+
+
+@dataclass(frozen=True, kw_only=True)
+class StopRequested(Event):
+    """A person asked the run to stop (``nightcrew stop``): the attempts in
+    flight finish and none starts; with ``now``, every agent is stopped at
+    once, as SIGTERM would. Either way the run ends interrupted, resumable."""
+
+    kind = "stop_requested"
+    persist = True
+    by: str
+    origin: str
+    now: bool = False

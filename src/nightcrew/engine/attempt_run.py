@@ -430,10 +430,10 @@ async def _judge(
         results = gates()
     else:  # several lanes: the others' agents stream on while these gates run
         results = await asyncio.to_thread(gates)
-        if stop_signals.received() is not None:  # the stop killed them: not a verdict
-            return finish(
-                ctx, result, AttemptState.CANCELLED, stop_signals.reason(), end="interrupted"
-            )
+        stopped_now = ctx.watch is not None and ctx.watch.now  # nightcrew stop --now
+        if stop_signals.received() is not None or stopped_now:  # the stop killed them
+            why = ctx.watch.reason() if ctx.watch is not None else stop_signals.reason()
+            return finish(ctx, result, AttemptState.CANCELLED, why, end="interrupted")
     result = replace(result, gate_seconds=time.monotonic() - started, results=tuple(results))
     for gate in results:
         record_gate(ctx.store, result.attempt.id, gate)

@@ -359,6 +359,7 @@ class Builder(Orchestrator):
             lanes=self.settings.lanes if lanes is not None else 1,
             agents=lanes.count if lanes is not None else None,
             why=lambda o: o.message,
+            controls=ctx.controls,
         )
         given_up: list[int] = []
         outcomes = scheduler.run()
@@ -374,6 +375,8 @@ class Builder(Orchestrator):
                     message += _lanes_stopped(outcomes)
                 return self._stop(store, run.id, outcome.kind, message)
             raise AssertionError(outcome.kind)  # every kind is handled above
+        if ctx.controls is not None and ctx.controls.stopping is not None:
+            return self._stop(store, run.id, "interrupted")  # `nightcrew stop`, between items
         if source.capped:
             message = (
                 f"stopped after {source.worked} feature(s) (--max-features); {_left(build.backlog)}"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from nightcrew.agents.base import AgentBackend
 from nightcrew.config import Settings
 from nightcrew.engine import gates as gates_mod
+from nightcrew.engine.controls import Controls
 from nightcrew.engine.ledger import BudgetLedger
 from nightcrew.engine.limits import LimitWaiter
 from nightcrew.engine.merge_queue import MergeQueue
@@ -58,3 +59,5 @@ class RunContext:
     slot: AgentSlot | None = field(default=None, kw_only=True)
     # The lane's own variables (NIGHTCREW_LANE, ports): the agent and the gates get them.
     lane_env: Mapping[str, str] = field(default_factory=dict, kw_only=True)
+    # A person's pause and stop, asked from another process (None: not taken).
+    controls: Controls | None = field(default=None, kw_only=True)

@@ -218,7 +218,11 @@ class Initializer(Orchestrator):
 
         watch = ctx.watch if ctx.watch is not None else StopWatch()
         scheduler = Scheduler(
-            _Once(claimed), run_spec, lambda outcome: outcome.kind in STOPS, watch=watch
+            _Once(claimed),
+            run_spec,
+            lambda outcome: outcome.kind in STOPS,
+            watch=watch,
+            controls=ctx.controls,
         )
         try:
             outcomes = scheduler.run()
@@ -227,6 +231,11 @@ class Initializer(Orchestrator):
             return self._finish(
                 store, run.id, RunState.INTERRUPTED, ExitCode.INTERRUPTED, "interrupted"
             )
+        if not outcomes:  # `nightcrew stop` before its attempt started
+            stopping = ctx.controls.stopping if ctx.controls is not None else None
+            message = stopping or "interrupted"
+            self._mark_interrupted(store, run.id, reason=message)
+            return self._finish(store, run.id, RunState.INTERRUPTED, ExitCode.INTERRUPTED, message)
         outcome = outcomes[0]
         state, code = {
             "passed": (RunState.SUCCEEDED, ExitCode.OK),

@@ -104,6 +104,23 @@ async def run_item(ctx: RunContext, work: Work, baseline: gates_mod.TestIds | No
     return replace(outcome, key=work.item.key)
 
 
+async def _may_start(ctx: RunContext) -> bool:
+    """Before each attempt (the first, a retry): wait while a person has the
+    run paused, and hold the lane's agent slot (given back while the last
+    attempt's work was in the merge queue). False: the run is stopping."""
+    controls = ctx.controls
+    if controls is None:
+        if ctx.slot is not None:
+            await ctx.slot.take()
+        return True
+    while await controls.hold():
+        if ctx.slot is not None:
+            await ctx.slot.take()
+        if not controls.blocked():  # no pause came in while it waited for the slot
+            return True
+    return False
+
+
 async def _attempts(ctx: RunContext, work: Work, baseline: gates_mod.TestIds | None) -> ItemOutcome:
     start = work.start(ctx)
     climb = start.climb
@@ -111,12 +128,13 @@ async def _attempts(ctx: RunContext, work: Work, baseline: gates_mod.TestIds | N
         return work.ended(ctx, climb.verdict, None, start.base_sha)
     session = start.session
     while True:
+        if not await _may_start(ctx):  # a person stopped the run: this item waits for --resume
+            stopping = ctx.controls.stopping if ctx.controls is not None else None
+            return work.put_back(ctx, "interrupted", stopping or "interrupted", None)
         spent = work.before_attempt(ctx)
         if spent is not None:
             return work.put_back(ctx, "over_budget", spent.message, None)
         model = climb.model
-        if ctx.slot is not None:  # given back while the last attempt's work was in the queue
-            await ctx.slot.take()
         result = await run_attempt(
             ctx,
             work.job,

@@ -24,6 +24,7 @@ from nightcrew.engine import signals as stop_signals
 from nightcrew.engine.baseline import baseline_event, stored_baseline
 from nightcrew.engine.bus import Bus
 from nightcrew.engine.context import RunContext
+from nightcrew.engine.controls import Controls
 from nightcrew.engine.ledger import BudgetLedger
 from nightcrew.engine.limits import LimitWaiter
 from nightcrew.engine.lock import ProjectLock
@@ -103,6 +104,8 @@ class Orchestrator:
             overrides, unknown=lambda model: self.bus.emit(ev.PriceUnknown(model=model))
         )
         self.limits = LimitWaiter()  # tests give a clock and a sleeper of their own
+        # A person's pause and stop from another process, once the run is open.
+        self.controls: Controls | None = None
 
     def _check(self) -> None:
         """Refuse bad input before anything is locked or written."""
@@ -235,6 +238,8 @@ class Orchestrator:
         progress: Progress,
     ) -> RunContext:
         """What every attempt of this run needs to know."""
+        watch = StopWatch()
+        self.controls = Controls(store, run.id, self.bus, watch)
         return RunContext(
             project=self.project,
             store=store,
@@ -251,8 +256,9 @@ class Orchestrator:
             limits=self.limits,
             workspace=InPlace(self.project.root, self.left_alone),
             left_alone=self.left_alone,
-            watch=StopWatch(),
+            watch=watch,
             ledger=BudgetLedger.seed(store, run.id),
+            controls=self.controls,
         )
 
     def _baseline(
@@ -310,7 +316,11 @@ class Orchestrator:
     ) -> RunResult:
         """End a run that stopped short: interrupted, over a budget, or failed."""
         if why == "interrupted":
+            if self.controls is not None:  # a stop asked for and not yet taken is told now
+                self.controls.finish(interrupted=True)
             what = "hung up (SIGHUP)" if stop_signals.hung_up() else "interrupted"
+            if self.controls is not None and self.controls.stopping is not None:
+                what = self.controls.stopping  # `nightcrew stop`: "stopped by … from …"
             message = f"{what}: state saved; continue with {self.resume_hint}"
             code = stop_signals.exit_code()
             return self._finish(store, run_id, RunState.INTERRUPTED, code, message)
@@ -323,6 +333,8 @@ class Orchestrator:
     def _finish(
         self, store: Store, run_id: str, state: RunState, code: ExitCode, message: str
     ) -> RunResult:
+        if self.controls is not None:  # requests the run did not take are answered
+            self.controls.finish(interrupted=state == RunState.INTERRUPTED)
         store.set_run_state(run_id, state, reason=message, message=message)
         footer = _footer(store, run_id, message)
         if self.left_alone:

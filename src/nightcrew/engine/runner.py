@@ -305,7 +305,9 @@ class Runner(Orchestrator):
             tests[0] = outcome.baseline
             return outcome
 
-        scheduler = Scheduler(source, work, lambda o: o.kind in STOPS, watch=_watch(ctx))
+        scheduler = Scheduler(
+            source, work, lambda o: o.kind in STOPS, watch=_watch(ctx), controls=ctx.controls
+        )
         failed_skipped: list[int] = []
         for outcome in scheduler.run():
             if outcome.kind == "passed":
@@ -318,6 +320,8 @@ class Runner(Orchestrator):
                 failed_skipped.append(int(outcome.key))
                 continue
             return self._stop(store, run.id, "failed", outcome.message)
+        if ctx.controls is not None and ctx.controls.stopping is not None:
+            return self._stop(store, run.id, "interrupted")  # `nightcrew stop`, between batches
         if failed_skipped:
             listed = ", ".join(map(str, failed_skipped))
             return self._finish(

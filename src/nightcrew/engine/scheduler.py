@@ -14,6 +14,13 @@ in the merge queue does), so more items can be in flight than agents work.
 
 The stopping signals are handled once for the run (:class:`StopWatch`), not
 per attempt. ``nightcrew run``, ``build`` and ``backlog init`` use one lane.
+
+A person's pause and stop (:class:`Controls`) are taken before every claim: a
+paused scheduler parks its lanes there (the items in flight go on to their
+next attempt, where the item loop holds them too) and a stop ends the lanes
+there; the controls' poller runs beside the lanes on the same event loop. A
+stop a person asked for lets the other lanes' attempts finish: an outcome
+that stops the run then stops no agent.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
+from nightcrew.engine.controls import Controls
 from nightcrew.engine.signals import StopWatch
 from nightcrew.engine.slots import AgentSlot
 
@@ -53,6 +61,7 @@ class Scheduler(Generic[T, O]):
     outcomes: list[O] = field(default_factory=list)
     stopped: bool = False  # an outcome stopped the run
     slots: dict[int, AgentSlot] = field(default_factory=dict)  # each lane's, while it runs
+    controls: Controls | None = None  # a person's pause and stop (None: none taken)
 
     def run(self) -> list[O]:
         """Run every lane to the end, in one event loop; signal handling is
@@ -68,6 +77,17 @@ class Scheduler(Generic[T, O]):
         return self.outcomes
 
     async def _lanes(self) -> None:
+        controls = self.controls
+        poller = asyncio.create_task(controls.poll()) if controls is not None else None
+        try:
+            await self._run_lanes()
+        finally:
+            if poller is not None:
+                poller.cancel()
+                await asyncio.gather(poller, return_exceptions=True)
+
+    async def _run_lanes(self) -> None:
+        controls = self.controls
         changed = asyncio.Condition()
         busy = [0]
         pool = asyncio.Semaphore(self.agents or self.lanes)
@@ -82,6 +102,11 @@ class Scheduler(Generic[T, O]):
         async def claiming(number: int, slot: AgentSlot) -> None:
             while not self.stopped:
                 await slot.take()
+                if controls is not None and controls.blocked():  # paused, or stopping
+                    slot.give()
+                    if not await controls.hold():
+                        return
+                    continue
                 item = None if self.stopped else self.source.claim(number)
                 if item is None:
                     slot.give()
@@ -104,7 +129,10 @@ class Scheduler(Generic[T, O]):
                 self.outcomes.append(outcome)
                 if self.stops(outcome) and not self.stopped:
                     self.stopped = True
-                    self.watch.stop_all(self.why(outcome) if self.why is not None else None)
+                    if controls is not None:
+                        controls.halt()  # lanes a pause holds end too
+                    if controls is None or controls.stopping is None:
+                        self.watch.stop_all(self.why(outcome) if self.why is not None else None)
 
         tasks = [asyncio.create_task(lane(n)) for n in range(1, self.lanes + 1)]
         try:
@@ -118,6 +146,8 @@ class Scheduler(Generic[T, O]):
             # A lane raised (the agent cannot work, an interruption): the others stop too.
             self.stopped = True
             self.watch.stop_all()
+            if controls is not None:
+                controls.halt()
             await asyncio.gather(*pending, return_exceptions=True)
             error = failed[0].exception()
             assert error is not None

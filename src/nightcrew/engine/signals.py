@@ -72,6 +72,7 @@ class StopWatch:
         self._previous: dict[int, object] = {}
         self.threaded = False  # lanes run commands in worker threads (several lanes)
         self.why: str | None = None  # why the run stopped its agents, when no signal did
+        self.now = False  # a person stopped every agent at once (`nightcrew stop --now`)
 
     def reason(self) -> str:
         """Why an agent of this run was stopped, for its attempt."""
@@ -100,10 +101,12 @@ class StopWatch:
     def remove(self, key: int) -> None:
         self._live.pop(key, None)
 
-    def stop_all(self, why: str | None = None) -> None:
-        """Stop every agent in flight (a lane's outcome stopped the run: ``why``)."""
+    def stop_all(self, why: str | None = None, *, now: bool = False) -> None:
+        """Stop every agent in flight (a lane's outcome stopped the run, or a
+        person did with ``now``: ``why``)."""
         if why is not None and self.why is None:
             self.why = why
+        self.now = self.now or now
         for stop in list(self._live.values()):
             stop()
 

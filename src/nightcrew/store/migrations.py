@@ -247,6 +247,32 @@ def m008_attempt_lane(db: sqlite3.Connection) -> None:
     run_script(db, "ALTER TABLE attempts ADD COLUMN lane INTEGER")
 
 
+def m009_control_requests(db: sqlite3.Connection) -> None:
+    """A person's requests to the run in progress (pause, resume, stop, stop
+    now), made from another process (``nightcrew pause``, later the
+    dashboard) and answered by the running run, which polls for them. A
+    request is addressed to one run *and* its orchestrator's pid, so a
+    request nobody answered (the run ended first) is never taken by a later
+    ``--resume`` of the same run."""
+    run_script(
+        db,
+        """
+        CREATE TABLE control_requests (
+            id INTEGER PRIMARY KEY,
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            pid INTEGER NOT NULL,               -- the orchestrator it is addressed to
+            action TEXT NOT NULL,               -- pause | resume | stop | stop_now
+            requested_at TEXT NOT NULL,
+            requested_by TEXT NOT NULL,         -- who: the user's name
+            origin TEXT NOT NULL,               -- where from: cli (pid N), dashboard …
+            answered_at TEXT,                   -- NULL until the run took it
+            answer TEXT                         -- what the run did with it
+        );
+        CREATE INDEX ix_control_open ON control_requests(run_id, pid, answered_at)
+        """,
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_initial,
     m002_usage_time,
@@ -255,6 +281,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m006_tool_denials,
     m007_attempt_files,
     m008_attempt_lane,
+    m009_control_requests,
 ]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from nightcrew.engine.liveness import orchestrator_gone
+from nightcrew.store.controls import paused
 from nightcrew.usage.ledger import cache_hit_ratio
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ def status_data(store: Store, run_id: str) -> dict[str, Any]:
     # A build works through the backlog, not a plan file: it says so, and lists features.
     source = {"kind": "build"} if build else {"kind": run.kind, "plan": run.source_path}
     gone = orchestrator_gone(store, run)
+    pause = paused(store, run.id) if gone is None else None
     return {
         "run": {
             "id": run.id,
@@ -59,6 +61,12 @@ def status_data(store: Store, run_id: str) -> dict[str, Any]:
             # The store says running until the next run recovers it; say what is true.
             "state": "crashed" if gone is not None else str(run.state),
             "state_note": f"pid {gone} is gone" if gone is not None else None,
+            # A person paused it (`nightcrew pause`): since when (UTC), by whom, from where.
+            "paused": (
+                {"since": pause.since, "by": pause.by, "origin": pause.origin}
+                if pause is not None
+                else None
+            ),
             "started_at": run.started_at,
             "finished_at": run.finished_at,
             "message": run.message,
