@@ -808,6 +808,8 @@ class NotifyFailed(Event):
     scheme: str  # tgram, slack, json …
     notification: str  # what was being sent: finished, stuck, question, budget_stop …
     error: str
+
+
 # ---- a person steering the run ---------------------------------------------------------
 
 
