@@ -23,19 +23,16 @@ from nightcrew.core.events import EVENT_TYPES
 from nightcrew.core.states import RunState
 from nightcrew.store.backlog import Backlog
 from nightcrew.store.records import AttemptRow, ItemRow, RunRow, Store
+from nightcrew.views.event_levels import LEVELS, LOG_LEVELS, level_of, stored_kinds
 from nightcrew.views.event_log import (
-    LEVELS,
-    LOG_LEVELS,
     LogEntry,
     LogFilter,
     check_filter,
-    level_of,
     markdown,
     ndjson,
     pages,
     read_log,
     run_ended,
-    stored_kinds,
 )
 from nightcrew.work.backlog import FeatureSpec
 from tests.unit.test_events import example
@@ -222,7 +219,7 @@ def test_every_stored_kind_has_a_line_and_a_level(store: Store, kind: str) -> No
     assert entry.kind == kind and entry.event is not None
     assert entry.line.strip()
     assert not entry.line.startswith(f"{kind}: "), "worded, not a list of fields"
-    assert kind in LEVELS, "add the kind to views/event_log.py's LEVELS"
+    assert kind in LEVELS, "add the kind to views/event_levels.py's LEVELS"
 
 
 def test_rows_stored_before_the_log_existed_still_read(night: Night) -> None:

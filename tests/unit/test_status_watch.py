@@ -100,10 +100,9 @@ def start_build(root: Path, *, kind: str = "backlog", budget: float | None = 2.0
     items = {
         n: store.add_item(
             run.id, key=f"feature-{n}" if kind == "backlog" else str(n), number=n,
-            title=("Login", "Signup", "Feed")[n - 1], body="", sha="c" * 64,
-            feature_id=n if kind == "backlog" else None,
+            title=title, body="", sha="c" * 64, feature_id=n if kind == "backlog" else None,
         )
-        for n in created
+        for n, title in zip(created, ("Login", "Signup", "Feed"), strict=True)
     }  # fmt: skip
     return Build(store, run, items)
 
@@ -236,6 +235,13 @@ def test_with_no_run_in_progress_it_says_so(
     code, out, err = nightcrew(monkeypatch, capsys, root, "status", "--watch")
     assert (code, err) == (0, "")
     assert out == f"no run in progress in {root} (latest: build {b.run.id}, succeeded)\n"
+    # a build still marked running whose process died is no run in progress
+    dead = start_build(root)
+    dead.store.db.execute("UPDATE runs SET orchestrator_pid = ?", (NO_SUCH_PID,))
+    dead.store.close()
+    code, out, _ = nightcrew(monkeypatch, capsys, root, "status", "--watch")
+    crashed = f"(latest: build {dead.run.id}, crashed: pid {NO_SUCH_PID} is gone)\n"
+    assert code == 0 and out.endswith(crashed)
 
 
 @pytest.mark.parametrize(

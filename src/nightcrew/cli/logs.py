@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from nightcrew.store.records import Store
-    from nightcrew.views.event_log import LogEntry, LogFilter, LogLevel, LogPage, Render
+    from nightcrew.views.event_levels import LogLevel
+    from nightcrew.views.event_log import LogEntry, LogFilter, LogPage, Render
 
 # How often --follow looks at the store for new events (the build writes them
 # from another process; a read of the index is cheap).

@@ -19,6 +19,7 @@ from rich.text import Text
 from nightcrew.cli.amounts import duration, money
 from nightcrew.cli.log_lines import console_prints, log_renderer
 from nightcrew.core.errors import ExitCode
+from nightcrew.engine.liveness import orchestrator_gone
 from nightcrew.store.records import RunRow, Store
 from nightcrew.views.event_log import LogEntry, LogFilter, read_log, run_ended
 from nightcrew.views.run_watch import RunWatch, WatchedLane, run_in_progress, run_watch
@@ -65,7 +66,9 @@ def _nothing_running(store: Store, project: Project) -> str:
     if latest is None:
         return f"no run in progress in {project.root} (no run here yet)"
     what = "build" if latest.kind == "backlog" else "run"
-    return f"no run in progress in {project.root} (latest: {what} {latest.id}, {latest.state})"
+    gone = orchestrator_gone(store, latest)
+    state = f"crashed: pid {gone} is gone" if gone is not None else str(latest.state)
+    return f"no run in progress in {project.root} (latest: {what} {latest.id}, {state})"
 
 
 class _Watch:
