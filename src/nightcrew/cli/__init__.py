@@ -30,6 +30,7 @@ COMMANDS = {
     "pause": ("nightcrew.cli.controls", "pause_command"),
     "resume": ("nightcrew.cli.controls", "resume_command"),
     "stop": ("nightcrew.cli.controls", "stop_command"),
+    "logs": ("nightcrew.cli.logs", "logs_command"),
 }
 
 

@@ -19,10 +19,17 @@ if TYPE_CHECKING:
 
 @click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
-def status_command(as_json: bool) -> None:
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Show the run in progress live, as its own console does, until it ends.",
+)
+@click.option("--wait", is_flag=True, help="With --watch: wait for a run to start.")
+def status_command(as_json: bool, watch: bool, wait: bool) -> None:
     """Show the project's latest run: its state, batches, cost and commits;
     for a parallel build, what each lane does, the merge queue, the latest
-    landings and the worktrees."""
+    landings and the worktrees. With --watch, follow the run in progress
+    (exit 0 when it ends, 1 if its process dies, 130 on Ctrl-C)."""
     from rich.console import Console
 
     from nightcrew.cli.display import summary_table
@@ -33,7 +40,17 @@ def status_command(as_json: bool) -> None:
     from nightcrew.views.lanes import lanes_view
     from nightcrew.views.status import status_data
 
+    if watch and as_json:
+        raise BadInput(
+            "--watch and --json: give one of them (`nightcrew logs --follow --json`"
+            " streams a run's events as JSON)"
+        )
+    if wait and not watch:
+        raise BadInput("--wait goes with --watch")
     project = Project.find(Path.cwd())
+    if watch:
+        _watch(project, wait=wait)
+        return
     if not project.store_path.exists():
         raise BadInput(f"{project.root}: no nightcrew run here yet")
     store = Store.open(project.store_path, create=False)
@@ -84,6 +101,21 @@ def _paused(pause: dict[str, str] | None) -> str:
         f", paused since {since} by {pause['by']} from {pause['origin']}"
         " (`nightcrew resume` goes on)"
     )
+
+
+def _watch(project: Project, *, wait: bool) -> None:
+    """``--watch``: the live view of the run in progress (cli/status_watch.py)."""
+    from nightcrew.cli.status_watch import watch
+    from nightcrew.core.errors import ExitCode
+
+    if not project.store_path.exists() and not wait:
+        click.echo(f"no run in progress in {project.root} (no run here yet)")
+        return
+    if not project.store_path.exists():  # a first build is about to make it
+        project.open_store().close()
+    code = watch(project, wait=wait)
+    if code != ExitCode.OK:
+        raise SystemExit(code)
 
 
 def _worktrees(project: Project) -> list[WorktreeRow]:

@@ -16,6 +16,7 @@ their stored payloads (:meth:`Event.payload`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from dataclasses import dataclass, field
@@ -34,11 +35,12 @@ EVENT_TYPES: dict[str, type[Event]] = {}
 @dataclass(frozen=True, kw_only=True)
 class Event:
     kind: ClassVar[str] = "event"
-    # Whether the events table keeps it. This restructuring changes no stored
-    # data: the kinds stored before are, the others (new, or printed only before)
-    # are told to watchers only, until the events table is meant to hold them.
-    # State changes are kept in state_history, in the state's own transaction.
-    persist: ClassVar[bool] = False
+    # Whether the events table keeps it: every kind but three, so that
+    # `nightcrew logs` (and the dashboard's timeline) can tell a run again from
+    # the store, in the console's words. Not kept: state changes (their rows
+    # are state_history's, in the state's own transaction), a response's usage
+    # (usage_records holds it) and a live display's progress snapshots.
+    persist: ClassVar[bool] = True
     unstored: ClassVar[tuple[str, ...]] = ()  # fields the stored payload leaves out
 
     run_id: str | None = None
@@ -111,8 +113,7 @@ def _decode(hint: Any, value: Any) -> Any:
     if hint is TokenCounts:
         return TokenCounts(**value)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        hints = typing.get_type_hints(hint)
-        return hint(**{k: _decode(hints[k], v) for k, v in value.items() if k in hints})
+        return _build(hint, value)
     return value
 
 
@@ -123,9 +124,36 @@ def event_from_json(data: dict[str, Any]) -> Event:
     cls = EVENT_TYPES.get(str(data.get("kind")))
     if cls is None:
         raise ValueError(f"unknown event kind {data.get('kind')!r}")
+    event: Event = _build(cls, data)
+    return event
+
+
+def _build(cls: Any, data: dict[str, Any]) -> Any:
+    plan = _plan(cls)
+    return cls(
+        **{k: v if plan[k] is None else _decode(plan[k], v) for k, v in data.items() if k in plan}
+    )
+
+
+@functools.cache
+def _plan(cls: Any) -> dict[str, Any]:
+    """A dataclass's fields, each with its type when its JSON value must be
+    decoded (None: the JSON value is the value). Worked out once per class:
+    `nightcrew logs` rebuilds every row's event, and reading annotations is slow."""
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: _decode(hints[k], v) for k, v in data.items() if k in names})
+    return {
+        f.name: hints[f.name] if _decoded(hints[f.name]) else None for f in dataclasses.fields(cls)
+    }
+
+
+def _decoded(hint: Any) -> bool:
+    """Whether a JSON value of type ``hint`` is not yet the field's value."""
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        return any(_decoded(a) for a in typing.get_args(hint))
+    if origin is tuple or hint in (Decimal, TokenCounts):
+        return True
+    return isinstance(hint, type) and dataclasses.is_dataclass(hint)
 
 
 # ---- values carried by events -------------------------------------------------
@@ -186,6 +214,7 @@ class StateChanged(Event):
     same transaction as the state itself, and published once committed."""
 
     kind = "state_changed"  # its row is the state_history row
+    persist = False
     entity: Literal["run", "item", "attempt"]
     entity_id: str
     from_state: str | None
@@ -207,8 +236,7 @@ class RunStarted(Event):
 @dataclass(frozen=True, kw_only=True)
 class RunFinished(Event):
     kind = "run_finished"
-    persist = True
-    unstored = ("exit_code", "rows", "footer")
+    unstored = ("rows",)  # the summary table: status rebuilds it from the store
     state: str
     message: str
     exit_code: int = 0
@@ -251,7 +279,6 @@ class OrphanKilled(Event):
 @dataclass(frozen=True, kw_only=True)
 class CrashRecovered(Event):
     kind = "crash_recovered"
-    persist = True
     run: str
 
 
@@ -286,7 +313,6 @@ class LeftAlone(Event):
     """Paths --allow-dirty leaves alone; stored once, when the run starts."""
 
     kind = "left_alone"
-    persist = True
     paths: tuple[str, ...]
     resumed: bool = False
 
@@ -336,7 +362,6 @@ class BaselineRecorded(Event):
     """The test ids later attempts are judged against (read back on resume)."""
 
     kind = "baseline"
-    persist = True
     passed: tuple[str, ...]
     failed: tuple[str, ...]
     skipped: tuple[str, ...]
@@ -420,8 +445,6 @@ class ClaimChecking(Event):
 @dataclass(frozen=True, kw_only=True)
 class ClaimChecked(Event):
     kind = "claim_checked"
-    persist = True
-    unstored = ("item",)
     feature: int
     passed: bool
     gates: tuple[GateVerdict, ...]
@@ -441,7 +464,6 @@ class FeatureRejected(Event):
     """backlog init refused a feature the agent proposed."""
 
     kind = "feature_rejected"
-    persist = True
     name: str | None
     reason: str
 
@@ -474,7 +496,6 @@ class ItemWaits(Event):
     ``reason`` is a clause: ``shares src/cart.py with #5``."""
 
     kind = "item_waits"
-    persist = True
     item: str
     reason: str
     other: str  # the running feature's label: "#5"
@@ -509,7 +530,6 @@ class AttemptFinished(Event):
 @dataclass(frozen=True, kw_only=True)
 class SessionStarted(Event):
     kind = "session"
-    persist = True
     session_id: str
     model: str | None = None
 
@@ -519,6 +539,7 @@ class UsageSeen(Event):
     """A response's usage; costs so far (None: unknown)."""
 
     kind = "usage_seen"
+    persist = False
     model: str | None
     tokens: TokenCounts
     cost_usd: Decimal | None
@@ -529,7 +550,6 @@ class UsageSeen(Event):
 @dataclass(frozen=True, kw_only=True)
 class ToolCalled(Event):
     kind = "tool_call"
-    persist = True
     name: str
     input: dict[str, Any]
 
@@ -537,8 +557,6 @@ class ToolCalled(Event):
 @dataclass(frozen=True, kw_only=True)
 class ToolDenied(Event):
     kind = "tool_denied"
-    persist = True
-    unstored = ("message",)
     tool: str
     summary: str
     rule: str
@@ -549,21 +567,18 @@ class ToolDenied(Event):
 @dataclass(frozen=True, kw_only=True)
 class ToolFailed(Event):
     kind = "tool_error"
-    persist = True
     excerpt: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class TextSeen(Event):
     kind = "text"
-    persist = True
     text: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class ThinkingSeen(Event):
     kind = "thinking"
-    persist = True
     text: str
 
 
@@ -588,7 +603,6 @@ class PassedWithoutChanges(Event):
 @dataclass(frozen=True, kw_only=True)
 class UsageLimitWait(Event):
     kind = "usage_limit_wait"
-    persist = True
     until: str  # ISO 8601
     item: str
 
@@ -607,8 +621,6 @@ class DecisionMade(Event):
     """What the policy decided after a failed attempt, and why."""
 
     kind = "decision"
-    persist = True
-    unstored = ("item", "escalated", "title")
     action: Literal["retry", "escalate", "stuck", "skip", "stop", "give_up", "needs_input"]
     reason: str
     model: str | None = None
@@ -634,7 +646,6 @@ class ItemRouted(Event):
     the default) and why; emitted as the item starts, when the config has rules."""
 
     kind = "routing"
-    persist = True
     item: str
     rule: str | None
     models: tuple[str | None, ...]
@@ -644,7 +655,6 @@ class ItemRouted(Event):
 @dataclass(frozen=True, kw_only=True)
 class BudgetWarning(Event):
     kind = "budget_warning"
-    persist = True
     budget: str  # run, daily, total, item:<key>
     name: str  # how a person names it: "batch 1's budget (--max-item-usd $0.75)"
     limit_usd: Decimal
@@ -684,7 +694,6 @@ class WorktreeReady(Event):
     """A lane's feature has its own git worktree on its own branch."""
 
     kind = "worktree_ready"
-    persist = True
     item: str
     path: str
     branch: str
@@ -697,7 +706,6 @@ class BranchKept(Event):
     """With ``branch_per_feature``: the passed feature stays on its own branch, unmerged."""
 
     kind = "branch_kept"
-    persist = True
     item: str
     branch: str
     sha: str
@@ -708,7 +716,6 @@ class MergeQueued(Event):
     """A feature passed in its worktree and waits for the merge queue."""
 
     kind = "merge_queued"
-    persist = True  # status derives the queue: queued, not yet landed, rejected or in conflict
     item: str
     ahead: int  # landings in front of it
 
@@ -718,7 +725,6 @@ class MergeLanded(Event):
     """The merged result passed its checks and the integration branch advanced."""
 
     kind = "merge_landed"
-    persist = True
     item: str
     branch: str
     sha: str
@@ -732,7 +738,6 @@ class MergeRejected(Event):
     """The merged result failed its checks: the feature goes back to its lane."""
 
     kind = "merge_rejected"
-    persist = True
     item: str
     branch: str
     failed: tuple[str, ...]  # the checks that failed
@@ -744,7 +749,6 @@ class MergeConflicted(Event):
     """The feature's branch does not apply to the integration head."""
 
     kind = "merge_conflict"
-    persist = True
     item: str
     branch: str
     files: tuple[str, ...]
@@ -791,6 +795,7 @@ class ProgressChanged(Event):
     """A new snapshot for a live display (not stored: the facts are events)."""
 
     kind = "progress"
+    persist = False
     snapshot: ProgressSnapshot
 
 

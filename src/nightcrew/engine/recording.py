@@ -26,6 +26,8 @@ from nightcrew.store.records import AttemptRow
 from nightcrew.usage.pricing import Pricer
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from nightcrew.engine.budget import BudgetGuard
     from nightcrew.engine.context import RunContext
 
@@ -181,16 +183,21 @@ class Recorder:
 
 
 def _describe_tool(event: ToolCall, root: Path) -> str:
+    return describe_tool(event.name, event.input, root)
+
+
+def describe_tool(name: str, tool_input: Mapping[str, object], root: Path) -> str:
     """``Bash: pytest -q``, ``Write: src/cart.py``: a file inside the project is
-    named from its root, so the line says what a person needs to see."""
+    named from its root, so the line says what a person needs to see (the live
+    console's tool line, and the log's line for a stored tool call)."""
     for key in ("command", "file_path", "path", "pattern"):
-        value = event.input.get(key)
+        value = tool_input.get(key)
         if isinstance(value, str) and value:
             if key in ("file_path", "path"):
                 value = _from_root(value, root)
             first = value.splitlines()[0]
-            return f"{event.name}: {first if len(first) <= 80 else first[:79] + '…'}"
-    return event.name
+            return f"{name}: {first if len(first) <= 80 else first[:79] + '…'}"
+    return name
 
 
 def _from_root(path: str, root: Path) -> str:

@@ -305,3 +305,36 @@ def _landed(e: dict[str, Any], item: ItemRow | None) -> LandedRow:
 
 def _round(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds, 1)
+
+
+def in_place_row(store: Store, run_id: str, *, now: datetime | None = None) -> LaneRow | None:
+    """The one lane of a run working in place (lane 0), as :func:`lanes_view`
+    tells a parallel build's: the item of its latest attempt (or the item in
+    progress before its first one); None before any item started."""
+    run = store.run(run_id)
+    live = run.state == RunState.RUNNING and orchestrator_gone(store, run) is None
+    items = store.items(run_id)
+    attempts = [a for a in store.attempts(run_id=run_id) if not a.lane]
+    attempt = attempts[-1] if attempts else None
+    started = [i for i in items if i.state == ItemState.IN_PROGRESS]
+    item = started[0] if started else None
+    if item is not None and attempt is not None and attempt.item_id != item.id:
+        attempt = None  # the item in progress has no attempt yet: its predecessor's is done
+    if item is None and attempt is not None:
+        item = next((i for i in items if i.id == attempt.item_id), None)
+    if item is None:
+        return None
+    cost, unknown = _cost(store, item)
+    return LaneRow(
+        lane=0,
+        item=_label(item),
+        feature_id=item.feature_id,
+        title=item.title,
+        phase=_phase(item, attempt, live=live, queued=False),
+        state=str(item.state),
+        attempt=attempt.number if attempt else None,
+        model=attempt.model if attempt else None,
+        elapsed_s=_elapsed(attempt, now or datetime.now(UTC), live=live),
+        cost_usd=cost,
+        cost_unknown=unknown,
+    )
