@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from nightcrew.engine import signals as stop_signals
 from nightcrew.sim import Scenario, SimServer, agent_env
 
 
@@ -17,6 +18,15 @@ def _nightcrew_home(
 ) -> None:
     """No test reads or writes the real user data dir (global usage database)."""
     monkeypatch.setenv("NIGHTCREW_HOME", str(tmp_path_factory.mktemp("nightcrew-home")))
+
+
+@pytest.fixture(autouse=True)
+def _forget_stop_signals() -> Iterator[None]:
+    """The first stopping signal is kept process-wide (engine/signals.py), and
+    a run's orchestrator forgets it when it starts; tests that drive lanes or
+    attempts without an orchestrator must not see an earlier test's Ctrl-C."""
+    yield
+    stop_signals.reset()
 
 
 SimStarter = Callable[[Mapping[str, Any]], tuple[SimServer, dict[str, str]]]
