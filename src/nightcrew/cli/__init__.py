@@ -26,6 +26,7 @@ COMMANDS = {
     "status": ("nightcrew.cli.status", "status_command"),
     "usage": ("nightcrew.cli.usage", "usage_group"),
     "worktrees": ("nightcrew.cli.worktrees", "worktrees_group"),
+    "serve": ("nightcrew.cli.serve", "serve_command"),
 }
 
 
