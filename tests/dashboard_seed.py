@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,57 @@ class Seeded:
                 name=name,
                 input=tool_input,
             )
+        )
+
+    def history(self, costs: dict[int, str]) -> None:
+        """Earlier spend of the project: one settled response on each of the
+        days ``costs`` names (days ago → dollars), as an earlier build's."""
+        old = self.store.create_run(
+            kind="backlog",
+            source_path="",
+            source_sha256="a" * 64,
+            config={},
+            prefix_sha256="b" * 64,
+            pid=0,
+        )
+        item = self.store.add_item(
+            old.id, key="feature-1", number=1, title="Earlier", body="", sha="c" * 64, feature_id=1
+        )
+        now = datetime.now(UTC)
+        for days_ago, cost in costs.items():
+            attempt = self.store.start_attempt(
+                run_id=old.id,
+                item_id=item.id,
+                backend="claude",
+                model="claude-sonnet-4-5",
+                prefix_sha256="b" * 64,
+                prompt_sha256="d" * 64,
+                base_sha=None,
+                evidence_dir=None,
+            )
+            self.message_no += 1
+            self.store.record_usage(
+                attempt.id,
+                kind="final",
+                message_id=f"msg-{self.message_no}",
+                request_id=None,
+                model="claude-sonnet-4-5",
+                tokens=TOKENS,
+                cost_usd=Decimal(cost),
+                cost_source="reported",
+            )
+            when = (now - timedelta(days=days_ago)).isoformat(timespec="milliseconds")
+            self.store.finish_attempt(attempt.id, AttemptState.PASSED, cost_usd=Decimal(cost))
+            self.store.db.execute(
+                "UPDATE usage_records SET ts = ? WHERE attempt_id = ?", (when, attempt.id)
+            )
+            self.store.db.execute(
+                "UPDATE attempts SET started_at = ?, finished_at = ? WHERE id = ?",
+                (when, when, attempt.id),
+            )
+        first = (now - timedelta(days=max(costs))).isoformat(timespec="milliseconds")
+        self.store.db.execute(
+            "UPDATE runs SET started_at = ?, state = 'succeeded' WHERE id = ?", (first, old.id)
         )
 
     def finish(self, attempt: AttemptRow, state: AttemptState, cost: str | None) -> None:

@@ -123,7 +123,9 @@ def test_a_wrong_token_is_refused(anonymous: TestClient, project: Seeded) -> Non
     assert forged.status_code == 401
 
 
-def test_a_bearer_token_works_for_scripts(anonymous: TestClient, token: str, project: Seeded) -> None:
+def test_a_bearer_token_works_for_scripts(
+    anonymous: TestClient, token: str, project: Seeded
+) -> None:
     response = anonymous.get("/api/projects", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
     (card,) = response.json()["projects"]

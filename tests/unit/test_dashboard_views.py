@@ -90,7 +90,9 @@ def test_budgets_are_the_runs_settings_with_what_each_spent(tmp_path: Path) -> N
     assert set(bars) == {"run", f"item:{build.items[1].id}", "total"}  # no daily budget set
     assert (bars["run"].limit_usd, bars["run"].spent_usd) == (Decimal(5), Decimal("0.4500"))
     item = bars[f"item:{build.items[1].id}"]
-    assert item.name == "feature #1 (--max-item-usd $0.5)"
+    assert (item.name, item.setting) == ("feature #1", "--max-item-usd")
+    assert item.limit_usd == Decimal("0.5")
+    assert (bars["total"].name, bars["total"].setting) == ("in total", "total_budget_usd")
     assert item.fraction == 0.9
     assert (bars["total"].spent_usd, bars["total"].unknown) == (Decimal("12.5"), 2)
 
@@ -143,4 +145,3 @@ def test_a_tool_call_reads_as_its_tool_and_what_it_acts_on() -> None:
     assert tool_line("Grep", {"pattern": "TODO"}) == "Grep: TODO"
     assert tool_line("TodoWrite", {"todos": []}) == "TodoWrite"
     assert tool_line("Bash", {"command": "x" * 100}) == "Bash: " + "x" * 79 + "…"
-

@@ -29,7 +29,6 @@ _DETAIL = {
     "run_finished": "message",
     "feature_rejected": "reason",
     "item_waits": "reason",
-    "merge_landed": "sha",
     "merge_rejected": "failed",
     "merge_conflict": "files",
     "worktree_ready": "branch",
@@ -134,6 +133,8 @@ def _detail(kind: str, payload: dict[str, Any]) -> str:
         )
     if kind == "tool_denied":
         return f"{payload.get('summary', '')} ({payload.get('reason', '')})"
+    if kind == "merge_landed":
+        return f"on {payload.get('branch', '?')} as {str(payload.get('sha', ''))[:10]}"
     if kind == "merge_queued":
         ahead = payload.get("ahead") or 0
         return f"{ahead} ahead in the merge queue" if ahead else "first in the merge queue"

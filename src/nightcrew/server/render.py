@@ -5,7 +5,6 @@ durations, local times."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,15 @@ def money(cost: CostTotal | Decimal | None) -> str:
     if cost.usd is None:
         return "unknown"
     return f"{'≥' if cost.unknown else ''}${cost.usd:.4f}"
+
+
+def short_path(path: object, width: int = 44) -> str:
+    """A long path by its end, which names the project: ``…/work/shop``."""
+    text = str(path)
+    home = str(Path.home())
+    if text == home or text.startswith(home + "/"):
+        text = "~" + text[len(home) :]
+    return text if len(text) <= width else "…" + text[-(width - 1) :]
 
 
 def limit(value: Decimal) -> str:
@@ -73,9 +81,15 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        money=money, limit=limit, duration=duration, local_time=local_time, clock=clock, iso=iso
+        money=money,
+        limit=limit,
+        duration=duration,
+        local_time=local_time,
+        clock=clock,
+        iso=iso,
+        short_path=short_path,
     )
-    env.globals.update(sparkline=sparkline, bar=bar, now=datetime.now)
+    env.globals.update(sparkline=sparkline, bar=bar)
     return env
 
 

@@ -92,7 +92,8 @@ class BudgetBar:
     counts the costs that could not be added)."""
 
     key: str  # run | item:<id> | today | total
-    name: str  # "the run budget (--max-budget-usd $5)"
+    name: str  # what it is the budget of: "this run", "feature #3", "today", "in total"
+    setting: str  # where its limit is set: "--max-budget-usd", "daily_budget_usd"
     limit_usd: Decimal
     spent_usd: Decimal
     unknown: int
@@ -105,6 +106,7 @@ class BudgetBar:
         return {
             "key": self.key,
             "name": self.name,
+            "setting": self.setting,
             "limit_usd": float(self.limit_usd),
             "spent_usd": float(self.spent_usd),
             "cost_unknown": self.unknown,
@@ -265,29 +267,24 @@ def budget_bars(
     config = run.config
     bars: list[BudgetBar] = []
 
-    def add(key: str, name: str, limit: Any, spent: CostTotal) -> None:
+    def add(key: str, name: str, setting: str, spent: CostTotal) -> None:
+        limit = config.get(setting)
         if isinstance(limit, int | float) and not isinstance(limit, bool):
             usd = spent.usd if spent.usd is not None else Decimal(0)
-            bars.append(BudgetBar(key, name, Decimal(str(limit)), usd, spent.unknown))
+            command_line = key == "run" or key.startswith("item:")  # else config only
+            flag = f"--{setting.replace('_', '-')}" if command_line else setting
+            bars.append(BudgetBar(key, name, flag, Decimal(str(limit)), usd, spent.unknown))
 
-    limit = config.get("max_budget_usd")
-    add("run", f"this run (--max-budget-usd {_dollars(limit)})", limit, run_cost)
-    limit = config.get("max_item_usd")
+    add("run", "this run", "max_budget_usd", run_cost)
     by_label = {label_of(i): i for i in items.values()}
     for card in cards:
         item = by_label.get(card.item)
         if item is not None and card.busy:
             spent = costs.get(item.id, CostTotal(Decimal(0), 0))
-            add(f"item:{item.id}", f"{card.item} (--max-item-usd {_dollars(limit)})", limit, spent)
-    limit = config.get("daily_budget_usd")
-    add("today", f"today (daily_budget_usd = {_dollars(limit)})", limit, today)
-    limit = config.get("total_budget_usd")
-    add("total", f"in total (total_budget_usd = {_dollars(limit)})", limit, total)
+            add(f"item:{item.id}", card.item, "max_item_usd", spent)
+    add("today", "today", "daily_budget_usd", today)
+    add("total", "in total", "total_budget_usd", total)
     return tuple(bars)
-
-
-def _dollars(limit: Any) -> str:
-    return f"${limit:g}" if isinstance(limit, int | float) else "?"
 
 
 def _sum_totals(totals: Iterable[CostTotal]) -> CostTotal:
