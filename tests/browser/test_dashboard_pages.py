@@ -237,6 +237,9 @@ def test_each_page_fits_the_screen_with_the_cost_in_view(
     docs.store.close()
     with serving(env={"HOME": str(tmp_path)}) as server:  # paths read ~/shop
         page = chromium.new_page(viewport=viewport)
+        problems: list[str] = []  # script errors, refused by the content security policy …
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
         page.goto(f"{server.base}/?token={server.token}")
         expect(page.locator(".project")).to_have_count(2, timeout=WAIT_MS)
         assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
@@ -251,6 +254,7 @@ def test_each_page_fits_the_screen_with_the_cost_in_view(
         assert badge["x"] + badge["width"] <= viewport["width"] and badge["y"] < 120
         screenshot(page, f"project-{size}")
         page.close()
+        assert problems == []
 
 
 def demo_project(tmp_path: Path) -> Seeded:
@@ -296,3 +300,23 @@ def demo_project(tmp_path: Path) -> Seeded:
     shop.store.db.execute("UPDATE attempts SET agent_seconds = 41.0 WHERE id = ?", (search.id,))
     shop.emit(ev.MergeQueued(run_id=shop.run.id, lane=3, item="feature #3", ahead=0))
     return shop
+
+
+def test_the_projects_page_follows_each_projects_spend(chromium: Any, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    shop = Seeded.build(tmp_path / "shop", ["Login"])
+    attempt = shop.attempt(1, None)
+    shop.response(attempt, "0.0100")
+    with serving() as server:
+        page = chromium.new_page(viewport=DESKTOP)
+        page.goto(f"{server.base}/?token={server.token}")
+        card = page.locator(f'.project[data-key="{project_key(shop.root)}"]')
+        expect(card.locator(".today")).to_have_text("$0.0100", timeout=WAIT_MS)
+        expect(page.locator("#conn")).to_have_class("conn live", timeout=WAIT_MS)
+        shop.response(attempt, "0.0200")
+        expect(card.locator(".today")).to_have_text("$0.0300", timeout=WAIT_MS)
+        expect(card.locator(".total")).to_have_text("$0.0300")
+        shop.response(attempt, None)  # a response nobody can price
+        expect(card.locator(".today")).to_have_text("≥$0.0300", timeout=WAIT_MS)
+        page.close()
