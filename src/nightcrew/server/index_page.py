@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from nightcrew.core.errors import BadInput
 from nightcrew.server.projects import has_store, known_roots, open_store, store_of
 from nightcrew.server.render import Renderer
-from nightcrew.server.stream import REFRESH_S, Fragments, Watch, follow
+from nightcrew.server.stream import CARDS_EVERY_S, REFRESH_S, Fragments, Watch, follow
 from nightcrew.store.records import Store
 from nightcrew.views.project_overview import (
     UNREADABLE,
@@ -86,7 +86,8 @@ class IndexSource:
             self._open_new()
             changed = True
         for root, seen in self.watched.items():
-            if seen.watch.due():
+            seen.watch.changed()
+            if seen.watch.render_due():
                 seen.card = project_card(root, seen.store)
                 changed = True
         if not changed:
@@ -112,7 +113,7 @@ class IndexSource:
                 self.others[root] = missing_card(root, UNREADABLE)
                 continue
             self.others.pop(root, None)
-            self.watched[root] = _Watched(store, Watch(store), missing_card(root))
+            self.watched[root] = _Watched(store, Watch(store, CARDS_EVERY_S), missing_card(root))
 
     def close(self) -> None:
         for seen in self.watched.values():

@@ -16,7 +16,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from nightcrew.server import activity
 from nightcrew.server.projects import find_root, has_store, open_store, store_of
 from nightcrew.server.render import Renderer
-from nightcrew.server.stream import Fragments, Watch, follow, message, resume_point
+from nightcrew.server.stream import (
+    FRAGMENTS_EVERY_S,
+    Fragments,
+    Watch,
+    follow,
+    message,
+    resume_point,
+)
 from nightcrew.store.records import Store
 from nightcrew.views.live import LiveView, cost_json, live_view
 from nightcrew.views.project_overview import ProjectSpend, project_key, project_spend
@@ -122,33 +129,37 @@ class ProjectSource:
 
     def __post_init__(self) -> None:
         self.store = store_of(self.root)
-        self.watch = Watch(self.store)
+        self.watch = Watch(self.store, FRAGMENTS_EVERY_S)
         self.last_id = self.start if self.start is not None else activity.last_event_id(self.store)
 
     def tick(self) -> tuple[list[str], bool]:
-        if not self.watch.due():
-            return [], False
-        rows, last, more = activity.after(self.store, self.last_id)
-        out = [
-            message(
-                self.renderer.fragment("_activity_row.html", row=row),
-                event="activity",
-                event_id=row.id,
+        out: list[str] = []
+        rows: list[activity.ActivityRow] = []
+        moved = False
+        if self.watch.changed():
+            rows, last, more = activity.after(self.store, self.last_id)
+            out = [
+                message(
+                    self.renderer.fragment("_activity_row.html", row=row),
+                    event="activity",
+                    event_id=row.id,
+                )
+                for row in rows
+            ]
+            moved = last != self.last_id
+            self.last_id = last
+            if more:
+                self.watch.again()  # the rest at once; the fragments after the last of them
+                return out, True
+        changed: list[str] = []
+        if self.watch.render_due():
+            state = project_state(self.root, self.store)
+            changed = self.fragments.changed(
+                render_fragments(self.renderer, state), self.last_id or None
             )
-            for row in rows
-        ]
-        moved = last != self.last_id
-        self.last_id = last
-        if more:
-            self.watch.again()  # the rest at once; the fragments after the last of them
-            return out, True
-        state = project_state(self.root, self.store)
-        changed = self.fragments.changed(
-            render_fragments(self.renderer, state), self.last_id or None
-        )
-        if moved and not changed and (not rows or rows[-1].id != last):
+        if moved and not changed and (not rows or rows[-1].id != self.last_id):
             # only quiet events since: the browser's Last-Event-ID moves past them anyway
-            changed.append(message(str(last), event="seen", event_id=last))
+            changed.append(message(str(self.last_id), event="seen", event_id=self.last_id))
         return out + changed, False
 
     def close(self) -> None:

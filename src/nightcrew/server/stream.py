@@ -3,7 +3,8 @@
 The build runs in another process and writes the project's SQLite store; a
 stream holds its own read connection and asks it every :data:`POLL_S`
 whether anything was committed since (``PRAGMA data_version``: no query,
-no lock). Only then is anything read and rendered.
+no lock). Only then is anything read, and what is rendered from it is
+rendered at most every so often (:class:`Watch`).
 
 A page's :class:`Source` says what to send on each tick. Messages that
 carry store events have ``id:`` = the store's event id; a browser that
@@ -27,6 +28,8 @@ from nightcrew.store.records import Store
 
 POLL_S = 0.25
 REFRESH_S = 5.0  # render again without a commit: a dead build's process writes nothing
+FRAGMENTS_EVERY_S = 1.0  # a project page's fragments, at most this often
+CARDS_EVERY_S = 2.0  # a project's card on the projects page, at most this often
 KEEPALIVE_S = 15.0
 RETRY_MS = 1000  # the browser's wait before it reconnects
 
@@ -60,19 +63,33 @@ class Source(Protocol):
 
 @dataclass
 class Watch:
-    """Whether a store changed since the last look, or is due a fresh render."""
+    """Whether a store changed since the last look, and whether what is shown
+    of it is due to be rendered again: after a change, but at most once every
+    ``every_s`` (a busy build commits several times a second, and a large
+    store takes a while to read), and every :data:`REFRESH_S` anyway."""
 
     store: Store
+    every_s: float
     data_version: int | None = None
-    rendered_at: float = 0.0
+    pending: bool = True
+    rendered_at: float = -REFRESH_S
 
-    def due(self) -> bool:
+    def changed(self) -> bool:
         version = int(self.store.db.execute("PRAGMA data_version").fetchone()[0])
-        if version == self.data_version and time.monotonic() - self.rendered_at < REFRESH_S:
+        if version == self.data_version:
             return False
         self.data_version = version
-        self.rendered_at = time.monotonic()
+        self.pending = True
         return True
+
+    def render_due(self) -> bool:
+        now = time.monotonic()
+        waited = now - self.rendered_at
+        if (self.pending and waited >= self.every_s) or waited >= REFRESH_S:
+            self.pending = False
+            self.rendered_at = now
+            return True
+        return False
 
     def again(self) -> None:
         """Look again at the next tick whatever the version says."""

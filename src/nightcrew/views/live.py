@@ -159,16 +159,16 @@ def live_view(
         return LiveView(None, CostTotal(Decimal(0), 0), (), (), (), ())
     at = now or datetime.now(UTC)
     header = run_header(store, run)
-    attempts = store.attempts(run_id=run.id)
-    costs = item_costs(store, attempts)
+    running = _running_attempts(store, run.id)
+    costs = item_costs(store, run.id)
     lanes = lanes_view(store, run.id, now=at)
     items = {i.id: i for i in store.items(run.id)}
-    tools = _current_tools(store, [a for a in attempts if a.finished_at is None])
+    tools = _current_tools(store, running)
     cards: list[LaneCard] = []
     if lanes.lanes:
         for row in lanes.lanes:
             item = next((i for i in items.values() if label_of(i) == row.item), None)
-            attempt = _attempt_of(attempts, item, row.attempt)
+            attempt = _attempt_of(running, item, row.attempt)
             cards.append(
                 LaneCard(
                     lane=row.lane,
@@ -183,9 +183,7 @@ def live_view(
                 )
             )
     elif header.live:
-        for a in attempts:
-            if a.finished_at is None and a.state == AttemptState.RUNNING:
-                cards.append(_in_place_card(a, items[a.item_id], costs, tools, at))
+        cards.extend(_in_place_card(a, items[a.item_id], costs, tools, at) for a in running)
     run_cost = _sum_totals(costs.values())
     return LiveView(
         header,
@@ -217,17 +215,23 @@ def label_of(item: ItemRow) -> str:
     return f"batch {item.number if item.number is not None else item.key}"
 
 
-def item_costs(store: Store, attempts: Iterable[AttemptRow]) -> dict[int, CostTotal]:
-    """Each item's spend: its settled attempts' costs and what its running
-    attempts' responses have been priced at so far."""
+def item_costs(store: Store, run_id: str) -> dict[int, CostTotal]:
+    """Each item's spend in the run: its settled attempts' costs and what its
+    running attempts' responses have been priced at so far. Read as plain
+    rows (a long build has tens of thousands of attempts)."""
     by_item: dict[int, list[Decimal | None]] = {}
     running: dict[int, int] = {}  # attempt → item
-    for a in attempts:
-        costs = by_item.setdefault(a.item_id, [])
-        if a.finished_at is None and a.state == AttemptState.RUNNING:
-            running[a.id] = a.item_id
+    rows = store.db.execute(
+        "SELECT id, item_id, cost_usd, finished_at IS NULL AND state = ? FROM attempts"
+        " WHERE run_id = ?",
+        (AttemptState.RUNNING, run_id),
+    )
+    for attempt_id, item_id, usd, live in rows:
+        costs = by_item.setdefault(item_id, [])
+        if live:
+            running[attempt_id] = item_id
         else:
-            costs.append(a.cost_usd)
+            costs.append(None if usd is None else Decimal(usd))
     if running:
         rows = store.db.execute(
             "SELECT attempt_id, cost_usd FROM usage_records WHERE kind = 'response'"
@@ -305,6 +309,15 @@ def _attempt_of(
     if item is None or number is None:
         return None
     return next((a for a in attempts if a.item_id == item.id and a.number == number), None)
+
+
+def _running_attempts(store: Store, run_id: str) -> list[AttemptRow]:
+    rows = store.db.execute(
+        "SELECT * FROM attempts WHERE run_id = ? AND finished_at IS NULL AND state = ?"
+        " ORDER BY id",
+        (run_id, AttemptState.RUNNING),
+    )
+    return [AttemptRow.from_row(r) for r in rows]
 
 
 def _current_tools(store: Store, running: list[AttemptRow]) -> dict[int, str]:
