@@ -65,12 +65,16 @@ def test_the_stream_resumes_after_last_event_id_and_follows_another_process(
             assert "$0.0500" in message.data and message.id == seen_last + 3
 
             # another process (this test) writes: the stream follows, with the store's ids
-            build.response(attempt, "0.0250")
+            build.response(attempt, "0.0250")  # its usage row, then its (quiet) event
             usage_id = seen_last + 4
+            badge, last_id, lines = "", None, []
             for message in stream:
-                if message.event == "cost":
+                badge = message.data if message.event == "cost" else badge
+                last_id = message.id if message.id is not None else last_id
+                lines += [message] if message.event == "activity" else []
+                if "$0.0750" in badge and last_id == usage_id:
                     break
-            assert message.id == usage_id and "$0.0750" in message.data
+            assert lines == []  # a usage event moves the badge and the id, adds no line
             build.emit(
                 ev.ItemWaits(run_id=build.run.id, item="feature #2", reason="shares a.py", other=1)
             )

@@ -183,8 +183,10 @@ class Guard:
         if scope["type"] == "lifespan":
             await self.app(scope, receive, send)
             return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})  # none are served
+            return
         if scope["type"] != "http":
-            await _refuse(send, 403, "only HTTP is served here")
             return
         headers = _headers(scope)
         refusal = self._refusal(scope, headers)

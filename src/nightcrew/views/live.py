@@ -313,8 +313,7 @@ def _attempt_of(
 
 def _running_attempts(store: Store, run_id: str) -> list[AttemptRow]:
     rows = store.db.execute(
-        "SELECT * FROM attempts WHERE run_id = ? AND finished_at IS NULL AND state = ?"
-        " ORDER BY id",
+        "SELECT * FROM attempts WHERE run_id = ? AND finished_at IS NULL AND state = ? ORDER BY id",
         (run_id, AttemptState.RUNNING),
     )
     return [AttemptRow.from_row(r) for r in rows]
