@@ -31,6 +31,7 @@ COMMANDS = {
     "resume": ("nightcrew.cli.controls", "resume_command"),
     "stop": ("nightcrew.cli.controls", "stop_command"),
     "logs": ("nightcrew.cli.logs", "logs_command"),
+    "serve": ("nightcrew.cli.serve", "serve_command"),
 }
 
 

@@ -137,4 +137,9 @@ _QUIET: dict[type[Event], Quiet] = {
     ev.DecisionMade: _plain(_decision),
     ev.ItemRouted: _plain(_routing),
     ev.BudgetStop: _plain(_budget_stop),
+    ev.UsageSeen: lambda e, where, root: (
+        f"{_on(where)}{e.model}: {e.tokens.input + e.tokens.cache_read + e.tokens.cache_write:,}"
+        f" in / {e.tokens.output:,} out, {_usd(e.cost_usd)} (attempt {_usd(e.attempt_cost_usd)},"
+        f" run {_usd(e.run_cost_usd)})"
+    ),
 }

@@ -536,10 +536,11 @@ class SessionStarted(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class UsageSeen(Event):
-    """A response's usage; costs so far (None: unknown)."""
+    """A response's usage; costs so far (None: unknown). Stored, so the
+    dashboard's cost badge moves with each one from the store alone."""
 
     kind = "usage_seen"
-    persist = False
+    persist = True
     model: str | None
     tokens: TokenCounts
     cost_usd: Decimal | None

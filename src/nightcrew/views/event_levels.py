@@ -99,6 +99,7 @@ LEVELS: dict[str, LevelRule] = {
     "usage_limit_wait": LevelRule(_WARN),
     "usage_limit_reset": LevelRule(_INFO),
     "commit": LevelRule(_INFO),
+    "usage_seen": LevelRule(_DEBUG),  # one a response: the money, not the story
     # decisions and outcomes
     "decision": LevelRule(_WARN, "action", {"retry": _INFO, "escalate": _INFO}),
     "routing": LevelRule(_DEBUG),

@@ -1,0 +1,44 @@
+"""The dashboard as one ASGI app: the pages' routers, the static files, and
+the guard (``server/security.py``) in front of everything.
+
+A page is a module with an ``APIRouter``: its HTML route, its event stream
+and its JSON twin (``index_page``, ``project_page``, ``files``); a new page
+is a new module added to :data:`ROUTERS`. Templates are in ``templates/``
+(``base.html`` is the frame, ``_*.html`` the fragments streams send),
+scripts and styles in ``static/`` (vendored libraries in ``static/vendor/``
+with their licences and versions).
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+from nightcrew.server import files, index_page, project_page
+from nightcrew.server.render import STATIC, Renderer
+from nightcrew.server.security import COOKIE, ASGIApp, Guard, Policy
+
+ROUTERS = (index_page.router, project_page.router, files.router)
+
+
+def create_app(policy: Policy) -> ASGIApp:
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.renderer = Renderer(policy.csrf_token)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.post("/logout")
+    def logout() -> Response:
+        """Forget this browser: its cookie is cleared (the token still works)."""
+        response = Response(status_code=204, headers={"HX-Redirect": "/"})
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+        return response
+
+    @app.exception_handler(HTTPException)
+    async def refused(_: Request, exc: HTTPException) -> PlainTextResponse:
+        return PlainTextResponse(f"{exc.detail}\n", status_code=exc.status_code)
+
+    return Guard(app, policy)

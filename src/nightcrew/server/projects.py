@@ -1,0 +1,54 @@
+"""The projects the dashboard may show: those in the global registry, named
+in URLs by a short key (:func:`~nightcrew.views.project_overview.project_key`),
+never by a path, so no request can point the server at a directory of its
+choosing. The registry is read again on each request: a project whose first
+run starts while the dashboard is open appears without a restart."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from nightcrew.project import Project
+from nightcrew.store.records import Store
+from nightcrew.usage.globaldb import open_global, registered_projects
+from nightcrew.views.project_overview import project_key
+
+
+def known_roots() -> list[Path]:
+    """Every registered project's root, in the registry's order (by path)."""
+    db = open_global()
+    try:
+        return [entry.root for entry in registered_projects(db)]
+    finally:
+        db.close()
+
+
+def find_root(key: str) -> Path | None:
+    """The registered project named ``key`` in URLs, or None."""
+    return next((root for root in known_roots() if project_key(root) == key), None)
+
+
+def has_store(root: Path) -> bool:
+    return Project(root).store_path.is_file()
+
+
+def store_of(root: Path) -> Store:
+    """The project's store, opened as ``nightcrew status`` opens it (never
+    created); the caller closes it."""
+    return Store.open(Project(root).store_path, create=False)
+
+
+@contextmanager
+def open_store(root: Path) -> Iterator[Store]:
+    store = store_of(root)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def evidence_dir(root: Path) -> Path:
+    """Where runs keep their evidence (gate logs, prompts): the only files served."""
+    return Project(root).dir / "runs"

@@ -1,0 +1,322 @@
+"""The dashboard in a real browser against a real server process: the cost
+badge moves while a build in another process spends, a page that lost its
+server picks up every event written meanwhile exactly once, and each page
+fits a phone's width. Screenshots of each page at 1280×800 and 390×844 go
+to ``$NIGHTCREW_SCREENSHOTS`` when it is set (``docs/screenshots`` holds
+the ones the README shows)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nightcrew.core.states import AttemptState, RunState
+from nightcrew.views.project_overview import project_key
+from tests.dashboard_seed import Seeded
+from tests.dashboard_server import serving
+from tests.integration.support import GIT_ENV, git
+from tests.plugin_dist import write_plugin
+
+WAIT_MS = 30_000
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+# A backend that spends on cue: each `go-N` file the test writes is one more
+# response of 1,000 input and 500 output tokens; `finish` ends the session.
+STEPPER = """
+import asyncio, os
+from pathlib import Path
+
+from nightcrew.agents.base import Capabilities, Finished, SessionStarted, Text, ToolCall, Usage
+from nightcrew.agents.hooks import BackendInfo, hookimpl
+from nightcrew.core.usage import TokenCounts
+
+CAPABILITIES = Capabilities()
+
+
+class Stepper:
+    name = "stepper"
+    capabilities = CAPABILITIES
+    default_allowed_tools = ()
+
+    def tool_name(self, tool):
+        return tool
+
+    async def run(self, request):
+        cues = Path(os.environ["STEPPER_CUES"])
+        yield SessionStarted("stepper-1", request.model)
+        (cues / "started").write_text("")
+        n = 1
+        while True:
+            while not (cues / f"go-{n}").exists() and not (cues / "finish").exists():
+                await asyncio.sleep(0.02)
+            if not (cues / f"go-{n}").exists():
+                break
+            yield ToolCall(f"t{n}", "Bash", {"command": f"make step-{n}"})
+            yield Usage(f"msg-{n}", None, request.model, TokenCounts(input=1000, output=500))
+            n += 1
+        (request.cwd / "done.txt").write_text("done\\n")
+        yield Text("done")
+        yield Finished(status="success", result_subtype=None, is_error=False,
+                       result_text="done", reported_cost_usd=None, model_usage=())
+
+
+@hookimpl
+def nightcrew_backends():
+    return [BackendInfo("stepper", CAPABILITIES, Stepper, "spends on cue")]
+"""
+CONFIG = """agent = "stepper"
+model = "stepper-model"
+
+[policy]
+profile = "off"
+
+[pricing.stepper-model]
+input = 3
+output = 15
+cache_read = 0.3
+cache_write_5m = 3.75
+cache_write_1h = 6
+"""
+STEP_USD = 1000 * 3 / 1e6 + 500 * 15 / 1e6  # $0.0105 a response
+
+
+def wait_for(path: Path, process: subprocess.Popen[str]) -> None:
+    """Until ``path`` exists (the build's backend wrote it) or the build ended."""
+    import time
+
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while not path.exists():
+        assert process.poll() is None, process.communicate()[0]
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def building(tmp_path: Path) -> Iterator[tuple[Path, Path, subprocess.Popen[str]]]:
+    """A real ``nightcrew build`` in its own process, on the stepper backend:
+    (project root, cue dir, process)."""
+    root = (tmp_path / "shop").resolve()
+    root.mkdir()
+    env = {**os.environ, **GIT_ENV}
+    git(root, "init", "-q", "-b", "main")
+    (root / "nightcrew.toml").write_text(CONFIG)
+    (root / "README.md").write_text("shop\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "initial")
+    plugins = write_plugin(tmp_path / "site", "stepper", STEPPER)
+    cues = tmp_path / "cues"
+    cues.mkdir()
+    env.update(
+        PYTHONPATH=os.pathsep.join(filter(None, [str(plugins), env.get("PYTHONPATH")])),
+        STEPPER_CUES=str(cues),
+    )
+    added = subprocess.run(
+        [sys.executable, "-m", "nightcrew", "backlog", "add", "Cart totals", "--accept", "true"],
+        check=False,
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert added.returncode == 0, added.stderr
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nightcrew", "build"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        yield root, cues, process
+    finally:
+        (cues / "finish").write_text("")
+        try:
+            out, _ = process.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            out, _ = process.communicate()
+        print(out)
+
+
+def test_the_cost_badge_moves_while_a_build_in_another_process_spends(
+    chromium: Any, building: tuple[Path, Path, subprocess.Popen[str]]
+) -> None:
+    from playwright.sync_api import expect
+
+    root, cues, build = building
+    wait_for(cues / "started", build)  # the build registered the project and its attempt runs
+    with serving() as server:
+        page = chromium.new_page(viewport=DESKTOP)
+        page.goto(f"{server.base}/p/{project_key(root)}/?token={server.token}")
+        assert "token" not in page.url  # exchanged for the cookie
+        badge = page.locator("#cost .badge")
+        expect(badge).to_have_text("$0.0000", timeout=WAIT_MS)
+        expect(page.locator("#conn")).to_have_class("conn live", timeout=WAIT_MS)
+        page.evaluate("window.stillTheSamePage = true")
+
+        (cues / "go-1").write_text("")
+        expect(badge).to_have_text(f"${STEP_USD:.4f}", timeout=WAIT_MS)
+        expect(page.locator("#lanes .tool")).to_have_text("▸ Bash: make step-1", timeout=WAIT_MS)
+        (cues / "go-2").write_text("")
+        expect(badge).to_have_text(f"${2 * STEP_USD:.4f}", timeout=WAIT_MS)
+        expect(page.locator("#lanes .lane-cost")).to_have_text(f"${2 * STEP_USD:.4f}")
+        expect(page.locator("#feed .ev .detail").first).to_have_text("Bash: make step-2")
+        assert page.evaluate("window.stillTheSamePage") is True  # swapped in, never reloaded
+        page.close()
+    (cues / "finish").write_text("")
+    out, _ = build.communicate(timeout=120)
+    assert build.returncode == 0, out
+
+
+def test_a_page_that_lost_its_server_gets_every_event_written_meanwhile_once(
+    chromium: Any, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    shop = Seeded.build(tmp_path / "shop", ["Login", "Cart"])
+    attempt = shop.attempt(1, None)
+    shop.tool(attempt, "Read", file_path="src/login.py")
+    shop.response(attempt, "0.0100")
+    page = chromium.new_page(viewport=DESKTOP)
+    with serving() as first:
+        port = first.port
+        page.goto(f"{first.base}/p/{project_key(shop.root)}/?token={first.token}")
+        expect(page.locator("#cost .badge")).to_have_text("$0.0100", timeout=WAIT_MS)
+        expect(page.locator("#conn")).to_have_class("conn live", timeout=WAIT_MS)
+    expect(page.locator("#conn")).to_have_class("conn down", timeout=WAIT_MS)
+
+    # written while no server runs: the page must show each of these once
+    shop.tool(attempt, "Edit", file_path="src/login.py")
+    shop.response(attempt, "0.0200")
+    shop.tool(attempt, "Bash", command="pytest -q")
+    with serving("--port", str(port)):
+        expect(page.locator("#cost .badge")).to_have_text("$0.0300", timeout=WAIT_MS)
+        details = page.locator("#feed .ev .detail")
+        expect(details).to_have_text(
+            ["Bash: pytest -q", "Edit: src/login.py", "Read: src/login.py"], timeout=WAIT_MS
+        )
+        shop.finish(attempt, AttemptState.PASSED, "0.0300")
+        shop.tool(shop.attempt(2, None), "Write", file_path="src/cart.py")
+        expect(details.first).to_have_text("Write: src/cart.py", timeout=WAIT_MS)
+        page.reload()
+        expect(page.locator("#feed .ev .detail")).to_have_text(
+            ["Write: src/cart.py", "Bash: pytest -q", "Edit: src/login.py", "Read: src/login.py"]
+        )
+    page.close()
+
+
+def screenshot(page: Any, name: str) -> None:
+    where = os.environ.get("NIGHTCREW_SCREENSHOTS")
+    if where:
+        Path(where).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(where) / f"{name}.png"), full_page=False)
+
+
+@pytest.mark.parametrize(("size", "viewport"), [("desktop", DESKTOP), ("phone", PHONE)])
+def test_each_page_fits_the_screen_with_the_cost_in_view(
+    chromium: Any, tmp_path: Path, size: str, viewport: dict[str, int]
+) -> None:
+    from playwright.sync_api import expect
+
+    shop = demo_project(tmp_path)
+    docs = Seeded.build(tmp_path / "docs-site", ["Search page"])
+    docs.history({6: "0.80", 5: "0.20", 2: "1.10"})
+    docs.store.set_run_state(docs.run.id, RunState.SUCCEEDED, reason="the backlog is done")
+    docs.store.close()
+    with serving(env={"HOME": str(tmp_path)}) as server:  # paths read ~/shop
+        page = chromium.new_page(viewport=viewport)
+        problems: list[str] = []  # script errors, refused by the content security policy …
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.goto(f"{server.base}/?token={server.token}")
+        expect(page.locator(".project")).to_have_count(2, timeout=WAIT_MS)
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+        screenshot(page, f"projects-{size}")
+
+        page.goto(f"{server.base}/p/{project_key(shop.root)}/")
+        expect(page.locator("#lanes .lane")).to_have_count(3, timeout=WAIT_MS)
+        expect(page.locator("#conn")).to_have_class("conn live", timeout=WAIT_MS)
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+        badge = page.locator("#cost .badge").bounding_box()
+        assert badge is not None
+        assert badge["x"] + badge["width"] <= viewport["width"] and badge["y"] < 120
+        screenshot(page, f"project-{size}")
+        page.close()
+        assert problems == []
+
+
+def demo_project(tmp_path: Path) -> Seeded:
+    """A parallel build mid-flight: two lanes at work, one feature in the
+    merge queue, one landed, budgets set, a model without a price."""
+    from nightcrew.core import events as ev
+
+    shop = Seeded.build(
+        tmp_path / "shop",
+        ["Login form", "Cart totals with tax", "Search box", "Dark mode"],
+        config={"parallel": 2, "max_budget_usd": 5, "max_item_usd": 1.5, "daily_budget_usd": 20},
+    )
+    shop.history({13: "0.42", 12: "1.10", 10: "0.35", 9: "2.05", 8: "1.60", 6: "0.90",
+                  5: "1.35", 4: "2.40", 3: "1.80", 2: "0.75", 1: "1.25"})  # fmt: skip
+    shop.claim(4, 1)
+    dark = shop.attempt(4, 1)
+    shop.response(dark, "0.3100", lane=1)
+    shop.finish(dark, AttemptState.PASSED, "0.3100")
+    shop.emit(
+        ev.MergeLanded(
+            run_id=shop.run.id,
+            lane=1,
+            item="feature #4",
+            branch="main",
+            sha="4f1c2d9e8b7a6c5d4e3f2a1b0c9d8e7f6a5b4c3d",
+            merge_seconds=0.12,
+            gate_seconds=4.8,
+        )
+    )
+    shop.claim(1, 1)
+    login = shop.attempt(1, 1)
+    for cost in ("0.0412", "0.0388", "0.0519"):
+        shop.response(login, cost, lane=1)
+    shop.tool(login, "Bash", lane=1, command="pytest -q tests/test_login.py")
+    shop.claim(2, 2)
+    cart = shop.attempt(2, 2, model="claude-opus-4-5")
+    shop.response(cart, "0.2100", lane=2)
+    shop.response(cart, None, lane=2)  # a model without a price: at least $0.21
+    shop.tool(cart, "Edit", lane=2, file_path="src/cart/totals.py")
+    shop.claim(3, 3)
+    search = shop.attempt(3, 3)
+    shop.response(search, "0.1200", lane=3)
+    shop.store.db.execute("UPDATE attempts SET agent_seconds = 41.0 WHERE id = ?", (search.id,))
+    shop.emit(ev.MergeQueued(run_id=shop.run.id, lane=3, item="feature #3", ahead=0))
+    return shop
+
+
+def test_the_projects_page_follows_each_projects_spend(chromium: Any, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    shop = Seeded.build(tmp_path / "shop", ["Login"])
+    attempt = shop.attempt(1, None)
+    shop.response(attempt, "0.0100")
+    with serving() as server:
+        page = chromium.new_page(viewport=DESKTOP)
+        page.goto(f"{server.base}/?token={server.token}")
+        card = page.locator(f'.project[data-key="{project_key(shop.root)}"]')
+        expect(card.locator(".today")).to_have_text("$0.0100", timeout=WAIT_MS)
+        expect(page.locator("#conn")).to_have_class("conn live", timeout=WAIT_MS)
+        shop.response(attempt, "0.0200")
+        expect(card.locator(".today")).to_have_text("$0.0300", timeout=WAIT_MS)
+        expect(card.locator(".total")).to_have_text("$0.0300")
+        shop.response(attempt, None)  # a response nobody can price
+        expect(card.locator(".today")).to_have_text("≥$0.0300", timeout=WAIT_MS)
+        page.close()

@@ -1,0 +1,147 @@
+"""The dashboard's read models over a real store: the run's cost so far (an
+unknown cost stays unknown), one card per lane with its current tool, the
+one lane of a build in place, budgets with what they spent, and every
+registered project's today, total and last 14 days."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from nightcrew.core.states import AttemptState
+from nightcrew.usage.pricing import CostTotal
+from nightcrew.views.live import live_view, tool_line
+from nightcrew.views.project_overview import (
+    DAYS,
+    MISSING,
+    missing_card,
+    project_card,
+    project_key,
+    project_spend,
+)
+from tests.dashboard_seed import Seeded
+
+ZERO = CostTotal(Decimal(0), 0)
+
+
+def test_a_parallel_builds_lanes_show_feature_phase_model_tool_and_cost(tmp_path: Path) -> None:
+    build = Seeded.build(tmp_path / "shop", ["Login", "Cart", "Search"])
+    build.claim(1, 1)
+    login = build.attempt(1, 1)
+    build.response(login, "0.0400", lane=1)
+    build.tool(login, "Read", lane=1, file_path="src/login.py")
+    build.tool(login, "Bash", lane=1, command="pytest -q tests/test_login.py\necho done")
+    build.claim(2, 2)
+    cart = build.attempt(2, 2, model="claude-opus-4-5")
+    build.response(cart, "0.2000", lane=2)
+    build.response(cart, None, lane=2)  # a model without a price: unknown, never $0
+
+    view = live_view(build.store, today=ZERO, total=ZERO)
+
+    assert view.run is not None and view.run.live and view.run.state == "running"
+    by_lane = {card.lane: card for card in view.lanes}
+    assert set(by_lane) == {1, 2}
+    assert by_lane[1].item == "feature #1" and by_lane[1].title == "Login"
+    assert by_lane[1].phase == "agent" and by_lane[1].model == "claude-sonnet-4-5"
+    assert by_lane[1].tool == "Bash: pytest -q tests/test_login.py"  # the latest, first line
+    assert by_lane[1].cost == CostTotal(Decimal("0.0400"), 0)
+    assert by_lane[2].cost == CostTotal(Decimal("0.2000"), 1)
+    assert view.cost == CostTotal(Decimal("0.2400"), 1)  # "at least $0.24"
+    assert all(card.busy for card in view.lanes)
+
+
+def test_settled_attempts_count_their_own_cost_and_an_unknown_one_stays_unknown(
+    tmp_path: Path,
+) -> None:
+    build = Seeded.build(tmp_path / "shop", ["Login"], config={"parallel": 1})
+    first = build.attempt(1, None)
+    build.response(first, "0.0100")
+    build.finish(first, AttemptState.FAILED, None)  # the agent reported nothing usable
+
+    view = live_view(build.store, today=ZERO, total=ZERO)
+    assert view.cost == CostTotal(None, 1)  # unknown, not $0 and not the streamed $0.01
+
+    second = build.attempt(1, None)
+    build.response(second, "0.0300")
+    view = live_view(build.store, today=ZERO, total=ZERO)
+    assert view.cost == CostTotal(Decimal("0.0300"), 1)
+    # a build in place has one lane: its running attempt, as lane 0
+    (card,) = view.lanes
+    assert (card.lane, card.item, card.attempt, card.phase) == (0, "feature #1", 2, "agent")
+    assert card.elapsed_s is not None and card.elapsed_s >= 0
+
+
+def test_budgets_are_the_runs_settings_with_what_each_spent(tmp_path: Path) -> None:
+    build = Seeded.build(
+        tmp_path / "shop",
+        ["Login", "Cart"],
+        config={"parallel": 2, "max_budget_usd": 5, "max_item_usd": 0.5, "total_budget_usd": 40},
+    )
+    build.claim(1, 1)
+    login = build.attempt(1, 1)
+    build.response(login, "0.4500", lane=1)
+
+    view = live_view(
+        build.store, today=CostTotal(Decimal(3), 0), total=CostTotal(Decimal("12.5"), 2)
+    )
+
+    bars = {b.key: b for b in view.budgets}
+    assert set(bars) == {"run", f"item:{build.items[1].id}", "total"}  # no daily budget set
+    assert (bars["run"].limit_usd, bars["run"].spent_usd) == (Decimal(5), Decimal("0.4500"))
+    item = bars[f"item:{build.items[1].id}"]
+    assert (item.name, item.setting) == ("feature #1", "--max-item-usd")
+    assert item.limit_usd == Decimal("0.5")
+    assert (bars["total"].name, bars["total"].setting) == ("in total", "total_budget_usd")
+    assert item.fraction == 0.9
+    assert (bars["total"].spent_usd, bars["total"].unknown) == (Decimal("12.5"), 2)
+
+
+def test_a_project_that_never_ran_has_no_run_and_costs_nothing(tmp_path: Path) -> None:
+    build = Seeded.build(tmp_path / "shop", ["Login"])
+    build.store.db.execute("DELETE FROM state_history")
+    build.store.db.execute("DELETE FROM work_items")
+    build.store.db.execute("DELETE FROM runs")
+    view = live_view(build.store, today=ZERO, total=ZERO)
+    assert view.run is None and view.lanes == () and view.cost == ZERO
+
+
+def test_the_overview_has_today_total_and_fourteen_days_oldest_first(tmp_path: Path) -> None:
+    build = Seeded.build(tmp_path / "shop", ["Login"])
+    attempt = build.attempt(1, None)
+    build.response(attempt, "1.2500")
+    build.response(attempt, "0.7500")
+    now = datetime.now(UTC)
+    three_days_ago = (now - timedelta(days=3)).isoformat(timespec="milliseconds")
+    build.store.db.execute(
+        "UPDATE usage_records SET ts = ? WHERE message_id = 'msg-1'", (three_days_ago,)
+    )
+
+    spend = project_spend(build.store, build.root, now=now)
+
+    assert len(spend.days) == DAYS
+    assert spend.days[-1].day == now.astimezone().date()
+    assert [d.day for d in spend.days] == sorted(d.day for d in spend.days)
+    by_day = {d.day: d.cost.usd for d in spend.days}
+    assert by_day[now.astimezone().date()] == Decimal("0.7500")
+    assert by_day[(now - timedelta(days=3)).astimezone().date()] == Decimal("1.2500")
+    assert spend.today == CostTotal(Decimal("0.7500"), 0)
+    assert spend.total == CostTotal(Decimal("2.0000"), 0)
+
+    card = project_card(build.root, build.store, now=now)
+    assert card.key == project_key(build.root) and card.name == "shop"
+    assert (card.state, card.kind, card.busy_lanes) == ("running", "build", 1)
+    assert card.as_json()["today"] == {"cost_usd": 0.75, "cost_unknown": 0}
+
+
+def test_a_registered_project_whose_store_is_gone_is_missing_not_free(tmp_path: Path) -> None:
+    card = missing_card(tmp_path / "gone")
+    assert card.state == MISSING and card.spend is None
+    assert card.as_json()["total"] == {"cost_usd": None, "cost_unknown": 0}
+
+
+def test_a_tool_call_reads_as_its_tool_and_what_it_acts_on() -> None:
+    assert tool_line("Edit", {"file_path": "src/cart.py", "old": "x"}) == "Edit: src/cart.py"
+    assert tool_line("Grep", {"pattern": "TODO"}) == "Grep: TODO"
+    assert tool_line("TodoWrite", {"todos": []}) == "TodoWrite"
+    assert tool_line("Bash", {"command": "x" * 100}) == "Bash: " + "x" * 79 + "…"
