@@ -48,9 +48,14 @@ def check(options: ServeOptions) -> None:
 def listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
     try:
-        return socket.create_server((host.strip("[]"), port), family=family)
+        sock = socket.create_server((host.strip("[]"), port), family=family)
     except OSError as exc:
         raise BadInput(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    # Every response goes out at once, not after the client's delayed ACK (40 ms
+    # on each request of a kept-alive connection): asyncio turns Nagle off only
+    # on sockets it made itself, and connections inherit this one's setting.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 def url_of(host: str, port: int, token: str | None) -> str:
