@@ -32,7 +32,6 @@ import random
 import re
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -266,12 +265,13 @@ def measure_events(client: httpx.Client, url: str, root: Path, run_id: str, coun
             time.sleep(rng.uniform(0.0, 0.5))
             writer.stdin.write(f"{n}\n")
             writer.stdin.flush()
-            event_id, committed = writer.stdout.readline().split()
+            written, committed = writer.stdout.readline().split()
+            event_id = int(written)
             with seen:
-                if not seen.wait_for(lambda: int(event_id) in arrived, EVENT_WAIT_S):
+                if not seen.wait_for(lambda e=event_id: e in arrived, EVENT_WAIT_S):
                     line.failed = f"event {event_id} never arrived"
                     return line
-                line.times_ms.append((arrived[int(event_id)] - float(committed)) * 1000)
+                line.times_ms.append((arrived[event_id] - float(committed)) * 1000)
     finally:
         stop.set()
         writer.stdin.close()

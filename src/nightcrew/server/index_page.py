@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
 from nightcrew.core.errors import BadInput
-from nightcrew.server.projects import has_store, known_roots, open_store, store_of
+from nightcrew.server.projects import has_store, known_roots, open_store, spend_of, store_of
 from nightcrew.server.render import Renderer
 from nightcrew.server.stream import CARDS_EVERY_S, REFRESH_S, Fragments, Watch, follow
 from nightcrew.store.records import Store
@@ -32,7 +32,7 @@ def card_of(root: Path) -> ProjectCard:
         return missing_card(root)
     try:
         with open_store(root) as store:
-            return project_card(root, store)
+            return project_card(root, store, spend=spend_of(root, store))
     except BadInput:
         return missing_card(root, UNREADABLE)
 
@@ -88,7 +88,7 @@ class IndexSource:
         for root, seen in self.watched.items():
             seen.watch.changed()
             if seen.watch.render_due():
-                seen.card = project_card(root, seen.store)
+                seen.card = project_card(root, seen.store, spend=spend_of(root, seen.store))
                 changed = True
         if not changed:
             return [], False

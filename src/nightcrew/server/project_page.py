@@ -14,7 +14,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
 from nightcrew.server import activity
-from nightcrew.server.projects import find_root, has_store, open_store, store_of
+from nightcrew.server.projects import find_root, has_store, open_store, spend_of, store_of
 from nightcrew.server.render import Renderer
 from nightcrew.server.stream import (
     FRAGMENTS_EVERY_S,
@@ -26,7 +26,7 @@ from nightcrew.server.stream import (
 )
 from nightcrew.store.records import Store
 from nightcrew.views.live import LiveView, cost_json, live_view
-from nightcrew.views.project_overview import ProjectSpend, project_key, project_spend
+from nightcrew.views.project_overview import ProjectSpend, project_key
 
 router = APIRouter()
 SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
@@ -66,7 +66,7 @@ class ProjectState:
 
 
 def project_state(root: Path, store: Store) -> ProjectState:
-    spend = project_spend(store, root)
+    spend = spend_of(root, store)
     live = live_view(store, today=spend.today, total=spend.total)
     return ProjectState(project_key(root), root, live, spend)
 

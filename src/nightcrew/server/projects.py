@@ -13,7 +13,11 @@ from pathlib import Path
 from nightcrew.project import Project
 from nightcrew.store.records import Store
 from nightcrew.usage.globaldb import open_global, registered_projects
-from nightcrew.views.project_overview import project_key
+from nightcrew.views.project_overview import ProjectSpend, project_key
+from nightcrew.views.spend_cache import SpendCache
+
+# Each project's settled spend, summed once for every page and stream of this server.
+SPEND = SpendCache()
 
 
 def known_roots() -> list[Path]:
@@ -52,3 +56,8 @@ def open_store(root: Path) -> Iterator[Store]:
 def evidence_dir(root: Path) -> Path:
     """Where runs keep their evidence (gate logs, prompts): the only files served."""
     return Project(root).dir / "runs"
+
+
+def spend_of(root: Path, store: Store) -> ProjectSpend:
+    """The project's spend today, in total and per day (kept between renders)."""
+    return SPEND.spend(store, root)

@@ -273,6 +273,35 @@ def m009_control_requests(db: sqlite3.Connection) -> None:
     )
 
 
+def m011_dashboard_reads(db: sqlite3.Connection) -> None:
+    """What the dashboard reads on every render, made cheap
+    (``bench/dashboard.py``): each lane's latest attempt of a run from an
+    index alone (3 ms instead of 17 ms for a run of 20,000 attempts); and a
+    counter of the changes to final usage records made in place (an upsert
+    of the same message, a delete), which record ids do not show, so that
+    ``views/spend_cache.py`` knows when the sums it keeps are stale."""
+    run_script(
+        db,
+        """
+        CREATE INDEX ix_attempts_run_lane ON attempts(run_id, lane);
+        CREATE TABLE usage_edits (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            n INTEGER NOT NULL                  -- changes in place of final records so far
+        );
+        INSERT INTO usage_edits (id, n) VALUES (1, 0)
+        """,
+    )
+    count = "BEGIN UPDATE usage_edits SET n = n + 1 WHERE id = 1; END"  # one statement each
+    db.execute(
+        "CREATE TRIGGER usage_final_updated AFTER UPDATE ON usage_records"
+        f" WHEN OLD.kind = 'final' OR NEW.kind = 'final' {count}"
+    )
+    db.execute(
+        f"CREATE TRIGGER usage_final_deleted AFTER DELETE ON usage_records"
+        f" WHEN OLD.kind = 'final' {count}"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_initial,
     m002_usage_time,
@@ -282,6 +311,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m007_attempt_files,
     m008_attempt_lane,
     m009_control_requests,
+    m011_dashboard_reads,
 ]
 
 

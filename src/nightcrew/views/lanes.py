@@ -144,8 +144,8 @@ def lanes_view(store: Store, run_id: str, *, now: datetime | None = None) -> Lan
     by_label = {_label(i): i for i in items}
     by_id = {i.id: i for i in items}
     events = store.events(run_id, kinds=_KINDS)
-    attempts = [a for a in store.attempts(run_id=run_id) if a.lane]
-    if not events and not attempts:
+    latest = _latest_per_lane(store, run_id)
+    if not events and not latest:
         return LanesView((), (), ())
 
     waiting: dict[str, dict[str, Any]] = {}  # label → its queued event, not yet settled
@@ -164,10 +164,6 @@ def lanes_view(store: Store, run_id: str, *, now: datetime | None = None) -> Lan
                 landed.append(e)
     landed_labels = {str(e["payload"].get("item")) for e in landed}
 
-    latest: dict[int, AttemptRow] = {}
-    for a in attempts:  # in the order they started
-        assert a.lane is not None
-        latest[a.lane] = a
     at = now or datetime.now(UTC)
     rows = []
     for lane in sorted(set(ready) | set(latest)):
@@ -180,17 +176,7 @@ def lanes_view(store: Store, run_id: str, *, now: datetime | None = None) -> Lan
             item = by_id.get(attempt.item_id)
         else:  # the feature it got last, and its latest attempt there since
             item = by_label.get(str(event["payload"].get("item")))
-            attempt = next(
-                (
-                    a
-                    for a in reversed(attempts)
-                    if item is not None
-                    and a.item_id == item.id
-                    and a.lane == lane
-                    and a.started_at >= event["ts"]
-                ),
-                None,
-            )
+            attempt = None if item is None else _latest_since(store, item, lane, event["ts"])
         if item is None:
             continue
         phase = _phase(item, attempt, live=live, queued=_label(item) in waiting)
@@ -221,6 +207,27 @@ def lanes_view(store: Store, run_id: str, *, now: datetime | None = None) -> Lan
         for e in reversed(landed[-LAST_LANDINGS:])
     )
     return LanesView(tuple(rows), queue, last)
+
+
+def _latest_per_lane(store: Store, run_id: str) -> dict[int, AttemptRow]:
+    """Each lane's latest attempt in the run (lanes 1 and up): only those rows
+    are read, not the run's thousands of attempts."""
+    rows = store.db.execute(
+        "SELECT * FROM attempts WHERE id IN (SELECT max(id) FROM attempts"
+        " WHERE run_id = ? AND lane > 0 GROUP BY lane)",
+        (run_id,),
+    ).fetchall()
+    return {int(r["lane"]): AttemptRow.from_row(r) for r in rows}
+
+
+def _latest_since(store: Store, item: ItemRow, lane: int, since: str) -> AttemptRow | None:
+    """The item's latest attempt on ``lane`` that started at ``since`` or later."""
+    row = store.db.execute(
+        "SELECT * FROM attempts WHERE item_id = ? AND lane = ? AND started_at >= ?"
+        " ORDER BY id DESC LIMIT 1",
+        (item.id, lane, since),
+    ).fetchone()
+    return None if row is None else AttemptRow.from_row(row)
 
 
 def _label(item: ItemRow) -> str:
@@ -314,8 +321,12 @@ def in_place_row(store: Store, run_id: str, *, now: datetime | None = None) -> L
     run = store.run(run_id)
     live = run.state == RunState.RUNNING and orchestrator_gone(store, run) is None
     items = store.items(run_id)
-    attempts = [a for a in store.attempts(run_id=run_id) if not a.lane]
-    attempt = attempts[-1] if attempts else None
+    row = store.db.execute(
+        "SELECT * FROM attempts WHERE run_id = ? AND (lane IS NULL OR lane = 0)"
+        " ORDER BY id DESC LIMIT 1",
+        (run_id,),
+    ).fetchone()
+    attempt = None if row is None else AttemptRow.from_row(row)
     started = [i for i in items if i.state == ItemState.IN_PROGRESS]
     item = started[0] if started else None
     if item is not None and attempt is not None and attempt.item_id != item.id:

@@ -105,9 +105,16 @@ def project_spend(
 
 
 def project_card(
-    root: Path, store: Store, *, now: datetime | None = None, tz: tzinfo | None = None
+    root: Path,
+    store: Store,
+    *,
+    now: datetime | None = None,
+    tz: tzinfo | None = None,
+    spend: ProjectSpend | None = None,
 ) -> ProjectCard:
-    spend = project_spend(store, root, now=now, tz=tz)
+    """``spend``: the project's, when the caller has it (a server keeps it
+    between renders, :mod:`nightcrew.views.spend_cache`)."""
+    spend = spend or project_spend(store, root, now=now, tz=tz)
     live = live_view(store, today=spend.today, total=spend.total, now=now)
     run = live.run
     return ProjectCard(
