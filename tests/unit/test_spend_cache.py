@@ -88,3 +88,17 @@ def test_more_new_attempts_than_it_sums_live_are_summed_exactly(tmp_path: Path) 
     spent = same(cache, build, now)
     assert spent.today == spent.total and spent.total.unknown == 0
     same(cache, build, now)  # and again, from the sums kept
+
+
+def test_a_store_made_anew_is_summed_anew(tmp_path: Path) -> None:
+    build = Seeded.build(tmp_path / "shop", ["Login"])
+    build.history({0: "3.00", 1: "4.00"})
+    now = datetime.now(UTC)
+    cache = SpendCache()
+    assert same(cache, build, now).total == CostTotal(Decimal("7.00"), 0)
+    build.store.close()
+    for stale in build.root.joinpath(".nightcrew").glob("nightcrew.db*"):
+        stale.unlink()  # the person deleted the store; a new build starts over
+    again = Seeded.build(tmp_path / "shop", ["Login"])
+    again.history({0: "0.50", 2: "0.25"})  # as many records and edits as the old one
+    assert same(cache, again, now).total == CostTotal(Decimal("0.75"), 0)

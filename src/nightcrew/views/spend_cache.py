@@ -73,6 +73,7 @@ SELECT 1 FROM usage_records WHERE attempt_id = :a AND kind = 'final' AND id <= :
 class _Sums:
     """What the settled attempts add: per local day since ``first``, and in total."""
 
+    made: str  # when the store was made: one deleted and made again is summed anew
     n: int  # the last record id summed
     edits: int  # usage_edits.n then: final records changed in place (store migration m011)
     first: date
@@ -141,6 +142,15 @@ def _last_id(store: Store) -> int:
     return int(n)
 
 
+def _made(store: Store) -> str:
+    """When the store was made (its first migration): a store deleted and made
+    again has other record ids, maybe in a file with the same inode."""
+    row = store.db.execute(
+        "SELECT applied_at FROM _migrations WHERE name = 'm001_initial'"
+    ).fetchone()
+    return "" if row is None else str(row[0])
+
+
 def _edits(store: Store) -> int:
     row = store.db.execute("SELECT n FROM usage_edits WHERE id = 1").fetchone()
     return int(row[0])
@@ -162,12 +172,17 @@ def _settled_sums(store: Store, plan: _Plan) -> _Sums:
     finally:
         if own:
             store.db.execute("COMMIT")
-    return _Sums(n, edits, plan.first, plan.offset, unsettled, tuple(days), total)
+    return _Sums(_made(store), n, edits, plan.first, plan.offset, unsettled, tuple(days), total)
 
 
 def _live_since(store: Store, sums: _Sums, plan: _Plan) -> frozenset[int] | None:
     """The attempts to sum live now, or None when the settled sums are stale."""
-    if sums.first != plan.first or sums.offset != plan.offset or sums.edits != _edits(store):
+    if (
+        sums.first != plan.first
+        or sums.offset != plan.offset
+        or sums.edits != _edits(store)
+        or sums.made != _made(store)
+    ):
         return None
     records = store.db.execute(_SINCE, {"n": sums.n, "limit": MAX_NEW_RECORDS + 1}).fetchall()
     if len(records) > MAX_NEW_RECORDS:
