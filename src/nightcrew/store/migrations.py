@@ -276,7 +276,9 @@ def m009_control_requests(db: sqlite3.Connection) -> None:
 def m011_dashboard_reads(db: sqlite3.Connection) -> None:
     """What the dashboard reads on every render, made cheap
     (``bench/dashboard.py``): each lane's latest attempt of a run from an
-    index alone (3 ms instead of 17 ms for a run of 20,000 attempts); and a
+    index alone (3 ms instead of 17 ms for a run of 20,000 attempts); each
+    item's cost in a run summed from an index in item order (no table reads,
+    no sort: half the time); and a
     counter of the changes to final usage records made in place (an upsert
     of the same message, a delete), which record ids do not show, so that
     ``views/spend_cache.py`` knows when the sums it keeps are stale."""
@@ -284,6 +286,8 @@ def m011_dashboard_reads(db: sqlite3.Connection) -> None:
         db,
         """
         CREATE INDEX ix_attempts_run_lane ON attempts(run_id, lane);
+        CREATE INDEX ix_attempts_run_costs
+            ON attempts(run_id, item_id, state, finished_at, cost_usd);
         CREATE TABLE usage_edits (
             id INTEGER PRIMARY KEY CHECK (id = 1),
             n INTEGER NOT NULL                  -- changes in place of final records so far

@@ -25,6 +25,7 @@ from nightcrew.store.rows import RunRow
 from nightcrew.store.usage_query import parse_ts
 from nightcrew.usage.pricing import CostTotal, sum_costs
 from nightcrew.views.lanes import AGENT, GATES, LandedRow, QueuedRow, lanes_view
+from nightcrew.views.usage_sql import TooLarge, cost_total, exact_cost_columns, fetch
 
 BUSY_PHASES = frozenset({AGENT, GATES, "merge queue", "starting"})
 _TOOL_KEYS = ("command", "file_path", "path", "pattern")
@@ -215,10 +216,66 @@ def label_of(item: ItemRow) -> str:
     return f"batch {item.number if item.number is not None else item.key}"
 
 
+# Each item's settled attempts' costs, added up in SQLite through the covering
+# index attempts(run_id, item_id, state, finished_at, cost_usd) of m011: the
+# columns cost_total takes, which give what sum_costs gives for those costs.
+_SETTLED_COSTS = (
+    f"SELECT item_id, {exact_cost_columns('cost_usd')} FROM attempts"
+    " WHERE run_id = :run AND NOT (finished_at IS NULL AND state = :running) GROUP BY item_id"
+)
+
+
 def item_costs(store: Store, run_id: str) -> dict[int, CostTotal]:
     """Each item's spend in the run: its settled attempts' costs and what its
-    running attempts' responses have been priced at so far. Read as plain
-    rows (a long build has tens of thousands of attempts)."""
+    running attempts' responses have been priced at so far (a long build has
+    tens of thousands of attempts: they are added up in SQLite)."""
+    try:
+        rows = fetch(store.db, _SETTLED_COSTS, {"run": run_id, "running": AttemptState.RUNNING})
+    except TooLarge:
+        return _item_costs_one_by_one(store, run_id)
+    totals = {int(item): cost_total(*columns) for item, *columns in rows}
+    running = dict(
+        store.db.execute(
+            "SELECT id, item_id FROM attempts WHERE run_id = ? AND finished_at IS NULL"
+            " AND state = ?",
+            (run_id, AttemptState.RUNNING),
+        ).fetchall()
+    )
+    for item, costs in _running_costs(store, running).items():
+        totals[item] = _plus(totals.get(item), sum_costs(costs))
+    return totals
+
+
+def _plus(settled: CostTotal | None, live: CostTotal) -> CostTotal:
+    """Two costs as one, as :func:`sum_costs` adds their parts."""
+    if settled is None:
+        return live
+    if settled.usd is None or live.usd is None:
+        usd = live.usd if settled.usd is None else settled.usd
+    else:
+        usd = settled.usd + live.usd
+    return CostTotal(usd, settled.unknown + live.unknown)
+
+
+def _running_costs(store: Store, running: Mapping[int, int]) -> dict[int, list[Decimal | None]]:
+    """The priced responses of the running attempts (attempt → item), by item."""
+    by_item: dict[int, list[Decimal | None]] = {}
+    if running:
+        rows = store.db.execute(
+            "SELECT attempt_id, cost_usd FROM usage_records WHERE kind = 'response'"
+            " AND attempt_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(running)),),
+        )
+        for attempt_id, usd in rows:
+            by_item.setdefault(running[attempt_id], []).append(
+                None if usd is None else Decimal(usd)
+            )
+    return by_item
+
+
+def _item_costs_one_by_one(store: Store, run_id: str) -> dict[int, CostTotal]:
+    """:func:`item_costs` in Python, cost by cost: for sums SQLite's integers
+    cannot hold."""
     by_item: dict[int, list[Decimal | None]] = {}
     running: dict[int, int] = {}  # attempt → item
     rows = store.db.execute(
@@ -232,14 +289,8 @@ def item_costs(store: Store, run_id: str) -> dict[int, CostTotal]:
             running[attempt_id] = item_id
         else:
             costs.append(None if usd is None else Decimal(usd))
-    if running:
-        rows = store.db.execute(
-            "SELECT attempt_id, cost_usd FROM usage_records WHERE kind = 'response'"
-            " AND attempt_id IN (SELECT value FROM json_each(?))",
-            (json.dumps(list(running)),),
-        )
-        for attempt_id, usd in rows:
-            by_item[running[attempt_id]].append(None if usd is None else Decimal(usd))
+    for item, costs in _running_costs(store, running).items():
+        by_item[item] += costs
     return {item: sum_costs(costs) for item, costs in by_item.items() if costs}
 
 

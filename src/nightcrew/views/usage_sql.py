@@ -70,6 +70,19 @@ def _plain(c: str) -> str:
     return f"({c} NOT LIKE '%e%' AND abs({c}) < 1000 AND {_frac_len(c)} <= {_PICO_DIGITS})"
 
 
+def exact_cost_columns(c: str) -> str:
+    """SQL: the five cost columns :func:`cost_total` takes, over the costs
+    ``c`` of a group, each cost tested as :class:`Query`'s exact form does
+    (picodollars when that is exact, the text otherwise)."""
+    plain, frac = _plain(c), _frac_len(c)
+    pico = f"CAST(round({c} * {10**_PICO_DIGITS}) AS INTEGER)"
+    return (
+        f"sum(CASE WHEN {plain} THEN {pico} END), max(CASE WHEN {plain} THEN {frac} END),"
+        f" group_concat(CASE WHEN NOT {plain} THEN {c} END, ' '),"
+        f" count({c}), count(*) - count({c})"
+    )
+
+
 def cost_total(
     pico: int | None, frac: int | None, others: str | None, known: int, unknown: int
 ) -> CostTotal:
