@@ -9,7 +9,7 @@ the token's cookie:
 - every GET page and JSON endpoint the app's routers have (discovered from
   ``nightcrew.server.app.ROUTERS``, so pages added later are measured without
   touching this file; a path parameter needs a sample value in
-  :data:`SAMPLES`): p50/p95 over ``--requests`` requests each (default 200),
+  :data:`SAMPLES` or :func:`samples_of`): p50/p95 over ``--requests`` requests each (default 200),
   target p95 < 100 ms;
 - the time from an event committed to the store by another process to its
   arrival on an SSE client of the project page's stream, p50/p95 over
@@ -44,21 +44,20 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from nightcrew.store.records import Store
+
 PAGE_TARGET_MS = 100.0
 EVENT_TARGET_MS = 1000.0
 START_S = 120.0
 EVENT_WAIT_S = 30.0
 WARMUP = 5
-# Pages other helpers are adding (issue #13); reported when no route has them yet.
-EXPECTED = ("kanban", "feature", "timeline", "graph", "charts")
-# A sample value for each path parameter a route may have ({key} is the project's).
+# Pages other helpers add (issue #13: kanban = backlog); reported when no route has them yet.
+EXPECTED = ("backlog", "feature", "timeline", "graph", "charts")
+# A sample value for each path parameter a route may have; {key} is the
+# project's, and the latest run's values (its id, an item, its feature, an
+# attempt) are filled in by :func:`samples_of` from the store.
 SAMPLES = {
     "relative": "bench/prompt.md",  # written under .nightcrew/runs/ by this bench
-    "feature_id": "42",
-    "feature": "42",
-    "id": "42",
-    "attempt_id": "19000",
-    "attempt": "19000",
 }
 EXTRA = ("/static/app.css", "/static/app.js")  # not in a router, but every page loads them
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
@@ -83,7 +82,31 @@ class Line:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def discover(key: str) -> list[Route]:
+def samples_of(store: Store) -> dict[str, str]:
+    """Path parameters naming things of the latest run: the run, its last
+    item (by key and by feature), that item's latest attempt."""
+    latest = store.latest_run()
+    assert latest is not None
+    item_id, item_key, feature = store.db.execute(
+        "SELECT id, key, feature_id FROM work_items WHERE run_id = ? ORDER BY id DESC LIMIT 1",
+        (latest.id,),
+    ).fetchone()
+    (attempt,) = store.db.execute(
+        "SELECT max(id) FROM attempts WHERE item_id = ?", (item_id,)
+    ).fetchone()
+    return {
+        "run_id": latest.id,
+        "item_key": item_key,
+        "item": item_key,
+        "feature_id": str(feature),
+        "feature": str(feature),
+        "attempt_id": str(attempt),
+        "attempt": str(attempt),
+        "number": "1",
+    }
+
+
+def discover(key: str, samples: dict[str, str]) -> list[Route]:
     """Every GET route of the app's routers, with its parameters filled in."""
     from fastapi.responses import StreamingResponse  # noqa: PLC0415
     from fastapi.routing import APIRoute  # noqa: PLC0415
@@ -91,7 +114,7 @@ def discover(key: str) -> list[Route]:
     from nightcrew.server.app import ROUTERS  # noqa: PLC0415
 
     routes = []
-    values = {**SAMPLES, "key": key}
+    values = {**SAMPLES, **samples, "key": key}
     for router in ROUTERS:
         for route in router.routes:
             if not isinstance(route, APIRoute) or "GET" not in route.methods:
@@ -348,15 +371,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("built in %.0f s: " % (time.monotonic() - began), end="")
             print(", ".join(f"{n:,} {t}" for t, n in counts.items()))
         from nightcrew.project import Project  # noqa: PLC0415
-        from nightcrew.store.records import Store  # noqa: PLC0415
         from nightcrew.views.project_overview import project_key  # noqa: PLC0415
 
         store = Store.open(Project(root).store_path, create=False)  # migrations, once
         latest = store.latest_run()
+        samples = samples_of(store)
         store.close()
         assert latest is not None
         key = project_key(root)
-        routes = discover(key)
+        routes = discover(key, samples)
         paths = " ".join(r.path for r in routes)
         missing = [name for name in EXPECTED if name not in paths]
         server = start_server(env)
