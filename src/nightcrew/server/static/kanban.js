@@ -42,6 +42,7 @@
     list.dataset.sortable = "1";
     Sortable.create(list, {
       animation: 120,
+      forceFallback: true, // mouse and touch events, the same on every browser and phone
       filter: "input, textarea, button, label",
       preventOnFilter: false,
       onStart: function () { dragging = true; },
