@@ -194,3 +194,35 @@ def test_a_build_is_refused_while_a_run_holds_the_project_lock(
         refused = client.post(url(shop, "build"), headers={"Accept": "application/json"})
     assert refused.status_code == 409
     assert refused.json()["message"].startswith("no build started: another nightcrew run (pid ")
+
+
+def test_the_board_puts_manual_and_blocked_features_in_their_own_columns(
+    client: TestClient, shop: Seeded
+) -> None:
+    from nightcrew.work.backlog import FeatureSpec
+
+    backlog = Backlog(shop.store)
+    backlog.create([FeatureSpec(name="Read the emails", manual=True)], source="test")
+    backlog.set_dependencies(4, [3])
+    backlog.skip([3], reason="later")
+    board = client.get("/api" + url(shop, "backlog")).json()
+    shown = {c["state"]: [f["id"] for f in c["features"]] for c in board["columns"]}
+    assert shown == {"pending": [1, 2], "in_progress": [], "needs_input": [], "passed": [],
+                     "failed": [], "skipped": [3], "blocked": [4], "manual": [5]}  # fmt: skip
+    assert board["columns"][6]["features"][0]["blocked_by"] == [3]
+
+
+def test_a_build_that_ends_at_once_is_refused_with_its_last_line(
+    client: TestClient, shop: Seeded
+) -> None:
+    refused = client.post(
+        url(shop, "build"), data={"model": "opus"}, headers={"Accept": "application/json"}
+    )
+    assert refused.status_code == 409
+    message = refused.json()["message"]
+    assert message.startswith("the build ended at once (exit 2): ")
+    assert message.endswith(
+        "not inside a git repository (nightcrew commits each batch; run `git init` first)"
+    )
+    log = (shop.root / ".nightcrew" / "dashboard-build.log").read_text()
+    assert "not inside a git repository" in log

@@ -82,6 +82,7 @@ class BoardSource:
     store: Store = field(init=False)
     watch: Watch = field(init=False)
     fragments: Fragments = field(default_factory=Fragments)
+    seen: tuple[object, ...] | None = None
 
     def __post_init__(self) -> None:
         self.store = store_of(self.root)
@@ -91,6 +92,10 @@ class BoardSource:
         self.watch.changed()
         if not self.watch.render_due():
             return [], False
+        seen = board_signature(self.store)
+        if seen == self.seen:  # a usage row, an event: nothing on the board moved
+            return [], False
+        self.seen = seen
         html = self.renderer.fragment("_board.html", key=self.key, board=board(Backlog(self.store)))
         return self.fragments.changed({"board": html}, None), False
 
@@ -99,6 +104,23 @@ class BoardSource:
 
 
 Change = Callable[[Backlog, dict[str, list[str]]], tuple[str, dict[str, Any]]]
+
+
+# What the board shows changes only with these: a feature's state, text,
+# order, priority, model or attempts (``version``, ``attempts``, ``position``),
+# a dependency, an attempt that ended (its cost). A busy build commits a usage
+# row several times a second; none of those moves a card.
+_SIGNATURE_SQL = """
+SELECT (SELECT count(*) || ':' || total(version) || ':' || total(attempts) || ':'
+               || total(position) || ':' || ifnull(max(updated_at), '') FROM features),
+       (SELECT count(*) FROM feature_deps),
+       (SELECT group_concat(id || '=' || model) FROM features WHERE model IS NOT NULL),
+       (SELECT count(*) || ':' || ifnull(max(finished_at), '') FROM attempts)
+"""
+
+
+def board_signature(store: Store) -> tuple[object, ...]:
+    return tuple(store.db.execute(_SIGNATURE_SQL).fetchone())
 
 
 def _change(key: str, change: Change) -> Work:
