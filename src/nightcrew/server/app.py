@@ -16,11 +16,17 @@ from fastapi.responses import PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from nightcrew.server import files, index_page, project_page
+from nightcrew.server import files, index_page, kanban_page, project_controls, project_page
 from nightcrew.server.render import STATIC, Renderer
 from nightcrew.server.security import COOKIE, ASGIApp, Guard, Policy
 
-ROUTERS = (index_page.router, project_page.router, files.router)
+ROUTERS = (
+    index_page.router,
+    project_page.router,
+    files.router,
+    kanban_page.router,
+    project_controls.router,
+)
 
 
 def create_app(policy: Policy) -> ASGIApp:
