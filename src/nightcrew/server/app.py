@@ -16,11 +16,11 @@ from fastapi.responses import PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from nightcrew.server import files, index_page, project_page
+from nightcrew.server import feature_page, files, index_page, project_page
 from nightcrew.server.render import STATIC, Renderer
 from nightcrew.server.security import COOKIE, ASGIApp, Guard, Policy
 
-ROUTERS = (index_page.router, project_page.router, files.router)
+ROUTERS = (index_page.router, project_page.router, files.router, feature_page.router)
 
 
 def create_app(policy: Policy) -> ASGIApp:
