@@ -22,7 +22,7 @@ from nightcrew.project import Project
 from nightcrew.store.backlog import Backlog
 from nightcrew.store.reviews import Reviews
 from nightcrew.views.diffs import parse_patch
-from nightcrew.views.work_page import decision_words, feature_page
+from nightcrew.views.work_page import batch_page, decision_words, feature_page
 from tests.dashboard_seed import Seeded
 
 PATCH = """diff --git a/src/cart.py b/src/cart.py
@@ -34,8 +34,7 @@ index 1111111..2222222 100644
 -    return sum(items)
 +    subtotal = sum(items)
 +    return round(subtotal * 1.2, 2)
- 
-diff --git a/tests/test_cart.py b/tests/test_cart.py
+ \ndiff --git a/tests/test_cart.py b/tests/test_cart.py
 new file mode 100644
 index 0000000..3333333
 --- /dev/null
@@ -55,7 +54,9 @@ def shop_with_attempts(tmp_path: Path) -> Seeded:
         attempt = shop.attempt(1, None)
         evidence = runs / "feature-1" / f"attempt-{number}"
         evidence.mkdir(parents=True)
-        (evidence / "prompt.txt").write_text(f"# Feature #1 (general): Cart totals\nattempt {number}")
+        (evidence / "prompt.txt").write_text(
+            f"# Feature #1 (general): Cart totals\nattempt {number}"
+        )
         (evidence / "changes.patch").write_text(PATCH)
         (evidence / "gate-tests.log").write_text("FAILED tests/test_cart.py::test_total\n")
         shop.store.db.execute(
@@ -236,3 +237,20 @@ def test_the_cli_adds_lists_and_sends_comments(
     half = runner.invoke(cli, ["backlog", "review", "1", "--line", "3", "text"])
     assert isinstance(half.exception, BadInput)
     assert "needs --attempt, --file" in str(half.exception)
+
+
+def test_a_runs_item_has_the_same_page_and_an_unknown_one_is_refused(tmp_path: Path) -> None:
+    shop = shop_with_attempts(tmp_path)
+    runs = Project(shop.root).dir / "runs"
+    page = batch_page(shop.store, runs, shop.run.id, "feature-1")
+    assert (page.kind, page.label, [a.number for a in page.attempts]) == (
+        "item",
+        "feature #1",
+        [1, 2],
+    )
+    assert [d.text for d in page.decisions] == [
+        "retried on opus: stuck (tests/test_cart.py::test_total): escalating to opus"
+    ]
+    assert page.attempts[0].gates[0].log is not None
+    with pytest.raises(BadInput, match="has no item nope"):
+        batch_page(shop.store, runs, shop.run.id, "nope")

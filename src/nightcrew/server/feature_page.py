@@ -43,7 +43,7 @@ def _item(root: Path, run_id: str, item_key: str) -> WorkPage:
 
 def _page(request: Request, root: Path, work: WorkPage) -> HTMLResponse:
     renderer: Renderer = request.app.state.renderer
-    values = {"key": project_key(root), "name": root.name or str(root), "work": work}
+    values = {"key": project_key(root), "project_name": root.name or str(root), "work": work}
     return HTMLResponse(renderer.page("feature.html", **values))
 
 

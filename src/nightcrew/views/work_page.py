@@ -126,7 +126,7 @@ class DecisionView:
 
 @dataclass
 class WorkPage:
-    kind: str  # feature | batch
+    kind: str  # feature | batch (a plan's) | item (one build's work on a feature)
     label: str  # "feature #3", "batch 2"
     title: str
     state: str
@@ -217,7 +217,10 @@ def batch_page(store: Store, runs_dir: Path, run_id: str, key: str) -> WorkPage:
     if row is None:
         raise BadInput(f"run {run_id} has no item {key}")
     item = ItemRow.from_row(row)
-    label = f"batch {item.number}" if item.number is not None else item.key
+    if item.feature_id is not None:  # a build's item: named as its feature is
+        label = f"feature #{item.feature_id}"
+    else:
+        label = f"batch {item.number}" if item.number is not None else item.key
     attempts = [_attempt(store, runs_dir, a.number, a, []) for a in store.attempts(item_id=item.id)]
     rows = store.db.execute(
         "SELECT ts, run_id, kind, payload_json FROM events WHERE run_id = ? AND kind IN"
@@ -226,7 +229,7 @@ def batch_page(store: Store, runs_dir: Path, run_id: str, key: str) -> WorkPage:
         (run_id, _json(DECISION_KINDS), label),
     ).fetchall()
     return WorkPage(
-        kind="batch",
+        kind="batch" if item.feature_id is None else "item",
         label=label,
         title=item.title,
         state=str(item.state),
