@@ -180,6 +180,21 @@ def test_a_running_attempt_cannot_be_reviewed_nor_a_feature_in_progress_sent(
         reviews.send(1)
 
 
+def test_sending_while_the_feature_is_in_progress_is_refused_and_keeps_the_drafts(
+    tmp_path: Path,
+) -> None:
+    shop = shop_with_attempts(tmp_path)
+    reviews = Reviews(shop.store)
+    reviews.add(1, 1, file="src/cart.py", line=2, text="keep the subtotal")
+    backlog = Backlog(shop.store)
+    backlog.retry([1], model=None, reason="test")
+    backlog.claim(1, by="another-run")
+    with pytest.raises(BadInput, match="in progress: wait for it"):
+        reviews.send(1)
+    assert [c.sent_at for c in reviews.comments(1)] == [None]
+    assert reviews.latest_sent(1) == []
+
+
 def test_the_prompt_names_each_comments_file_and_line(tmp_path: Path) -> None:
     shop = shop_with_attempts(tmp_path)
     reviews = Reviews(shop.store)

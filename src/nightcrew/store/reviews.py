@@ -139,14 +139,26 @@ class Reviews:
         drafts = self.drafts(feature_id)
         if not drafts:
             raise BadInput(f"feature #{feature_id} has no review comments to send")
-        self.backlog.retry(
-            [feature_id], model=model, reason=f"review: {len(drafts)} comment(s) sent back"
-        )
+        ids = json.dumps([c.id for c in drafts])
         sent = utcnow()
+        # Stamped before the feature is pending again: a build that claims it
+        # the moment it is finds them sent (its prompt carries them).
         with self.store.transaction() as db:
             db.execute(
                 "UPDATE review_comments SET sent_at = ? WHERE id IN"
                 " (SELECT value FROM json_each(?))",
-                (sent, json.dumps([c.id for c in drafts])),
+                (sent, ids),
             )
+        try:
+            self.backlog.retry(
+                [feature_id], model=model, reason=f"review: {len(drafts)} comment(s) sent back"
+            )
+        except BaseException:
+            with self.store.transaction() as db:  # refused (in progress): drafts again
+                db.execute(
+                    "UPDATE review_comments SET sent_at = NULL WHERE id IN"
+                    " (SELECT value FROM json_each(?))",
+                    (ids,),
+                )
+            raise
         return [self.comment(c.id) for c in drafts]

@@ -13,7 +13,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from nightcrew.core.errors import BadInput
+from nightcrew import gitops
+from nightcrew.core.errors import BadInput, GitError
 from nightcrew.core.usage import TokenCounts
 from nightcrew.engine.attempt_run import CHANGES_PATCH
 from nightcrew.store.backlog import Backlog
@@ -256,6 +257,11 @@ def _attempt(
         prompt = _read(evidence / PROMPT_FILE)
         if prompt is not None:
             prompt_file = _relative(evidence / PROMPT_FILE, runs_dir)
+    if diff is None and a.commit_sha:  # made before patches were kept: its commit
+        try:
+            diff = gitops.commits_patch(runs_dir.parent.parent, a.base_sha, a.commit_sha)
+        except GitError:
+            diff = None
     return AttemptView(
         number=number,
         id=a.id,
