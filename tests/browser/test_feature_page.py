@@ -171,6 +171,9 @@ def test_a_comment_on_a_diff_line_reaches_the_retrys_prompt(chromium: Any, tmp_p
         page.locator("#review button.send").click()
         expect(attempt.locator("tr.rc.sent")).to_have_count(1, timeout=WAIT_MS)  # reloaded
         expect(page.locator(".work .pill")).to_have_text("pending")
+        expect(page.locator(".decisions li").last).to_contain_text(
+            "a person sent 1 review comment(s) back"
+        )
         phone = chromium.new_page(viewport=PHONE)
         phone.goto(f"{server.base}/p/{project_key(root)}/features/1?token={server.token}")
         expect(phone.locator("#attempt-1 tr.rc.sent")).to_have_count(1, timeout=WAIT_MS)

@@ -139,6 +139,8 @@ def test_comments_are_drafts_until_sent_and_sending_retries_the_feature(tmp_path
 
     sent = reviews.send(1)
     assert all(c.sent_at for c in sent) and reviews.drafts(1) == []
+    decisions = feature_page(shop.store, Project(shop.root).dir / "runs", 1).decisions
+    assert decisions[-1].text == "a person sent 2 review comment(s) back: retried with them"
     assert Backlog(shop.store).feature(1).state == ItemState.PENDING
     assert [c.text for c in reviews.latest_sent(1)] == [
         "round before adding tax",

@@ -203,7 +203,7 @@ def feature_page(store: Store, runs_dir: Path, feature_id: int) -> WorkPage:
         steps=feature.steps,
         acceptance=feature.acceptance,
         attempts=attempts,
-        decisions=_decisions(rows),
+        decisions=sorted(_decisions(rows) + _reviews_sent(comments), key=lambda d: d.ts),
         feature_id=feature_id,
         drafts=[c for c in comments if c.sent_at is None],
     )
@@ -312,6 +312,18 @@ def _decisions(rows: list[Any]) -> list[DecisionView]:
     return [
         DecisionView(r["ts"], r["run_id"], decision_words(r["kind"], json.loads(r["payload_json"])))
         for r in rows
+    ]
+
+
+def _reviews_sent(comments: list[ReviewComment]) -> list[DecisionView]:
+    """Each send of a review, as the person's decision it is."""
+    sends: dict[str, int] = {}
+    for c in comments:
+        if c.sent_at is not None:
+            sends[c.sent_at] = sends.get(c.sent_at, 0) + 1
+    return [
+        DecisionView(ts, "", f"a person sent {n} review comment(s) back: retried with them")
+        for ts, n in sends.items()
     ]
 
 
