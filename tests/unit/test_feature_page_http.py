@@ -51,6 +51,9 @@ def test_the_page_and_its_json_show_the_attempts(
     assert data["cost_usd"] is None  # one attempt's cost is unknown: the total is too
     item = http.get(f"/api/p/{key}/runs/{shop.run.id}/items/feature-1").json()
     assert item["label"] == "feature #1"
+    html = http.get(f"/p/{key}/runs/{shop.run.id}/items/feature-1")
+    assert html.status_code == 200 and "Attempt 2" in html.text
+    assert 'id="review"' not in html.text  # Review is on the feature's own page
 
 
 def test_unknown_things_are_one_line_and_404(shop: Seeded, client: tuple[TestClient, str]) -> None:
