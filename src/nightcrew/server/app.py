@@ -16,7 +16,14 @@ from fastapi.responses import PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from nightcrew.server import files, index_page, kanban_page, project_controls, project_page
+from nightcrew.server import (
+    feature_page,
+    files,
+    index_page,
+    kanban_page,
+    project_controls,
+    project_page,
+)
 from nightcrew.server.render import STATIC, Renderer
 from nightcrew.server.security import COOKIE, ASGIApp, Guard, Policy
 
@@ -26,6 +33,7 @@ ROUTERS = (
     files.router,
     kanban_page.router,
     project_controls.router,
+    feature_page.router,
 )
 
 
