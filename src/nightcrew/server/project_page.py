@@ -25,6 +25,7 @@ from nightcrew.server.stream import (
     resume_point,
 )
 from nightcrew.store.records import Store
+from nightcrew.views.estimates import backlog_estimate
 from nightcrew.views.live import LiveView, cost_json, live_view
 from nightcrew.views.project_overview import ProjectSpend, project_key, project_spend
 
@@ -84,7 +85,10 @@ def project_page(key: str, request: Request) -> HTMLResponse:
         state = project_state(root, store)
         feed = activity.latest(store)
         after = activity.last_event_id(store)
-    return HTMLResponse(renderer.page("project.html", **state.values(), feed=feed, after=after))
+        estimate = backlog_estimate(store)
+    return HTMLResponse(
+        renderer.page("project.html", **state.values(), feed=feed, after=after, estimate=estimate)
+    )
 
 
 @router.get("/api/p/{key}/live")
