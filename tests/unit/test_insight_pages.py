@@ -73,7 +73,7 @@ def test_timeline_filters_narrow_it_and_a_bad_one_is_one_line_and_400(
     grep = client.get(f"/p/{key}/timeline?q=CART&level=debug").text
     assert "tests/test_cart.py" in grep and "Read: src/login.py" not in grep
     kind = client.get(f"/p/{key}/timeline?kind=tool_call").text
-    assert "data-kind=\"tool_call\"" in kind and "data-kind=\"thinking\"" not in kind
+    assert 'data-kind="tool_call"' in kind and 'data-kind="thinking"' not in kind
     bad = client.get(f"/p/{key}/timeline?kind=tool_cal")
     assert bad.status_code == 400
     assert bad.text.count("\n") == 1 and "tool_cal: no such event kind" in bad.text

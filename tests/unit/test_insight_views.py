@@ -79,7 +79,10 @@ def test_cost_per_feature_puts_known_dollars_first_and_unknown_apart(tmp_path: P
         shop.response(shop.attempt(feature, None), cost)
     top, spent = cost_per_feature(shop.store, top=2)
     assert spent == 3
-    assert [(f.feature_id, f.cost.usd) for f in top] == [(3, Decimal("0.0500")), (1, Decimal("0.0100"))]
+    assert [(f.feature_id, f.cost.usd) for f in top] == [
+        (3, Decimal("0.0500")),
+        (1, Decimal("0.0100")),
+    ]
 
 
 def test_cache_hit_ratio_is_read_over_every_prompt_token(tmp_path: Path) -> None:

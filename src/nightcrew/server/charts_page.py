@@ -87,7 +87,10 @@ def charts_page(key: str, request: Request) -> HTMLResponse:
             project=_Project(project_key(root), root),
             data=data,
             cost_svg=stacked_days(
-                data.days, cost, label="cost per day by model", axis=f"${cost_top:.2f}",
+                data.days,
+                cost,
+                label="cost per day by model",
+                axis=f"${cost_top:.2f}",
                 unknown=unknown,
             ),
             token_svg=stacked_days(
@@ -146,4 +149,3 @@ def charts_json(key: str) -> JSONResponse:
             ],
         }
     )
-

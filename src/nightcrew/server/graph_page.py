@@ -19,7 +19,16 @@ from nightcrew.views.dep_layout import Layout, dependency_layout
 from nightcrew.views.project_overview import project_key
 
 router = APIRouter()
-STATES = ("pending", "in_progress", "needs_input", "passed", "failed", "skipped", "blocked", "manual")
+STATES = (
+    "pending",
+    "in_progress",
+    "needs_input",
+    "passed",
+    "failed",
+    "skipped",
+    "blocked",
+    "manual",
+)
 
 
 def _hide(passed: str) -> bool:

@@ -10,9 +10,9 @@ from markupsafe import Markup, escape
 
 from nightcrew.views.dep_layout import Layout
 
-NODE_W, NODE_H = 170, 30
+NODE_W, NODE_H = 190, 30
 GAP_X, GAP_Y, PAD = 60, 10, 8
-LABEL_CHARS = 24
+LABEL_CHARS = 23  # what a box holds in the 12px monospace font
 
 
 def _x(layer: int) -> int:

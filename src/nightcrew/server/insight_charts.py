@@ -6,25 +6,25 @@ gets a hollow mark on its bar: its height is only what is known."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 
 from markupsafe import Markup, escape
 
-W, H, PAD_L, PAD_B, PAD_T = 640, 180, 44, 18, 8
+W, H, PAD_L, PAD_B, PAD_T, PAD_R = 640, 180, 44, 18, 8, 18
 PALETTE = 6  # models take the classes series-0 … series-5 in turn
 
 
 def _frame(label: str, width: int = W, height: int = H) -> str:
     return (
-        f'<svg class="chart" viewBox="0 0 {width} {height}" preserveAspectRatio="none"'
-        f' role="img" aria-label="{escape(label)}"><title>{escape(label)}</title>'
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img"'
+        f' aria-label="{escape(label)}"><title>{escape(label)}</title>'
     )
 
 
 def stacked_days(
     days: Sequence[date],
-    series: dict[str, Sequence[float]],
+    series: Mapping[str, Sequence[float]],
     *,
     label: str,
     axis: str,
@@ -35,17 +35,18 @@ def stacked_days(
     date below. ``unknown[i]``: day i has costs nobody could price."""
     totals = [sum(values[i] for values in series.values()) for i in range(len(days))]
     top = max(totals, default=0.0)
-    plot_w, plot_h = W - PAD_L - 4, H - PAD_B - PAD_T
+    plot_w, plot_h = W - PAD_L - PAD_R, H - PAD_B - PAD_T
     step = plot_w / max(1, len(days))
     parts = [_frame(label)]
     parts.append(
-        f'<line class="axis" x1="{PAD_L}" y1="{PAD_T + plot_h}" x2="{W - 4}" y2="{PAD_T + plot_h}"/>'
-        f'<text class="tick" x="{PAD_L - 4}" y="{PAD_T + 8}" text-anchor="end">{escape(axis)}</text>'
+        f'<line class="axis" x1="{PAD_L}" y1="{PAD_T + plot_h}" x2="{W - PAD_R}"'
+        f' y2="{PAD_T + plot_h}"/><text class="tick" x="{PAD_L - 4}" y="{PAD_T + 8}"'
+        f' text-anchor="end">{escape(axis)}</text>'
         f'<text class="tick" x="{PAD_L - 4}" y="{PAD_T + plot_h}" text-anchor="end">0</text>'
     )
     for i, day in enumerate(days):
         x = PAD_L + i * step + step * 0.15
-        base = PAD_T + plot_h
+        base = float(PAD_T + plot_h)
         for n, values in enumerate(series.values()):
             v = values[i]
             if v <= 0 or top <= 0:
@@ -72,14 +73,14 @@ def stacked_days(
 def ratio_bars(values: Sequence[float | None], *, label: str) -> Markup:
     """A bar per value from 0 to 1 (an attempt's cache-hit ratio); None, no
     prompt token, is a gap. Gridlines at 50 % and 100 %."""
-    plot_w, plot_h = W - PAD_L - 4, H - PAD_B - PAD_T
+    plot_w, plot_h = W - PAD_L - PAD_R, H - PAD_B - PAD_T
     step = plot_w / max(1, len(values))
     parts = [_frame(label)]
     for frac, text in ((1.0, "100%"), (0.5, "50%"), (0.0, "0")):
         y = PAD_T + plot_h * (1 - frac)
         parts.append(
             f'<line class="{"axis" if frac == 0 else "grid"}" x1="{PAD_L}" y1="{y:.1f}"'
-            f' x2="{W - 4}" y2="{y:.1f}"/><text class="tick" x="{PAD_L - 4}" y="{y + 4:.1f}"'
+            f' x2="{W - PAD_R}" y2="{y:.1f}"/><text class="tick" x="{PAD_L - 4}" y="{y + 4:.1f}"'
             f' text-anchor="end">{text}</text>'
         )
     for i, v in enumerate(values):

@@ -153,9 +153,7 @@ class _Project:
         return self.root.name or str(self.root)
 
 
-def _export(
-    key: str, request: Request, query: Query, as_markdown: bool
-) -> tuple[str, str]:
+def _export(key: str, request: Request, query: Query, as_markdown: bool) -> tuple[str, str]:
     root = project_root(key)
     with open_store(root) as store:
         run_id, flt = _opened(store, query)
@@ -238,7 +236,9 @@ class TimelineSource:
             return [], False
         page = read_log(self.store, self.flt, render=self.render, after=self.cursor, limit=PAGE)
         out = [
-            message(self.renderer.fragment("_timeline_row.html", entry=e), event="tl", event_id=e.id)
+            message(
+                self.renderer.fragment("_timeline_row.html", entry=e), event="tl", event_id=e.id
+            )
             for e in page.entries
         ]
         self.cursor = page.cursor

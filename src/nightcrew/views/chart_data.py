@@ -63,7 +63,9 @@ class AttemptCache:
         return self.cache_read / self.prompt if self.prompt else None
 
 
-def day_range(now: datetime | None = None, tz: tzinfo | None = None, days: int = DAYS) -> list[date]:
+def day_range(
+    now: datetime | None = None, tz: tzinfo | None = None, days: int = DAYS
+) -> list[date]:
     zone = tz or local_tz()
     today = (now or datetime.now(UTC)).astimezone(zone).date()
     return [today - timedelta(days=days - 1 - n) for n in range(days)]
@@ -116,7 +118,9 @@ def cost_per_feature(store: Store, top: int = TOP_FEATURES) -> tuple[list[Featur
     for row in rows:
         g = group_of(row, parse_ts)
         fid = int(row[0])
-        found.append(FeatureCost(fid, str(names.get(fid, f'feature #{fid}')), int(row[18]), g.tokens, g.cost))
+        found.append(
+            FeatureCost(fid, str(names.get(fid, f"feature #{fid}")), int(row[18]), g.tokens, g.cost)
+        )
     found.sort(key=lambda f: (f.cost.usd is None, -(f.cost.usd or 0), f.feature_id))
     return found[:top], len(found)
 
