@@ -116,3 +116,19 @@ def test_the_estimate_uses_each_categorys_own_passed_features(tmp_path: Path) ->
     assert estimate.left == 2 and estimate.passed == 2
     assert estimate.cost == Decimal("1.10")  # auth's $1 plus shop's $0.10, not 2 × a median
     assert estimate.seconds == 12 * 60  # 10 minutes for auth's, 2 for shop's
+
+
+def test_the_whole_estimate_is_what_usage_forecast_says(tmp_path: Path) -> None:
+    from nightcrew.views.forecast import build_forecast
+
+    shop = Seeded.build(tmp_path / "shop", ["Login", "Signup", "Cart", "Search", "Pay"])
+    db = shop.store.db
+    for feature, costs in ((1, ["0.50", None]), (2, ["0.25", "0.75"]), (3, ["2.00"])):
+        for cost in costs:
+            shop.finish(shop.attempt(feature, None), AttemptState.PASSED, cost)
+        db.execute("UPDATE features SET state = 'passed' WHERE id = ?", (feature,))
+    shop.attempt(4, None)  # running: no cost yet
+    estimate = backlog_estimate(shop.store)
+    expected, passed, left = build_forecast(shop.store)
+    assert (estimate.whole, estimate.passed, estimate.left) == (expected, passed, left)
+    assert expected is not None and expected.cost_unknown == 1  # feature 1: one unknown attempt
