@@ -51,6 +51,12 @@ def test_the_timeline_follows_the_run_and_its_filters_are_links(
         expect(page).to_have_url(re.compile(r"/timeline\?.*\blane=1\b"), timeout=WAIT_MS)
         expect(rows.first).to_contain_text("pytest -q tests/test_login.py", timeout=WAIT_MS)
         assert "test_cart" not in page.locator("#tl").inner_text()
+        # the swapped-in view follows the run with its own filters
+        login = shop.store.attempts(item_id=shop.items[1].id)[0]
+        shop.tool(cart, "Bash", lane=2, command="make lane-two")
+        shop.tool(login, "Bash", lane=1, command="make lane-one")
+        expect(rows.first).to_contain_text("Bash: make lane-one", timeout=WAIT_MS)
+        assert "lane-two" not in page.locator("#tl").inner_text()
         with page.expect_download() as download:
             page.locator("a.export", has_text="NDJSON").click()
         assert Path(download.value.path()).read_text().count('"lane": 1') >= 1

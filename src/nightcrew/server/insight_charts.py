@@ -11,7 +11,7 @@ from datetime import date
 
 from markupsafe import Markup, escape
 
-W, H, PAD_L, PAD_B, PAD_T, PAD_R = 640, 180, 44, 18, 8, 18
+W, H, PAD_L, PAD_B, PAD_T, PAD_R = 960, 240, 8, 36, 36, 8
 PALETTE = 6  # models take the classes series-0 … series-5 in turn
 
 
@@ -40,9 +40,8 @@ def stacked_days(
     parts = [_frame(label)]
     parts.append(
         f'<line class="axis" x1="{PAD_L}" y1="{PAD_T + plot_h}" x2="{W - PAD_R}"'
-        f' y2="{PAD_T + plot_h}"/><text class="tick" x="{PAD_L - 4}" y="{PAD_T + 8}"'
-        f' text-anchor="end">{escape(axis)}</text>'
-        f'<text class="tick" x="{PAD_L - 4}" y="{PAD_T + plot_h}" text-anchor="end">0</text>'
+        f' y2="{PAD_T + plot_h}"/><line class="grid" x1="{PAD_L}" y1="{PAD_T}" x2="{W - PAD_R}"'
+        f' y2="{PAD_T}"/><text class="tick" x="{PAD_L + 2}" y="{PAD_T - 6}">{escape(axis)}</text>'
     )
     for i, day in enumerate(days):
         x = PAD_L + i * step + step * 0.15
@@ -58,13 +57,16 @@ def stacked_days(
                 f' width="{step * 0.7:.1f}" height="{h:.1f}"/>'
             )
         if i < len(unknown) and unknown[i]:
+            cy = max(PAD_T + 5.0, base - 6)  # above the bar, or on the top one's top
             parts.append(
-                f'<circle class="unknown" cx="{x + step * 0.35:.1f}" cy="{base - 4:.1f}" r="3"/>'
+                f'<circle class="unknown" cx="{x + step * 0.35:.1f}" cy="{cy:.1f}" r="3.5"/>'
             )
         if i % 7 == (len(days) - 1) % 7:
+            last = i == len(days) - 1  # the right edge: the date ends at its bar
             parts.append(
-                f'<text class="tick" x="{x + step * 0.35:.1f}" y="{H - 4}"'
-                f' text-anchor="middle">{day.strftime("%m-%d")}</text>'
+                f'<text class="tick" x="{x + (step * 0.7 if last else step * 0.35):.1f}"'
+                f' y="{H - 8}" text-anchor="{"end" if last else "middle"}">'
+                f"{day.strftime('%m-%d')}</text>"
             )
     parts.append("</svg>")
     return Markup("".join(parts))
@@ -76,12 +78,12 @@ def ratio_bars(values: Sequence[float | None], *, label: str) -> Markup:
     plot_w, plot_h = W - PAD_L - PAD_R, H - PAD_B - PAD_T
     step = plot_w / max(1, len(values))
     parts = [_frame(label)]
-    for frac, text in ((1.0, "100%"), (0.5, "50%"), (0.0, "0")):
+    for frac, text in ((1.0, "100%"), (0.5, "50%"), (0.0, "")):
         y = PAD_T + plot_h * (1 - frac)
         parts.append(
             f'<line class="{"axis" if frac == 0 else "grid"}" x1="{PAD_L}" y1="{y:.1f}"'
-            f' x2="{W - PAD_R}" y2="{y:.1f}"/><text class="tick" x="{PAD_L - 4}" y="{y + 4:.1f}"'
-            f' text-anchor="end">{text}</text>'
+            f' x2="{W - PAD_R}" y2="{y:.1f}"/><text class="tick" x="{PAD_L + 2}"'
+            f' y="{y - 6:.1f}">{text}</text>'
         )
     for i, v in enumerate(values):
         if v is None:
