@@ -146,3 +146,15 @@ def test_the_project_page_estimates_whats_left_with_its_basis(
     page = client.get(f"/p/{project_key(shop.root)}/").text
     assert "Basis: medians of 1 passed feature" in page
     assert "≈ $0.0200" in page  # two left at the one passed feature's $0.01
+
+
+def test_a_lane_card_says_its_agent_is_thinking(client: TestClient, shop: Seeded) -> None:
+    shop.claim(2, 2)
+    shop.store.db.execute("UPDATE work_items SET state = 'in_progress' WHERE feature_id = 2")
+    page = client.get(f"/p/{project_key(shop.root)}/").text
+    card = page.split('data-lane="2"', 1)[1].split("</article>", 1)[0]
+    assert "thinking…" in card and "tax &lt;b&gt;before&lt;/b&gt; rounding" in card
+    attempt = shop.store.attempts(item_id=shop.items[2].id)[0]
+    shop.tool(attempt, "Edit", lane=2, file_path="src/cart.py")  # a tool call after it
+    page = client.get(f"/p/{project_key(shop.root)}/").text
+    assert "thinking…" not in page.split('data-lane="2"', 1)[1].split("</article>", 1)[0]
