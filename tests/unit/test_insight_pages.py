@@ -158,3 +158,10 @@ def test_a_lane_card_says_its_agent_is_thinking(client: TestClient, shop: Seeded
     shop.tool(attempt, "Edit", lane=2, file_path="src/cart.py")  # a tool call after it
     page = client.get(f"/p/{project_key(shop.root)}/").text
     assert "thinking…" not in page.split('data-lane="2"', 1)[1].split("</article>", 1)[0]
+
+
+def test_the_estimate_as_json_names_its_basis(client: TestClient, shop: Seeded) -> None:
+    shop.store.db.execute("UPDATE features SET state = 'passed' WHERE id = 1")
+    data = client.get(f"/api/p/{project_key(shop.root)}/estimate").json()
+    assert (data["left"], data["passed"], data["cost_usd"]) == (2, 1, "0.0200")
+    assert data["forecast"]["samples"] == 1 and data["categories"][0]["samples"] == 1

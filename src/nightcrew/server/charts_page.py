@@ -1,7 +1,8 @@
 """``/p/{key}/charts``: cost and tokens per day by model over the last 30
 days, the dearest features, and the cache-hit ratio of the latest attempts,
 from ``views/chart_data.py`` (added up in SQL), drawn as inline SVG
-(``server/insight_charts.py``). ``/api/p/{key}/charts`` is the same as JSON."""
+(``server/insight_charts.py``). ``/api/p/{key}/charts`` is the same as JSON;
+``/api/p/{key}/estimate`` the project page's estimate of what is left."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from nightcrew.server.project_page import project_root
 from nightcrew.server.projects import open_store
 from nightcrew.server.render import Renderer, money
 from nightcrew.server.timeline_page import _Project
+from nightcrew.usage.ledger import Forecast
 from nightcrew.views.chart_data import (
     AttemptCache,
     DayModel,
@@ -26,6 +28,8 @@ from nightcrew.views.chart_data import (
     daily_by_model,
     day_range,
 )
+from nightcrew.views.estimates import backlog_estimate
+from nightcrew.views.forecast import forecast_json
 from nightcrew.views.project_overview import project_key
 
 router = APIRouter()
@@ -147,5 +151,36 @@ def charts_json(key: str) -> JSONResponse:
                 {"attempt": a.attempt_id, "label": a.label, "model": a.model, "ratio": a.ratio}
                 for a in data.cache
             ],
+        }
+    )
+
+
+def _forecast(result: Forecast | None) -> dict[str, Any] | None:
+    return forecast_json(result)
+
+
+@router.get("/api/p/{key}/estimate")
+def estimate_json(key: str) -> JSONResponse:
+    """The cost and time left for the backlog (the project page's estimate),
+    per category with its basis; dollars as strings, unknown as null."""
+    root = project_root(key)
+    with open_store(root) as store:
+        estimate = backlog_estimate(store)
+    return JSONResponse(
+        {
+            "left": estimate.left,
+            "passed": estimate.passed,
+            "cost_usd": None if estimate.cost is None else str(estimate.cost),
+            "seconds": estimate.seconds,
+            "categories": [
+                {
+                    "category": c.category,
+                    "left": c.left,
+                    "samples": c.samples,  # 0: the backlog's medians were used
+                    "forecast": _forecast(c.result),
+                }
+                for c in estimate.categories
+            ],
+            "forecast": _forecast(estimate.whole),  # as `nightcrew usage --forecast --json`
         }
     )
