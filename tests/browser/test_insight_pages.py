@@ -104,3 +104,38 @@ def test_timeline_graph_and_charts_fit_the_screen(
         page.close()
         problems = [p for p in problems if "404" not in p]  # the feature page is another's
         assert problems == []
+
+
+def test_a_timeline_that_lost_its_server_shows_every_entry_written_meanwhile_once(
+    chromium: Any, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    from tests.dashboard_seed import Seeded
+
+    shop = Seeded.build(tmp_path / "shop", ["Login"])
+    attempt = shop.attempt(1, None)
+    shop.tool(attempt, "Read", file_path="src/login.py")
+    page = chromium.new_page(viewport=DESKTOP)
+    key = project_key(shop.root)
+    with serving() as first:
+        port = first.port
+        page.goto(f"{first.base}/p/{key}/timeline?token={first.token}")
+        expect(page.locator("#conn")).to_have_class("conn live", timeout=WAIT_MS)
+        shop.tool(attempt, "Edit", file_path="src/login.py")
+        expect(page.locator("#tl .ev").first).to_contain_text("Edit: src/login.py", timeout=WAIT_MS)
+    expect(page.locator("#conn")).to_have_class("conn down", timeout=WAIT_MS)
+    shop.tool(attempt, "Bash", command="pytest -q")  # while no server runs
+    with serving("--port", str(port)):
+        shop.tool(attempt, "Write", file_path="src/cart.py")
+        lines = page.locator("#tl .ev .line")
+        expect(lines).to_have_text(
+            [
+                "  feature #1 › Write: src/cart.py",
+                "  feature #1 › Bash: pytest -q",
+                "  feature #1 › Edit: src/login.py",
+                "  feature #1 › Read: src/login.py",
+            ],
+            timeout=WAIT_MS,
+        )
+    page.close()
