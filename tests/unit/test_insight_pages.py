@@ -80,6 +80,11 @@ def test_timeline_filters_narrow_it_and_a_bad_one_is_one_line_and_400(
     assert client.get(f"/p/{key}/timeline?lane=x").status_code == 400
     assert client.get(f"/p/{key}/timeline?level=loud").status_code == 400
     assert client.get(f"/p/{key}/timeline?run=nope").status_code == 400
+    older = client.get(f"/p/{key}/timeline?before=yesterday")
+    assert (
+        older.status_code == 400
+        and older.text == "before=yesterday: not an event id (a whole number)\n"
+    )
 
 
 def test_timeline_pages_back_by_cursor(client: TestClient, shop: Seeded) -> None:

@@ -103,10 +103,11 @@ def timeline_page(
     kind: str = "",
     level: str = "info",
     q: str = "",
-    before: int | None = None,
+    before: str | None = None,
 ) -> HTMLResponse:
     root = project_root(key)
     query = Query(run, lane, kind, level, q)
+    cursor_before = _event_id("before", before)
     renderer: Renderer = request.app.state.renderer
     with open_store(root) as store:
         run_id, flt = _opened(store, query)
@@ -115,7 +116,12 @@ def timeline_page(
         thoughts = []
         if run_id is not None and flt is not None:
             page = read_log(
-                store, flt, render=_render(request, root), before=before, limit=PAGE, newest=True
+                store,
+                flt,
+                render=_render(request, root),
+                before=cursor_before,
+                limit=PAGE,
+                newest=True,
             )
             entries = tuple(reversed(page.entries))
             cursor = page.cursor
@@ -134,13 +140,21 @@ def timeline_page(
             runs=runs,
             entries=entries,
             cursor=cursor,
-            live=before is None,
+            live=cursor_before is None,
             older=older,
             thoughts=thoughts,
             kinds=stored_kinds(),
             levels=LOG_LEVELS,
         )
     )
+
+
+def _event_id(name: str, value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    if not value.strip().isdigit():
+        raise HTTPException(400, f"{name}={value}: not an event id (a whole number)")
+    return int(value)
 
 
 @dataclass(frozen=True)
