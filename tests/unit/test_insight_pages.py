@@ -170,3 +170,19 @@ def test_the_estimate_as_json_names_its_basis(client: TestClient, shop: Seeded) 
     data = client.get(f"/api/p/{project_key(shop.root)}/estimate").json()
     assert (data["left"], data["passed"], data["cost_usd"]) == (2, 1, "0.0200")
     assert data["forecast"]["samples"] == 1 and data["categories"][0]["samples"] == 1
+
+
+def test_a_large_backlogs_graph_leaves_the_passed_features_out_unless_asked(
+    client: TestClient, shop: Seeded
+) -> None:
+    from nightcrew.store.backlog import Backlog
+    from nightcrew.work.backlog import FeatureSpec
+
+    Backlog(shop.store).create(
+        [FeatureSpec(name=f"More {n}", acceptance=("true",)) for n in range(250)], source="test"
+    )
+    shop.store.db.execute("UPDATE features SET state = 'passed' WHERE id <= 100")
+    key = project_key(shop.root)
+    page = client.get(f"/p/{key}/graph").text
+    assert "100 passed hidden" in page and page.count('class="node ') == 153
+    assert client.get(f"/p/{key}/graph?passed=show").text.count('class="node ') == 253

@@ -1,6 +1,8 @@
 """``/p/{key}/graph``: the backlog's dependency graph, each feature a box
 coloured by its state that opens the feature's page; ``?passed=hide``
-leaves the passed ones out (a thousand-feature backlog is mostly done).
+leaves the passed ones out, and so does a backlog of more than
+:data:`AUTO_HIDE` features unless ``?passed=show`` (a thousand features in
+a chain through the passed ones draw hundreds of columns).
 ``/api/p/{key}/graph`` is the layout as JSON."""
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from nightcrew.views.dep_layout import Layout, dependency_layout
 from nightcrew.views.project_overview import project_key
 
 router = APIRouter()
+AUTO_HIDE = 200
 STATES = (
     "pending",
     "in_progress",
@@ -31,16 +34,14 @@ STATES = (
 )
 
 
-def _hide(passed: str) -> bool:
+def _layout(key: str, passed: str) -> tuple[Layout, _Project]:
     if passed not in ("", "show", "hide"):
         raise HTTPException(400, f"passed={passed}: give show or hide")
-    return passed == "hide"
-
-
-def _layout(key: str, passed: str) -> tuple[Layout, _Project]:
-    hide = _hide(passed)
     root = project_root(key)
     with open_store(root) as store:
+        hide = passed == "hide"
+        if not passed:
+            hide = store.db.execute("SELECT count(*) FROM features").fetchone()[0] > AUTO_HIDE
         layout = dependency_layout(store, hide_passed=hide)
     return layout, _Project(project_key(root), root)
 
@@ -57,7 +58,7 @@ def graph_page(key: str, request: Request, passed: str = "") -> HTMLResponse:
             layout=layout,
             svg=graph_svg(layout, project.key),
             counts=[(s, counts[s]) for s in STATES if counts[s]],
-            hidden=passed == "hide",
+            hidden=bool(layout.hidden),
         )
     )
 
