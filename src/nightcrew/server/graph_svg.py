@@ -40,8 +40,9 @@ def graph_svg(layout: Layout, key: str) -> Markup:
         x1, y1 = _x(l1) + NODE_W, _y(o1) + NODE_H / 2
         x2, y2 = _x(l2), _y(o2) + NODE_H / 2
         mid = (x1 + x2) / 2
+        long = ' class="long"' if l2 - l1 > 1 else ""  # it passes other columns: fainter
         parts.append(
-            f'<path data-from="{dep}" data-to="{node}"'
+            f'<path{long} data-from="{dep}" data-to="{node}"'
             f' d="M{x1},{y1:.0f} C{mid:.0f},{y1:.0f} {mid:.0f},{y2:.0f} {x2},{y2:.0f}"/>'
         )
     parts.append("</g>")
