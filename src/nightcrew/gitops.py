@@ -481,6 +481,15 @@ def changed_files(root: Path, base_sha: str | None) -> list[str]:
     return sorted(n for n in names if not (n + "/").startswith(STATE_DIR))
 
 
+def commits_patch(root: Path, base: str | None, head: str) -> str | None:
+    """The patch from ``base`` (None: ``head``'s first parent) to commit
+    ``head``, or None when either is gone (history rewritten since)."""
+    done = _git(
+        root, "diff", "--no-color", "--no-ext-diff", base or f"{head}^", head, ok_codes=(0, 128)
+    )
+    return _stdout(done) if done.exit_code == 0 else None
+
+
 def commit_files(root: Path, sha: str) -> list[str]:
     """The paths one commit changed (against its first parent), or none when
     the commit is gone (history rewritten since)."""

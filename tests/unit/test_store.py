@@ -30,6 +30,7 @@ TABLES = {
     "feature_claims",
     "feature_failures",
     "control_requests",
+    "review_comments",
     "usage_edits",
 }
 

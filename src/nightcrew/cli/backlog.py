@@ -17,6 +17,7 @@ import click
 from nightcrew.cli import backlog_edit
 from nightcrew.cli.backlog_common import open_backlog, parse_ids, write_atomically
 from nightcrew.cli.backlog_init import init_command
+from nightcrew.cli.backlog_review import review_command
 
 if TYPE_CHECKING:
     from nightcrew.views.backlog import BacklogView
@@ -201,3 +202,4 @@ def export_command(as_json: bool, output: Path | None) -> None:
 for _command in backlog_edit.COMMANDS:
     backlog_group.add_command(_command)
 backlog_group.add_command(init_command)
+backlog_group.add_command(review_command)

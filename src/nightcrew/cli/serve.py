@@ -49,6 +49,7 @@ def serve_command(
     """Serve the dashboard: every project nightcrew knows, and each one's
     latest run live (cost, lanes, merge queue, budgets). It prints the URL to
     open, with the token that lets a browser in; Ctrl-C stops it."""
+    from nightcrew.cli.log_lines import log_line
     from nightcrew.server.serve import ServeOptions, serve
 
     options = ServeOptions(
@@ -59,4 +60,4 @@ def serve_command(
         new_token=new_token,
         allow_hosts=allow_hosts,
     )
-    serve(options, lambda line: click.echo(line, nl=True))
+    serve(options, lambda line: click.echo(line, nl=True), log_line=log_line)

@@ -107,6 +107,9 @@ class AttemptResult:
         return cost if isinstance(cost, Decimal) else None
 
 
+CHANGES_PATCH = "changes.patch"  # an attempt's diff from its base, in its evidence
+
+
 def finish(
     ctx: RunContext,
     result: AttemptResult,
@@ -407,6 +410,7 @@ async def _judge(
 ) -> AttemptResult:
     """The harness runs the gates; a passed attempt waits for its commit."""
     _keep_files(ctx, result.attempt.id, base_sha)
+    _keep_diff(ctx, evidence, base_sha)
     # Its agent's time, stored now: `status` (maybe in another process) tells
     # an attempt in its gates from one whose agent still works by it.
     ctx.store.update_attempt(result.attempt.id, agent_seconds=result.common.get("agent_seconds"))
@@ -470,6 +474,18 @@ def _keep_files(ctx: RunContext, attempt_id: int, base_sha: str | None) -> None:
     except GitError:
         return
     ctx.store.set_attempt_files(attempt_id, [p for p in changed if p not in ctx.left_alone])
+
+
+def _keep_diff(ctx: RunContext, evidence: Path, base_sha: str | None) -> None:
+    """Keep the attempt's changes as ``changes.patch`` in its evidence, before
+    the gates run: a failed attempt's work is never committed, and the
+    dashboard shows (and a person reviews) each attempt's diff from it. Git
+    failing leaves no patch; the page says so."""
+    try:
+        diff = gitops.diff_patch(ctx.workspace.cwd, base_sha, leave=ctx.left_alone)
+    except GitError:
+        return
+    (evidence / CHANGES_PATCH).write_text(diff, encoding="utf-8")
 
 
 def _unusable(

@@ -38,6 +38,7 @@ from nightcrew.engine.policy import Climb, Decision, FeaturePolicy, failed, mode
 from nightcrew.engine.prompt import PreviousFailure
 from nightcrew.store.backlog import Backlog
 from nightcrew.store.records import AttemptRow, ItemRow
+from nightcrew.store.reviews import Reviews
 from nightcrew.work.backlog import Feature
 
 # Attempts that say nothing about the feature: the person stopped the build,
@@ -103,6 +104,8 @@ def _job(ctx: RunContext, build: Build, feature: Feature) -> Job:
     backlog = build.backlog
     built_on = backlog.require(list(feature.depends_on)) if feature.depends_on else []
 
+    review = Reviews(ctx.store).latest_sent(feature.id)
+
     def suffix(number: int, previous: PreviousFailure | None) -> str:
         return feature_suffix(
             feature=feature,
@@ -110,6 +113,7 @@ def _job(ctx: RunContext, build: Build, feature: Feature) -> Job:
             recent_commits=workspace.recent_commits(5),
             attempt=number,
             previous=previous,
+            review=review,
         )
 
     def hold() -> str | None:

@@ -4,7 +4,8 @@ Like a batch's: a stable prefix, byte-identical for every attempt of a build
 (the project, the harness's rules, the project's gates, the backlog tools),
 then a suffix with this feature: its text and steps, the acceptance commands
 the harness will run, the features it builds on, a person's answer when it
-asked for one, recent commits and the previous attempt's failure digest.
+asked for one, a person's review comments on an earlier attempt's diff,
+recent commits and the previous attempt's failure digest.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from nightcrew.engine.prompt import PreviousFailure, failure_section
+from nightcrew.store.reviews import ReviewComment
 from nightcrew.work.backlog import Feature
 
 
@@ -83,6 +85,7 @@ def feature_suffix(
     recent_commits: Sequence[str],
     attempt: int,
     previous: PreviousFailure | None,
+    review: Sequence[ReviewComment] = (),
 ) -> str:
     parts = [f"# Feature {feature.label} ({feature.category}): {feature.name}"]
     if feature.description.strip():
@@ -107,6 +110,24 @@ def feature_suffix(
             f"Question: {feature.input_request}",
             f"Answer: {feature.input_answer}",
         ]
+    parts += review_section(review)
     if recent_commits:
         parts += ["", "## Recent commits", *recent_commits]
     return "\n".join(parts + failure_section(attempt, previous))
+
+
+def review_section(review: Sequence[ReviewComment]) -> list[str]:
+    """A person's comments on lines of an earlier attempt's diff (the latest
+    review sent back), each naming ``file:line``; nothing without one."""
+    if not review:
+        return []
+    parts = [
+        "",
+        "## Review comments from a person",
+        "A person read the changes of an earlier attempt and commented on these lines."
+        " Address every comment; the acceptance commands above must still pass.",
+    ]
+    for comment in review:
+        text = comment.text.strip().replace("\n", "\n  ")
+        parts.append(f"- {comment.where}: {text}")
+    return parts

@@ -16,16 +16,37 @@ from fastapi.responses import PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from nightcrew.server import files, index_page, project_page
-from nightcrew.server.render import STATIC, Renderer
+from nightcrew.server import (
+    charts_page,
+    feature_page,
+    files,
+    graph_page,
+    index_page,
+    kanban_page,
+    project_controls,
+    project_page,
+    timeline_page,
+)
+from nightcrew.server.render import STATIC, LineOf, Renderer
 from nightcrew.server.security import COOKIE, ASGIApp, Guard, Policy
 
-ROUTERS = (index_page.router, project_page.router, files.router)
+ROUTERS = (
+    index_page.router,
+    project_page.router,
+    files.router,
+    kanban_page.router,
+    project_controls.router,
+    feature_page.router,
+    timeline_page.router,
+    graph_page.router,
+    charts_page.router,
+)
 
 
-def create_app(policy: Policy) -> ASGIApp:
+def create_app(policy: Policy, *, log_line: LineOf | None = None) -> ASGIApp:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.renderer = Renderer(policy.csrf_token)
+    app.state.log_line = log_line  # the timeline's words for an event (``nightcrew logs``')
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

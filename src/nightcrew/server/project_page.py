@@ -25,8 +25,10 @@ from nightcrew.server.stream import (
     resume_point,
 )
 from nightcrew.store.records import Store
+from nightcrew.views.estimates import backlog_estimate
 from nightcrew.views.live import LiveView, cost_json, live_view
 from nightcrew.views.project_overview import ProjectSpend, project_key
+from nightcrew.views.timeline import lane_thoughts, latest_run_id
 
 router = APIRouter()
 SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
@@ -56,19 +58,29 @@ class ProjectState:
     root: Path
     live: LiveView
     spend: ProjectSpend
+    thinking: dict[int, str] = field(default_factory=dict)  # lane → the words it is thinking
 
     @property
     def name(self) -> str:
         return self.root.name or str(self.root)
 
     def values(self) -> dict[str, Any]:
-        return {"project": self, "live": self.live, "spend": self.spend}
+        return {
+            "project": self,
+            "live": self.live,
+            "spend": self.spend,
+            "thinking": self.thinking,
+        }
 
 
 def project_state(root: Path, store: Store) -> ProjectState:
     spend = spend_of(root, store)
     live = live_view(store, today=spend.today, total=spend.total)
-    return ProjectState(project_key(root), root, live, spend)
+    run_id = latest_run_id(store) if live.lanes else None
+    thinking = (
+        {t.lane: t.excerpt for t in lane_thoughts(store, run_id) if t.thinking} if run_id else {}
+    )
+    return ProjectState(project_key(root), root, live, spend, thinking)
 
 
 def render_fragments(renderer: Renderer, state: ProjectState) -> dict[str, str]:
@@ -84,7 +96,10 @@ def project_page(key: str, request: Request) -> HTMLResponse:
         state = project_state(root, store)
         feed = activity.latest(store)
         after = activity.last_event_id(store)
-    return HTMLResponse(renderer.page("project.html", **state.values(), feed=feed, after=after))
+        estimate = backlog_estimate(store)
+    return HTMLResponse(
+        renderer.page("project.html", **state.values(), feed=feed, after=after, estimate=estimate)
+    )
 
 
 @router.get("/api/p/{key}/live")

@@ -5,6 +5,7 @@ durations, local times."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,12 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from nightcrew.server.charts import bar, sparkline
 from nightcrew.store.usage_query import parse_ts
 from nightcrew.usage.pricing import CostTotal
+from nightcrew.views.event_log import LogEntry
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
+# An event's line in the log, for the project at a root (``cli/log_lines.log_line``).
+LineOf = Callable[[LogEntry, Path], str]
 
 
 def money(cost: CostTotal | Decimal | None) -> str:

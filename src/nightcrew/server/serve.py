@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from nightcrew import paths
 from nightcrew.core.errors import BadInput
+from nightcrew.server.render import LineOf
 from nightcrew.server.security import (
     Policy,
     allowed_hosts,
@@ -65,8 +66,11 @@ def url_of(host: str, port: int, token: str | None) -> str:
     return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
 
 
-def serve(options: ServeOptions, say: Callable[[str], None]) -> None:
-    """Run the dashboard until interrupted."""
+def serve(
+    options: ServeOptions, say: Callable[[str], None], *, log_line: LineOf | None = None
+) -> None:
+    """Run the dashboard until interrupted. ``log_line`` words the timeline's
+    events as ``nightcrew logs`` does (the cli lends it: it sits above)."""
     import uvicorn  # noqa: PLC0415 - the web server loads only for `serve`
 
     from nightcrew.server.app import create_app  # noqa: PLC0415
@@ -97,7 +101,7 @@ def serve(options: ServeOptions, say: Callable[[str], None]) -> None:
         )
     say("Ctrl-C stops it")
     config = uvicorn.Config(
-        create_app(policy),
+        create_app(policy, log_line=log_line),
         log_level="warning",
         access_log=False,  # its lines would carry ?token= on a first visit
         server_header=False,

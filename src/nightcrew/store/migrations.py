@@ -273,6 +273,29 @@ def m009_control_requests(db: sqlite3.Connection) -> None:
     )
 
 
+def m010_review_comments(db: sqlite3.Connection) -> None:
+    """A person's comments on lines of an attempt's diff (the dashboard's
+    Review, ``nightcrew backlog review``). ``sent_at`` stays NULL while the
+    comment is a draft; sending stamps every draft of the feature with one
+    time and retries the feature, whose next prompt carries that batch."""
+    run_script(
+        db,
+        """
+        CREATE TABLE review_comments (
+            id INTEGER PRIMARY KEY,
+            feature_id INTEGER NOT NULL REFERENCES features(id),
+            attempt_id INTEGER NOT NULL REFERENCES attempts(id),
+            file TEXT NOT NULL,                 -- the path as the diff names it
+            line INTEGER NOT NULL,              -- in the attempt's version of the file
+            text TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            sent_at TEXT                        -- NULL: a draft, not sent yet
+        );
+        CREATE INDEX ix_review_feature ON review_comments(feature_id, sent_at)
+        """,
+    )
+
+
 def m011_dashboard_reads(db: sqlite3.Connection) -> None:
     """What the dashboard reads on every render, made cheap
     (``bench/dashboard.py``): each lane's latest attempt of a run from an
@@ -315,6 +338,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m007_attempt_files,
     m008_attempt_lane,
     m009_control_requests,
+    m010_review_comments,
     m011_dashboard_reads,
 ]
 

@@ -1,0 +1,87 @@
+"""The feature page's routes through the real app and its guard: the page
+and its JSON twin, one line and a 4xx for an unknown feature or a bad
+comment, the CSRF token required to comment or send, and sending retries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from nightcrew import paths
+from nightcrew.core.states import ItemState
+from nightcrew.server.app import create_app
+from nightcrew.server.security import Policy, allowed_hosts, derive, load_token
+from nightcrew.store.backlog import Backlog
+from nightcrew.views.project_overview import project_key
+from tests.dashboard_seed import Seeded
+from tests.unit.test_review import shop_with_attempts
+
+BASE = "http://127.0.0.1:8765"
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Seeded:
+    return shop_with_attempts(tmp_path)
+
+
+@pytest.fixture
+def client() -> Iterator[tuple[TestClient, str]]:
+    token = load_token(paths.user_home())[0]
+    policy = Policy(allowed_hosts("127.0.0.1"), token, token)
+    app = create_app(policy)
+    with TestClient(app, base_url=BASE, follow_redirects=False) as client:  # type: ignore[arg-type]
+        assert client.get(f"/?token={token}").status_code == 303  # the cookie
+        yield client, derive(token, "csrf")
+
+
+def test_the_page_and_its_json_show_the_attempts(
+    shop: Seeded, client: tuple[TestClient, str]
+) -> None:
+    http, _ = client
+    key = project_key(shop.root)
+    page = http.get(f"/p/{key}/features/1")
+    assert page.status_code == 200
+    assert "Attempt 2" in page.text and "tests/test_cart.py::test_total failed" in page.text
+    assert 'data-file="src/cart.py"' in page.text and "unknown" in page.text
+    data = http.get(f"/api/p/{key}/features/1").json()
+    assert [a["state"] for a in data["attempts"]] == ["failed", "passed"]
+    assert data["cost_usd"] is None  # one attempt's cost is unknown: the total is too
+    item = http.get(f"/api/p/{key}/runs/{shop.run.id}/items/feature-1").json()
+    assert item["label"] == "feature #1"
+    html = http.get(f"/p/{key}/runs/{shop.run.id}/items/feature-1")
+    assert html.status_code == 200 and "Attempt 2" in html.text
+    assert 'id="review"' not in html.text  # Review is on the feature's own page
+
+
+def test_unknown_things_are_one_line_and_404(shop: Seeded, client: tuple[TestClient, str]) -> None:
+    http, _ = client
+    key = project_key(shop.root)
+    missing = http.get(f"/p/{key}/features/99")
+    assert missing.status_code == 404 and missing.text == "no feature #99 in the backlog\n"
+    item = http.get(f"/api/p/{key}/runs/{shop.run.id}/items/nope")
+    assert item.status_code == 404 and item.text.count("\n") == 1
+
+
+def test_commenting_needs_the_csrf_token_and_a_good_comment(
+    shop: Seeded, client: tuple[TestClient, str]
+) -> None:
+    http, csrf = client
+    url = f"/p/{project_key(shop.root)}/features/1/review"
+    form = {"attempt": "1", "file": "src/cart.py", "line": "3", "text": "use a Decimal"}
+    assert http.post(url, data=form).status_code == 403
+    headers = {"X-CSRF-Token": csrf, "Origin": BASE}
+    bad = http.post(url, data={**form, "line": "0"}, headers=headers)
+    assert bad.status_code == 400 and bad.text == "line 0: lines count from 1\n"
+    done = http.post(url, data=form, headers=headers)
+    assert done.status_code == 200
+    assert "src/cart.py:3" in done.text and 'hx-swap-oob="true"' in done.text
+
+    sent = http.post(url + "/send", headers=headers)
+    assert sent.status_code == 200 and sent.headers["HX-Refresh"] == "true"
+    assert Backlog(shop.store).feature(1).state == ItemState.PENDING
+    again = http.post(url + "/send", headers=headers)
+    assert again.status_code == 400
+    assert again.text == "feature #1 has no review comments to send\n"
