@@ -9,6 +9,8 @@ and says so. The dashboard shows the total and its basis.
 
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -57,10 +59,11 @@ class Estimate:
         return sum(c.left for c in self.categories if c.left and c.result is None)
 
 
+# Only the passed features' attempts are read (a third of a big store's, or fewer).
 _ATTEMPTS_SQL = """
 SELECT w.feature_id, a.cost_usd, a.state, a.started_at, a.finished_at
-FROM attempts a JOIN work_items w ON w.id = a.item_id
-WHERE w.feature_id IS NOT NULL
+FROM work_items w JOIN attempts a ON a.item_id = w.id
+WHERE w.feature_id IN (SELECT value FROM json_each(?))
 """
 
 
@@ -72,9 +75,8 @@ def _passed_samples(store: Store, passed: set[int]) -> dict[int, tuple[Decimal |
     costs: dict[int, Decimal | None] = {}
     unknown: set[int] = set()
     seconds: dict[int, float] = {}
-    for feature_id, cost, state, started, finished in store.db.execute(_ATTEMPTS_SQL):
-        if feature_id not in passed:
-            continue
+    rows = store.db.execute(_ATTEMPTS_SQL, (json.dumps(sorted(passed)),))
+    for feature_id, cost, state, started, finished in rows:
         seconds.setdefault(feature_id, 0.0)
         if finished is not None:
             seconds[feature_id] += (
