@@ -10,7 +10,6 @@ and says so. The dashboard shows the total and its basis.
 from __future__ import annotations
 
 import json
-
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
