@@ -26,8 +26,12 @@ def chromium_binary() -> str | None:
     return shutil.which("chromium")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[object]:
+    """One browser per test module, never per session: Playwright's sync API
+    keeps an event loop running in the main thread while it is open, and a
+    worker that goes on to other modules' tests (xdist steals work between
+    workers) would find ``asyncio.run`` refused there."""
     binary = chromium_binary()
     if binary is None:
         if os.environ.get("NIGHTCREW_REQUIRE_BROWSER"):
