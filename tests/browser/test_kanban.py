@@ -28,46 +28,8 @@ from tests.browser.test_dashboard_pages import DESKTOP, PHONE, WAIT_MS, screensh
 from tests.dashboard_seed import Seeded, register
 from tests.dashboard_server import serving
 from tests.integration.support import GIT_ENV, alive, git, wait_for
+from tests.integration.test_controls_cli import GATED  # works until the test releases it
 from tests.plugin_dist import write_plugin
-
-# An agent that says which feature it started (a file) and works until the
-# test releases it (another file), then writes a file and ends successfully.
-GATED = """
-import asyncio, os, re
-from pathlib import Path
-
-from nightcrew.agents.base import Capabilities, Finished, SessionStarted, Text
-from nightcrew.agents.hooks import BackendInfo, hookimpl
-
-CAPABILITIES = Capabilities(reports_cost=False, resumable_sessions=False,
-                            harness_tools=False, tool_policy=False)
-
-
-class Gated:
-    name = "gated"
-    capabilities = CAPABILITIES
-    default_allowed_tools = ()
-
-    def tool_name(self, tool):
-        return tool
-
-    async def run(self, request):
-        name = re.search(r"^# Feature #\\d+ \\(\\w+\\): (.+)$", request.prompt, re.M).group(1)
-        signals = Path(os.environ["GATED_SIGNALS"])
-        (signals / f"started-{name}").write_text("")
-        yield SessionStarted(f"gated-{name}", request.model)
-        while not (signals / f"release-{name}").exists():
-            await asyncio.sleep(0.02)
-        (request.cwd / f"{name.lower()}.txt").write_text(name + "\\n")
-        yield Text(f"wrote {name.lower()}.txt")
-        yield Finished(status="success", result_subtype=None, is_error=False,
-                       result_text="done", reported_cost_usd=None, model_usage=())
-
-
-@hookimpl
-def nightcrew_backends():
-    return [BackendInfo("gated", CAPABILITIES, Gated, "works until released")]
-"""
 
 
 def nightcrew(root: Path, *args: str, env: dict[str, str] | None = None) -> str:
