@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ from nightcrew.project import Project
 from nightcrew.store.backlog import Backlog
 from nightcrew.store.records import RunRow, Store
 from nightcrew.work.backlog import FeatureSpec
+from tests.line_process import LineProcess
 
 TIMEOUT_S = 60  # generous: the follower polls the store four times a second
 
@@ -175,53 +174,11 @@ def test_no_run_yet_is_one_line(
 # ---- --follow, a real process beside the build -------------------------------------------
 
 
-class Follower:
+class Follower(LineProcess):
     """``nightcrew logs --follow`` in its own process; its lines as they come."""
 
     def __init__(self, root: Path, *args: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "nightcrew", "logs", "--follow", *args],
-            cwd=root,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        assert self.process.stdout is not None
-        self._reader = threading.Thread(target=self._read, args=(self.process.stdout,))
-        self._reader.start()
-
-    def _read(self, stream: object) -> None:
-        for line in stream:  # type: ignore[attr-defined]
-            self.lines.put(line.rstrip("\n"))
-
-    def wait_for(self, text: str) -> str:
-        """The first line containing ``text``, waiting for it to appear."""
-        while True:
-            try:
-                line = self.lines.get(timeout=TIMEOUT_S)
-            except queue.Empty:
-                raise AssertionError(f"no line with {text!r} from the follower") from None
-            if text in line:
-                return line
-
-    def end(self) -> tuple[int, str]:
-        """Its exit code and what it said on stderr, once it has exited."""
-        code = self.process.wait(timeout=TIMEOUT_S)
-        self._reader.join(timeout=TIMEOUT_S)
-        assert self.process.stdout is not None and self.process.stderr is not None
-        err = self.process.stderr.read()
-        self.process.stdout.close()
-        self.process.stderr.close()
-        return code, err
-
-    def kill(self) -> None:
-        """Never leave it running, whatever the test found."""
-        if self.process.poll() is None:
-            self.process.kill()
-        if not self.process.stderr or not self.process.stderr.closed:
-            self.end()
+        super().__init__(root, ["logs", "--follow", *args], what="follower", env={})
 
 
 def test_follow_prints_what_the_build_writes_and_ends_when_it_finishes(

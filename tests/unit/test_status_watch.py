@@ -7,10 +7,7 @@ them, and its end with the build's (summary, exit 0), with its process (exit
 from __future__ import annotations
 
 import os
-import queue
-import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +29,7 @@ from nightcrew.store.backlog import Backlog
 from nightcrew.store.records import AttemptRow, ItemRow, RunRow, Store
 from nightcrew.views.run_watch import run_in_progress, run_watch
 from nightcrew.work.backlog import FeatureSpec
+from tests.line_process import LineProcess
 
 TIMEOUT_S = 60
 NO_SUCH_PID = 2**22 + 12345  # above the kernel's largest pid: never alive
@@ -262,48 +260,12 @@ def test_bad_options_are_one_line(
     assert (code, out) == (2, "") and said in err and len(err.splitlines()) == 1
 
 
-class Watcher:
+class Watcher(LineProcess):
     """``nightcrew status --watch`` in its own process (its stdout a pipe: the
     panel is not drawn, the console's lines and the summary are)."""
 
     def __init__(self, root: Path, *args: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "nightcrew", "status", "--watch", *args],
-            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL, text=True, env={**os.environ, "COLUMNS": "200"},
-        )  # fmt: skip
-        self.lines: queue.Queue[str] = queue.Queue()
-        assert self.process.stdout is not None
-        self._reader = threading.Thread(target=self._read, args=(self.process.stdout,))
-        self._reader.start()
-
-    def _read(self, stream: object) -> None:
-        for line in stream:  # type: ignore[attr-defined]
-            self.lines.put(line.rstrip("\n"))
-
-    def wait_for(self, text: str) -> str:
-        while True:
-            try:
-                line = self.lines.get(timeout=TIMEOUT_S)
-            except queue.Empty:
-                raise AssertionError(f"no line with {text!r} from the watcher") from None
-            if text in line:
-                return line
-
-    def end(self) -> tuple[int, str]:
-        code = self.process.wait(timeout=TIMEOUT_S)
-        self._reader.join(timeout=TIMEOUT_S)
-        assert self.process.stdout is not None and self.process.stderr is not None
-        err = self.process.stderr.read()
-        self.process.stdout.close()
-        self.process.stderr.close()
-        return code, err
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        if not self.process.stderr or not self.process.stderr.closed:
-            self.end()
+        super().__init__(root, ["status", "--watch", *args], what="watcher", env={"COLUMNS": "200"})
 
 
 def test_it_shows_the_builds_lines_and_ends_with_its_summary(build: Build, root: Path) -> None:
