@@ -155,6 +155,7 @@ def test_a_lane_card_and_a_feed_line_point_at_their_items_page(tmp_path: Path) -
 
     build = Seeded.build(tmp_path / "shop", ["Login"], config={"parallel": 1})
     build.tool(build.attempt(1, None), "Read", file_path="a.py")
+    build.claim(1, 1)  # an event that names the feature only by its label
     plan = build.store.create_run(
         kind="plan",
         source_path="PLAN.md",
@@ -185,3 +186,20 @@ def test_a_lane_card_and_a_feed_line_point_at_their_items_page(tmp_path: Path) -
     lines = {row.detail: row.page for row in activity.latest(build.store)}
     assert lines["Bash: pytest -q"] == f"runs/{plan.id}/items/batch-2"
     assert lines["Read: a.py"] == "features/1"
+    assert lines["nightcrew/1"] == "features/1"  # worktree_ready: its branch
+
+
+def test_a_running_attempt_leaves_a_features_cost_at_what_the_finished_ones_cost(
+    tmp_path: Path,
+) -> None:
+    from nightcrew.views.work_page import feature_page
+
+    build = Seeded.build(tmp_path / "shop", ["Cart"], config={"parallel": 1})
+    build.finish(build.attempt(1, None), AttemptState.FAILED, "0.0100")
+    build.attempt(1, None, model="opus")  # the retry, at work: no cost of its own yet
+    page = feature_page(build.store, tmp_path / "runs", 1)
+    assert [a.state for a in page.attempts] == ["failed", "running"]
+    assert page.cost_usd == Decimal("0.0100")  # not unknown, not $0
+    running_only = Seeded.build(tmp_path / "docs", ["Search"], config={"parallel": 1})
+    running_only.attempt(1, None)
+    assert feature_page(running_only.store, tmp_path / "runs", 1).finished == []  # shown "—"
