@@ -316,33 +316,30 @@ def test_a_batch_page_opened_from_the_live_page_while_the_plan_runs(
     run = start_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL)
     try:
         wait_for(lambda: held(sim, "b2"), WAIT_S, "batch 2's model call")
+        page = live_page(chromium, server, root)
+        expect(page.locator("#lanes .lane .item")).to_have_text("batch 2 Product", timeout=WAIT_MS)
+        link = page.locator("#feed a.item", has_text="batch 1").first
+        expect(link).to_be_visible(timeout=WAIT_MS)
+        link.click()
+        expect(page.locator("h1")).to_have_text(re.compile(r"› batch 1$"), timeout=WAIT_MS)
+        expect(page.locator(".work-title")).to_have_text("Subtraction")
+        expect(page.locator(".work-text")).to_contain_text("Task 1: Subtraction")
+        attempt = page.locator("#attempt-1")
+        expect(attempt.locator(".pill")).to_have_text("passed")
+        expect(fact(attempt, "model")).to_have_text(MODEL)
+        tests = attempt.locator(".gates .gate", has_text="tests")
+        expect(tests).to_have_class(re.compile(r"\bok\b"))
+        expect(tests).to_contain_text("2 passed, 0 failed")  # calc's test and the new one
         for size, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
-            page = live_page(chromium, server, root, viewport)
-            expect(page.locator("#lanes .lane .item")).to_have_text(
-                "batch 2 Product", timeout=WAIT_MS
-            )
-            link = page.locator("#feed a.item", has_text="batch 1").first
-            expect(link).to_be_visible(timeout=WAIT_MS)
-            link.click()
-            expect(page.locator("h1")).to_have_text(re.compile(r"› batch 1$"), timeout=WAIT_MS)
-            expect(page.locator(".work-title")).to_have_text("Subtraction")
-            expect(page.locator(".work-text")).to_contain_text("Task 1: Subtraction")
-            attempt = page.locator("#attempt-1")
-            expect(attempt.locator(".pill")).to_have_text("passed")
-            expect(
-                attempt.locator(".attempt-facts div", has_text="model").locator("dd")
-            ).to_have_text(MODEL)
-            tests = attempt.locator(".gates .gate", has_text="tests")
-            expect(tests).to_have_class(re.compile(r"\bok\b"))
-            expect(tests).to_contain_text("2 passed, 0 failed")  # calc's test and the new one
+            page.set_viewport_size(viewport)
             assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
             screenshot(page, f"batch-{size}")
 
-            page.go_back()  # and the running batch's own page, from its lane card
-            page.locator("#lanes .lane .item a").click()
-            expect(page.locator("h1")).to_have_text(re.compile(r"› batch 2$"), timeout=WAIT_MS)
-            expect(page.locator("#attempt-1 .pill")).to_have_text("running")
-            page.close()
+        page.go_back()  # and the running batch's own page, from its lane card
+        page.locator("#lanes .lane .item a").click()
+        expect(page.locator("h1")).to_have_text(re.compile(r"› batch 2$"), timeout=WAIT_MS)
+        expect(page.locator("#attempt-1 .pill")).to_have_text("running")
+        page.close()
 
         gate.write_text("")
         code, out = ended(run)
