@@ -401,6 +401,18 @@ def commit_all(
 def diff_patch(
     root: Path, base_sha: str | None, *, binary: bool = False, leave: Collection[str] = ()
 ) -> str:
+    """:func:`diff_and_tree`'s patch alone."""
+    return diff_and_tree(root, base_sha, binary=binary, leave=leave)[0]
+
+
+def diff_and_tree(
+    root: Path,
+    base_sha: str | None,
+    *,
+    binary: bool = False,
+    leave: Collection[str] = (),
+    tree: bool = False,
+) -> tuple[str, str | None]:
     """Patch from ``base_sha`` (None: the empty tree) to the work tree,
     including untracked files that are not ignored, without the paths in
     ``leave`` (the user's own uncommitted files).
@@ -411,6 +423,10 @@ def diff_patch(
     protection is tied to the real index's own mtime, and once saw a same-size
     edit as unchanged; entries without stat data are hashed, so nothing is
     missed.
+
+    With ``tree``, also the git tree of the work tree as that index holds it
+    (what committing everything would record), else None: the merge queue
+    compares it with the merged result's to know the checks saw that tree.
     """
     base = base_sha or _empty_tree(root)
     ensure_excluded(root)
@@ -429,7 +445,8 @@ def diff_patch(
         if binary:
             args.append("--binary")
         _git(root, *args, base, "--", env=env)
-        return out.read_text(encoding="utf-8", errors="replace")
+        written = _stdout(_git(root, "write-tree", env=env)).strip() if tree else None
+        return out.read_text(encoding="utf-8", errors="replace"), written
 
 
 def reset_hard(root: Path, sha: str, *, keep: Sequence[str] = (STATE_DIR,)) -> None:
