@@ -173,8 +173,7 @@ def breakdown(procs: dict[int, _Process], build: int) -> Breakdown:
     kids = _children(procs)
     seconds: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
-    for comm, ns in procs[build].samples.items():
-        seconds["nightcrew"] += ns / 1e9
+    seconds["nightcrew"] += sum(procs[build].samples.values()) / 1e9
     for child in kids.get(build, ()):
         kind = _class_of_child(procs[child])
         counts[kind] += 1
@@ -183,9 +182,7 @@ def breakdown(procs: dict[int, _Process], build: int) -> Breakdown:
                 if kind == "agent":
                     if comm == "agent-launcher":
                         cat = "launcher"
-                    elif comm == "claude" or comm.startswith(("node", "MainThread")):
-                        cat = "CLI"
-                    elif pid == child:  # the CLI's own threads carry their own names
+                    elif pid == child:  # the launcher exec'd the CLI (its threads have names)
                         cat = "CLI"
                     else:
                         cat = "agent tools"
