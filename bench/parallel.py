@@ -9,7 +9,8 @@ N, the speedup over one lane (target >= 0.8 x N) and the merge queue's own
 time per landing, gates left out (target <= 150 ms).
 
     .venv/bin/python bench/parallel.py [--repeat K] [--features M] [--delay S]
-                                       [--lanes 1,2,4] [--pytest-plugins] [--keep DIR]
+                                       [--lanes 1,2,4] [--pytest-plugins] [--perf]
+                                       [--keep DIR]
 
 See bench/README.md for the method. Exit 0 whatever the times (this is a
 measurement, not a test); exit 1 when a build failed, did not pass every
@@ -36,9 +37,13 @@ from typing import Any
 from nightcrew import proc
 from nightcrew.sim import Scenario, SimServer, agent_env
 
+sys.path.insert(0, str(Path(__file__).parent))
+import cpu_breakdown  # the module beside this script
+
 MODEL = "claude-sonnet-4-5"
 SPEEDUP_TARGET = 0.8  # of N, for N <= 4
 MERGE_TARGET_MS = 150.0
+PERF_HZ = 499  # --perf: cpu-clock samples per second and CPU
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Bench",
@@ -175,12 +180,21 @@ class Run:
     merges: list[float] = field(default_factory=list)  # merge_seconds of each landing
     merge_gates: list[float] = field(default_factory=list)  # gate_seconds of each landing
     unscripted: int = 0  # requests the sim answered with its fallback
+    sim_cpu: float = 0.0  # this process's CPU during the build: the sim's threads
+    reused: int = 0  # landings whose checks were not run again (checks_reused)
+    breakdown: cpu_breakdown.Breakdown | None = None  # with --perf
 
 
 def _children_cpu() -> float:
     """CPU seconds of this process's reaped children and theirs: the build,
     its agents (each CLI is reaped by the build), gates and git."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _own_cpu() -> float:
+    """CPU seconds of this process: the sim answers the agents from its threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
 
@@ -218,7 +232,13 @@ def check_outcome(root: Path, env: Mapping[str, str], initial: str, features: in
 
 
 def run_once(
-    workdir: Path, lanes: int, features: int, delay: float, *, pytest_plugins: bool
+    workdir: Path,
+    lanes: int,
+    features: int,
+    delay: float,
+    *,
+    pytest_plugins: bool,
+    perf: bool = False,
 ) -> Run:
     root = workdir / "proj"
     base_env = {
@@ -233,9 +253,13 @@ def run_once(
         # login shell's profile, which must not add to agent time.
         env = {**base_env, **agent_env(sim.url, workdir / "claude-config")}
         load_before = os.getloadavg()[0]
-        cpu_before = _children_cpu()
+        cpu_before, own_before = _children_cpu(), _own_cpu()
+        argv = nightcrew_argv("build", "--model", MODEL, "--parallel", str(lanes))
+        recording = workdir / "perf.data"
+        if perf:
+            argv = ["perf", "record", "-q", "-F", str(PERF_HZ), "-o", str(recording), "--", *argv]
         done = proc.run(
-            nightcrew_argv("build", "--model", MODEL, "--parallel", str(lanes)),
+            argv,
             cwd=root,
             env=env,
             timeout_s=300 + features * (4 * delay + 30),
@@ -243,6 +267,7 @@ def run_once(
         )
         load_after = os.getloadavg()[0]
         cpu = _children_cpu() - cpu_before
+        sim_cpu = _own_cpu() - own_before
         if sim.errors:
             raise RunFailed(f"nightcrew.sim reported errors: {sim.errors!r}")
         unscripted = sum(1 for r in sim.requests if r.script is None)
@@ -255,6 +280,13 @@ def run_once(
     landings = merge_landings(root / ".nightcrew" / "nightcrew.db")
     if lanes > 1 and len(landings) != features:
         raise RunFailed(f"{len(landings)} merge_landed event(s), expected {features}")
+    breakdown = None
+    if perf:
+        found = cpu_breakdown.analyse(recording)
+        if len(found) != 1:
+            raise RunFailed(f"{len(found)} builds found in {recording}, expected 1")
+        breakdown = found[0]
+        recording.unlink()  # ~3 MB a build; the breakdown is printed
     return Run(
         lanes=lanes,
         wall=done.duration_s,
@@ -264,6 +296,9 @@ def run_once(
         merges=[float(p["merge_seconds"]) for p in landings],
         merge_gates=[float(p["gate_seconds"]) for p in landings],
         unscripted=unscripted,
+        sim_cpu=sim_cpu,
+        reused=sum(1 for p in landings if p.get("checks_reused")),
+        breakdown=breakdown,
     )
 
 
@@ -276,13 +311,14 @@ real Claude Code CLI against nightcrew.sim, every model answer after {delay:g} s
   wall    = spawn -> exit of `nightcrew build --parallel N` (start-up, baseline tests,
             agents, gates, merge queue, everything a person waits for)
   speedup = median wall at N=1 / median wall at N; target >= {target:g} x N
-  CPU     = user + sys of the build and every process it reaped (agents, gates, git)
+  CPU     = user + sys of the build and every process it reaped (agents, gates, git);
+            sim CPU (not in it) = this process's, whose threads are the sim
   merge   = merge_seconds of the merge_landed events (the queue's git time:
             scratch worktree, rebase, branch move; its checks not counted)
 """
 
 
-def report(runs: Sequence[Run], lanes: Sequence[int]) -> None:
+def report(runs: Sequence[Run], lanes: Sequence[int], features: int) -> None:
     by_n = {n: [r for r in runs if r.lanes == n] for n in lanes}
     walls = {n: statistics.median(r.wall for r in rs) for n, rs in by_n.items()}
     cpus = {n: statistics.median(r.cpu for r in rs) for n, rs in by_n.items()}
@@ -320,6 +356,14 @@ def report(runs: Sequence[Run], lanes: Sequence[int]) -> None:
         )
     print()
     for n in lanes:
+        sim = statistics.median(r.sim_cpu for r in by_n[n])
+        print(
+            f"CPU per feature, N={n}: {cpus[n] / features:.2f} CPU-s"
+            f" (sim, not counted: {sim:.1f} CPU-s a build)"
+        )
+    breakdown_report(by_n, features)
+    print()
+    for n in lanes:
         if n == 1:
             print("merge queue, N=1: none (one lane works in place and commits on main)")
             continue
@@ -331,13 +375,43 @@ def report(runs: Sequence[Run], lanes: Sequence[int]) -> None:
             f"merge queue, N={n}: {len(merges)} landings, own time median {median:.1f} ms,"
             f" max {worst:.1f} ms (target \u2264 {MERGE_TARGET_MS:.0f} ms: {verdict});"
             f" its checks median {statistics.median(checks) * 1000:.0f} ms,"
-            f" busy {sum(merges) + sum(checks):.1f} s in all"
+            f" busy {sum(merges) + sum(checks):.1f} s in all;"
+            f" {sum(r.reused for r in by_n[n])} landed on the tree their lane had checked"
+            " (checks not run again)"
         )
     loads = [x for r in runs for x in (r.load_before, r.load_after)]
     print(f"load average (1 min) around the runs: {min(loads):.2f}\u2013{max(loads):.2f}")
     unscripted = sum(r.unscripted for r in runs)
     if unscripted:
         print(f"note: the sim answered {unscripted} request(s) with its fallback (no delay)")
+
+
+def breakdown_report(by_n: Mapping[int, Sequence[Run]], features: int) -> None:
+    """With --perf: each N's median CPU-s per kind of process (cpu_breakdown)."""
+    sampled = {n: [r.breakdown for r in rs if r.breakdown is not None] for n, rs in by_n.items()}
+    if not any(sampled.values()):
+        return
+    lanes = [n for n in by_n if sampled[n]]
+    print()
+    print("CPU-s by process (perf samples; median of the runs; per feature in brackets):")
+    print(f"  {'':<12}" + "".join(f" {'N=' + str(n):>15}" for n in lanes))
+    for cat in (*cpu_breakdown.CATEGORIES, "sampled"):
+        values = {
+            n: statistics.median(
+                b.total if cat == "sampled" else b.seconds.get(cat, 0.0) for b in sampled[n]
+            )
+            for n in lanes
+        }
+        if cat == "other" and not any(values.values()):
+            continue
+        cells = "".join(f" {values[n]:6.2f} ({values[n] / features:5.2f})" for n in lanes)
+        print(f"  {cat:<12}{cells}")
+    counts = "; ".join(
+        f"N={n}: {statistics.median(b.processes.get('git', 0) for b in sampled[n]):.0f} git,"
+        f" {statistics.median(b.processes.get('pytest', 0) for b in sampled[n]):.0f} pytest"
+        for n in lanes
+    )
+    print(f"  processes started by the build: {counts}")
 
 
 def parse_lanes(text: str) -> list[int]:
@@ -365,6 +439,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="let the sample's pytest load this venv's plugins (about 1 s more per test run)",
     )
+    parser.add_argument(
+        "--perf",
+        action="store_true",
+        help="record each build with `perf record` and print its CPU by kind of process",
+    )
     parser.add_argument("--keep", type=Path, metavar="DIR", help="keep the projects in DIR")
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.features < 1:
@@ -373,6 +452,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--delay must be between 0 and 3600")
     if importlib.util.find_spec("pytest") is None:
         print("parallel: the tests gate needs pytest in this interpreter", file=sys.stderr)
+        return 1
+    if args.perf and shutil.which("perf") is None:
+        print("parallel: --perf needs `perf` (linux-perf) on PATH", file=sys.stderr)
         return 1
     if not Path(nightcrew_argv()[0]).is_file():
         print(f"parallel: no nightcrew executable at {nightcrew_argv()[0]}", file=sys.stderr)
@@ -398,6 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.features,
                     args.delay,
                     pytest_plugins=args.pytest_plugins,
+                    perf=args.perf,
                 )
                 runs.append(one)
                 print(
@@ -413,7 +496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    report(runs, args.lanes)
+    report(runs, args.lanes, args.features)
     return 0
 
 

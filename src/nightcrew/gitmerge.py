@@ -40,6 +40,13 @@ def rev_parse(root: Path, ref: str) -> str | None:
     return sha if done.exit_code == 0 and sha else None
 
 
+def tree_of(root: Path, rev: str) -> str | None:
+    """The tree ``rev``'s commit records, or None when there is no such commit."""
+    done = gitops._git(root, "rev-parse", "--verify", "-q", f"{rev}^{{tree}}", ok_codes=(0, 1))
+    sha = gitops._stdout(done).strip()
+    return sha if done.exit_code == 0 and sha else None
+
+
 def merge_base(root: Path, a: str, b: str) -> str | None:
     """The best common ancestor of ``a`` and ``b``, or None."""
     done = gitops._git(root, "merge-base", a, b, ok_codes=(0, 1))

@@ -322,12 +322,18 @@ def _empty_tree(root: Path) -> str:
 
 
 def _missing_identity(root: Path) -> list[str]:
-    args: list[str] = []
-    for key, fallback in FALLBACK_IDENTITY.items():
-        done = _git(root, "config", "--get", key, ok_codes=(0, 1))
-        if done.exit_code != 0 or not _stdout(done).strip():
-            args += ["-c", f"{key}={fallback}"]
-    return args
+    # Both keys in one git run (--get-regexp prints "key value" per setting).
+    done = _git(root, "config", "--get-regexp", r"^user\.(name|email)$", ok_codes=(0, 1))
+    found: dict[str, str] = {}
+    for line in _stdout(done).splitlines():
+        key, _, value = line.partition(" ")
+        found[key.lower()] = value  # the last one wins, as with --get
+    return [
+        arg
+        for key, fallback in FALLBACK_IDENTITY.items()
+        if not found.get(key, "").strip()
+        for arg in ("-c", f"{key}={fallback}")
+    ]
 
 
 def untracked_files(root: Path) -> list[str]:
@@ -401,6 +407,18 @@ def commit_all(
 def diff_patch(
     root: Path, base_sha: str | None, *, binary: bool = False, leave: Collection[str] = ()
 ) -> str:
+    """:func:`diff_and_tree`'s patch alone."""
+    return diff_and_tree(root, base_sha, binary=binary, leave=leave)[0]
+
+
+def diff_and_tree(
+    root: Path,
+    base_sha: str | None,
+    *,
+    binary: bool = False,
+    leave: Collection[str] = (),
+    tree: bool = False,
+) -> tuple[str, str | None]:
     """Patch from ``base_sha`` (None: the empty tree) to the work tree,
     including untracked files that are not ignored, without the paths in
     ``leave`` (the user's own uncommitted files).
@@ -411,6 +429,10 @@ def diff_patch(
     protection is tied to the real index's own mtime, and once saw a same-size
     edit as unchanged; entries without stat data are hashed, so nothing is
     missed.
+
+    With ``tree``, also the git tree of the work tree as that index holds it
+    (what committing everything would record), else None: the merge queue
+    compares it with the merged result's to know the checks saw that tree.
     """
     base = base_sha or _empty_tree(root)
     ensure_excluded(root)
@@ -429,7 +451,8 @@ def diff_patch(
         if binary:
             args.append("--binary")
         _git(root, *args, base, "--", env=env)
-        return out.read_text(encoding="utf-8", errors="replace")
+        written = _stdout(_git(root, "write-tree", env=env)).strip() if tree else None
+        return out.read_text(encoding="utf-8", errors="replace"), written
 
 
 def reset_hard(root: Path, sha: str, *, keep: Sequence[str] = (STATE_DIR,)) -> None:
@@ -472,12 +495,24 @@ def changed_files(root: Path, base_sha: str | None) -> list[str]:
     base = base_sha or _empty_tree(root)
     names: set[str] = set()
     diff = ["diff", "--name-only", "-z", "--no-renames", "--no-ext-diff"]
-    names.update(_z_list(_stdout(_git(root, *diff, base, "--"))))
-    if head_sha(root) is not None:
-        names.update(_z_list(_stdout(_git(root, *diff, base, "HEAD", "--"))))
-    names.update(_z_list(_stdout(_git(root, *diff, "--cached", base, "--"))))
-    others = _git(root, "ls-files", "-z", "--others", "--exclude-standard")
-    names.update(_z_list(_stdout(others)))
+    head = head_sha(root)
+    if head is None:  # no commit yet: the index and the work tree against the base
+        names.update(_z_list(_stdout(_git(root, *diff, base, "--"))))
+        names.update(_z_list(_stdout(_git(root, *diff, "--cached", base, "--"))))
+        others = _git(root, "ls-files", "-z", "--others", "--exclude-standard")
+        names.update(_z_list(_stdout(others)))
+    else:
+        # What HEAD changed since the base, plus what `git status` sees (the index
+        # against HEAD, the work tree against the index, untracked files): the
+        # same paths as the index and the work tree against the base, in one or
+        # two git runs instead of four (a path the base and HEAD agree on
+        # differs from the base exactly where it differs from HEAD).
+        if head != base:
+            names.update(_z_list(_stdout(_git(root, *diff, base, "HEAD", "--"))))
+        for entry in status_entries(root):
+            names.add(entry.path)
+            if entry.orig_path is not None and "R" in entry.code:
+                names.add(entry.orig_path)  # a rename changes its source too
     return sorted(n for n in names if not (n + "/").startswith(STATE_DIR))
 
 

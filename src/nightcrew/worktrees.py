@@ -84,10 +84,12 @@ def valid_branch(name: str) -> bool:
     )
 
 
-def worktree_path(root: Path, branch: str) -> Path:
+def worktree_path(root: Path, branch: str, *, main: Path | None = None) -> Path:
     """Where a lane branch's worktree goes: ``.nightcrew/worktrees/<id>-<slug>``
-    of the main worktree."""
-    return main_root(root) / WORKTREES_DIR / branch.removeprefix(BRANCH_PREFIX).replace("/", "-")
+    of the main worktree (``main``, when the caller knows it: finding it runs
+    ``git worktree list``)."""
+    top = main if main is not None else main_root(root)
+    return top / WORKTREES_DIR / branch.removeprefix(BRANCH_PREFIX).replace("/", "-")
 
 
 # ---- git worktree list ---------------------------------------------------------

@@ -5,6 +5,7 @@ merged result before the integration branch moves."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,24 @@ def test_three_independent_features_run_at_once_and_land_as_three_commits(
     assert "nightcrew/" not in git(root, "branch", "--list")
     listed = json.loads(run_nightcrew(root, env, "backlog", "list", "--json").stdout)
     assert {f["id"]: f["state"] for f in listed} == {i: "passed" for i in ids}
+    # All three began at the same head: the first to land is the very tree its
+    # lane checked, so the queue does not check it again; the other two are new
+    # trees (the first one's module is in them) and are checked.
+    assert [p["checks_reused"] for p in landings(root)] == [True, False, False]
+    assert result.stdout.count("not checked again") == 1
+    assert result.stdout.count("merged result checked") == 2
+
+
+def landings(root: Path) -> list[dict[str, object]]:
+    """The ``merge_landed`` events' payloads, in order, from the project's store."""
+    conn = sqlite3.connect(root / ".nightcrew" / "nightcrew.db")
+    try:
+        rows = conn.execute(
+            "SELECT payload_json FROM events WHERE kind = 'merge_landed' ORDER BY id"
+        ).fetchall()
+    finally:
+        conn.close()
+    return [json.loads(row[0]) for row in rows]
 
 
 def test_features_that_name_the_same_file_do_not_run_at_once_and_say_why(

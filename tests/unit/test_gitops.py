@@ -423,3 +423,25 @@ def test_diff_patch_leaves_out_the_users_files(repo: Path) -> None:
     patch = gitops.diff_patch(repo, base, leave={"a.txt", "mine.txt"})
     assert "+the agent's edit" in patch and "+print('agent')" in patch
     assert "a.txt" not in patch and "mine.txt" not in patch and "user's" not in patch
+
+
+def test_changed_files_names_both_sides_of_a_rename_and_a_commit_undone_in_the_tree(
+    repo: Path,
+) -> None:
+    write(repo, "old.txt", "kept text\n")
+    write(repo, "undone.txt", "1\n")
+    base = commit(repo)
+    write(repo, "undone.txt", "2\n")
+    commit(repo)
+    write(repo, "undone.txt", "1\n")  # committed since the base, then changed back
+    git(repo, "mv", "old.txt", "new.txt")  # a staged rename
+
+    assert gitops.changed_files(repo, base) == ["new.txt", "old.txt", "undone.txt"]
+
+
+def test_only_the_missing_half_of_an_identity_is_filled_in(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "half", identity=False)
+    git(repo, "config", "user.name", "Ada")
+    assert gitops._missing_identity(repo) == ["-c", "user.email=nightcrew@localhost"]
+    git(repo, "config", "user.email", "ada@example.com")
+    assert gitops._missing_identity(repo) == []

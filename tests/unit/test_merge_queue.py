@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,88 @@ def test_landings_wait_their_turn_and_each_is_checked_on_the_one_before(repo: Pa
     log = git(repo, "log", "--format=%s", "main").splitlines()
     assert log == ["feat: three", "feat: two", "feat: one", "initial"]  # linear: each on the last
     assert q.waiting == []
+
+
+# ---- checks reused: the merged result is the tree the lane already checked ------------
+
+
+def marking(marker: Path) -> gates_mod.GateSpec:
+    """A gate that passes and leaves ``marker`` behind: it shows whether it ran."""
+    return gates_mod.command_gate(1, f"touch {marker}")
+
+
+def tree(root: Path, rev: str) -> str:
+    return git(root, "rev-parse", f"{rev}^{{tree}}")
+
+
+def checked(root: Path, name: str, tip: str, base: str, marker: Path, tree_sha: str) -> Landing:
+    return replace(landing(root, name, tip, base, marking(marker)), checked_tree=tree_sha)
+
+
+def test_nothing_landed_since_its_base_lands_the_checked_tip_without_checking_again(
+    repo: Path, tmp_path: Path
+) -> None:
+    tip, base = feature_branch(repo, "avg", "avg.py", "AVG = 1\n")
+    marker = tmp_path / "ran"
+
+    landed = asyncio.run(queue(repo).land(checked(repo, "avg", tip, base, marker, tree(repo, tip))))
+
+    assert landed.outcome == "landed" and landed.checks_reused
+    assert landed.head == tip == git(repo, "rev-parse", "main")  # fast-forwarded to the tip
+    assert not marker.exists()  # the checks did not run again
+    assert landed.results == () and landed.gate_seconds == 0.0
+    note = (repo / ".nightcrew" / "evidence" / "avg" / "checks-reused.txt").read_text()
+    assert tree(repo, tip) in note and tip in note
+    assert "merge-1" not in git(repo, "worktree", "list")
+
+
+def test_the_merged_result_is_checked_when_the_branch_moved_since_the_base(
+    repo: Path, tmp_path: Path
+) -> None:
+    q = queue(repo)
+    one, base1 = feature_branch(repo, "one", "one.py", "ONE = 1\n")
+    two, base2 = feature_branch(repo, "two", "two.py", "TWO = 2\n")
+    first = tmp_path / "first"
+    landed_one = asyncio.run(q.land(checked(repo, "one", one, base1, first, tree(repo, one))))
+    assert landed_one.checks_reused
+    marker = tmp_path / "ran"
+
+    landed = asyncio.run(q.land(checked(repo, "two", two, base2, marker, tree(repo, two))))
+
+    assert landed.outcome == "landed" and not landed.checks_reused
+    assert marker.exists()  # a new tree (one.py and two.py): checked
+    assert len(landed.results) == 1 and landed.results[0].passed
+    assert not first.exists()
+
+
+def test_a_tip_whose_tree_is_not_the_checked_one_is_checked(repo: Path, tmp_path: Path) -> None:
+    tip, base = feature_branch(repo, "avg", "avg.py", "AVG = 1\n")
+    marker = tmp_path / "ran"
+    # The lane checked another tree (say a gate rewrote a file before the commit).
+    other = tree(repo, base)
+
+    landed = asyncio.run(queue(repo).land(checked(repo, "avg", tip, base, marker, other)))
+
+    assert landed.outcome == "landed" and not landed.checks_reused
+    assert marker.exists()
+
+
+def test_a_merge_commit_of_the_checked_tree_is_not_checked_again(
+    repo: Path, tmp_path: Path
+) -> None:
+    tip, base = feature_branch(repo, "avg", "avg.py", "AVG = 1\n")
+    q = MergeQueue(
+        repo,
+        "main",
+        method="merge",
+        scratch=repo / ".nightcrew" / "worktrees",
+        gate_timeout=60,
+        run_id="r1",
+    )
+    marker = tmp_path / "ran"
+
+    landed = asyncio.run(q.land(checked(repo, "avg", tip, base, marker, tree(repo, tip))))
+
+    assert landed.outcome == "landed" and landed.checks_reused and not marker.exists()
+    assert landed.head != tip and tree(repo, "main") == tree(repo, tip)
+    assert git(repo, "rev-parse", "main^2") == tip  # a merge commit, as merge = "merge" makes

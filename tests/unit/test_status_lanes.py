@@ -258,6 +258,7 @@ def test_while_the_build_runs_each_lane_says_what_it_is_doing(project: Path) -> 
             "merge_seconds": 0.4,
             "gate_seconds": 3.1,
             "landed_at": data["landed"][0]["landed_at"],
+            "checks_reused": False,
         }
     ]
     assert data["worktrees"] == []

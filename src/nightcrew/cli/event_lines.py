@@ -79,10 +79,16 @@ def _gate(e: ev.GateChecked, where: ProgressSnapshot | None) -> list[Line]:
 
 
 def _landed(e: ev.MergeLanded) -> list[Line]:
-    line = (
-        f"{e.item} landed on {e.branch} ({e.sha[:10]}): merged result checked"
-        f" (merge {e.merge_seconds:.1f} s, checks {e.gate_seconds:.1f} s)"
-    )
+    if e.checks_reused:
+        line = (
+            f"{e.item} landed on {e.branch} ({e.sha[:10]}): the tree its lane's checks passed"
+            f" on, not checked again (merge {e.merge_seconds:.1f} s)"
+        )
+    else:
+        line = (
+            f"{e.item} landed on {e.branch} ({e.sha[:10]}): merged result checked"
+            f" (merge {e.merge_seconds:.1f} s, checks {e.gate_seconds:.1f} s)"
+        )
     out: list[Line] = [(line, "info")]
     if e.checkout:
         out.append((e.checkout, "warn" if "left as it is" in e.checkout else "info"))

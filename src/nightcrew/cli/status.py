@@ -163,10 +163,15 @@ def _print_lanes(console: Console, view: LanesView) -> None:
         )
         console.print(f"merge queue: {queued}", markup=False, soft_wrap=True)
     for landed in view.landed:
+        checks = (
+            "checks: its lane's, same tree"
+            if landed.checks_reused
+            else f"checks {landed.gate_seconds:.1f} s"
+        )
         console.print(
             f"landed {_named(landed.item, landed.feature_id, landed.title)}"
             f" as {landed.sha[:10]} on {landed.branch}"
-            f" (merge {landed.merge_seconds:.1f} s, checks {landed.gate_seconds:.1f} s)",
+            f" (merge {landed.merge_seconds:.1f} s, {checks})",
             markup=False,
             soft_wrap=True,
         )

@@ -732,6 +732,9 @@ class MergeLanded(Event):
     merge_seconds: float  # the queue's own git time, gates not counted
     gate_seconds: float
     checkout: str = ""  # what became of the user's checkout of the branch
+    # The checks were not run again: the merged result's tree is the one they
+    # passed on in the lane (as when nothing landed since the feature's base).
+    checks_reused: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

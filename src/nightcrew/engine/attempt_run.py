@@ -96,6 +96,9 @@ class AttemptResult:
     name: str = ""  # the work item, as a person names it ("batch 2")
     tokens: TokenCounts = field(default_factory=TokenCounts)  # the agent session's
     base_after: str | None = None  # where the next attempt starts, when not where this one did
+    # In a lane: the git tree of the work its gates ran on (the merge queue need
+    # not check that tree again); None in place, or when git could not tell.
+    checked_tree: str | None = None
 
     @property
     def number(self) -> int:
@@ -410,7 +413,7 @@ async def _judge(
 ) -> AttemptResult:
     """The harness runs the gates; a passed attempt waits for its commit."""
     _keep_files(ctx, result.attempt.id, base_sha)
-    _keep_diff(ctx, evidence, base_sha)
+    checked_tree = _keep_diff(ctx, evidence, base_sha)
     # Its agent's time, stored now: `status` (maybe in another process) tells
     # an attempt in its gates from one whose agent still works by it.
     ctx.store.update_attempt(result.attempt.id, agent_seconds=result.common.get("agent_seconds"))
@@ -438,7 +441,12 @@ async def _judge(
         if stop_signals.received() is not None or stopped_now:  # the stop killed them
             why = ctx.watch.reason() if ctx.watch is not None else stop_signals.reason()
             return finish(ctx, result, AttemptState.CANCELLED, why, end="interrupted")
-    result = replace(result, gate_seconds=time.monotonic() - started, results=tuple(results))
+    result = replace(
+        result,
+        gate_seconds=time.monotonic() - started,
+        results=tuple(results),
+        checked_tree=checked_tree,
+    )
     for gate in results:
         record_gate(ctx.store, result.attempt.id, gate)
         ctx.reporter.emit(
@@ -476,16 +484,21 @@ def _keep_files(ctx: RunContext, attempt_id: int, base_sha: str | None) -> None:
     ctx.store.set_attempt_files(attempt_id, [p for p in changed if p not in ctx.left_alone])
 
 
-def _keep_diff(ctx: RunContext, evidence: Path, base_sha: str | None) -> None:
+def _keep_diff(ctx: RunContext, evidence: Path, base_sha: str | None) -> str | None:
     """Keep the attempt's changes as ``changes.patch`` in its evidence, before
     the gates run: a failed attempt's work is never committed, and the
     dashboard shows (and a person reviews) each attempt's diff from it. Git
-    failing leaves no patch; the page says so."""
+    failing leaves no patch; the page says so. In a lane, returns the git
+    tree of the work the gates are about to check (from the same throwaway
+    index: one more git call), else None."""
     try:
-        diff = gitops.diff_patch(ctx.workspace.cwd, base_sha, leave=ctx.left_alone)
+        diff, tree = gitops.diff_and_tree(
+            ctx.workspace.cwd, base_sha, leave=ctx.left_alone, tree=ctx.landing is not None
+        )
     except GitError:
-        return
+        return None
     (evidence / CHANGES_PATCH).write_text(diff, encoding="utf-8")
+    return tree
 
 
 def _unusable(

@@ -461,11 +461,21 @@ class _BuildSource:
         changed in their worktrees); each one that must wait is told why, once."""
         lanes, store = self.builder.lanes, self.ctx.store
         assert lanes is not None
+        ready = [Candidate.of(f, store.touched_files(f.id)) for f in backlog.ready()[:_LOOK_AHEAD]]
+        if not ready:
+            # Nothing to start: the lanes in flight need not be asked what they
+            # change (git in each worktree). Every lane asks again each time a
+            # feature ends, so this is most of the claims near a build's end.
+            self.notices.news(())
+            return None
+        try:
+            head: str | None = lanes.queue.head()
+        except GitError:
+            head = None  # the lanes' changes are then unknown, as when git fails in one
         running = [
-            Running.of(f, store.touched_files(f.id), _changing(lanes, f))
+            Running.of(f, store.touched_files(f.id), _changing(lanes, f, head))
             for f in self.running.values()
         ]
-        ready = [Candidate.of(f, store.touched_files(f.id)) for f in backlog.ready()[:_LOOK_AHEAD]]
         picked = pick(ready, running)
         for wait in self.notices.news(picked.waits):
             self.ctx.reporter.emit(wait.event(run_id))
@@ -515,13 +525,14 @@ def _lanes_stopped(outcomes: Sequence[ItemOutcome]) -> str:
 _LOOK_AHEAD = 20
 
 
-def _changing(lanes: LaneExecutor, feature: Feature) -> tuple[str, ...]:
-    """The files a feature in flight has changed in its worktree so far."""
+def _changing(lanes: LaneExecutor, feature: Feature, head: str | None) -> tuple[str, ...]:
+    """The files a feature in flight has changed in its worktree so far
+    (``head``: the integration branch's, read once per claim)."""
     path = lanes.path_for(feature)
-    if not path.exists():
+    if head is None or not path.exists():
         return ()
     try:
-        base = gitmerge.merge_base(path, "HEAD", lanes.queue.head())
+        base = gitmerge.merge_base(path, "HEAD", head)
         return tuple(gitops.changed_files(path, base))
     except GitError:
         return ()

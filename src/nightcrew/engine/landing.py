@@ -101,6 +101,7 @@ async def land(
             evidence_dir=evidence,
             baseline=baseline,
             env={**os.environ, **ctx.lane_env} if ctx.lane_env else None,
+            checked_tree=result.checked_tree,
         )
     )
     if landed.outcome == "landed":
@@ -115,10 +116,13 @@ async def land(
                 merge_seconds=landed.merge_seconds,
                 gate_seconds=landed.gate_seconds,
                 checkout=landed.checkout,
+                checks_reused=landed.checks_reused,
             )
         )
         landed_result = replace(committed, commit=landed.head)
-        _, baseline = finish_passed(ctx, landed_result, name, baseline, results=landed.results)
+        # Checks reused: the lane's results are the merged result's (the same tree).
+        merged_results = None if landed.checks_reused else landed.results
+        _, baseline = finish_passed(ctx, landed_result, name, baseline, results=merged_results)
         return work.mark_passed(ctx, landed.head, baseline)
     if landed.outcome == "failed":
         return _rejected(ctx, work, committed, landed)

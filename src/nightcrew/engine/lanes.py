@@ -15,7 +15,7 @@ stamps the lane on every event.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from nightcrew import gitmerge, gitops, worktrees
@@ -78,6 +78,9 @@ class Lanes:
     state_dir: Path  # the project's .nightcrew
     queue: MergeQueue
     count: int
+    # The repository's main worktree, found once: every lane's path is under it
+    # and the scheduler asks for the paths at each claim.
+    _main: Path | None = field(default=None, init=False, repr=False)
 
     @property
     def dir(self) -> Path:
@@ -87,7 +90,9 @@ class Lanes:
         return worktrees.branch_name(feature.id, feature.name)
 
     def path_for(self, feature: Feature) -> Path:
-        return worktrees.worktree_path(self.root, self.branch_for(feature))
+        if self._main is None:
+            self._main = worktrees.main_root(self.root)
+        return worktrees.worktree_path(self.root, self.branch_for(feature), main=self._main)
 
     async def context(self, ctx: RunContext, feature: Feature, lane: int) -> RunContext | str:
         """The lane's context for ``feature``, its worktree made (or kept) and

@@ -52,6 +52,8 @@ class Landing:
     # The whole environment the checks run with: the lane's (its ports are free
     # while its feature waits here); None: nightcrew's own.
     env: Mapping[str, str] | None = None
+    # The git tree the lane's gates passed on (``gates`` with ``baseline``), or None.
+    checked_tree: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,9 @@ class Landed:
     merge_seconds: float = 0.0  # the queue's own git time
     gate_seconds: float = 0.0
     checkout: str = ""
+    # Landed without running the checks again: the merged result's tree is the
+    # one they passed on in the lane (``Landing.checked_tree``).
+    checks_reused: bool = False
 
 
 class MergeQueue:
@@ -115,6 +120,13 @@ class MergeQueue:
         for _ in range(_TRIES):
             onto = self.head()
             started = time.monotonic()
+            if self._already_on(landing, onto):
+                # Rebasing the tip onto its own base changes nothing: the tip is
+                # the merged result, and its tree the one the lane checked.
+                try:
+                    return self._land_checked(landing, onto, landing.tip, started)
+                except gitmerge.Moved:
+                    continue
             gitmerge.add_detached(self.root, path, landing.tip)
             try:
                 try:
@@ -129,6 +141,13 @@ class MergeQueue:
                         merge_seconds=time.monotonic() - started,
                     )
                 merge_seconds = time.monotonic() - started
+                if landing.checked_tree is not None and (
+                    gitmerge.tree_of(path, merged) == landing.checked_tree
+                ):
+                    try:
+                        return self._land_checked(landing, onto, merged, started)
+                    except gitmerge.Moved:
+                        continue
                 checked = time.monotonic()
                 results = gates_mod.run_gates(
                     landing.gates,
@@ -174,6 +193,39 @@ class MergeQueue:
                 gitmerge.remove_worktree(self.root, path)
         raise GitError(
             f"{self.branch} kept moving while {landing.item} was merged ({_TRIES} tries)"
+        )
+
+    def _already_on(self, landing: Landing, onto: str) -> bool:
+        """Whether the feature's tip already sits on the integration head as it
+        is now (nothing landed since its base) with the tree its checks passed
+        on: with ``merge = "rebase"`` it then lands as it is."""
+        return (
+            self.method == "rebase"
+            and landing.checked_tree is not None
+            and onto == landing.base
+            and gitmerge.tree_of(self.root, landing.tip) == landing.checked_tree
+        )
+
+    def _land_checked(self, landing: Landing, onto: str, merged: str, started: float) -> Landed:
+        """Land ``merged``, whose tree the lane's gates (the same checks, the same
+        baseline) passed on: running them again would check the same files.
+        The evidence says so. Raises :class:`gitmerge.Moved` like :meth:`_advance`."""
+        checkout = self._advance(onto, merged)
+        landing.evidence_dir.mkdir(parents=True, exist_ok=True)
+        (landing.evidence_dir / "checks-reused.txt").write_text(
+            f"The merged result {merged} (on {onto}) has the tree {landing.checked_tree},\n"
+            "the tree this feature's checks passed on in its lane (see the attempt's gate\n"
+            "logs beside this directory), so the merge queue did not run them again.\n",
+            encoding="utf-8",
+        )
+        return Landed(
+            "landed",
+            onto,
+            head=merged,
+            branch=self.branch,
+            merge_seconds=time.monotonic() - started,
+            checkout=checkout,
+            checks_reused=True,
         )
 
     def _advance(self, old: str, new: str) -> str:

@@ -106,6 +106,7 @@ class LandedRow:
     merge_seconds: float  # the queue's own git time
     gate_seconds: float  # the checks of the merged result
     landed_at: str
+    checks_reused: bool = False  # its tree was the lane's checked one: not checked again
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -118,6 +119,7 @@ class LandedRow:
             "merge_seconds": _round(self.merge_seconds),
             "gate_seconds": _round(self.gate_seconds),
             "landed_at": self.landed_at,
+            "checks_reused": self.checks_reused,
         }
 
 
@@ -307,6 +309,7 @@ def _landed(e: dict[str, Any], item: ItemRow | None) -> LandedRow:
         merge_seconds=float(p.get("merge_seconds", 0.0)),
         gate_seconds=float(p.get("gate_seconds", 0.0)),
         landed_at=e["ts"],
+        checks_reused=bool(p.get("checks_reused", False)),
     )
 
 

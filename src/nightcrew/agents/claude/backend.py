@@ -116,7 +116,10 @@ def find_claude_cli() -> Path:
 def write_launcher(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "agent-launcher"
-    body = f"#!{sys.executable} -I\n" + _LAUNCHER.format(pidfile_env=PIDFILE_ENV, cli_env=CLI_ENV)
+    # -I: no user site, no PYTHON* variables of the agent's environment; -S: no
+    # site module at all (the launcher needs only os and sys), ~6 ms less a start.
+    # One argument ("-IS"): Linux passes a shebang's options as a single one.
+    body = f"#!{sys.executable} -IS\n" + _LAUNCHER.format(pidfile_env=PIDFILE_ENV, cli_env=CLI_ENV)
     path.write_text(body)
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return path
