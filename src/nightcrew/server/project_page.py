@@ -14,7 +14,15 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
 from nightcrew.server import activity
-from nightcrew.server.projects import find_root, has_store, open_store, spend_of, store_of
+from nightcrew.server.projects import (
+    find_root,
+    has_store,
+    kept,
+    open_store,
+    spend_of,
+    store_of,
+    thoughts_of,
+)
 from nightcrew.server.render import Renderer
 from nightcrew.server.stream import (
     FRAGMENTS_EVERY_S,
@@ -28,7 +36,7 @@ from nightcrew.store.records import Store
 from nightcrew.views.estimates import backlog_estimate
 from nightcrew.views.live import LiveView, cost_json, live_view
 from nightcrew.views.project_overview import ProjectSpend, project_key
-from nightcrew.views.timeline import lane_thoughts, latest_run_id
+from nightcrew.views.timeline import latest_run_id
 
 router = APIRouter()
 SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
@@ -78,7 +86,9 @@ def project_state(root: Path, store: Store) -> ProjectState:
     live = live_view(store, today=spend.today, total=spend.total)
     run_id = latest_run_id(store) if live.lanes else None
     thinking = (
-        {t.lane: t.excerpt for t in lane_thoughts(store, run_id) if t.thinking} if run_id else {}
+        {t.lane: t.excerpt for t in thoughts_of(root, store, run_id) if t.thinking}
+        if run_id
+        else {}
     )
     return ProjectState(project_key(root), root, live, spend, thinking)
 
@@ -96,7 +106,7 @@ def project_page(key: str, request: Request) -> HTMLResponse:
         state = project_state(root, store)
         feed = activity.latest(store)
         after = activity.last_event_id(store)
-        estimate = backlog_estimate(store)
+        estimate = kept(root, store, "estimate", backlog_estimate)
     return HTMLResponse(
         renderer.page("project.html", **state.values(), feed=feed, after=after, estimate=estimate)
     )
