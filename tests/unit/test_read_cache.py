@@ -143,6 +143,13 @@ def test_an_export_is_kept_until_its_run_has_a_newer_event(tmp_path: Path) -> No
     kept()
     assert log.runs == 2
 
+    def too_big(_: int) -> bool:
+        return False
+
+    cache.get(shop.store, shop.root, "big", log, run_id=shop.run.id, keep_if=too_big)
+    cache.get(shop.store, shop.root, "big", log, run_id=shop.run.id, keep_if=too_big)
+    assert log.runs == 4  # handed out, never kept
+
 
 def test_a_store_made_again_is_read_again(tmp_path: Path) -> None:
     shop = Seeded.build(tmp_path / "shop", ["Login", "Cart"])

@@ -80,9 +80,12 @@ def kept(
     args: Hashable = (),
     usage: bool = False,
     run_id: str | None = None,
+    keep_if: Callable[[T], bool] | None = None,
 ) -> T:
     """``compute(store)``, kept between requests (``views/read_cache.py``)."""
-    return READS.get(store, root, name, compute, args=args, usage=usage, run_id=run_id)
+    return READS.get(
+        store, root, name, compute, args=args, usage=usage, run_id=run_id, keep_if=keep_if
+    )
 
 
 def thoughts_of(root: Path, store: Store, run_id: str) -> tuple[LaneThought, ...]:

@@ -39,6 +39,7 @@ from nightcrew.views.timeline import LaneThought, latest_run_id
 router = APIRouter()
 PAGE = 100
 EXPORT_LIMIT = 100_000  # events in one download
+KEEP_EXPORT_CHARS = 8_000_000  # a bigger download is made again each time, not held
 STREAM_EVERY_S = 0.5
 
 
@@ -183,7 +184,15 @@ def _export(key: str, request: Request, query: Query, as_markdown: bool) -> tupl
 
         # a run's events are only ever appended: kept until it has a newer one
         words = request.app.state.log_line is not None  # else the plain fields (tests)
-        text = kept(root, store, "export", export, args=(flt, as_markdown, words), run_id=run_id)
+        text = kept(
+            root,
+            store,
+            "export",
+            export,
+            args=(flt, as_markdown, words),
+            run_id=run_id,
+            keep_if=lambda t: len(t) <= KEEP_EXPORT_CHARS,
+        )
     return text, run_id
 
 

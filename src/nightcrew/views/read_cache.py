@@ -75,9 +75,11 @@ class ReadCache:
         args: Hashable = (),
         usage: bool = False,
         run_id: str | None = None,
+        keep_if: Callable[[T], bool] | None = None,
     ) -> T:
         """``compute(store)``, or the value it gave when the store's
-        :func:`marks` were the same as now."""
+        :func:`marks` were the same as now; a value ``keep_if`` refuses (too
+        big to hold on to) is handed out and not kept."""
         key = (root, name, args)
         own = not store.db.in_transaction
         if own:
@@ -93,6 +95,8 @@ class ReadCache:
         finally:
             if own:
                 store.db.execute("COMMIT")
+        if keep_if is not None and not keep_if(value):
+            return value
         with self._lock:
             self._kept[key] = (now, value)
             self._kept.move_to_end(key)
