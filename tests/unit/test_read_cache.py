@@ -139,9 +139,13 @@ def test_an_export_is_kept_until_its_run_has_a_newer_event(tmp_path: Path) -> No
         prefix_sha256="b" * 64,
         pid=0,
     )
+    newest = Counted(log.read)
+    cache.get(shop.store, shop.root, "page", newest, events=True)
     shop.store.event(other.id, "run_started", {})  # another run's event
     kept()
     assert log.runs == 2
+    cache.get(shop.store, shop.root, "page", newest, events=True)
+    assert newest.runs == 2  # the timeline's page ends at the latest event of any run
 
     def too_big(_: int) -> bool:
         return False

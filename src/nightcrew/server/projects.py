@@ -80,11 +80,20 @@ def kept(
     args: Hashable = (),
     usage: bool = False,
     run_id: str | None = None,
+    events: bool = False,
     keep_if: Callable[[T], bool] | None = None,
 ) -> T:
     """``compute(store)``, kept between requests (``views/read_cache.py``)."""
     return READS.get(
-        store, root, name, compute, args=args, usage=usage, run_id=run_id, keep_if=keep_if
+        store,
+        root,
+        name,
+        compute,
+        args=args,
+        usage=usage,
+        run_id=run_id,
+        events=events,
+        keep_if=keep_if,
     )
 
 

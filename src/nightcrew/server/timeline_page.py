@@ -27,6 +27,7 @@ from nightcrew.views.event_levels import LOG_LEVELS, stored_kinds
 from nightcrew.views.event_log import (
     LogEntry,
     LogFilter,
+    LogPage,
     Render,
     check_filter,
     markdown,
@@ -116,13 +117,15 @@ def timeline_page(
         cursor = 0
         thoughts: tuple[LaneThought, ...] = ()
         if run_id is not None and flt is not None:
-            page = read_log(
-                store,
-                flt,
-                render=_render(request, root),
-                before=cursor_before,
-                limit=PAGE,
-                newest=True,
+            render = _render(request, root)
+            words = request.app.state.log_line is not None  # else the plain fields (tests)
+
+            def newest(s: Store, f: LogFilter = flt) -> LogPage:
+                return read_log(s, f, render=render, before=cursor_before, limit=PAGE, newest=True)
+
+            # its cursor is the latest event of any run: kept until there is a newer one
+            page = kept(
+                root, store, "timeline", newest, args=(flt, cursor_before, words), events=True
             )
             entries = tuple(reversed(page.entries))
             cursor = page.cursor

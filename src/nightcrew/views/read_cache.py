@@ -41,17 +41,23 @@ SELECT (SELECT COALESCE(max(id), 0) FROM usage_records),
        (SELECT n FROM usage_edits WHERE id = 1)
 """
 _RUN_EVENTS = "SELECT COALESCE(max(id), 0) FROM events WHERE run_id = ?"
+_EVENTS = "SELECT COALESCE(max(id), 0) FROM events"
 
 
-def marks(store: Store, *, usage: bool = False, run_id: str | None = None) -> tuple[Any, ...]:
+def marks(
+    store: Store, *, usage: bool = False, run_id: str | None = None, events: bool = False
+) -> tuple[Any, ...]:
     """The counters a kept value is valid under: the store's birth and its
     changes to the backlog and attempts; with ``usage`` its usage records';
-    with ``run_id`` that run's latest event."""
+    with ``run_id`` that run's latest event; with ``events`` the latest event
+    of any run."""
     found: tuple[Any, ...] = tuple(store.db.execute(_WORK).fetchone())
     if usage:
         found += tuple(store.db.execute(_USAGE).fetchone())
     if run_id is not None:
         found += tuple(store.db.execute(_RUN_EVENTS, (run_id,)).fetchone())
+    if events:
+        found += tuple(store.db.execute(_EVENTS).fetchone())
     return found
 
 
@@ -75,6 +81,7 @@ class ReadCache:
         args: Hashable = (),
         usage: bool = False,
         run_id: str | None = None,
+        events: bool = False,
         keep_if: Callable[[T], bool] | None = None,
     ) -> T:
         """``compute(store)``, or the value it gave when the store's
@@ -85,7 +92,7 @@ class ReadCache:
         if own:
             store.db.execute("BEGIN")  # deferred: one snapshot, and no lock a build waits for
         try:
-            now = marks(store, usage=usage, run_id=run_id)
+            now = marks(store, usage=usage, run_id=run_id, events=events)
             with self._lock:
                 seen = self._kept.get(key)
                 if seen is not None and seen[0] == now:
