@@ -1,5 +1,5 @@
-"""The dashboard in a real browser against a real server process: the cost
-badge moves while a build in another process spends, a page that lost its
+"""The dashboard in a real browser against a real server process (the cost
+badge following a real build is in test_sim_builds.py): a page that lost its
 server picks up every event written meanwhile exactly once, and each page
 fits a phone's width. Screenshots of each page at 1280×800 and 390×844 go
 to ``$NIGHTCREW_SCREENSHOTS`` when it is set (``docs/screenshots`` holds
@@ -8,10 +8,6 @@ the ones the README shows)."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,163 +17,10 @@ from nightcrew.core.states import AttemptState, RunState
 from nightcrew.views.project_overview import project_key
 from tests.dashboard_seed import Seeded
 from tests.dashboard_server import serving
-from tests.integration.support import GIT_ENV, git
-from tests.plugin_dist import write_plugin
 
 WAIT_MS = 30_000
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-
-# A backend that spends on cue: each `go-N` file the test writes is one more
-# response of 1,000 input and 500 output tokens; `finish` ends the session.
-STEPPER = """
-import asyncio, os
-from pathlib import Path
-
-from nightcrew.agents.base import Capabilities, Finished, SessionStarted, Text, ToolCall, Usage
-from nightcrew.agents.hooks import BackendInfo, hookimpl
-from nightcrew.core.usage import TokenCounts
-
-CAPABILITIES = Capabilities()
-
-
-class Stepper:
-    name = "stepper"
-    capabilities = CAPABILITIES
-    default_allowed_tools = ()
-
-    def tool_name(self, tool):
-        return tool
-
-    async def run(self, request):
-        cues = Path(os.environ["STEPPER_CUES"])
-        yield SessionStarted("stepper-1", request.model)
-        (cues / "started").write_text("")
-        n = 1
-        while True:
-            while not (cues / f"go-{n}").exists() and not (cues / "finish").exists():
-                await asyncio.sleep(0.02)
-            if not (cues / f"go-{n}").exists():
-                break
-            yield ToolCall(f"t{n}", "Bash", {"command": f"make step-{n}"})
-            yield Usage(f"msg-{n}", None, request.model, TokenCounts(input=1000, output=500))
-            n += 1
-        (request.cwd / "done.txt").write_text("done\\n")
-        yield Text("done")
-        yield Finished(status="success", result_subtype=None, is_error=False,
-                       result_text="done", reported_cost_usd=None, model_usage=())
-
-
-@hookimpl
-def nightcrew_backends():
-    return [BackendInfo("stepper", CAPABILITIES, Stepper, "spends on cue")]
-"""
-CONFIG = """agent = "stepper"
-model = "stepper-model"
-
-[policy]
-profile = "off"
-
-[pricing.stepper-model]
-input = 3
-output = 15
-cache_read = 0.3
-cache_write_5m = 3.75
-cache_write_1h = 6
-"""
-STEP_USD = 1000 * 3 / 1e6 + 500 * 15 / 1e6  # $0.0105 a response
-
-
-def wait_for(path: Path, process: subprocess.Popen[str]) -> None:
-    """Until ``path`` exists (the build's backend wrote it) or the build ended."""
-    import time
-
-    deadline = time.monotonic() + WAIT_MS / 1000
-    while not path.exists():
-        assert process.poll() is None, process.communicate()[0]
-        assert time.monotonic() < deadline, f"{path.name} never appeared"
-        time.sleep(0.05)
-
-
-@pytest.fixture
-def building(tmp_path: Path) -> Iterator[tuple[Path, Path, subprocess.Popen[str]]]:
-    """A real ``nightcrew build`` in its own process, on the stepper backend:
-    (project root, cue dir, process)."""
-    root = (tmp_path / "shop").resolve()
-    root.mkdir()
-    env = {**os.environ, **GIT_ENV}
-    git(root, "init", "-q", "-b", "main")
-    (root / "nightcrew.toml").write_text(CONFIG)
-    (root / "README.md").write_text("shop\n")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "initial")
-    plugins = write_plugin(tmp_path / "site", "stepper", STEPPER)
-    cues = tmp_path / "cues"
-    cues.mkdir()
-    env.update(
-        PYTHONPATH=os.pathsep.join(filter(None, [str(plugins), env.get("PYTHONPATH")])),
-        STEPPER_CUES=str(cues),
-    )
-    added = subprocess.run(
-        [sys.executable, "-m", "nightcrew", "backlog", "add", "Cart totals", "--accept", "true"],
-        check=False,
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert added.returncode == 0, added.stderr
-    process = subprocess.Popen(
-        [sys.executable, "-m", "nightcrew", "build"],
-        cwd=root,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        yield root, cues, process
-    finally:
-        (cues / "finish").write_text("")
-        try:
-            out, _ = process.communicate(timeout=120)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            out, _ = process.communicate()
-        print(out)
-
-
-def test_the_cost_badge_moves_while_a_build_in_another_process_spends(
-    chromium: Any, building: tuple[Path, Path, subprocess.Popen[str]]
-) -> None:
-    from playwright.sync_api import expect
-
-    root, cues, build = building
-    wait_for(cues / "started", build)  # the build registered the project and its attempt runs
-    with serving() as server:
-        page = chromium.new_page(viewport=DESKTOP)
-        page.goto(f"{server.base}/p/{project_key(root)}/?token={server.token}")
-        assert "token" not in page.url  # exchanged for the cookie
-        badge = page.locator("#cost .badge")
-        expect(badge).to_have_text("$0.0000", timeout=WAIT_MS)
-        expect(page.locator("#conn")).to_have_class("conn live", timeout=WAIT_MS)
-        page.evaluate("window.stillTheSamePage = true")
-
-        (cues / "go-1").write_text("")
-        expect(badge).to_have_text(f"${STEP_USD:.4f}", timeout=WAIT_MS)
-        expect(page.locator("#lanes .tool")).to_have_text("▸ Bash: make step-1", timeout=WAIT_MS)
-        (cues / "go-2").write_text("")
-        expect(badge).to_have_text(f"${2 * STEP_USD:.4f}", timeout=WAIT_MS)
-        expect(page.locator("#lanes .lane-cost")).to_have_text(f"${2 * STEP_USD:.4f}")
-        expect(page.locator("#feed .ev .detail").first).to_have_text("Bash: make step-2")
-        assert page.evaluate("window.stillTheSamePage") is True  # swapped in, never reloaded
-        page.close()
-    (cues / "finish").write_text("")
-    out, _ = build.communicate(timeout=120)
-    assert build.returncode == 0, out
 
 
 def test_a_page_that_lost_its_server_gets_every_event_written_meanwhile_once(

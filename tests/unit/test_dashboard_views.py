@@ -145,3 +145,61 @@ def test_a_tool_call_reads_as_its_tool_and_what_it_acts_on() -> None:
     assert tool_line("Grep", {"pattern": "TODO"}) == "Grep: TODO"
     assert tool_line("TodoWrite", {"todos": []}) == "TodoWrite"
     assert tool_line("Bash", {"command": "x" * 100}) == "Bash: " + "x" * 79 + "…"
+
+
+def test_a_lane_card_and_a_feed_line_point_at_their_items_page(tmp_path: Path) -> None:
+    import os
+
+    from nightcrew.core.states import RunState
+    from nightcrew.server import activity
+
+    build = Seeded.build(tmp_path / "shop", ["Login"], config={"parallel": 1})
+    build.tool(build.attempt(1, None), "Read", file_path="a.py")
+    build.claim(1, 1)  # an event that names the feature only by its label
+    plan = build.store.create_run(
+        kind="plan",
+        source_path="PLAN.md",
+        source_sha256="a" * 64,
+        config={},
+        prefix_sha256="b" * 64,
+        pid=os.getpid(),
+    )
+    build.store.set_run_state(plan.id, RunState.RUNNING, reason="started")
+    batch = build.store.add_item(
+        plan.id, key="batch-2", number=2, title="Parser", body="", sha="c" * 64
+    )
+    attempt = build.store.start_attempt(
+        run_id=plan.id,
+        item_id=batch.id,
+        backend="claude",
+        model="claude-sonnet-4-5",
+        prefix_sha256="b" * 64,
+        prompt_sha256="d" * 64,
+        base_sha="e" * 40,
+        evidence_dir=None,
+        lane=None,
+    )
+    build.tool(attempt, "Bash", command="pytest -q")
+
+    [card] = live_view(build.store, today=ZERO, total=ZERO).lanes  # the plan run, in place
+    assert (card.item, card.page) == ("batch 2", f"runs/{plan.id}/items/batch-2")
+    lines = {row.detail: row.page for row in activity.latest(build.store)}
+    assert lines["Bash: pytest -q"] == f"runs/{plan.id}/items/batch-2"
+    assert lines["Read: a.py"] == "features/1"
+    assert lines["nightcrew/1"] == "features/1"  # worktree_ready: its branch
+
+
+def test_a_running_attempt_leaves_a_features_cost_at_what_the_finished_ones_cost(
+    tmp_path: Path,
+) -> None:
+    from nightcrew.views.work_page import feature_page
+
+    build = Seeded.build(tmp_path / "shop", ["Cart"], config={"parallel": 1})
+    build.finish(build.attempt(1, None), AttemptState.FAILED, "0.0100")
+    build.attempt(1, None, model="opus")  # the retry, at work: no cost of its own yet
+    page = feature_page(build.store, tmp_path / "runs", 1)
+    assert [a.state for a in page.attempts] == ["failed", "running"]
+    assert page.cost_usd == Decimal("0.0100")  # not unknown, not $0
+    running_only = Seeded.build(tmp_path / "docs", ["Search"], config={"parallel": 1})
+    running_only.attempt(1, None)
+    assert feature_page(running_only.store, tmp_path / "runs", 1).finished == []  # shown "—"

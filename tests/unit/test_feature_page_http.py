@@ -85,3 +85,17 @@ def test_commenting_needs_the_csrf_token_and_a_good_comment(
     again = http.post(url + "/send", headers=headers)
     assert again.status_code == 400
     assert again.text == "feature #1 has no review comments to send\n"
+
+
+def test_the_text_reads_as_markdown_and_its_html_stays_text(
+    shop: Seeded, client: tuple[TestClient, str]
+) -> None:
+    http, _ = client
+    shop.store.db.execute(
+        "UPDATE features SET description = ? WHERE id = 1",
+        ("### Totals\n\nAdd `total()`.\n\n<script>alert(1)</script> [x](javascript:alert(1))",),
+    )
+    page = http.get(f"/p/{project_key(shop.root)}/features/1").text
+    assert "<h3>Totals</h3>" in page and "<code>total()</code>" in page
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert 'href="javascript:' not in page

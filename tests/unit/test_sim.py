@@ -283,6 +283,8 @@ def turn_scenario(turn: Any) -> dict[str, Any]:
         ),
         (turn_scenario({"text": "a", "delay_s": "1"}), "delay_s: expected a number, got str"),
         (turn_scenario({"text": "a", "delay_s": 1e6}), "delay_s: must be between 0 and 3600"),
+        (turn_scenario({"text": "a", "hold_until": "gate"}), "hold_until: must be an absolute"),
+        (turn_scenario({"text": "a", "hold_until": 3}), "hold_until: expected a string, got int"),
         (turn_scenario({"error": {}}), "turns[0].error: missing 'status'"),
         (turn_scenario({"error": {"status": 200}}), "error.status: must be between 400 and 599"),
         (turn_scenario({"error": {"status": 529}, "text": "a"}), "blocks that are never sent"),
@@ -595,6 +597,53 @@ def test_stop_interrupts_a_delayed_reply() -> None:
     assert len(outcome) == 1 and isinstance(outcome[0], Exception)
     assert server.errors == []
     server.stop()  # idempotent
+
+
+def test_a_held_reply_goes_out_once_its_file_exists(serve: Any, tmp_path: Path) -> None:
+    gate = tmp_path / "go"
+    server = serve(
+        {"scripts": [{"name": "held", "match": {"all": ["wait"]}, "turns": [
+            {"text": "released", "hold_until": str(gate)}]}]}
+    )  # fmt: skip
+    replies: list[tuple[int, dict[str, str], bytes]] = []
+    client = threading.Thread(target=lambda: replies.append(post(server.url, body("wait"))))
+    client.start()
+    assert post(server.url, body("other", stream=False))[0] == 200  # others are not held
+    deadline = time.monotonic() + 30
+    while len(server.requests) < 2 and time.monotonic() < deadline:
+        threading.Event().wait(0.01)  # waiting for the request to arrive, not for a delay
+    held = [r for r in server.requests if r.script == "held"]
+    assert len(held) == 1 and held[0].model == "claude-sonnet-4-5"  # recorded while held
+    assert client.is_alive() and replies == []
+    gate.write_text("")
+    client.join(timeout=30)
+    [(status, _, raw)] = replies
+    assert status == 200
+    assert sse_content(parse_sse(raw)) == [{"type": "text", "text": "released"}]
+
+
+def test_stop_lets_go_of_a_held_reply(tmp_path: Path) -> None:
+    never = tmp_path / "never"
+    server = SimServer(Scenario.from_dict({"fallback": {"text": "x", "hold_until": str(never)}}))
+    server.start()
+    outcome: list[object] = []
+
+    def call() -> None:
+        try:
+            outcome.append(post(server.url, body("hi")))
+        except (urllib.error.URLError, ConnectionError) as exc:
+            outcome.append(exc)
+
+    client = threading.Thread(target=call)
+    client.start()
+    deadline = time.monotonic() + 30
+    while not server.requests and time.monotonic() < deadline:
+        threading.Event().wait(0.01)  # waiting for the request to arrive
+    server.stop()
+    client.join(timeout=30)
+    assert not client.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], Exception)
+    assert server.errors == []
 
 
 def test_url_requires_a_started_server() -> None:

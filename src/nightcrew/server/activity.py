@@ -60,12 +60,13 @@ class ActivityRow:
     item: str  # "feature #3", or "" when the event names none
     detail: str
     level: str  # info | warn | error: how the line is coloured
+    page: str = ""  # its item's page under the project's URL, "" when it names none
 
 
 def latest(store: Store, limit: int = FEED_LINES) -> list[ActivityRow]:
     """The newest lines, newest first."""
     rows = store.db.execute(
-        "SELECT e.id, e.ts, e.kind, e.payload_json, e.attempt_id, w.feature_id, w.number, w.key"
+        f"SELECT {_COLUMNS}"
         f" FROM events e {_ITEM_JOIN} WHERE e.kind NOT IN ({_quiet()})"
         " ORDER BY e.id DESC LIMIT ?",
         (limit,),
@@ -78,8 +79,7 @@ def after(store: Store, last_id: int, limit: int = BATCH) -> tuple[list[Activity
     last event read (quiet ones included: the stream's id moves past them);
     whether more are left to read."""
     rows = store.db.execute(
-        "SELECT e.id, e.ts, e.kind, e.payload_json, e.attempt_id, w.feature_id, w.number, w.key"
-        f" FROM events e {_ITEM_JOIN} WHERE e.id > ? ORDER BY e.id LIMIT ?",
+        f"SELECT {_COLUMNS} FROM events e {_ITEM_JOIN} WHERE e.id > ? ORDER BY e.id LIMIT ?",
         (last_id, limit),
     ).fetchall()
     last = rows[-1][0] if rows else last_id
@@ -90,6 +90,9 @@ def last_event_id(store: Store) -> int:
     return int(store.db.execute("SELECT COALESCE(max(id), 0) FROM events").fetchone()[0])
 
 
+_COLUMNS = (
+    "e.id, e.ts, e.kind, e.payload_json, e.attempt_id, w.feature_id, w.number, w.key, w.run_id"
+)
 _ITEM_JOIN = (
     "LEFT JOIN attempts a ON a.id = e.attempt_id"
     " LEFT JOIN work_items w ON w.id = COALESCE(a.item_id,"
@@ -102,7 +105,7 @@ def _quiet() -> str:
 
 
 def _row(r: Any) -> ActivityRow:
-    event_id, ts, kind, payload_json, _attempt, feature_id, number, key = r
+    event_id, ts, kind, payload_json, _attempt, feature_id, number, key, run_id = r
     try:
         payload = json.loads(payload_json)
     except ValueError:
@@ -122,7 +125,20 @@ def _row(r: Any) -> ActivityRow:
         item=item,
         detail=_detail(kind, payload),
         level=_level(kind, payload),
+        page=_page(item, feature_id, run_id, key),
     )
+
+
+def _page(item: str, feature_id: int | None, run_id: str | None, key: str | None) -> str:
+    """The page of the work item the event was joined to (as
+    :func:`nightcrew.views.live.item_page` names it), or of the feature it
+    names (a lane's or the merge queue's events carry only its label)."""
+    if feature_id is not None:
+        return f"features/{feature_id}"
+    if run_id is not None and key is not None:
+        return f"runs/{run_id}/items/{key}"
+    named = item.removeprefix("feature #")
+    return f"features/{named}" if named != item and named.isdigit() else ""
 
 
 def _detail(kind: str, payload: dict[str, Any]) -> str:

@@ -108,7 +108,14 @@ def project_page(key: str, request: Request) -> HTMLResponse:
         after = activity.last_event_id(store)
         estimate = kept(root, store, "estimate", backlog_estimate)
     return HTMLResponse(
-        renderer.page("project.html", **state.values(), feed=feed, after=after, estimate=estimate)
+        renderer.page(
+            "project.html",
+            **state.values(),
+            feed=feed,
+            after=after,
+            estimate=estimate,
+            key=state.key,
+        )
     )
 
 
@@ -150,10 +157,12 @@ class ProjectSource:
     store: Store = field(init=False)
     watch: Watch = field(init=False)
     last_id: int = field(init=False)
+    key: str = field(init=False)
     fragments: Fragments = field(default_factory=Fragments)
 
     def __post_init__(self) -> None:
         self.store = store_of(self.root)
+        self.key = project_key(self.root)
         self.watch = Watch(self.store, FRAGMENTS_EVERY_S)
         self.last_id = self.start if self.start is not None else activity.last_event_id(self.store)
 
@@ -165,7 +174,7 @@ class ProjectSource:
             rows, last, more = activity.after(self.store, self.last_id)
             out = [
                 message(
-                    self.renderer.fragment("_activity_row.html", row=row),
+                    self.renderer.fragment("_activity_row.html", row=row, key=self.key),
                     event="activity",
                     event_id=row.id,
                 )

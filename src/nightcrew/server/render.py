@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markdown_it import MarkdownIt
+from markupsafe import Markup
 
 from nightcrew.server.charts import bar, sparkline
 from nightcrew.store.usage_query import parse_ts
@@ -21,6 +23,9 @@ TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 # An event's line in the log, for the project at a root (``cli/log_lines.log_line``).
 LineOf = Callable[[LogEntry, Path], str]
+# A feature's or batch's text as the person wrote it: markdown. Raw HTML in it
+# stays text (``html`` off), and markdown-it refuses ``javascript:`` links.
+_MARKDOWN = MarkdownIt("commonmark", {"html": False})
 
 
 def money(cost: CostTotal | Decimal | None) -> str:
@@ -78,6 +83,11 @@ def iso(ts: str | None) -> str:
     return parse_ts(ts).isoformat() if ts else ""
 
 
+def markdown(text: str) -> Markup:
+    """A plan's or backlog's text rendered as the markdown it was written in."""
+    return Markup(_MARKDOWN.render(text))  # html is off: markdown-it escapes any in the text
+
+
 def environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -94,6 +104,7 @@ def environment() -> Environment:
         clock=clock,
         iso=iso,
         short_path=short_path,
+        markdown=markdown,
     )
     env.globals.update(sparkline=sparkline, bar=bar)
     return env

@@ -107,6 +107,9 @@ class Turn:
     model: str | None = None
     delay_s: float = 0.0
     error: ScriptedError | None = None
+    #: Hold the reply until this file exists: a test releases a model call in
+    #: flight when it is ready (no clock decides when the agent goes on).
+    hold_until: str | None = None
 
     @property
     def stop_reason(self) -> str:
@@ -282,7 +285,9 @@ def _match(value: Any, where: str) -> Match:
 
 def _turn(value: Any, where: str) -> Turn:
     obj = _object(
-        value, where, {"blocks", "text", "tool", "tools", "usage", "model", "delay_s", "error"}
+        value,
+        where,
+        {"blocks", "text", "tool", "tools", "usage", "model", "delay_s", "error", "hold_until"},
     )
     blocks = _turn_blocks(obj, where)
     error = None if obj.get("error") is None else _error(obj["error"], f"{where}.error")
@@ -300,12 +305,16 @@ def _turn(value: Any, where: str) -> Turn:
     if not 0 <= delay <= MAX_DELAY_S:
         raise ValueError(f"{where}.delay_s: must be between 0 and {MAX_DELAY_S:g}, got {delay}")
     usage = Usage() if obj.get("usage") is None else _usage(obj["usage"], f"{where}.usage")
+    hold_until = _opt_str(obj.get("hold_until"), f"{where}.hold_until")
+    if hold_until is not None and not os.path.isabs(hold_until):
+        raise ValueError(f"{where}.hold_until: must be an absolute path, got {hold_until!r}")
     return Turn(
         blocks=blocks,
         usage=usage,
         model=_opt_str(obj.get("model"), f"{where}.model"),
         delay_s=float(delay),
         error=error,
+        hold_until=hold_until,
     )
 
 

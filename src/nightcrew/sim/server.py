@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import secrets
 import socket
@@ -23,6 +24,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
 from nightcrew.sim.scenario import Scenario, ScriptedError, TextBlock, Turn
+
+#: How often a held reply looks for its file (``hold_until``).
+HOLD_POLL_S = 0.02
 
 #: Claude Code (2.1.329) states the working directory in an environment reminder inside
 #: the first user message: `` - Primary working directory: /abs/path``. Older versions used
@@ -199,6 +203,7 @@ class _Reply:
     content_type: str
     delay_s: float = 0.0
     request_id: str | None = None
+    hold_until: str | None = None  # a file that must exist before the reply goes out
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -267,6 +272,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(_json_reply(404, error_body("not_found_error", f"no route {path}")))
 
     def _send(self, reply: _Reply, *, head_only: bool = False) -> None:
+        if reply.hold_until is not None and not self.sim._held(reply.hold_until):
+            self.close_connection = True  # stopped while held: hang up, send nothing
+            return
         if reply.delay_s > 0 and self.sim._stopping.wait(reply.delay_s):
             self.close_connection = True  # stopped while "thinking": hang up, send nothing
             return
@@ -409,7 +417,9 @@ class SimServer:
         message: dict[str, Any] | None = None
         if error is not None:
             payload = json.dumps(error_body(error.type, error.message)).encode()
-            reply = _Reply(error.status, payload, "application/json", turn.delay_s, request_id)
+            reply = _Reply(
+                error.status, payload, "application/json", turn.delay_s, request_id, turn.hold_until
+            )
         else:
             message = build_message(
                 turn,
@@ -422,7 +432,7 @@ class SimServer:
                 payload, content_type = render_sse(message), "text/event-stream"
             else:
                 payload, content_type = json.dumps(message).encode(), "application/json"
-            reply = _Reply(200, payload, content_type, turn.delay_s, request_id)
+            reply = _Reply(200, payload, content_type, turn.delay_s, request_id, turn.hold_until)
         record = SimRequest(
             path=path,
             model=model,
@@ -440,6 +450,14 @@ class SimServer:
         with self._lock:
             self._records.append(record)
         return reply
+
+    def _held(self, path: str) -> bool:
+        """Wait until ``path`` exists: True then, False if the server stops first.
+        Polled (a file is what a test, or a person, can make from anywhere)."""
+        while not os.path.exists(path):
+            if self._stopping.wait(HOLD_POLL_S):
+                return False
+        return True
 
     def _error_due(
         self, script: str | None, turn_index: int, error: ScriptedError | None

@@ -68,6 +68,7 @@ class LaneCard:
     tool: str | None  # "Bash: pytest -q" while its agent works
     elapsed_s: float | None
     cost: CostTotal | None  # None: nothing spent yet
+    page: str | None = None  # its item's page under the project's URL (item_page)
 
     @property
     def busy(self) -> bool:
@@ -181,6 +182,7 @@ def live_view(
                     tool=tools.get(attempt.id) if attempt and row.phase == AGENT else None,
                     elapsed_s=row.elapsed_s,
                     cost=costs.get(item.id) if item else None,
+                    page=item_page(item) if item else None,
                 )
             )
     elif header.live:
@@ -207,6 +209,14 @@ def run_header(store: Store, run: RunRow) -> RunHeader:
         message=run.message,
         live=run.state == RunState.RUNNING and gone is None,
     )
+
+
+def item_page(item: ItemRow) -> str:
+    """Where the dashboard shows the item, under the project's URL: a build's
+    item is its feature's page, a plan's batch the run's item page."""
+    if item.feature_id is not None:
+        return f"features/{item.feature_id}"
+    return f"runs/{item.run_id}/items/{item.key}"
 
 
 def label_of(item: ItemRow) -> str:
@@ -409,4 +419,5 @@ def _in_place_card(
         tool=tools.get(attempt.id) if phase == AGENT else None,
         elapsed_s=max(0.0, (now - parse_ts(attempt.started_at)).total_seconds()),
         cost=costs.get(item.id),
+        page=item_page(item),
     )

@@ -15,6 +15,7 @@ from typing import Any
 
 from nightcrew import gitops
 from nightcrew.core.errors import BadInput, GitError
+from nightcrew.core.states import AttemptState
 from nightcrew.core.usage import TokenCounts
 from nightcrew.engine.attempt_run import CHANGES_PATCH
 from nightcrew.store.backlog import Backlog
@@ -143,10 +144,16 @@ class WorkPage:
     drafts: list[ReviewComment] = field(default_factory=list)
 
     @property
+    def finished(self) -> list[AttemptView]:
+        """The attempts that have a cost to add: a running one has none yet
+        (it is neither $0 nor unknown)."""
+        return [a for a in self.attempts if a.state != AttemptState.RUNNING]
+
+    @property
     def cost_usd(self) -> Decimal | None:
-        """The attempts' cost; None when any finished attempt's cost is unknown."""
+        """The finished attempts' cost; None when any of their costs is unknown."""
         total = Decimal(0)
-        for attempt in self.attempts:
+        for attempt in self.finished:
             if attempt.cost_usd is None:
                 return None
             total += attempt.cost_usd
