@@ -6,12 +6,14 @@ the feed of events gets each new one with its store id.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from markupsafe import Markup
 
 from nightcrew.server import activity
 from nightcrew.server.projects import (
@@ -98,20 +100,33 @@ def render_fragments(renderer: Renderer, state: ProjectState) -> dict[str, str]:
     return {name: renderer.fragment(template, **values) for name, template in FRAGMENTS.items()}
 
 
+def feed_of(renderer: Renderer, key: str) -> Callable[[Store], tuple[str, int]]:
+    """The feed's lines as HTML and how many: kept until the store has a newer
+    event (``views/read_cache.py``), since its 50 rows are most of the page."""
+
+    def feed(store: Store) -> tuple[str, int]:
+        rows = activity.latest(store)
+        html = "".join(renderer.fragment("_activity_row.html", row=r, key=key) for r in rows)
+        return html, len(rows)
+
+    return feed
+
+
 @router.get("/p/{key}/", response_class=HTMLResponse)
 def project_page(key: str, request: Request) -> HTMLResponse:
     root = project_root(key)
     renderer: Renderer = request.app.state.renderer
     with open_store(root) as store:
         state = project_state(root, store)
-        feed = activity.latest(store)
+        feed, rows = kept(root, store, "feed", feed_of(renderer, key), args=key, events=True)
         after = activity.last_event_id(store)
         estimate = kept(root, store, "estimate", backlog_estimate)
     return HTMLResponse(
         renderer.page(
             "project.html",
             **state.values(),
-            feed=feed,
+            feed=rows,
+            feed_html=Markup(feed),  # rendered and escaped by Jinja
             after=after,
             estimate=estimate,
             key=state.key,
