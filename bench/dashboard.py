@@ -15,7 +15,7 @@ the token's cookie:
   arrival on an SSE client of the project page's stream, p50/p95 over
   ``--events`` events (default 50), target p95 < 1 s.
 
-    .venv/bin/python bench/dashboard.py [--requests N] [--events N] [--keep DIR]
+    .venv/bin/python bench/dashboard.py [--requests N] [--events N] [--keep DIR] [--only TEXT]
 
 See bench/README.md for the method. Exit 0 whatever the times (a
 measurement, not a test); exit 1 when a request failed or an event never
@@ -358,6 +358,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=200, help="per route (default 200)")
     parser.add_argument("--events", type=int, default=50, help="timed events (default 50)")
     parser.add_argument("--keep", type=Path, metavar="DIR", help="build and keep it in DIR")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="measure only the routes whose path holds TEXT (repeatable), and no events",
+    )
     opts = parser.parse_args(args)
 
     workdir = opts.keep or Path(tempfile.mkdtemp(prefix="nightcrew-dashboard-"))
@@ -392,10 +399,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for route in routes:
                     if route.url is None or route.stream:
                         continue
+                    if opts.only and not any(text in route.path for text in opts.only):
+                        continue
                     lines.append(measure_route(client, route.url, opts.requests))
                     print(f"  {route.url}: done", file=sys.stderr)
                 stream = f"/p/{key}/events"
-                lines.append(measure_events(client, stream, root, latest.id, opts.events))
+                if not opts.only:
+                    lines.append(measure_events(client, stream, root, latest.id, opts.events))
         finally:
             stop_server(server.process)
         skipped = [r.path for r in routes if r.url is None]

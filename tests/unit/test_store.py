@@ -32,6 +32,7 @@ TABLES = {
     "control_requests",
     "review_comments",
     "usage_edits",
+    "read_marks",
 }
 
 

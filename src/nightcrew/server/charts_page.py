@@ -7,7 +7,7 @@ from ``views/chart_data.py`` (added up in SQL), drawn as inline SVG
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from nightcrew.server.insight_charts import ratio_bars, share_bar, stacked_days
 from nightcrew.server.project_page import project_root
-from nightcrew.server.projects import open_store
+from nightcrew.server.projects import kept, open_store
 from nightcrew.server.render import Renderer, money
 from nightcrew.server.timeline_page import _Project
 from nightcrew.usage.ledger import Forecast
@@ -30,7 +30,7 @@ from nightcrew.views.chart_data import (
 )
 from nightcrew.views.estimates import backlog_estimate
 from nightcrew.views.forecast import forecast_json
-from nightcrew.views.project_overview import project_key
+from nightcrew.views.project_overview import local_tz, project_key
 
 router = APIRouter()
 
@@ -48,9 +48,26 @@ class ChartData:
         return sorted({d.model for d in self.daily})
 
 
-def chart_data(store: Any) -> ChartData:
+def chart_data(store: Any, *, now: datetime | None = None, tz: tzinfo | None = None) -> ChartData:
     features, spent = cost_per_feature(store)
-    return ChartData(day_range(), daily_by_model(store), features, spent, cache_per_attempt(store))
+    return ChartData(
+        day_range(now, tz),
+        daily_by_model(store, now=now, tz=tz),
+        features,
+        spent,
+        cache_per_attempt(store),
+    )
+
+
+def _kept_chart_data(root: Any, store: Any) -> ChartData:
+    """The charts of today in this offset, kept while no usage record, attempt
+    or feature changed (``views/read_cache.py``)."""
+    zone = local_tz()
+    now = datetime.now(UTC)
+    today = (now.astimezone(zone).date(), zone.utcoffset(now))
+    return kept(
+        root, store, "charts", lambda s: chart_data(s, now=now, tz=zone), args=today, usage=True
+    )
 
 
 def _series(data: ChartData, value: str) -> dict[str, list[float]]:
@@ -76,7 +93,7 @@ def _tokens(n: float) -> str:
 def charts_page(key: str, request: Request) -> HTMLResponse:
     root = project_root(key)
     with open_store(root) as store:
-        data = chart_data(store)
+        data = _kept_chart_data(root, store)
     renderer: Renderer = request.app.state.renderer
     cost = _series(data, "cost")
     tokens = _series(data, "tokens")
@@ -124,7 +141,7 @@ def _cost(value: Any) -> str | None:
 def charts_json(key: str) -> JSONResponse:
     root = project_root(key)
     with open_store(root) as store:
-        data = chart_data(store)
+        data = _kept_chart_data(root, store)
     return JSONResponse(
         {
             "daily": [
@@ -165,7 +182,7 @@ def estimate_json(key: str) -> JSONResponse:
     per category with its basis; dollars as strings, unknown as null."""
     root = project_root(key)
     with open_store(root) as store:
-        estimate = backlog_estimate(store)
+        estimate = kept(root, store, "estimate", backlog_estimate)
     return JSONResponse(
         {
             "left": estimate.left,

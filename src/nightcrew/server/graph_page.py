@@ -11,12 +11,14 @@ from collections import Counter
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
+from markupsafe import Markup
 
 from nightcrew.server.graph_svg import graph_svg
 from nightcrew.server.project_page import project_root
-from nightcrew.server.projects import open_store
+from nightcrew.server.projects import kept, open_store
 from nightcrew.server.render import Renderer
 from nightcrew.server.timeline_page import _Project
+from nightcrew.store.records import Store
 from nightcrew.views.dep_layout import Layout, dependency_layout
 from nightcrew.views.project_overview import project_key
 
@@ -34,7 +36,9 @@ STATES = (
 )
 
 
-def _layout(key: str, passed: str) -> tuple[Layout, _Project]:
+def _layout(key: str, passed: str) -> tuple[Layout, Markup, _Project]:
+    """The graph laid out and drawn, kept while no feature or dependency
+    changed (``views/read_cache.py``)."""
     if passed not in ("", "show", "hide"):
         raise HTTPException(400, f"passed={passed}: give show or hide")
     root = project_root(key)
@@ -42,13 +46,18 @@ def _layout(key: str, passed: str) -> tuple[Layout, _Project]:
         hide = passed == "hide"
         if not passed:
             hide = store.db.execute("SELECT count(*) FROM features").fetchone()[0] > AUTO_HIDE
-        layout = dependency_layout(store, hide_passed=hide)
-    return layout, _Project(project_key(root), root)
+
+        def drawn(s: Store) -> tuple[Layout, Markup]:
+            layout = dependency_layout(s, hide_passed=hide)
+            return layout, graph_svg(layout, key)
+
+        layout, svg = kept(root, store, "graph", drawn, args=(hide, key))
+    return layout, svg, _Project(project_key(root), root)
 
 
 @router.get("/p/{key}/graph", response_class=HTMLResponse)
 def graph_page(key: str, request: Request, passed: str = "") -> HTMLResponse:
-    layout, project = _layout(key, passed)
+    layout, svg, project = _layout(key, passed)
     renderer: Renderer = request.app.state.renderer
     counts = Counter(n.state for n in layout.nodes)
     return HTMLResponse(
@@ -56,7 +65,7 @@ def graph_page(key: str, request: Request, passed: str = "") -> HTMLResponse:
             "graph.html",
             project=project,
             layout=layout,
-            svg=graph_svg(layout, project.key),
+            svg=svg,
             counts=[(s, counts[s]) for s in STATES if counts[s]],
             hidden=bool(layout.hidden),
         )
@@ -65,7 +74,7 @@ def graph_page(key: str, request: Request, passed: str = "") -> HTMLResponse:
 
 @router.get("/api/p/{key}/graph")
 def graph_json(key: str, passed: str = "") -> JSONResponse:
-    layout, _ = _layout(key, passed)
+    layout, _, _ = _layout(key, passed)
     return JSONResponse(
         {
             "nodes": [vars(n) for n in layout.nodes],

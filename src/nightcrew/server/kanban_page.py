@@ -20,45 +20,64 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from markupsafe import Markup
 
 from nightcrew.server.actions import Work, act, ids, one
 from nightcrew.server.project_page import SSE_HEADERS, project_root
-from nightcrew.server.projects import open_store, store_of
+from nightcrew.server.projects import kept, open_store, store_of
 from nightcrew.server.render import Renderer
 from nightcrew.server.stream import FRAGMENTS_EVERY_S, Fragments, Watch, follow
 from nightcrew.store.backlog import Backlog
 from nightcrew.store.records import Store
-from nightcrew.views.kanban import Board, board
+from nightcrew.views.kanban import board
 
 router = APIRouter()
 BY = "the dashboard"  # how the features' history names a change made here
 
 
-def _board(root: Path) -> Board:
+def board_html(key: str, root: Path, store: Store, renderer: Renderer) -> str:
+    """The board's HTML, kept while no feature, dependency or attempt changed
+    (``views/read_cache.py``): 1,000 cards take longer to render than to read."""
+
+    def render(s: Store) -> str:
+        return renderer.fragment("_board.html", key=key, board=board(Backlog(s)))
+
+    return kept(root, store, "board.html", render, args=key)
+
+
+def _board_html(key: str, root: Path, renderer: Renderer) -> str:
     with open_store(root) as store:
-        return board(Backlog(store))
+        return board_html(key, root, store, renderer)
 
 
 @router.get("/p/{key}/backlog", response_class=HTMLResponse)
 def backlog_page(key: str, request: Request) -> HTMLResponse:
     root = project_root(key)
     renderer: Renderer = request.app.state.renderer
-    shown = _board(root)
+    shown = Markup(_board_html(key, root, renderer))  # rendered and escaped by Jinja
     name = root.name or str(root)
-    return HTMLResponse(renderer.page("backlog.html", key=key, title=name, root=root, board=shown))
+    return HTMLResponse(
+        renderer.page("backlog.html", key=key, title=name, root=root, board_html=shown)
+    )
 
 
 @router.get("/p/{key}/backlog/board", response_class=HTMLResponse)
 def board_fragment(key: str, request: Request) -> HTMLResponse:
     """The board alone: the page puts it back after a refused drag."""
     renderer: Renderer = request.app.state.renderer
-    return HTMLResponse(renderer.fragment("_board.html", key=key, board=_board(project_root(key))))
+    return HTMLResponse(_board_html(key, project_root(key), renderer))
 
 
 @router.get("/api/p/{key}/backlog")
-def backlog_json(key: str) -> JSONResponse:
+def backlog_json(key: str) -> Response:
     root = project_root(key)
-    return JSONResponse({"project": {"key": key, "root": str(root)}, **_board(root).as_json()})
+
+    def body(store: Store) -> bytes:
+        content = {"project": {"key": key, "root": str(root)}, **board(Backlog(store)).as_json()}
+        return bytes(JSONResponse(content).body)  # its bytes, kept with the board they show
+
+    with open_store(root) as store:
+        return Response(kept(root, store, "board.json", body), media_type="application/json")
 
 
 @router.get("/p/{key}/backlog/events")
@@ -96,7 +115,7 @@ class BoardSource:
         if seen == self.seen:  # a usage row, an event: nothing on the board moved
             return [], False
         self.seen = seen
-        html = self.renderer.fragment("_board.html", key=self.key, board=board(Backlog(self.store)))
+        html = board_html(self.key, self.root, self.store, self.renderer)
         return self.fragments.changed({"board": html}, None), False
 
     def close(self) -> None:

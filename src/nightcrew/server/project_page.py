@@ -6,15 +6,25 @@ the feed of events gets each new one with its store id.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from markupsafe import Markup
 
 from nightcrew.server import activity
-from nightcrew.server.projects import find_root, has_store, open_store, spend_of, store_of
+from nightcrew.server.projects import (
+    find_root,
+    has_store,
+    kept,
+    open_store,
+    spend_of,
+    store_of,
+    thoughts_of,
+)
 from nightcrew.server.render import Renderer
 from nightcrew.server.stream import (
     FRAGMENTS_EVERY_S,
@@ -28,7 +38,7 @@ from nightcrew.store.records import Store
 from nightcrew.views.estimates import backlog_estimate
 from nightcrew.views.live import LiveView, cost_json, live_view
 from nightcrew.views.project_overview import ProjectSpend, project_key
-from nightcrew.views.timeline import lane_thoughts, latest_run_id
+from nightcrew.views.timeline import latest_run_id
 
 router = APIRouter()
 SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
@@ -78,7 +88,9 @@ def project_state(root: Path, store: Store) -> ProjectState:
     live = live_view(store, today=spend.today, total=spend.total)
     run_id = latest_run_id(store) if live.lanes else None
     thinking = (
-        {t.lane: t.excerpt for t in lane_thoughts(store, run_id) if t.thinking} if run_id else {}
+        {t.lane: t.excerpt for t in thoughts_of(root, store, run_id) if t.thinking}
+        if run_id
+        else {}
     )
     return ProjectState(project_key(root), root, live, spend, thinking)
 
@@ -88,20 +100,33 @@ def render_fragments(renderer: Renderer, state: ProjectState) -> dict[str, str]:
     return {name: renderer.fragment(template, **values) for name, template in FRAGMENTS.items()}
 
 
+def feed_of(renderer: Renderer, key: str) -> Callable[[Store], tuple[str, int]]:
+    """The feed's lines as HTML and how many: kept until the store has a newer
+    event (``views/read_cache.py``), since its 50 rows are most of the page."""
+
+    def feed(store: Store) -> tuple[str, int]:
+        rows = activity.latest(store)
+        html = "".join(renderer.fragment("_activity_row.html", row=r, key=key) for r in rows)
+        return html, len(rows)
+
+    return feed
+
+
 @router.get("/p/{key}/", response_class=HTMLResponse)
 def project_page(key: str, request: Request) -> HTMLResponse:
     root = project_root(key)
     renderer: Renderer = request.app.state.renderer
     with open_store(root) as store:
         state = project_state(root, store)
-        feed = activity.latest(store)
+        feed, rows = kept(root, store, "feed", feed_of(renderer, key), args=key, events=True)
         after = activity.last_event_id(store)
-        estimate = backlog_estimate(store)
+        estimate = kept(root, store, "estimate", backlog_estimate)
     return HTMLResponse(
         renderer.page(
             "project.html",
             **state.values(),
-            feed=feed,
+            feed=rows,
+            feed_html=Markup(feed),  # rendered and escaped by Jinja
             after=after,
             estimate=estimate,
             key=state.key,

@@ -6,18 +6,26 @@ run starts while the dashboard is open appears without a restart."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from nightcrew.project import Project
 from nightcrew.store.records import Store
 from nightcrew.usage.globaldb import open_global, registered_projects
 from nightcrew.views.project_overview import ProjectSpend, project_key
+from nightcrew.views.read_cache import ReadCache
 from nightcrew.views.spend_cache import SpendCache
+from nightcrew.views.timeline import LaneThought, lane_thoughts
+
+T = TypeVar("T")
 
 # Each project's settled spend, summed once for every page and stream of this server.
 SPEND = SpendCache()
+# The heavier pages' reads (estimate, board, graph, charts, exports), kept while the store's
+# marks say nothing they read has changed.
+READS = ReadCache()
 
 
 def known_roots() -> list[Path]:
@@ -61,3 +69,38 @@ def evidence_dir(root: Path) -> Path:
 def spend_of(root: Path, store: Store) -> ProjectSpend:
     """The project's spend today, in total and per day (kept between renders)."""
     return SPEND.spend(store, root)
+
+
+def kept(
+    root: Path,
+    store: Store,
+    name: str,
+    compute: Callable[[Store], T],
+    *,
+    args: Hashable = (),
+    usage: bool = False,
+    run_id: str | None = None,
+    events: bool = False,
+    keep_if: Callable[[T], bool] | None = None,
+) -> T:
+    """``compute(store)``, kept between requests (``views/read_cache.py``)."""
+    return READS.get(
+        store,
+        root,
+        name,
+        compute,
+        args=args,
+        usage=usage,
+        run_id=run_id,
+        events=events,
+        keep_if=keep_if,
+    )
+
+
+def thoughts_of(root: Path, store: Store, run_id: str) -> tuple[LaneThought, ...]:
+    """Which lanes of the run are thinking (``views/timeline.lane_thoughts``),
+    kept until the run has a newer event."""
+    return kept(
+        root, store, "thoughts", lambda s: tuple(lane_thoughts(s, run_id)), args=run_id,
+        run_id=run_id,
+    )  # fmt: skip

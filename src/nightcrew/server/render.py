@@ -66,14 +66,16 @@ def local_time(ts: str | None) -> str:
     """A stored UTC time as this machine's local ``YYYY-MM-DD HH:MM``."""
     if not ts:
         return "—"
-    return parse_ts(ts).astimezone().strftime("%Y-%m-%d %H:%M")
+    t = parse_ts(ts).astimezone()  # fields, not strftime: a third of the time, 100 rows a page
+    return f"{t.year:04d}-{t.month:02d}-{t.day:02d} {t.hour:02d}:{t.minute:02d}"
 
 
 def clock(ts: str | None) -> str:
     """A stored UTC time as local ``HH:MM:SS``."""
     if not ts:
         return ""
-    return parse_ts(ts).astimezone().strftime("%H:%M:%S")
+    t = parse_ts(ts).astimezone()
+    return f"{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
 
 
 def iso(ts: str | None) -> str:

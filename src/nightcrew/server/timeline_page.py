@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from nightcrew.core.errors import BadInput
 from nightcrew.server.project_page import SSE_HEADERS, project_root
-from nightcrew.server.projects import open_store, store_of
+from nightcrew.server.projects import kept, open_store, store_of, thoughts_of
 from nightcrew.server.render import LineOf, Renderer
 from nightcrew.server.stream import Watch, follow, message, resume_point
 from nightcrew.store.records import Store
@@ -27,6 +27,7 @@ from nightcrew.views.event_levels import LOG_LEVELS, stored_kinds
 from nightcrew.views.event_log import (
     LogEntry,
     LogFilter,
+    LogPage,
     Render,
     check_filter,
     markdown,
@@ -34,11 +35,12 @@ from nightcrew.views.event_log import (
     read_log,
 )
 from nightcrew.views.project_overview import project_key
-from nightcrew.views.timeline import lane_thoughts, latest_run_id
+from nightcrew.views.timeline import LaneThought, latest_run_id
 
 router = APIRouter()
 PAGE = 100
 EXPORT_LIMIT = 100_000  # events in one download
+KEEP_EXPORT_CHARS = 8_000_000  # a bigger download is made again each time, not held
 STREAM_EVERY_S = 0.5
 
 
@@ -113,19 +115,21 @@ def timeline_page(
         run_id, flt = _opened(store, query)
         entries: tuple[LogEntry, ...] = ()
         cursor = 0
-        thoughts = []
+        thoughts: tuple[LaneThought, ...] = ()
         if run_id is not None and flt is not None:
-            page = read_log(
-                store,
-                flt,
-                render=_render(request, root),
-                before=cursor_before,
-                limit=PAGE,
-                newest=True,
+            render = _render(request, root)
+            words = request.app.state.log_line is not None  # else the plain fields (tests)
+
+            def newest(s: Store, f: LogFilter = flt) -> LogPage:
+                return read_log(s, f, render=render, before=cursor_before, limit=PAGE, newest=True)
+
+            # its cursor is the latest event of any run: kept until there is a newer one
+            page = kept(
+                root, store, "timeline", newest, args=(flt, cursor_before, words), events=True
             )
             entries = tuple(reversed(page.entries))
             cursor = page.cursor
-            thoughts = lane_thoughts(store, run_id)
+            thoughts = thoughts_of(root, store, run_id)
         runs = [
             str(r[0])
             for r in store.db.execute("SELECT id FROM runs ORDER BY started_at DESC LIMIT 30")
@@ -173,10 +177,26 @@ def _export(key: str, request: Request, query: Query, as_markdown: bool) -> tupl
         run_id, flt = _opened(store, query)
         if run_id is None or flt is None:
             raise HTTPException(404, f"{root.name}: no run yet")
-        page = read_log(store, flt, render=_render(request, root), limit=EXPORT_LIMIT)
-    if as_markdown:
-        return markdown(page.entries, f"nightcrew log: run {run_id}"), run_id
-    return ndjson(page.entries), run_id
+        render = _render(request, root)
+
+        def export(s: Store) -> str:
+            page = read_log(s, flt, render=render, limit=EXPORT_LIMIT)
+            if as_markdown:
+                return markdown(page.entries, f"nightcrew log: run {run_id}")
+            return ndjson(page.entries)
+
+        # a run's events are only ever appended: kept until it has a newer one
+        words = request.app.state.log_line is not None  # else the plain fields (tests)
+        text = kept(
+            root,
+            store,
+            "export",
+            export,
+            args=(flt, as_markdown, words),
+            run_id=run_id,
+            keep_if=lambda t: len(t) <= KEEP_EXPORT_CHARS,
+        )
+    return text, run_id
 
 
 @router.get("/p/{key}/timeline.ndjson")
@@ -257,7 +277,7 @@ class TimelineSource:
         ]
         self.cursor = page.cursor
         html = self.renderer.fragment(
-            "_thinking.html", thoughts=lane_thoughts(self.store, self.run_id)
+            "_thinking.html", thoughts=thoughts_of(self.root, self.store, self.run_id)
         )
         if html != self.thinking:
             self.thinking = html

@@ -18,7 +18,7 @@ from nightcrew.core.states import AttemptState
 from nightcrew.store.backlog import Backlog
 from nightcrew.store.records import Store
 from nightcrew.usage.ledger import Forecast, forecast
-from nightcrew.work.backlog_graph import display_states
+from nightcrew.views.backlog import BacklogView
 
 LEFT_STATES = ("pending", "in_progress", "failed")  # as views/forecast.build_forecast counts
 
@@ -94,8 +94,8 @@ def _passed_samples(store: Store, passed: set[int]) -> dict[int, tuple[Decimal |
 def backlog_estimate(store: Store) -> Estimate:
     """The estimate of every category left, and the whole backlog's forecast
     (the same numbers ``usage --forecast`` prints for a build)."""
-    features = Backlog(store).features()
-    shown = display_states(features)
+    features = Backlog(store).outlines()  # no texts or commands decoded: ~4× faster
+    shown = BacklogView(features).states
     samples = _passed_samples(store, {f.id for f in features if shown[f.id] == "passed"})
     done: dict[str, list[tuple[Decimal | None, float]]] = {}
     left: dict[str, int] = {}

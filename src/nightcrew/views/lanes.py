@@ -265,18 +265,30 @@ def _elapsed(attempt: AttemptRow | None, now: datetime, *, live: bool) -> float 
     return max(0.0, (now - started).total_seconds()) if live else None
 
 
+_COST_SQL = (
+    "SELECT id, cost_usd, state, finished_at FROM attempts WHERE item_id = ? ORDER BY number"
+)
+
+
 def _cost(store: Store, item: ItemRow) -> tuple[Decimal | None, bool]:
     """The item's spend in this build: its finished attempts' costs, and what
-    a running attempt's responses have been priced at so far."""
-    attempts = store.attempts(item_id=item.id)
-    totals = store.totals(attempts)
-    cost, unknown = totals.cost_usd, totals.unknown_cost > 0
-    for a in attempts:
-        if a.finished_at is not None:
+    a running attempt's responses have been priced at so far. Only the four
+    columns that says are read (as ``store.totals`` adds the costs up; its
+    tokens are not shown here), not every attempt as a row."""
+    attempts = store.db.execute(_COST_SQL, (item.id,)).fetchall()
+    cost: Decimal | None = None
+    unknown = False
+    for _, usd, state, finished in attempts:
+        if usd is None:
+            unknown = unknown or state != AttemptState.RUNNING or bool(finished)
+        else:
+            cost = Decimal(usd) if cost is None else cost + Decimal(usd)
+    for attempt_id, _, _, finished in attempts:
+        if finished is not None:
             continue
         for (usd,) in store.db.execute(
             "SELECT cost_usd FROM usage_records WHERE attempt_id = ? AND kind = 'response'",
-            (a.id,),
+            (attempt_id,),
         ):
             if usd is None:
                 unknown = True

@@ -19,6 +19,7 @@ from nightcrew.core.states import AttemptState
 from nightcrew.core.usage import TokenCounts
 from nightcrew.engine.attempt_run import CHANGES_PATCH
 from nightcrew.store.backlog import Backlog
+from nightcrew.store.migrations import DECISION_KINDS
 from nightcrew.store.records import Store
 from nightcrew.store.reviews import REVIEWABLE, ReviewComment, Reviews, feature_attempts
 from nightcrew.store.rows import AttemptRow, GateRow, ItemRow
@@ -26,8 +27,10 @@ from nightcrew.views.attempts import attempt_seconds
 from nightcrew.views.diffs import DiffFile, parse_patch
 
 PROMPT_FILE = "prompt.txt"
-# The events that tell what became of the work, and why.
-DECISION_KINDS = ("decision", "item_passed", "item_failed", "item_skipped", "question_asked")
+# The events that tell what became of the work, and why (store migration m012
+# indexes them: the query names them word for word in each branch of its OR,
+# so SQLite looks the feature up in both of m012's indexes).
+_DECISIONS_IN = "kind IN (" + ", ".join(f"'{k}'" for k in DECISION_KINDS) + ")"
 
 
 @dataclass(frozen=True)
@@ -196,10 +199,10 @@ def feature_page(store: Store, runs_dir: Path, feature_id: int) -> WorkPage:
         for n, a in enumerate(feature_attempts(store, feature_id), 1)
     ]
     rows = store.db.execute(
-        "SELECT ts, run_id, kind, payload_json FROM events WHERE kind IN"
-        " (SELECT value FROM json_each(?)) AND (json_extract(payload_json, '$.feature') = ?"
-        " OR json_extract(payload_json, '$.item') = ?) ORDER BY id",
-        (_json(DECISION_KINDS), feature_id, f"feature {feature.label}"),
+        f"SELECT ts, run_id, kind, payload_json FROM events"
+        f" WHERE ({_DECISIONS_IN} AND json_extract(payload_json, '$.feature') = ?)"
+        f" OR ({_DECISIONS_IN} AND json_extract(payload_json, '$.item') = ?) ORDER BY id",
+        (feature_id, f"feature {feature.label}"),
     ).fetchall()
     return WorkPage(
         kind="feature",
