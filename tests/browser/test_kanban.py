@@ -262,6 +262,12 @@ def test_the_board_fits_the_screen(
         assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
         page.get_by_label("select #5").check()
         screenshot(page, f"backlog-{size}")
+        page.locator(".est-head summary").click()  # the header's estimate opens on its basis
+        basis = page.locator(".est-basis")
+        expect(basis).to_contain_text("Basis: medians of 2 passed features")
+        box = basis.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"]
+        screenshot(page, f"backlog-estimate-{size}")
 
         page.goto(f"{server.base}/p/{project_key(shop.root)}/")
         page.locator("summary", has_text="Start a build").click()

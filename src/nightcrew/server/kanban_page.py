@@ -7,7 +7,8 @@ CLI cannot disagree and a build running meanwhile sees the change at its
 next claim.
 
 The stream (``/p/{key}/backlog/events``) sends the board again when the
-store changed and the board's HTML did; ``/api/p/{key}/backlog`` is the
+store changed and the board's HTML did, and the header's estimate of what is
+left (views/estimates.py) with it; ``/api/p/{key}/backlog`` is the
 board as JSON. Every POST answers one line (JSON with ``Accept:
 application/json``)."""
 
@@ -28,6 +29,7 @@ from nightcrew.server.render import Renderer
 from nightcrew.server.stream import FRAGMENTS_EVERY_S, Fragments, Watch, follow
 from nightcrew.store.backlog import Backlog
 from nightcrew.store.records import Store
+from nightcrew.views.estimates import Estimate, backlog_estimate
 from nightcrew.views.kanban import Board, board
 
 router = APIRouter()
@@ -39,13 +41,22 @@ def _board(root: Path) -> Board:
         return board(Backlog(store))
 
 
+def _board_and_estimate(root: Path) -> tuple[Board, Estimate]:
+    with open_store(root) as store:
+        return board(Backlog(store)), backlog_estimate(store)
+
+
 @router.get("/p/{key}/backlog", response_class=HTMLResponse)
 def backlog_page(key: str, request: Request) -> HTMLResponse:
     root = project_root(key)
     renderer: Renderer = request.app.state.renderer
-    shown = _board(root)
+    shown, estimate = _board_and_estimate(root)
     name = root.name or str(root)
-    return HTMLResponse(renderer.page("backlog.html", key=key, title=name, root=root, board=shown))
+    return HTMLResponse(
+        renderer.page(
+            "backlog.html", key=key, title=name, root=root, board=shown, estimate=estimate
+        )
+    )
 
 
 @router.get("/p/{key}/backlog/board", response_class=HTMLResponse)
@@ -97,7 +108,10 @@ class BoardSource:
             return [], False
         self.seen = seen
         html = self.renderer.fragment("_board.html", key=self.key, board=board(Backlog(self.store)))
-        return self.fragments.changed({"board": html}, None), False
+        estimate = self.renderer.fragment(
+            "_estimate_head.html", estimate=backlog_estimate(self.store)
+        )
+        return self.fragments.changed({"board": html, "estimate": estimate}, None), False
 
     def close(self) -> None:
         self.store.close()
