@@ -150,10 +150,15 @@ def _change(key: str, change: Change) -> Work:
 
 @router.post("/p/{key}/backlog/reorder")
 async def reorder(key: str, request: Request) -> Response:
-    """``nightcrew backlog reorder ID --before ID``."""
+    """``nightcrew backlog reorder ID --before ID`` (or ``--after ID``: a card
+    dropped last in its column, or moved down with its keyboard button)."""
 
     def change(backlog: Backlog, values: dict[str, list[str]]) -> tuple[str, dict[str, Any]]:
         [moved] = ids(values, "id")
+        if values.get("after") and not values.get("before"):
+            [after] = ids(values, "after")
+            backlog.reorder(moved, after=after)
+            return f"#{moved} now comes after #{after}", {"id": moved, "after": after}
         [before] = ids(values, "before")
         backlog.reorder(moved, before=before)
         return f"#{moved} now comes before #{before}", {"id": moved, "before": before}

@@ -1,6 +1,7 @@
 // nightcrew dashboard: the Kanban page's board. Cards are chosen with their
 // checkboxes (the choice survives the board being sent again when a card
-// moves), pending cards are reordered by dragging (SortableJS), and every
+// moves), pending cards are reordered by dragging (SortableJS; last place
+// too) or with their ▲ ▼ buttons from the keyboard, and every
 // change is a POST the server answers in one line, shown in #said (a
 // refusal too: see controls.js).
 (function () {
@@ -54,17 +55,44 @@
           return;
         }
         missed = false;
-        if (!next) {
-          say("drop a card before another one: it takes that one's place", false);
-          refreshBoard();
-          return;
-        }
-        htmx.ajax("POST", "/p/" + key() + "/backlog/reorder", {
-          source: list, target: "#said", swap: "innerHTML",
-          values: { id: item.dataset.id, before: next.dataset.id }
-        });
+        reorder(item, next);
       }
     });
+  }
+
+  // The one reorder request: before the card that follows it now, or after
+  // the one before it when it is last in the column.
+  function reorder(item, next) {
+    var prev = item.previousElementSibling;
+    var values = next ? { id: item.dataset.id, before: next.dataset.id }
+                      : { id: item.dataset.id, after: prev.dataset.id };
+    htmx.ajax("POST", "/p/" + key() + "/backlog/reorder", {
+      source: item.closest(".cards"), target: "#said", swap: "innerHTML", values: values
+    });
+  }
+
+  // The keyboard's way (and a tap's): a pending card's ▲ ▼ buttons move it
+  // one place with the same request; the button keeps the focus when the
+  // board is sent again, so ▼ can be pressed again and again.
+  var refocus = null;
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest && e.target.closest("#board .mv");
+    if (!button || button.disabled) { return; }
+    var item = button.closest(".card");
+    var up = button.dataset.dir === "up";
+    var other = up ? item.previousElementSibling : item.nextElementSibling;
+    if (!other) { return; }
+    if (up) { other.before(item); } else { other.after(item); } // shown at once
+    refocus = { id: item.dataset.id, dir: button.dataset.dir };
+    button.focus();
+    reorder(item, item.nextElementSibling);
+  });
+  function restoreFocus() {
+    if (!refocus) { return; }
+    var card = document.querySelector('#board .card[data-id="' + refocus.id + '"]');
+    var button = card && card.querySelector('.mv[data-dir="' + refocus.dir + '"]');
+    if (button && !button.disabled) { button.focus(); }
+    else if (card) { var other = card.querySelector(".mv:not([disabled])"); if (other) { other.focus(); } }
   }
 
   document.addEventListener("change", function (e) {
@@ -79,10 +107,10 @@
   });
 
   document.addEventListener("htmx:afterSettle", function (e) {
-    if (e.target.id === "board") { showChosen(); makeSortable(); }
+    if (e.target.id === "board") { showChosen(); makeSortable(); restoreFocus(); }
   });
   document.addEventListener("htmx:sseMessage", function (e) {
-    if (e.target.id === "board") { showChosen(); makeSortable(); }
+    if (e.target.id === "board") { showChosen(); makeSortable(); restoreFocus(); }
   });
 
   // Done with the chosen cards: choose again for the next change; an answer
