@@ -8,7 +8,9 @@ next claim.
 
 The stream (``/p/{key}/backlog/events``) sends the board again when the
 store changed and the board's HTML did, and the header's estimate of what is
-left (views/estimates.py) with it; ``/api/p/{key}/backlog`` is the
+left (views/estimates.py) with it: the page is served without the estimate
+(it reads every passed feature's attempts, as long again as the board) and
+the stream's first message fills it in; ``/api/p/{key}/backlog`` is the
 board as JSON. Every POST answers one line (JSON with ``Accept:
 application/json``)."""
 
@@ -29,7 +31,7 @@ from nightcrew.server.render import Renderer
 from nightcrew.server.stream import FRAGMENTS_EVERY_S, Fragments, Watch, follow
 from nightcrew.store.backlog import Backlog
 from nightcrew.store.records import Store
-from nightcrew.views.estimates import Estimate, backlog_estimate
+from nightcrew.views.estimates import backlog_estimate
 from nightcrew.views.kanban import Board, board
 
 router = APIRouter()
@@ -41,22 +43,13 @@ def _board(root: Path) -> Board:
         return board(Backlog(store))
 
 
-def _board_and_estimate(root: Path) -> tuple[Board, Estimate]:
-    with open_store(root) as store:
-        return board(Backlog(store)), backlog_estimate(store)
-
-
 @router.get("/p/{key}/backlog", response_class=HTMLResponse)
 def backlog_page(key: str, request: Request) -> HTMLResponse:
     root = project_root(key)
     renderer: Renderer = request.app.state.renderer
-    shown, estimate = _board_and_estimate(root)
+    shown = _board(root)
     name = root.name or str(root)
-    return HTMLResponse(
-        renderer.page(
-            "backlog.html", key=key, title=name, root=root, board=shown, estimate=estimate
-        )
-    )
+    return HTMLResponse(renderer.page("backlog.html", key=key, title=name, root=root, board=shown))
 
 
 @router.get("/p/{key}/backlog/board", response_class=HTMLResponse)
