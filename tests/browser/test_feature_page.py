@@ -195,3 +195,53 @@ def test_a_comment_on_a_diff_line_reaches_the_retrys_prompt(chromium: Any, tmp_p
     retried = (prompts / "prompt-2.txt").read_text()
     assert "## Review comments from a person" in retried
     assert "- cart.py:3: multiply by the tax rate from settings, not 1.2" in retried
+
+
+def test_the_feature_page_follows_its_attempts_and_waits_for_a_comment_being_typed(
+    chromium: Any, tmp_path: Path
+) -> None:
+    """A new attempt, its gate and its end appear without a reload; while a
+    person types a comment on a diff line the refresh waits, then goes ahead."""
+    from playwright.sync_api import expect
+
+    from nightcrew.core.states import AttemptState
+    from tests.unit.test_review import shop_with_attempts
+
+    shop = shop_with_attempts(tmp_path)
+    with serving() as server:
+        page = chromium.new_page(viewport=DESKTOP)
+        page.goto(f"{server.base}/p/{project_key(shop.root)}/features/1?token={server.token}")
+        expect(page.locator("#conn")).to_have_class("conn live", timeout=WAIT_MS)
+        page.evaluate(
+            """() => {
+                window.notReloaded = true;
+                document.addEventListener('htmx:confirm', e => {
+                    if (e.detail.elt.id === 'work-live' && e.defaultPrevented) {
+                        document.body.dataset.held = 'yes';
+                    }
+                });
+            }"""
+        )
+        third = shop.attempt(1, None, model="claude-opus-4-5")
+        expect(page.locator("#attempt-3 .pill")).to_have_text("running", timeout=WAIT_MS)
+        expect(page.locator("#attempt-3")).to_contain_text("claude-opus-4-5")
+
+        page.locator('#attempt-2 table.diff tr.dl[data-line="2"]').first.click()
+        box = page.locator("#attempt-2 tr.cform textarea")
+        box.fill("keep the subtotal")
+        shop.store.record_gate(
+            third.id, name="tests", command="pytest -q", passed=True, duration_s=1.0,
+            exit_code=0, timed_out=False, tests_passed=3, tests_failed=0, failed_ids=[],
+            regressions=[], output_path=None, digest="",
+        )  # fmt: skip
+        shop.finish(third, AttemptState.PASSED, "0.0700")
+        # the refresh came, and waits
+        expect(page.locator("body")).to_have_attribute("data-held", "yes", timeout=WAIT_MS)
+        expect(box).to_have_value("keep the subtotal")
+        expect(page.locator("#attempt-3 .pill")).to_have_text("running")
+
+        page.locator("#attempt-2 tr.cform .cancel").click()
+        expect(page.locator("#attempt-3 .pill")).to_have_text("passed", timeout=WAIT_MS)
+        expect(page.locator("#attempt-3 .gate.ok .gate-name")).to_have_text("tests")
+        assert page.evaluate("window.notReloaded") is True
+        page.close()

@@ -60,6 +60,22 @@ def test_the_timeline_follows_the_run_and_its_filters_are_links(
         with page.expect_download() as download:
             page.locator("a.export", has_text="NDJSON").click()
         assert Path(download.value.path()).read_text().count('"lane": 1') >= 1
+
+        # The project page's estimate follows the run too: fetched when a feature ends, only then.
+        fetched: list[str] = []
+        page.on("request", lambda r: fetched.append(r.url) if "/estimate" in r.url else None)
+        page.goto(f"{server.base}/p/{key}/")
+        estimate = page.locator("#estimate-live")
+        expect(estimate).to_contain_text("4 features left; none has passed yet", timeout=WAIT_MS)
+        expect(page.locator("#conn")).to_have_class("conn live", timeout=WAIT_MS)
+        shop.tool(cart, "Bash", lane=2, command="pytest -q")  # an event that changes nothing left
+        expect(page.locator("#feed .ev").first).to_contain_text("pytest -q", timeout=WAIT_MS)
+        assert fetched == []
+        shop.store.db.execute("UPDATE features SET state = 'passed' WHERE id = 4")
+        shop.emit(ev.ItemPassed(run_id=shop.run.id, item="feature #4", commit="4f1c2d9e8b"))
+        expect(estimate).to_contain_text("Basis: medians of 1 passed feature", timeout=WAIT_MS)
+        expect(estimate.locator("dd").first).to_have_text("3")
+        assert fetched == [f"{server.base}/p/{key}/estimate"]
         page.close()
 
 

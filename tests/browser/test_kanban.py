@@ -65,7 +65,7 @@ def column(page: Any, state: str) -> Any:
     return page.locator(f'#board .col[data-column="{state}"] .card')
 
 
-def test_dragging_a_pending_card_changes_the_order_backlog_list_prints(
+def test_dragging_or_moving_a_pending_card_changes_the_order_backlog_list_prints(
     chromium: Any, tmp_path: Path
 ) -> None:
     from playwright.sync_api import expect
@@ -90,6 +90,39 @@ def test_dragging_a_pending_card_changes_the_order_backlog_list_prints(
         assert listed_ids(shop.root) == [1, 4, 2, 3]
         # and the board the stream sends again agrees
         expect(pending.locator(".fid")).to_have_text(["#1", "#4", "#2", "#3"], timeout=WAIT_MS)
+
+        # to the last place: dropped below the last card
+        source = pending.nth(0).locator(".meta").bounding_box()
+        target = pending.nth(3).bounding_box()
+        assert source is not None and target is not None
+        page.mouse.move(source["x"] + 5, source["y"] + 5)
+        page.mouse.down()
+        page.mouse.move(target["x"] + 20, target["y"] + target["height"] - 6, steps=12)
+        page.mouse.move(target["x"] + 20, target["y"] + target["height"] - 2, steps=4)
+        page.mouse.up()
+        expect(page.locator("#said")).to_have_text("#1 now comes after #3", timeout=WAIT_MS)
+        expect(pending.locator(".fid")).to_have_text(["#4", "#2", "#3", "#1"], timeout=WAIT_MS)
+
+        # from the keyboard: focus a card's ▼ and press Enter, again and again
+        # (pressed at once, each move is computed on the board as shown)
+        page.get_by_label("move #4 down").focus()
+        page.keyboard.press("Enter")
+        expect(page.locator("#said")).to_have_text("#4 now comes before #3", timeout=WAIT_MS)
+        expect(pending.locator(".fid")).to_have_text(["#2", "#4", "#3", "#1"], timeout=WAIT_MS)
+        expect(page.get_by_label("move #4 down")).to_be_focused(timeout=WAIT_MS)
+        page.keyboard.press("Enter")
+        expect(page.get_by_label("move #4 down")).to_be_focused(timeout=WAIT_MS)
+        page.keyboard.press("Enter")
+        expect(page.locator("#said")).to_have_text("#4 now comes after #1", timeout=WAIT_MS)
+        expect(pending.locator(".fid")).to_have_text(["#2", "#3", "#1", "#4"], timeout=WAIT_MS)
+        expect(page.get_by_label("move #4 down")).to_be_disabled(timeout=WAIT_MS)  # last now
+        page.get_by_label("move #2 up").focus()  # the first card cannot go up
+        expect(page.get_by_label("move #2 up")).to_be_disabled()
+        page.get_by_label("move #1 up").focus()
+        page.keyboard.press("Enter")
+        expect(page.locator("#said")).to_have_text("#1 now comes before #3", timeout=WAIT_MS)
+        assert listed_ids(shop.root) == [2, 1, 3, 4]
+        screenshot(page, "backlog-reorder-desktop")
         page.close()
 
 
@@ -262,6 +295,12 @@ def test_the_board_fits_the_screen(
         assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
         page.get_by_label("select #5").check()
         screenshot(page, f"backlog-{size}")
+        page.locator(".est-head summary").click()  # the header's estimate opens on its basis
+        basis = page.locator(".est-basis")
+        expect(basis).to_contain_text("Basis: medians of 2 passed features")
+        box = basis.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"]
+        screenshot(page, f"backlog-estimate-{size}")
 
         page.goto(f"{server.base}/p/{project_key(shop.root)}/")
         page.locator("summary", has_text="Start a build").click()

@@ -73,6 +73,10 @@ def test_import_prd_then_manage_it(project: Path) -> None:
     assert [f["id"] for f in listed(project)] == [1, 3, 4, 2]  # skip moved #2 to the end
     assert nightcrew(project, "backlog", "reorder", "2", "--before", "3").returncode == 0
     assert [f["id"] for f in listed(project)] == [1, 2, 3, 4]
+    last = nightcrew(project, "backlog", "reorder", "1", "--after", "4")  # to the end
+    assert last.stdout == "#1 now comes after #4\n"
+    assert [f["id"] for f in listed(project)] == [2, 3, 4, 1]
+    assert nightcrew(project, "backlog", "reorder", "1", "--before", "2").returncode == 0
 
     edit = nightcrew(project, "backlog", "edit", "1", "--accept", "test -f schema.sql.lock")
     assert edit.returncode == 0

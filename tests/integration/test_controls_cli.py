@@ -166,3 +166,78 @@ def test_pause_holds_a_running_build_and_resume_lets_it_finish(tmp_path: Path) -
     assert ended.returncode == 1
     assert ended.stderr.startswith(f"nightcrew: nothing is running in {root} (the latest, build ")
     assert ended.stderr.endswith(", is succeeded)\n")
+
+
+# A gate that says it started (a file), then holds until the test lets it pass
+# (another file): while it runs, a build in place runs it on its own thread.
+WEDGED_GATE = """
+import pathlib, sys, time
+signals = pathlib.Path(sys.argv[1])
+(signals / "gate-started").write_text("")
+while not (signals / "gate-may-pass").exists():
+    time.sleep(0.02)
+"""
+
+
+def test_stop_now_sends_sigterm_to_a_build_too_busy_to_answer_and_nothing_is_lost(
+    tmp_path: Path,
+) -> None:
+    """A build in place runs its gates on its own thread: it cannot take a
+    request while they run. ``stop --now`` waits 2 s for an answer, then sends
+    SIGTERM, and says so; the build stops its gate, ends interrupted (130), the
+    feature goes back to pending with the stop recorded, and ``--resume`` builds it."""
+    root = make_project(tmp_path / "proj", plan_text(["unused"]))
+    signals = tmp_path / "signals"
+    signals.mkdir()
+    (signals / "release-One").write_text("")  # the agent finishes at once
+    gate = tmp_path / "gate.py"
+    gate.write_text(WEDGED_GATE)
+    plugins = write_plugin(tmp_path / "site", "gated", GATED)
+    env = {**os.environ, **GIT_ENV, "GATED_SIGNALS": str(signals)}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(plugins), env.get("PYTHONPATH")]))
+    env.pop("NIGHTCREW_DEBUG", None)
+    accept = f"{sys.executable} {gate} {signals}"
+    added = nightcrew(root, env, "backlog", "add", "One", "--accept", accept)
+    assert added.returncode == 0, added.stderr
+    argv = [sys.executable, "-m", "nightcrew", "build", "--agent", "gated", "--gate", "true"]
+    build = subprocess.Popen(
+        argv, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for((signals / "gate-started").exists, what="feature One's acceptance gate")
+
+        stopped = nightcrew(root, env, "stop", "--now")
+
+        assert stopped.returncode == 0, stopped.stderr
+        assert stopped.stdout.endswith(
+            " did not answer: sent it SIGTERM; it ends interrupted"
+            " (continue with `nightcrew build --resume`)\n"
+        )
+        out, err = build.communicate(timeout=60)
+    finally:
+        if build.poll() is None:
+            build.kill()
+            build.communicate()
+
+    assert build.returncode == 130, err
+    assert "stop --now by " in out  # the build names who stopped it, SIGTERM or not
+    assert feature_states(root) == {"One": "pending"}
+    store = Store.open(root / ".nightcrew" / "nightcrew.db")
+    try:
+        run = store.latest_run()
+        assert run is not None and str(run.state) == "interrupted"
+        assert [str(a.state) for a in store.attempts(run_id=run.id)] == ["cancelled"]
+        [stop] = store.events(run.id, kinds=["stop_requested"])
+        assert stop["payload"]["now"] is True  # the request is told, though SIGTERM ended it
+        assert [r.answer for r in ControlRequests(store).unanswered(run.id, build.pid)] == []
+    finally:
+        store.close()
+
+    assert (root / "one.txt").read_text() == "One\n"  # the agent's work is still in the tree
+    (signals / "gate-may-pass").write_text("")
+    again = nightcrew(root, env, "build", "--resume", "--agent", "gated", "--gate", "true")
+
+    assert again.returncode == 0, again.stderr
+    assert feature_states(root) == {"One": "passed"}
+    assert (root / "one.txt").read_text() == "One\n"

@@ -26,6 +26,7 @@ from nightcrew.work.backlog import FeatureSpec
 from tests.notify_listener import Listener, closed_port
 from tests.unit.test_item_loop import backlog, project
 
+SONNET = "claude-sonnet-4-5"
 MARKUP = "*_<b>&[link](x)`"  # what users and agents write in titles and questions
 AS_MARKDOWN = r"\*\_<b\>&\[link\]\(x\)\`"
 AS_HTML = "*_&lt;b&gt;&amp;[link](x)`"
@@ -223,4 +224,90 @@ def test_a_crash_is_told_before_its_error_reaches_the_person(
     assert [p["title"] for p in posts] == ["nightcrew: build crashed"]
     assert posts[0]["type"] == "failure"
     assert f"The build crashed: RuntimeError: the disk is {MARKUP}" in posts[0]["message"]
+    assert "nightcrew: internal error: RuntimeError" in capsys.readouterr().err
+
+
+def test_backlog_init_tells_its_finish_and_its_budget_stop_as_a_build_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``nightcrew backlog init`` run in-process, its agent the scripted backend
+    calling the backlog tools it is given: finished with the features created,
+    the cost and the time; then, with --append and a budget its session spends,
+    the budget stop and a stopped finish."""
+    from nightcrew import cli
+    from nightcrew.agents.base import Usage
+    from nightcrew.cli import agent_choice
+
+    proj = project(tmp_path)
+    (proj.root / "SPEC.md").write_text(f"# A shop {MARKUP}\nA cart and a checkout.\n")
+    monkeypatch.chdir(proj.root)
+    sessions: list[str] = ["creates two features", "spends the budget"]
+
+    def script(request: AgentRequest) -> Script:
+        if sessions.pop(0) == "spends the budget":  # 400k tokens of sonnet: $1.20 of $1
+            return Script(events=(Usage("m1", None, SONNET, TokenCounts(input=400_000)),))
+        [create] = [t for t in request.harness_tools if t.name == "create_feature"]
+
+        async def creates() -> None:
+            for name in ("Cart", "Checkout"):
+                reply = await create.call({"name": name, "acceptance": ["true"]})
+                assert not reply.is_error, reply.text
+
+        spent = ModelUsage(SONNET, TokenCounts(input=10), Decimal("0.05"))
+        return Script(after=creates, finished=success(Decimal("0.05"), model_usage=(spent,)))
+
+    backend = FakeBackend(script)
+    monkeypatch.setattr(agent_choice, "agent_backend", lambda settings, root: backend)
+
+    def init(*args: str) -> int:
+        monkeypatch.setattr(sys, "argv", ["nightcrew", "backlog", "init", "SPEC.md", *args])
+        with pytest.raises(SystemExit) as exited:
+            cli.main()
+        return int(exited.value.code or 0)
+
+    with Listener() as listener:
+        assert init("--notify", listener.url("/n")) == ExitCode.OK
+        assert init("--append", "--max-budget-usd", "1", "--notify", listener.url("/n")) == (
+            ExitCode.BUDGET_EXCEEDED
+        )
+        posts = listener.at("/n")
+
+    assert [p["title"] for p in posts] == [
+        "nightcrew: backlog init finished",
+        "nightcrew: budget spent, the backlog init stops",
+        "nightcrew: backlog init stopped: budget spent",
+    ]
+    finished = posts[0]["message"]
+    assert finished.startswith("The backlog init ")
+    assert " finished: created 2 feature(s); see `nightcrew backlog list`" in finished
+    assert "Cost: $0.0500. Time: " in finished and "Specs:" not in finished
+    assert "(project proj)" in finished
+    assert "the run budget (--max-budget-usd $1) is spent" in posts[2]["message"]
+    assert posts[1]["type"] == "failure" and posts[2]["type"] == "warning"
+
+
+def test_a_backlog_init_crash_is_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nightcrew import cli
+    from nightcrew.engine.initializer import Initializer
+
+    proj = project(tmp_path)
+    (proj.root / "SPEC.md").write_text("# A shop\n")
+    monkeypatch.chdir(proj.root)
+
+    def broken(self: Initializer) -> None:
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(Initializer, "execute", broken)
+    with Listener() as listener:
+        argv = ["nightcrew", "backlog", "init", "SPEC.md", "--notify", listener.url("/c")]
+        monkeypatch.setattr(sys, "argv", argv)
+        with pytest.raises(SystemExit) as exited:
+            cli.main()
+        posts = listener.at("/c")
+
+    assert exited.value.code == ExitCode.WORK_FAILED
+    assert [p["title"] for p in posts] == ["nightcrew: backlog init crashed"]
+    assert "The backlog init crashed: RuntimeError: the disk is full" in posts[0]["message"]
     assert "nightcrew: internal error: RuntimeError" in capsys.readouterr().err

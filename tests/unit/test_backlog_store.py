@@ -154,6 +154,15 @@ def test_skip_retry_reorder_and_answer(backlog: Backlog) -> None:
     moved = backlog.reorder(a, before=b)
     assert [f.id for f in backlog.features()] == [a, b, c]
     assert moved.priority == backlog.feature(b).priority
+    backlog.reorder(a, after=c)  # the only way to the last place
+    assert [f.id for f in backlog.features()] == [b, c, a]
+    backlog.reorder(a, after=b)
+    assert [f.id for f in backlog.features()] == [b, a, c]
+    with pytest.raises(BadInput, match="cannot go after itself"):
+        backlog.reorder(a, after=a)
+    with pytest.raises(BadInput, match="before or after"):
+        backlog.reorder(a)
+    backlog.reorder(a, before=b)
     claimed = backlog.claim(c, by="run-1")
     assert claimed is not None
     with pytest.raises(BadInput, match="only a feature in progress"):

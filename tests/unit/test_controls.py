@@ -31,7 +31,7 @@ from nightcrew.engine.scheduler import Scheduler
 from nightcrew.engine.steer import NothingRunning, ask, running_run
 from nightcrew.project import Project
 from nightcrew.store.backlog import Backlog
-from nightcrew.store.controls import Action, ControlRequests, paused
+from nightcrew.store.controls import EXPIRED, Action, ControlRequests, paused
 from nightcrew.store.records import Store
 from nightcrew.testing import FakeBackend, Hold, Script
 from nightcrew.work.backlog import FeatureSpec
@@ -470,6 +470,58 @@ def test_backlog_changes_made_during_a_build_are_what_the_build_claims(tmp_path:
     ]
 
 
+def test_a_stop_the_last_build_never_took_does_not_stop_its_resume_on_the_same_pid(
+    tmp_path: Path,
+) -> None:
+    """A request lives as long as the orchestrator it was asked of. A stop that
+    landed as the build ended (or that a crashed build never took) is addressed
+    to that build's run id and pid; ``build --resume`` reuses the run id and, in
+    a container, may well get the same pid (here: the same process). It must
+    run, not stop at once, and say that it dropped the stale stop."""
+    proj = project(tmp_path)
+    add_features(proj, *(FeatureSpec(name=n, acceptance=("true",)) for n in ("Login", "Logout")))
+    builder: list[Builder] = []
+
+    def script(request: AgentRequest) -> Script:
+        if feature_of(request) == "Login":  # the first build is stopped while Login works
+            controls = builder[0].controls
+            assert controls is not None
+            person = Person(proj.store_path)
+            person.asks("stop", controls.run_id)
+            person.close()
+        return Script(writes={"f.txt": request.prompt[-40:]})
+
+    backend = FakeBackend(script)
+    builder.append(build(proj, backend, Notes()))
+    first = builder[0].execute()
+    assert first.exit_code == ExitCode.INTERRUPTED
+    assert first.run_id is not None
+    person = Person(proj.store_path)  # asked as the build ended: nobody took it
+    late = person.asks("stop", first.run_id)
+    elsewhere = ControlRequests(person.store).add(
+        first.run_id, 2**22 + 1, "pause", by="bob", origin="dashboard (pid 9)"
+    )  # asked of an orchestrator of the run that is long gone
+
+    notes = Notes()
+    again = build(proj, backend, notes, resume=True).execute()
+
+    assert again.exit_code == ExitCode.OK  # not "stopped by ada": the stop was not for it
+    assert again.run_id == first.run_id
+    assert features(proj) == [("Login", "passed"), ("Logout", "passed")]
+    assert person.answer(late) == person.answer(elsewhere) == EXPIRED
+    expired = person.store.events(first.run_id, kinds=["control_expired"])
+    assert [(e["payload"]["action"], e["payload"]["by"]) for e in expired] == [
+        ("stop", "ada"),
+        ("pause", "bob"),
+    ]
+    assert expired[0]["payload"]["asked_of"] == f"{first.run_id} (pid {os.getpid()})"
+    assert "ignored a stop asked by ada from cli (pid 7) at " in notes.text()
+    assert f"it was for {first.run_id} (pid {os.getpid()}), which ended without taking it" in (
+        notes.text()
+    )
+    person.close()
+
+
 # ---- the asking side and what status reads -------------------------------------------
 
 
@@ -562,6 +614,24 @@ def test_asking_with_nothing_running_names_the_latest_run_and_exits_1(tmp_path: 
     store.close()
     with pytest.raises(NothingRunning, match=f"the latest, build {run_id}, is interrupted"):
         ask(proj, "stop")
+    store = proj.open_store()
+    assert store.db.execute("SELECT count(*) FROM control_requests").fetchone()[0] == 0
+    store.close()  # nothing was written that a later build could take
+
+
+def test_a_request_that_lands_as_the_run_ends_is_answered_by_its_asker(tmp_path: Path) -> None:
+    proj = project(tmp_path)
+    store = proj.open_store()
+    run_id = running(store)
+
+    def the_run_ends(_: float) -> None:  # after the run's last sweep of its requests
+        store.set_run_state(run_id, RunState.INTERRUPTED, reason="interrupted")
+
+    answer = ask(proj, "pause", by="ada", origin="test", wait_s=30, sleep=the_run_ends)
+
+    assert answer.answer == answers.ENDED
+    assert ControlRequests(store).unanswered(run_id, os.getpid()) == []  # it lingers for nobody
+    store.close()
 
 
 def test_a_run_whose_orchestrator_is_gone_is_not_running(tmp_path: Path) -> None:

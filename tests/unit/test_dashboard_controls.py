@@ -77,6 +77,9 @@ def test_reorder_moves_a_feature_before_another_as_backlog_reorder_does(
     assert moved.status_code == 200
     assert "#4 now comes before #2" in moved.text
     assert order(shop) == [1, 4, 2, 3]
+    last = client.post(url(shop, "backlog/reorder"), data={"id": "1", "after": "3"})
+    assert last.status_code == 200 and "#1 now comes after #3" in last.text
+    assert order(shop) == [4, 2, 3, 1]
 
 
 @pytest.mark.parametrize(
@@ -84,6 +87,8 @@ def test_reorder_moves_a_feature_before_another_as_backlog_reorder_does(
     [
         ("backlog/reorder", {"id": "9", "before": "1"}, "no feature #9 in the backlog"),
         ("backlog/reorder", {"id": "2", "before": "2"}, "feature #2 cannot go before itself"),
+        ("backlog/reorder", {"id": "2", "after": "2"}, "feature #2 cannot go after itself"),
+        ("backlog/reorder", {"id": "2"}, "before: no feature given (select some)"),
         ("backlog/reorder", {"id": "x", "before": "1"}, "id: 'x' is not a feature id"),
         ("backlog/skip", {}, "ids: no feature given (select some)"),
         ("backlog/skip", {"ids": ["1", "12"]}, "no feature #12 in the backlog"),

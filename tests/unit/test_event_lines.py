@@ -178,6 +178,10 @@ CASES: list[tuple[Event, list[Line]]] = [
        "warn")]),
     (ev.StopRequested(by="ada", origin="cli (pid 44)", now=True),
      [("stop --now by ada from cli (pid 44): stopping every agent", "warn")]),
+    (ev.ControlExpired(action="stop_now", by="ada", origin="cli (pid 45)",
+                       requested_at="2026-12-03T02:10:04.123+00:00", asked_of="r1 (pid 4242)"),
+     [("ignored a stop --now asked by ada from cli (pid 45) at 2026-12-03 02:10:04 UTC: it was"
+       " for r1 (pid 4242), which ended without taking it", "warn")]),
 ]  # fmt: skip
 
 # What a person never read a line for: the store keeps it, or another event's line says it.

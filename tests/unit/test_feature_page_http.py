@@ -99,3 +99,55 @@ def test_the_text_reads_as_markdown_and_its_html_stays_text(
     assert "<h3>Totals</h3>" in page and "<code>total()</code>" in page
     assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert 'href="javascript:' not in page
+
+
+def test_the_feature_stream_speaks_only_when_what_the_page_shows_moved(
+    shop: Seeded, client: tuple[TestClient, str]
+) -> None:
+    from nightcrew.core import events as ev
+    from nightcrew.core.states import AttemptState
+    from nightcrew.server.feature_live import FeatureSource
+    from nightcrew.views.work_live import feature_signature
+
+    http, _ = client
+    key = project_key(shop.root)
+    page = http.get(f"/p/{key}/features/1").text
+    shown = feature_signature(shop.store, 1)
+    assert f'/p/{key}/features/1/events?sig={shown}"' in page  # the page says what it shows
+    source = FeatureSource(shop.root, 1, shown)
+
+    def tick() -> list[str]:
+        source.watch.rendered_at = float("-inf")  # its half-second throttle is not tested here
+        return source.tick()[0]
+
+    try:
+        assert tick() == []
+        attempt = shop.attempt(1, None)
+        shop.response(attempt, "0.0200")
+        other = shop.attempt(2, None)  # another feature's attempt
+        moved = tick()
+        assert len(moved) == 1 and moved[0].startswith("event: feature\n")
+        shop.tool(attempt, "Bash", command="pytest -q")  # an agent at work: nothing shown moved
+        shop.response(attempt, "0.0100")
+        shop.finish(other, AttemptState.PASSED, "0.0500")
+        assert tick() == []
+        shop.store.record_gate(
+            attempt.id, name="tests", command="pytest -q", passed=False, duration_s=1.0,
+            exit_code=1, timed_out=False, tests_passed=2, tests_failed=1, failed_ids=[],
+            regressions=[], output_path=None, digest="tests/test_cart.py::test_tax failed",
+        )  # fmt: skip
+        assert len(tick()) == 1
+        shop.finish(attempt, AttemptState.FAILED, "0.0300")
+        shop.emit(
+            ev.DecisionMade(run_id=shop.run.id, action="retry", reason="a gate failed",
+                            model="opus", feature=1, item="feature #1")
+        )  # fmt: skip
+        assert len(tick()) == 1
+    finally:
+        source.close()
+
+    live = http.get(f"/p/{key}/features/1/live")  # what the page fetches then
+    assert live.status_code == 200
+    assert 'id="attempt-3"' in live.text and "tests/test_cart.py::test_tax failed" in live.text
+    assert 'id="work-cost" hx-swap-oob="true"' in live.text
+    assert http.get(f"/p/{key}/features/9/events").status_code == 404

@@ -186,3 +186,58 @@ def test_a_large_backlogs_graph_leaves_the_passed_features_out_unless_asked(
     page = client.get(f"/p/{key}/graph").text
     assert "100 passed hidden" in page and page.count('class="node ') == 153
     assert client.get(f"/p/{key}/graph?passed=show").text.count('class="node ') == 253
+
+
+def test_the_project_stream_tells_the_page_to_fetch_its_estimate_when_a_feature_ends(
+    client: TestClient, shop: Seeded
+) -> None:
+    from nightcrew.server import activity
+    from nightcrew.server.project_page import ProjectSource
+    from nightcrew.server.render import Renderer
+
+    source = ProjectSource(shop.root, Renderer("csrf"), activity.last_event_id(shop.store))
+    try:
+        cart = shop.store.attempts(item_id=shop.items[2].id)[0]
+        shop.tool(cart, "Edit", lane=2, file_path="src/cart.py")
+        sent, _ = source.tick()
+        assert any("event: activity" in m for m in sent)
+        assert not any("event: estimate" in m for m in sent)  # a tool call changes nothing left
+
+        shop.store.db.execute("UPDATE features SET state = 'passed' WHERE id IN (1, 2)")
+        shop.emit(ev.ItemPassed(run_id=shop.run.id, item="feature #2", commit="abc123"))
+        sent, _ = source.tick()
+        assert [m for m in sent if "event: estimate" in m] != []
+    finally:
+        source.close()
+    fragment = client.get(f"/p/{project_key(shop.root)}/estimate")  # what the page then fetches
+    assert fragment.status_code == 200
+    assert "Basis: medians of 2 passed features" in fragment.text
+    assert "<dt>features left</dt><dd>1</dd>" in fragment.text
+
+
+def test_the_backlog_page_header_gets_the_estimate_from_its_stream_and_keeps_it_current(
+    client: TestClient, shop: Seeded
+) -> None:
+    from nightcrew.server.kanban_page import BoardSource
+    from nightcrew.server.render import Renderer
+
+    shop.store.db.execute("UPDATE features SET state = 'passed' WHERE id = 1")
+    key = project_key(shop.root)
+    page = client.get(f"/p/{key}/backlog").text
+    assert '<span id="estimate-head" sse-swap="estimate"></span>' in page  # filled by the stream
+
+    source = BoardSource(key, shop.root, Renderer("csrf"))
+    try:
+        first, _ = source.tick()  # a new stream's first message has it
+        [estimate] = [m for m in first if m.startswith("event: estimate")]
+        assert "2 left · " in estimate and "≈ $0.0200" in estimate
+        assert "Basis: medians of 1 passed feature" in estimate
+        cart = shop.store.attempts(item_id=shop.items[2].id)[0]
+        shop.finish(cart, AttemptState.PASSED, "0.0300")
+        shop.store.db.execute("UPDATE features SET state = 'passed' WHERE id = 2")
+        source.watch.rendered_at = float("-inf")  # its half-second throttle is not tested here
+        sent, _ = source.tick()
+        [estimate] = [m for m in sent if m.startswith("event: estimate")]
+        assert "1 left" in estimate and "≈ $0.0200" in estimate  # the median of $0.01 and $0.03
+    finally:
+        source.close()

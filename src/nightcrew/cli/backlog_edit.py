@@ -192,14 +192,23 @@ def skip_command(feature_ids: tuple[str, ...], reason: str) -> None:
 
 @click.command("reorder")
 @click.argument("feature_id")
-@click.option("--before", required=True, help="The feature it should come before.")
-def reorder_command(feature_id: str, before: str) -> None:
-    """Move a feature just before another (it takes the other's priority)."""
+@click.option("--before", help="The feature it should come before.")
+@click.option("--after", help="The feature it should come after (to put it last).")
+def reorder_command(feature_id: str, before: str | None, after: str | None) -> None:
+    """Move a feature just before another, or just after one (it takes the
+    other's priority)."""
+    from nightcrew.core.errors import BadInput
+
+    if (before is None) == (after is None):
+        raise BadInput("backlog reorder: give one of --before ID or --after ID")
     [fid] = parse_ids((feature_id,))
-    [anchor] = parse_ids((before,))
+    [anchor] = parse_ids((before or after or "",))
     with open_backlog() as backlog:
-        backlog.reorder(fid, before=anchor)
-    click.echo(f"#{fid} now comes before #{anchor}")
+        if before is not None:
+            backlog.reorder(fid, before=anchor)
+        else:
+            backlog.reorder(fid, after=anchor)
+    click.echo(f"#{fid} now comes {'before' if before is not None else 'after'} #{anchor}")
 
 
 @click.command("depend")

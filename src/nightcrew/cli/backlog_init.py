@@ -1,5 +1,6 @@
 """``nightcrew backlog init SPEC.md``: an agent session turns an app spec into
-the backlog, through the backlog tools."""
+the backlog, through the backlog tools; notified as ``build`` is
+(``notify``, ``--notify``)."""
 
 from __future__ import annotations
 
@@ -26,12 +27,21 @@ import click
     metavar="SECONDS",
     help="Kill the session after this long (default: 1800).",
 )
+@click.option(
+    "--notify",
+    "notify",
+    multiple=True,
+    metavar="URL",
+    help="Also notify this Apprise URL (repeatable) when the initializer finishes,"
+    " crashes or spends its budget; adds to the config's notify list.",
+)
 def init_command(
     spec: Path,
     model: str | None,
     append: bool,
     max_budget_usd: float | None,
     attempt_timeout: float | None,
+    notify: tuple[str, ...],
 ) -> None:
     """Read SPEC (an app spec in markdown or text) with an agent that creates the
     backlog's features: category, name, description, steps, acceptance
@@ -45,6 +55,7 @@ def init_command(
     from nightcrew.cli.agent_choice import agent_backend, registered_agents
     from nightcrew.cli.agent_tools import init_tools
     from nightcrew.cli.display import console_reporter
+    from nightcrew.cli.notifying import attach_notifier, crash_told
     from nightcrew.config import load_settings
     from nightcrew.core.errors import BadInput
     from nightcrew.engine.initializer import Initializer, InitOptions
@@ -53,7 +64,12 @@ def init_command(
     project = Project.find(Path.cwd())
     settings = load_settings(
         project.root,
-        {"model": model, "max_budget_usd": max_budget_usd, "attempt_timeout": attempt_timeout},
+        {
+            "model": model,
+            "max_budget_usd": max_budget_usd,
+            "attempt_timeout": attempt_timeout,
+            "notify": notify or None,
+        },
         agents=registered_agents(),
     )
     if not backend_info(settings.agent).capabilities.harness_tools:
@@ -70,4 +86,9 @@ def init_command(
         reporter,
         InitOptions(spec=spec, append=append, tools=init_tools),
     )
-    sys.exit(int(initializer.execute().exit_code))
+    # Told as a build's are: its finish (features created, cost, time), a budget
+    # stop, a crash.
+    notifier = attach_notifier(initializer.bus, settings, project, "backlog init")
+    with crash_told(notifier):
+        result = initializer.execute()
+    sys.exit(int(result.exit_code))

@@ -194,6 +194,18 @@ def _paused(e: ev.RunPaused) -> list[Line]:
     return [(f"paused by {e.by} from {e.origin}: {finishing} until `nightcrew resume`", "warn")]
 
 
+def _control_expired(e: ev.ControlExpired) -> list[Line]:
+    asked = e.action.replace("stop_now", "stop --now")
+    at = e.requested_at[:19].replace("T", " ")
+    return [
+        (
+            f"ignored a {asked} asked by {e.by} from {e.origin} at {at} UTC: it was for"
+            f" {e.asked_of}, which ended without taking it",
+            "warn",
+        )
+    ]
+
+
 def _stop_requested(e: ev.StopRequested) -> list[Line]:
     if e.now:
         return [(f"stop --now by {e.by} from {e.origin}: stopping every agent", "warn")]
@@ -325,4 +337,5 @@ _RENDER: dict[type[Event], Callable[[Any, ProgressSnapshot | None], list[Line]]]
         lambda e: f"resumed by {e.by} from {e.origin} after {_seconds(e.paused_seconds)}"
     ),
     ev.StopRequested: _plain(_stop_requested),
+    ev.ControlExpired: _plain(_control_expired),
 }

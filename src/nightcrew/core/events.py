@@ -856,3 +856,19 @@ class StopRequested(Event):
     by: str
     origin: str
     now: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class ControlExpired(Event):
+    """A pause, resume or stop asked of a run that ended without taking it
+    (it crashed, or the request came as it ended) was dropped as this run
+    started: a request never steers a later run. Said, not silent, so the
+    person who asked learns it was not done."""
+
+    kind = "control_expired"
+    persist = True
+    action: str  # pause | resume | stop | stop_now
+    by: str
+    origin: str
+    requested_at: str  # ISO 8601, UTC
+    asked_of: str  # the run it was addressed to, with its orchestrator: "r1 (pid 4242)"

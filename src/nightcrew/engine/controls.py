@@ -89,6 +89,22 @@ class Controls:
             answer = self._apply(request)
             self.requests.answer(request.id, answer)
 
+    def expire_stale(self) -> None:
+        """As the run starts: drop the requests an orchestrator that is gone
+        never took (:meth:`ControlRequests.expire_stale`), each told as an event,
+        so a pause or stop asked of a crashed build never steers this one."""
+        for request in self.requests.expire_stale(self.run_id, self.pid):
+            self.reporter.emit(
+                ev.ControlExpired(
+                    run_id=self.run_id,
+                    action=request.action,
+                    by=request.by,
+                    origin=request.origin,
+                    requested_at=request.requested_at,
+                    asked_of=f"{request.run_id} (pid {request.pid})",
+                )
+            )
+
     def finish(self, *, interrupted: bool) -> None:
         """The run ends: a stop asked for is told (it ends the run interrupted,
         maybe by the SIGTERM its asker sent when the run did not answer in

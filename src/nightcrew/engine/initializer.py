@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from nightcrew.agents.base import AgentBackend, HarnessTool, ToolReply
 from nightcrew.config import Settings
+from nightcrew.core import events as ev
 from nightcrew.core.errors import BadInput, ExitCode
 from nightcrew.core.events import DecisionMade, FeatureRejected
 from nightcrew.core.states import AttemptState, ItemState, RunState
@@ -169,6 +170,8 @@ class Initializer(Orchestrator):
         )
         store.set_run_state(run.id, RunState.RUNNING, reason="started")
         run = store.run(run.id)
+        # (the notifier times the run from here, as a build's; the console says nothing)
+        self.reporter.emit(ev.RunStarted(run_id=run.id, work="init", source_path=spec_rel))
         item = store.add_item(
             run.id,
             key="spec",

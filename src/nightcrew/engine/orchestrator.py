@@ -240,6 +240,7 @@ class Orchestrator:
         """What every attempt of this run needs to know."""
         watch = StopWatch()
         self.controls = Controls(store, run.id, self.bus, watch)
+        self.controls.expire_stale()  # a request a gone orchestrator left never steers this run
         return RunContext(
             project=self.project,
             store=store,

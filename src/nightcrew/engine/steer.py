@@ -10,6 +10,11 @@ thread, or its baseline), the request stays: the run takes it before it
 starts anything new. ``stop --now`` does not wait for that: a run that has
 not answered within :data:`NOW_WAIT_S` gets SIGTERM, which stops it as it
 always has (its agents, its gates, then the run, interrupted).
+
+A request is asked of one orchestrator and dies with it: with nothing running
+nothing is written (:class:`NothingRunning`, exit 1); a request the run never
+took is answered when the asker sees the run end, or else by the next
+orchestrator as it starts (``ControlRequests.expire_stale``).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from dataclasses import dataclass
 
 from nightcrew.core.errors import NightcrewError
 from nightcrew.core.states import RunState
-from nightcrew.engine.controls import ALREADY_PAUSED
+from nightcrew.engine.controls import ALREADY_PAUSED, ENDED
 from nightcrew.engine.liveness import orchestrator_gone
 from nightcrew.project import Project
 from nightcrew.store.controls import Action, ControlRequests, Paused, paused
@@ -120,7 +125,10 @@ def _answer(
         if answer is not None:
             return answer
         if store.run(run.id).state != RunState.RUNNING or orchestrator_gone(store, run) is not None:
-            return requests.get(request_id).answer or "the run ended first"
+            # The run may have made its last sweep before this request landed:
+            # answer it here, so it lingers for nobody (a recycled pid's --resume).
+            requests.answer(request_id, ENDED)
+            return requests.get(request_id).answer
         if time.monotonic() >= deadline:
             return None
         sleep(0.05)

@@ -152,6 +152,8 @@ def _finished(e: ev.RunFinished, facts: Facts) -> Message:
         f"Cost: {_cost(rows)}."
         + (f" Time: {_duration(facts.seconds)}." if facts.seconds is not None else ""),
     ]
+    if unit == "spec":  # backlog init's one spec: its message counts the features created
+        del lines[1]
     unfinished = [r for r in rows if r.state != "passed"]
     for row in unfinished[:_LISTED]:
         number = f"#{row.number}" if unit == "feature" else str(row.number)

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 
 from nightcrew.server import (
     charts_page,
+    feature_live,
     feature_page,
     files,
     graph_page,
@@ -40,6 +41,7 @@ ROUTERS = (
     timeline_page.router,
     graph_page.router,
     charts_page.router,
+    feature_live.router,
 )
 
 

@@ -20,6 +20,7 @@ from nightcrew.server.projects import evidence_dir, open_store
 from nightcrew.server.render import Renderer
 from nightcrew.store.reviews import Reviews
 from nightcrew.views.project_overview import project_key
+from nightcrew.views.work_live import feature_signature
 from nightcrew.views.work_page import WorkPage, batch_page, feature_page
 
 router = APIRouter()
@@ -41,16 +42,20 @@ def _item(root: Path, run_id: str, item_key: str) -> WorkPage:
             raise HTTPException(404, str(exc)) from None
 
 
-def _page(request: Request, root: Path, work: WorkPage) -> HTMLResponse:
+def _page(request: Request, root: Path, work: WorkPage, sig: str = "") -> HTMLResponse:
     renderer: Renderer = request.app.state.renderer
     values = {"key": project_key(root), "project_name": root.name or str(root), "work": work}
-    return HTMLResponse(renderer.page("feature.html", **values))
+    return HTMLResponse(renderer.page("feature.html", sig=sig, **values))
 
 
 @router.get("/p/{key}/features/{feature_id}", response_class=HTMLResponse)
 def feature_html(key: str, feature_id: int, request: Request) -> HTMLResponse:
+    """The page, live (server/feature_live.py): ``sig`` is what it shows,
+    read before it, so its stream sends whatever moved after."""
     root = project_root(key)
-    return _page(request, root, _feature(root, feature_id))
+    with open_store(root) as store:
+        sig = feature_signature(store, feature_id)
+    return _page(request, root, _feature(root, feature_id), sig)
 
 
 @router.get("/api/p/{key}/features/{feature_id}")

@@ -7,7 +7,10 @@ CLI cannot disagree and a build running meanwhile sees the change at its
 next claim.
 
 The stream (``/p/{key}/backlog/events``) sends the board again when the
-store changed and the board's HTML did; ``/api/p/{key}/backlog`` is the
+store changed and the board's HTML did, and the header's estimate of what is
+left (views/estimates.py) with it: the page is served without the estimate
+(it reads every passed feature's attempts, as long again as the board) and
+the stream's first message fills it in; ``/api/p/{key}/backlog`` is the
 board as JSON. Every POST answers one line (JSON with ``Accept:
 application/json``)."""
 
@@ -29,6 +32,7 @@ from nightcrew.server.render import Renderer
 from nightcrew.server.stream import FRAGMENTS_EVERY_S, Fragments, Watch, follow
 from nightcrew.store.backlog import Backlog
 from nightcrew.store.records import Store
+from nightcrew.views.estimates import backlog_estimate
 from nightcrew.views.kanban import board
 
 router = APIRouter()
@@ -116,7 +120,11 @@ class BoardSource:
             return [], False
         self.seen = seen
         html = board_html(self.key, self.root, self.store, self.renderer)
-        return self.fragments.changed({"board": html}, None), False
+        estimate = self.renderer.fragment(
+            "_estimate_head.html",
+            estimate=kept(self.root, self.store, "estimate", backlog_estimate),
+        )
+        return self.fragments.changed({"board": html, "estimate": estimate}, None), False
 
     def close(self) -> None:
         self.store.close()
@@ -155,10 +163,15 @@ def _change(key: str, change: Change) -> Work:
 
 @router.post("/p/{key}/backlog/reorder")
 async def reorder(key: str, request: Request) -> Response:
-    """``nightcrew backlog reorder ID --before ID``."""
+    """``nightcrew backlog reorder ID --before ID`` (or ``--after ID``: a card
+    dropped last in its column, or moved down with its keyboard button)."""
 
     def change(backlog: Backlog, values: dict[str, list[str]]) -> tuple[str, dict[str, Any]]:
         [moved] = ids(values, "id")
+        if values.get("after") and not values.get("before"):
+            [after] = ids(values, "after")
+            backlog.reorder(moved, after=after)
+            return f"#{moved} now comes after #{after}", {"id": moved, "after": after}
         [before] = ids(values, "before")
         backlog.reorder(moved, before=before)
         return f"#{moved} now comes before #{before}", {"id": moved, "before": before}

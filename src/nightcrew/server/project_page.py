@@ -1,7 +1,10 @@
 """``/p/{key}/``: one project's latest run, live. The header's cost badge,
 the run's state, a card per lane, the merge queue and the budgets are
 fragments the stream (``/p/{key}/events``) sends again when they change;
-the feed of events gets each new one with its store id.
+the feed of events gets each new one with its store id. The estimate of
+what is left is not rendered on every tick (it reads every passed feature's
+attempts): the stream sends an ``estimate`` event when a feature passed,
+failed or was given up, and the page fetches ``/p/{key}/estimate`` then.
 ``/api/p/{key}/live`` is the same as JSON."""
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ FRAGMENTS = {
     "queue": "_queue.html",
     "budgets": "_budgets.html",
 }
+# Events after which what is left changed: the page fetches its estimate again.
+ESTIMATE_KINDS = frozenset({"item_passed", "item_failed", "item_skipped", "claim_checked"})
 
 
 def project_root(key: str) -> Path:
@@ -134,6 +139,17 @@ def project_page(key: str, request: Request) -> HTMLResponse:
     )
 
 
+@router.get("/p/{key}/estimate", response_class=HTMLResponse)
+def estimate_fragment(key: str, request: Request) -> HTMLResponse:
+    """The project page's estimate alone, fetched when the stream says a
+    feature ended (``estimate``)."""
+    root = project_root(key)
+    renderer: Renderer = request.app.state.renderer
+    with open_store(root) as store:
+        estimate = backlog_estimate(store)
+    return HTMLResponse(renderer.fragment("_estimate_panel.html", estimate=estimate))
+
+
 @router.get("/api/p/{key}/live")
 def project_json(key: str) -> JSONResponse:
     root = project_root(key)
@@ -197,6 +213,8 @@ class ProjectSource:
             ]
             moved = last != self.last_id
             self.last_id = last
+            if any(row.kind in ESTIMATE_KINDS for row in rows):  # what is left changed
+                out.append(message(str(last), event="estimate"))
             if more:
                 self.watch.again()  # the rest at once; the fragments after the last of them
                 return out, True

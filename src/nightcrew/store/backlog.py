@@ -266,21 +266,29 @@ class Backlog(ImportingFeatures):
                     db.execute("UPDATE features SET model = ? WHERE id = ?", (model, feature.id))
         return self.require(ids)
 
-    def reorder(self, feature_id: int, *, before: int) -> Feature:
-        """Move a feature just before another in the backlog; it takes the other's
-        priority, so the order holds wherever the schedule ties."""
+    def reorder(
+        self, feature_id: int, *, before: int | None = None, after: int | None = None
+    ) -> Feature:
+        """Move a feature just before another in the backlog, or just after one
+        (the only way to the end of a column); it takes the other's priority,
+        so the order holds wherever the schedule ties."""
+        if (before is None) == (after is None):
+            raise BadInput("reorder: say which feature it goes before or after (one of them)")
+        other = before if before is not None else after
+        assert other is not None
         with self._write() as db:
-            moved, anchor = self.require([feature_id, before])
+            moved, anchor = self.require([feature_id, other])
             if moved.id == anchor.id:
-                raise BadInput(f"feature #{feature_id} cannot go before itself")
+                where = "before" if before is not None else "after"
+                raise BadInput(f"feature #{feature_id} cannot go {where} itself")
+            position = anchor.position if before is not None else anchor.position + 1
             db.execute(
-                "UPDATE features SET position = position + 1 WHERE position >= ?",
-                (anchor.position,),
+                "UPDATE features SET position = position + 1 WHERE position >= ?", (position,)
             )
             db.execute(
                 "UPDATE features SET position = ?, priority = ?, updated_at = ?,"
                 " version = version + 1 WHERE id = ?",
-                (anchor.position, anchor.priority, utcnow(), moved.id),
+                (position, anchor.priority, utcnow(), moved.id),
             )
         return self.feature(feature_id)
 

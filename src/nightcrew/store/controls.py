@@ -7,6 +7,13 @@ polls for the rows addressed to it (its run id and its orchestrator's pid),
 does what they ask, and writes its answer back, which the asker waits for.
 Whether a run is paused is read from the answers its orchestrator gave
 (:func:`paused`), so ``status`` and a later dashboard need nothing else.
+
+A request lives only as long as the orchestrator it was addressed to: one
+that orchestrator never answered (it crashed, or the request landed as it
+ended) is answered :data:`EXPIRED` by the next orchestrator as it starts
+(:meth:`ControlRequests.expire_stale`), so a pause or stop asked of one build
+never pauses or stops another, even when the kernel gives the new process the
+old one's pid and ``--resume`` reuses the run id.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ ACTIONS: tuple[Action, ...] = get_args(Action)
 # The run's answers that change whether it is paused (engine/controls.py answers them).
 PAUSED = "paused"
 _TURNS = (PAUSED, "resumed", "stopping", "stopping now")
+# The answer to a request whose orchestrator ended without taking it.
+EXPIRED = "expired: the run it was asked of had ended"
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,31 @@ class ControlRequests:
             (run_id, pid),
         ).fetchall()
         return [ControlRequest.of(r) for r in rows]
+
+    def expire_stale(self, run_id: str, pid: int) -> list[ControlRequest]:
+        """Answer :data:`EXPIRED` to every request left unanswered by an
+        orchestrator that is gone, and return them (oldest first). Called by the
+        orchestrator ``pid`` of ``run_id`` as it starts, holding the project
+        lock: no other orchestrator is alive, so a request addressed elsewhere,
+        or to this run and pid but made before the run last became running
+        (a recycled pid resuming the same run), was asked of one that ended."""
+        with self.store.transaction() as db:
+            since = db.execute(
+                "SELECT max(ts) FROM state_history WHERE entity = 'run' AND entity_id = ?"
+                " AND to_state = ?",
+                (run_id, str(RunState.RUNNING)),
+            ).fetchone()[0]
+            rows = db.execute(
+                "SELECT * FROM control_requests WHERE answered_at IS NULL"
+                " AND (run_id != ? OR pid != ? OR requested_at < ?) ORDER BY id",
+                (run_id, pid, since or ""),
+            ).fetchall()
+            stale = [ControlRequest.of(r) for r in rows]
+            db.executemany(
+                "UPDATE control_requests SET answered_at = ?, answer = ? WHERE id = ?",
+                [(utcnow(), EXPIRED, r.id) for r in stale],
+            )
+        return stale
 
     def answer(self, request_id: int, answer: str) -> None:
         """Say what the run did with a request (once: a request is answered once)."""

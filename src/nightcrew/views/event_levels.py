@@ -114,6 +114,7 @@ LEVELS: dict[str, LevelRule] = {
     "run_paused": LevelRule(_INFO),
     "run_resumed": LevelRule(_INFO),
     "stop_requested": LevelRule(_WARN),
+    "control_expired": LevelRule(_WARN),
 }
 
 

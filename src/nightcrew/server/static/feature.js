@@ -1,6 +1,7 @@
 // nightcrew dashboard, the feature page: a click on a line of a reviewable
 // diff opens a comment box under it (a copy of the page's <template>, posted
-// by htmx with the page's CSRF header); a refused request shows its one line.
+// by htmx with the page's CSRF header); a refused request shows its one line;
+// a live refresh of the attempts waits while a comment box is open.
 (function () {
   "use strict";
 
@@ -24,10 +25,30 @@
     box.querySelector("textarea").focus();
   }
 
+  // The page is live: its stream asks for the attempts again when they move
+  // (#work-live). That refresh waits while a comment box is open, so nobody's
+  // typing is lost, and goes ahead once the box is closed or its comment added.
+  var held = null;
+  document.addEventListener("htmx:confirm", function (e) {
+    if (e.detail.elt.id === "work-live" && document.querySelector("tr.cform")) {
+      e.preventDefault();
+      held = e.detail;
+    }
+  });
+  function releaseHeld() {
+    if (held && !document.querySelector("tr.cform")) {
+      var detail = held;
+      held = null;
+      detail.issueRequest(true);
+    }
+  }
+  document.addEventListener("htmx:afterSwap", releaseHeld);
+
   document.addEventListener("click", function (e) {
     var cancel = e.target.closest(".cform .cancel");
     if (cancel) {
       cancel.closest("tr.cform").remove();
+      releaseHeld();
       return;
     }
     var row = e.target.closest("table.diff.reviewable tr.dl[data-line]");

@@ -1,0 +1,89 @@
+"""The feature page, live: ``/p/{key}/features/{id}/events`` is a stream
+filtered to that feature. It sends one ``feature`` message whenever what the
+page shows moved (:func:`~nightcrew.views.work_live.feature_signature`: a new
+attempt, one that ended, a gate result, a state change, a decision, a review
+comment), and the page fetches ``/p/{key}/features/{id}/live`` then: the
+state, the decisions, the Review panel and the attempts, swapped in place
+(the header's cost badge out of band). The page passes the signature it was
+rendered at (``?sig=``), so a change made between the render and the stream's
+start, or while the stream was down, is fetched too."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, StreamingResponse
+
+from nightcrew.core.errors import BadInput
+from nightcrew.server.project_page import SSE_HEADERS, project_root
+from nightcrew.server.projects import evidence_dir, open_store, store_of
+from nightcrew.server.render import Renderer
+from nightcrew.server.stream import FRAGMENTS_EVERY_S, Watch, follow, message
+from nightcrew.store.records import Store
+from nightcrew.views.project_overview import project_key
+from nightcrew.views.work_live import feature_signature
+from nightcrew.views.work_page import WorkPage, feature_page
+
+router = APIRouter()
+
+
+def _feature(root: Path, feature_id: int) -> WorkPage:
+    with open_store(root) as store:
+        try:
+            return feature_page(store, evidence_dir(root), feature_id)
+        except BadInput as exc:
+            raise HTTPException(404, str(exc)) from None
+
+
+@router.get("/p/{key}/features/{feature_id}/live", response_class=HTMLResponse)
+def feature_live(key: str, feature_id: int, request: Request) -> HTMLResponse:
+    """The live part of the feature page, fetched when its stream says so."""
+    root = project_root(key)
+    work = _feature(root, feature_id)
+    renderer: Renderer = request.app.state.renderer
+    values = {"key": project_key(root), "work": work}
+    return HTMLResponse(
+        renderer.fragment("_feature_live.html", **values)
+        + renderer.fragment("_feature_cost.html", oob=True, **values)
+    )
+
+
+@router.get("/p/{key}/features/{feature_id}/events")
+async def feature_events(key: str, feature_id: int, sig: str = "") -> StreamingResponse:
+    root = project_root(key)
+    _feature(root, feature_id)  # 404 for a feature that is not there
+    return StreamingResponse(
+        follow(lambda: FeatureSource(root, feature_id, sig)),
+        media_type="text/event-stream",
+        headers=SSE_HEADERS,
+    )
+
+
+@dataclass
+class FeatureSource:
+    """One feature's stream: a ``feature`` message each time its signature moved."""
+
+    root: Path
+    feature_id: int
+    seen: str  # the signature the page shows
+    store: Store = field(init=False)
+    watch: Watch = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.store = store_of(self.root)
+        self.watch = Watch(self.store, FRAGMENTS_EVERY_S / 2)
+
+    def tick(self) -> tuple[list[str], bool]:
+        self.watch.changed()
+        if not self.watch.render_due():
+            return [], False
+        now = feature_signature(self.store, self.feature_id)
+        if now == self.seen:  # a usage row, a tool call: nothing the page shows
+            return [], False
+        self.seen = now
+        return [message(now, event="feature")], False
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,38 @@
+"""What a feature page shows changes only with these: the feature's state
+and text, its attempts (one added, one ended), their gate results, a
+decision about it, a review comment. :func:`feature_signature` reads them
+in one query, so the page's stream can tell the page to fetch it again
+only when something it shows moved, and never for the usage rows and
+tool calls a working agent writes several times a second."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from nightcrew.store.records import Store
+from nightcrew.views.work_page import DECISION_KINDS
+
+_SIGNATURE_SQL = """
+SELECT f.state || ':' || f.version || ':' || f.attempts || ':' || ifnull(f.updated_at, ''),
+  (SELECT count(*) || ':' || ifnull(group_concat(a.id || '=' || a.state || '@'
+          || ifnull(a.finished_at, ''), ','), '')
+     FROM attempts a JOIN work_items w ON w.id = a.item_id WHERE w.feature_id = f.id),
+  (SELECT count(*) FROM gate_results g JOIN attempts a ON a.id = g.attempt_id
+     JOIN work_items w ON w.id = a.item_id WHERE w.feature_id = f.id),
+  (SELECT count(*) || ':' || ifnull(max(sent_at), '') FROM review_comments r
+     WHERE r.feature_id = f.id),
+  (SELECT ifnull(max(e.id), 0) FROM events e WHERE e.kind IN (SELECT value FROM json_each(?))
+     AND (json_extract(e.payload_json, '$.feature') = f.id
+          OR json_extract(e.payload_json, '$.item') = 'feature #' || f.id))
+FROM features f WHERE f.id = ?
+"""
+
+
+def feature_signature(store: Store, feature_id: int) -> str:
+    """A short text (for a URL) that changes whenever the feature's page
+    would; "" when there is no such feature."""
+    row = store.db.execute(_SIGNATURE_SQL, (json.dumps(DECISION_KINDS), feature_id)).fetchone()
+    if row is None:
+        return ""
+    return hashlib.sha256("|".join(str(v) for v in row).encode()).hexdigest()[:16]
