@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 
+from nightcrew.store.migrations import DECISION_KINDS
 from nightcrew.store.records import Store
-from nightcrew.views.work_page import DECISION_KINDS
 
 _SIGNATURE_SQL = """
 SELECT f.state || ':' || f.version || ':' || f.attempts || ':' || ifnull(f.updated_at, ''),
