@@ -60,6 +60,21 @@ def test_a_page_that_lost_its_server_gets_every_event_written_meanwhile_once(
     page.close()
 
 
+def box(locator: Any) -> dict[str, float]:
+    """Where an element is on screen. A stream may swap its part of the page
+    in while it is measured (the same things in the same places: a drag
+    measured on the old board lands right on the new one), which leaves
+    nothing to measure for a moment: measure again once it is visible."""
+    from playwright.sync_api import expect
+
+    for _ in range(20):
+        expect(locator).to_be_visible(timeout=WAIT_MS)
+        found: dict[str, float] | None = locator.bounding_box()
+        if found is not None:
+            return found
+    raise AssertionError(f"{locator} never stayed on the page long enough to be measured")
+
+
 def screenshot(page: Any, name: str) -> None:
     where = os.environ.get("NIGHTCREW_SCREENSHOTS")
     if where:
@@ -92,8 +107,7 @@ def test_each_page_fits_the_screen_with_the_cost_in_view(
         expect(page.locator("#lanes .lane")).to_have_count(3, timeout=WAIT_MS)
         expect(page.locator("#conn")).to_have_class("conn live", timeout=WAIT_MS)
         assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
-        badge = page.locator("#cost .badge").bounding_box()
-        assert badge is not None
+        badge = box(page.locator("#cost .badge"))
         assert badge["x"] + badge["width"] <= viewport["width"] and badge["y"] < 120
         screenshot(page, f"project-{size}")
         page.close()

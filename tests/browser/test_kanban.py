@@ -24,7 +24,7 @@ from nightcrew.store.backlog import Backlog
 from nightcrew.store.controls import ControlRequests
 from nightcrew.store.records import Store
 from nightcrew.views.project_overview import project_key
-from tests.browser.test_dashboard_pages import DESKTOP, PHONE, WAIT_MS, screenshot
+from tests.browser.test_dashboard_pages import DESKTOP, PHONE, WAIT_MS, box, screenshot
 from tests.dashboard_seed import Seeded, register
 from tests.dashboard_server import serving
 from tests.integration.support import GIT_ENV, alive, git, wait_for
@@ -78,9 +78,8 @@ def test_dragging_or_moving_a_pending_card_changes_the_order_backlog_list_prints
         pending = column(page, "pending")
         expect(pending.locator(".fid")).to_have_text(["#1", "#2", "#3", "#4"], timeout=WAIT_MS)
 
-        source = pending.nth(3).locator(".meta").bounding_box()  # not its checkbox
-        target = pending.nth(1).bounding_box()
-        assert source is not None and target is not None
+        source = box(pending.nth(3).locator(".meta"))  # not its checkbox
+        target = box(pending.nth(1))
         page.mouse.move(source["x"] + 5, source["y"] + 5)
         page.mouse.down()
         page.mouse.move(target["x"] + 20, target["y"] + 4, steps=12)
@@ -92,9 +91,8 @@ def test_dragging_or_moving_a_pending_card_changes_the_order_backlog_list_prints
         expect(pending.locator(".fid")).to_have_text(["#1", "#4", "#2", "#3"], timeout=WAIT_MS)
 
         # to the last place: dropped below the last card
-        source = pending.nth(0).locator(".meta").bounding_box()
-        target = pending.nth(3).bounding_box()
-        assert source is not None and target is not None
+        source = box(pending.nth(0).locator(".meta"))
+        target = box(pending.nth(3))
         page.mouse.move(source["x"] + 5, source["y"] + 5)
         page.mouse.down()
         page.mouse.move(target["x"] + 20, target["y"] + target["height"] - 6, steps=12)
@@ -298,14 +296,14 @@ def test_the_board_fits_the_screen(
         page.locator(".est-head summary").click()  # the header's estimate opens on its basis
         basis = page.locator(".est-basis")
         expect(basis).to_contain_text("Basis: medians of 2 passed features")
-        box = basis.bounding_box()
-        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"]
+        shown = box(basis)
+        assert shown["x"] >= 0 and shown["x"] + shown["width"] <= viewport["width"]
         screenshot(page, f"backlog-estimate-{size}")
 
         page.goto(f"{server.base}/p/{project_key(shop.root)}/")
         page.locator("summary", has_text="Start a build").click()
-        form = page.locator("#start-build").bounding_box()
-        assert form is not None and form["x"] >= 0
+        form = box(page.locator("#start-build"))
+        assert form["x"] >= 0
         assert form["x"] + form["width"] <= viewport["width"]
         assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
         screenshot(page, f"controls-{size}")
