@@ -28,18 +28,26 @@
   // The page is live: its stream asks for the attempts again when they move
   // (#work-live). That refresh waits while a comment box is open, so nobody's
   // typing is lost, and goes ahead once the box is closed or its comment added.
-  var held = null;
+  // A refresh already on its way when a box opens is not swapped in either.
+  var due = false;
+  function boxOpen() { return document.querySelector("tr.cform") !== null; }
   document.addEventListener("htmx:confirm", function (e) {
-    if (e.detail.elt.id === "work-live" && document.querySelector("tr.cform")) {
+    if (e.detail.elt.id === "work-live" && boxOpen()) {
       e.preventDefault();
-      held = e.detail;
+      due = true;
+    }
+  });
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    if (e.detail.target && e.detail.target.id === "work-live" && boxOpen()) {
+      e.detail.shouldSwap = false;
+      due = true;
     }
   });
   function releaseHeld() {
-    if (held && !document.querySelector("tr.cform")) {
-      var detail = held;
-      held = null;
-      detail.issueRequest(true);
+    var live = document.getElementById("work-live");
+    if (due && live && !boxOpen()) {
+      due = false;
+      htmx.ajax("GET", live.getAttribute("hx-get"), { target: live, swap: "innerHTML" });
     }
   }
   document.addEventListener("htmx:afterSwap", releaseHeld);
