@@ -17,7 +17,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/nightcrew demo
 
+# The suite starts `nightcrew` hundreds of times; an editable install leaves
+# src/ uncompiled and PYTHONDONTWRITEBYTECODE (often set) would make every one
+# of those processes compile it again: compile it once, first.
 test: $(STAMP)
+	$(BIN)/python -m compileall -q src >/dev/null
 	$(BIN)/python -m pytest -n auto --dist worksteal -q
 
 lint: $(STAMP)
