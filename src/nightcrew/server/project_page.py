@@ -146,7 +146,7 @@ def estimate_fragment(key: str, request: Request) -> HTMLResponse:
     root = project_root(key)
     renderer: Renderer = request.app.state.renderer
     with open_store(root) as store:
-        estimate = backlog_estimate(store)
+        estimate = kept(root, store, "estimate", backlog_estimate)
     return HTMLResponse(renderer.fragment("_estimate_panel.html", estimate=estimate))
 
 
