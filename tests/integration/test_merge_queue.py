@@ -221,8 +221,12 @@ def test_a_conflict_the_agent_resolves_lands_both_features(
     # The attempt after the conflict was told which file conflicts.
     (told,) = [r for r in server.requests if r.script == "resolve" and r.turn_index == 0]
     assert "calc.py" in told.prompt.split(CONFLICT, 1)[1].splitlines()[0]
-    (conflict,) = events(root, "merge_conflict")
+    conflict, resolved = events(root, "merge_conflict")
     assert conflict["item"] == f"feature #{b}" and conflict["files"] == ["calc.py"]
+    assert conflict["resolved_by"] == "" and conflict["branch"] == "main"
+    assert resolved["item"] == f"feature #{b}" and resolved["files"] == ["calc.py"]
+    assert resolved["resolved_by"] == "agent"
+    assert f"feature #{b}: the agent resolved its conflict with main in calc.py" in result.stdout
     # Both features' changes are on main, each in one commit.
     assert (root / "calc.py").read_text() == '"""calc"""\n\n\n' + RESOLVED
     assert git(root, "log", "--format=%s", "main").splitlines() == [
@@ -246,6 +250,11 @@ def test_a_conflict_the_agent_cannot_resolve_waits_for_a_person(
     assert result.returncode == 0, result.stdout + result.stderr
     assert "nothing is ready: 1 of 2 features passed, 1 waiting for a person (#2)" in result.stdout
     waiting = shown(root, env, b)
+    assert [(e["files"], e["resolved_by"]) for e in events(root, "merge_conflict")] == [
+        (["calc.py"], ""),
+        (["calc.py"], "person"),
+    ]
+    assert f"feature #{b} still conflicts with main in calc.py: left for a person" in result.stdout
     assert waiting["state"] == "needs_input"
     assert "calc.py" in waiting["input_request"]
     assert shown(root, env, a)["state"] == "passed"

@@ -106,6 +106,15 @@ def _rejected(e: ev.MergeRejected) -> list[Line]:
     ]
 
 
+def _conflict(e: ev.MergeConflicted) -> list[Line]:
+    files = ", ".join(e.files)
+    if e.resolved_by == "agent":
+        return [(f"{e.item}: the agent resolved its conflict with {e.branch} in {files}", "info")]
+    if e.resolved_by == "person":
+        return [(f"{e.item} still conflicts with {e.branch} in {files}: left for a person", "warn")]
+    return [(f"{e.item} conflicts with {e.branch} in {files}", "warn")]
+
+
 def _decision(e: ev.DecisionMade) -> list[Line]:
     if e.action != "retry":
         return []  # the item's end has its own line
@@ -317,9 +326,7 @@ _RENDER: dict[type[Event], Callable[[Any, ProgressSnapshot | None], list[Line]]]
     ev.MergeLanded: _plain(_landed),
     ev.BranchKept: _one(lambda e: f"{e.item} passed on its own branch {e.branch} ({e.sha[:10]})"),
     ev.MergeRejected: _plain(_rejected),
-    ev.MergeConflicted: _one(
-        lambda e: f"{e.item} conflicts with {e.branch} in {', '.join(e.files)}", "warn"
-    ),
+    ev.MergeConflicted: _plain(_conflict),
     ev.PassedWithoutChanges: _one(lambda e: f"{e.item} passed without changing any file", "warn"),
     ev.UsageLimitWait: _plain(_limit_wait),
     ev.UsageLimitReset: _one(lambda e: f"usage limit reset: {e.item} tries again"),

@@ -33,11 +33,11 @@ from nightcrew.engine.attempt_run import (
 from nightcrew.engine.context import RunContext
 from nightcrew.engine.feature_prompt import feature_suffix
 from nightcrew.engine.item import ItemOutcome, Start
-from nightcrew.engine.landing import land, rebase_left
+from nightcrew.engine.landing import CONFLICT_SIGNATURE, land, rebase_left
 from nightcrew.engine.policy import Climb, Decision, FeaturePolicy, failed, model_ladder
 from nightcrew.engine.prompt import PreviousFailure
 from nightcrew.store.backlog import Backlog
-from nightcrew.store.records import AttemptRow, ItemRow
+from nightcrew.store.records import AttemptRow, ItemRow, Store
 from nightcrew.store.reviews import Reviews
 from nightcrew.work.backlog import Feature
 
@@ -99,7 +99,18 @@ def replay(
     return climb
 
 
-def _job(ctx: RunContext, build: Build, feature: Feature) -> Job:
+def _conflict_given(store: Store, item_id: int) -> tuple[str, ...] | None:
+    """The files of the conflict the attempt before this one ended on (the
+    merge queue's ``conflict:`` signature), so this attempt was given it to
+    resolve; None when it was not."""
+    attempts = store.attempts(item_id=item_id)
+    signature = attempts[-2].signature if len(attempts) >= 2 else None
+    if signature is None or not signature.startswith(CONFLICT_SIGNATURE):
+        return None
+    return tuple(f for f in signature.removeprefix(CONFLICT_SIGNATURE).split(",") if f)
+
+
+def _job(ctx: RunContext, build: Build, feature: Feature, item_id: int) -> Job:
     workspace = ctx.workspace
     backlog = build.backlog
     built_on = backlog.require(list(feature.depends_on)) if feature.depends_on else []
@@ -123,7 +134,19 @@ def _job(ctx: RunContext, build: Build, feature: Feature) -> Job:
         if now.state != ItemState.IN_PROGRESS or now.claimed_by != ctx.run.id:
             return f"the feature was set to {now.state} during the attempt"
         if ctx.landing is not None:  # was this attempt given a conflict to resolve?
+            given = _conflict_given(ctx.store, item_id)
             left = rebase_left(workspace.cwd)
+            if given is not None:
+                ctx.reporter.emit(
+                    ev.MergeConflicted(
+                        run_id=ctx.run.id,
+                        lane=ctx.lane,
+                        item=f"feature {feature.label}",
+                        branch=ctx.landing.branch,
+                        files=given,
+                        resolved_by="agent" if left is None else "person",
+                    )
+                )
             if left is not None:
                 backlog.request_input(feature.id, left)
                 return f"the agent asked a person: {left}"
@@ -170,7 +193,7 @@ class FeatureWork:
             build,
             feature,
             item,
-            _job(ctx, build, feature),
+            _job(ctx, build, feature, item.id),
             policy(ctx.settings),
             route,
             routing.event_fields(ctx.settings, route),

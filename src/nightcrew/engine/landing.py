@@ -38,6 +38,9 @@ from nightcrew.engine.merge_queue import Landed, Landing
 from nightcrew.engine.prompt import PreviousFailure
 from nightcrew.work.backlog import Feature
 
+# A failed attempt's signature when it ended on a conflict: this, then the files.
+CONFLICT_SIGNATURE = "conflict:"
+
 
 class _Feature(Protocol):
     @property
@@ -198,7 +201,7 @@ def _conflicted(
     if landed.merged_since:
         lines.append("What landed meanwhile (theirs): " + "; ".join(landed.merged_since) + ".")
     digest = "\n".join(lines)
-    signature = "conflict:" + ",".join(files)
+    signature = CONFLICT_SIGNATURE + ",".join(files)
     ended = finish(
         ctx,
         result,

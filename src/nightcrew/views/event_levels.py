@@ -81,7 +81,7 @@ LEVELS: dict[str, LevelRule] = {
     "merge_queued": LevelRule(_INFO),
     "merge_landed": LevelRule(_INFO),
     "merge_rejected": LevelRule(_WARN),
-    "merge_conflict": LevelRule(_WARN),
+    "merge_conflict": LevelRule(_WARN, "resolved_by", {"agent": _INFO}),
     "branch_kept": LevelRule(_INFO),
     # attempts
     "attempt_started": LevelRule(_INFO),
