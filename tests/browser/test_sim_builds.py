@@ -339,9 +339,15 @@ def test_a_batch_page_opened_from_the_live_page_while_the_plan_runs(
         page.locator("#lanes .lane .item a").click()
         expect(page.locator("h1")).to_have_text(re.compile(r"› batch 2$"), timeout=WAIT_MS)
         expect(page.locator("#attempt-1 .pill")).to_have_text("running")
-        page.close()
+        page.evaluate("window.stayed = true")  # gone if the page were loaded again
 
-        gate.write_text("")
+        gate.write_text("")  # batch 2 goes on: its page follows without a reload
+        expect(page.locator("#attempt-1 .pill")).to_have_text("passed", timeout=WAIT_MS)
+        expect(page.locator(".work-head .pill")).to_have_text("passed", timeout=WAIT_MS)
+        tests = page.locator("#attempt-1 .gates .gate", has_text="tests")
+        expect(tests).to_contain_text("3 passed, 0 failed", timeout=WAIT_MS)
+        assert page.evaluate("window.stayed === true")
+        page.close()
         code, out = ended(run)
         assert code == 0, out
     finally:

@@ -106,7 +106,7 @@ def test_the_feature_stream_speaks_only_when_what_the_page_shows_moved(
 ) -> None:
     from nightcrew.core import events as ev
     from nightcrew.core.states import AttemptState
-    from nightcrew.server.feature_live import FeatureSource
+    from nightcrew.server.feature_live import WorkSource
     from nightcrew.views.work_live import feature_signature
 
     http, _ = client
@@ -114,7 +114,7 @@ def test_the_feature_stream_speaks_only_when_what_the_page_shows_moved(
     page = http.get(f"/p/{key}/features/1").text
     shown = feature_signature(shop.store, 1)
     assert f'/p/{key}/features/1/events?sig={shown}"' in page  # the page says what it shows
-    source = FeatureSource(shop.root, 1, shown)
+    source = WorkSource(shop.root, lambda store: feature_signature(store, 1), shown)
 
     def tick() -> list[str]:
         source.watch.rendered_at = float("-inf")  # its half-second throttle is not tested here
@@ -151,3 +151,39 @@ def test_the_feature_stream_speaks_only_when_what_the_page_shows_moved(
     assert 'id="attempt-3"' in live.text and "tests/test_cart.py::test_tax failed" in live.text
     assert 'id="work-cost" hx-swap-oob="true"' in live.text
     assert http.get(f"/p/{key}/features/9/events").status_code == 404
+
+
+def test_a_run_items_page_is_live_as_a_features_is(
+    shop: Seeded, client: tuple[TestClient, str]
+) -> None:
+    from nightcrew.core.states import AttemptState
+    from nightcrew.server.feature_live import WorkSource
+    from nightcrew.views.work_live import item_signature
+
+    http, _ = client
+    key, run = project_key(shop.root), shop.run.id
+    page = http.get(f"/p/{key}/runs/{run}/items/feature-2").text
+    shown = item_signature(shop.store, run, "feature-2")
+    assert shown and f'/p/{key}/runs/{run}/items/feature-2/events?sig={shown}"' in page
+    assert f'hx-get="/p/{key}/runs/{run}/items/feature-2/live"' in page
+    source = WorkSource(shop.root, lambda store: item_signature(store, run, "feature-2"), shown)
+
+    def tick() -> list[str]:
+        source.watch.rendered_at = float("-inf")  # its half-second throttle is not tested here
+        return source.tick()[0]
+
+    try:
+        assert tick() == []
+        attempt = shop.attempt(2, None)
+        assert len(tick()) == 1  # a new attempt
+        shop.tool(attempt, "Bash", command="pytest -q")  # an agent at work: nothing shown moved
+        shop.response(attempt, "0.0100")
+        assert tick() == []
+        shop.finish(attempt, AttemptState.PASSED, "0.0300")
+        assert len(tick()) == 1
+    finally:
+        source.close()
+    live = http.get(f"/p/{key}/runs/{run}/items/feature-2/live")
+    assert live.status_code == 200 and "Attempt 1" in live.text and 'id="work-cost"' in live.text
+    missing = http.get(f"/p/{key}/runs/{run}/items/nope/events")
+    assert missing.status_code == 404 and missing.text == f"run {run} has no item nope\n"

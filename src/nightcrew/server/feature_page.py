@@ -10,6 +10,7 @@ retries the feature with them in its next prompt (the same
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -20,7 +21,7 @@ from nightcrew.server.projects import evidence_dir, open_store
 from nightcrew.server.render import Renderer
 from nightcrew.store.reviews import Reviews
 from nightcrew.views.project_overview import project_key
-from nightcrew.views.work_live import feature_signature
+from nightcrew.views.work_live import feature_signature, item_signature
 from nightcrew.views.work_page import WorkPage, batch_page, feature_page
 
 router = APIRouter()
@@ -42,10 +43,13 @@ def _item(root: Path, run_id: str, item_key: str) -> WorkPage:
             raise HTTPException(404, str(exc)) from None
 
 
-def _page(request: Request, root: Path, work: WorkPage, sig: str = "") -> HTMLResponse:
+def _page(request: Request, root: Path, work: WorkPage, live: str, sig: str) -> HTMLResponse:
+    """The page; ``live`` is the URL of its live part (``live``) and of its
+    stream (``events?sig=``), ``sig`` what the page shows."""
     renderer: Renderer = request.app.state.renderer
     values = {"key": project_key(root), "project_name": root.name or str(root), "work": work}
-    return HTMLResponse(renderer.page("feature.html", sig=sig, **values))
+    urls = {"live_url": f"{live}/live", "events_url": f"{live}/events?sig={sig}"}
+    return HTMLResponse(renderer.page("feature.html", **urls, **values))
 
 
 @router.get("/p/{key}/features/{feature_id}", response_class=HTMLResponse)
@@ -55,7 +59,8 @@ def feature_html(key: str, feature_id: int, request: Request) -> HTMLResponse:
     root = project_root(key)
     with open_store(root) as store:
         sig = feature_signature(store, feature_id)
-    return _page(request, root, _feature(root, feature_id), sig)
+    live = f"/p/{project_key(root)}/features/{feature_id}"
+    return _page(request, root, _feature(root, feature_id), live, sig)
 
 
 @router.get("/api/p/{key}/features/{feature_id}")
@@ -65,8 +70,12 @@ def feature_json(key: str, feature_id: int) -> JSONResponse:
 
 @router.get("/p/{key}/runs/{run_id}/items/{item_key}", response_class=HTMLResponse)
 def item_html(key: str, run_id: str, item_key: str, request: Request) -> HTMLResponse:
+    """A run's work item (a plan's batch), live as a feature's page is."""
     root = project_root(key)
-    return _page(request, root, _item(root, run_id, item_key))
+    with open_store(root) as store:
+        sig = item_signature(store, run_id, item_key)
+    live = f"/p/{project_key(root)}/runs/{quote(run_id)}/items/{quote(item_key)}"
+    return _page(request, root, _item(root, run_id, item_key), live, sig)
 
 
 @router.get("/api/p/{key}/runs/{run_id}/items/{item_key}")

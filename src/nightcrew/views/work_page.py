@@ -219,6 +219,13 @@ def feature_page(store: Store, runs_dir: Path, feature_id: int) -> WorkPage:
     )
 
 
+def item_label(item: ItemRow) -> str:
+    """How the run's events name a work item: a build's as its feature is."""
+    if item.feature_id is not None:
+        return f"feature #{item.feature_id}"
+    return f"batch {item.number}" if item.number is not None else item.key
+
+
 def batch_page(store: Store, runs_dir: Path, run_id: str, key: str) -> WorkPage:
     """The page of work item ``key`` of run ``run_id`` (a plan's batch, or a
     build's feature item); BadInput when there is none."""
@@ -228,10 +235,7 @@ def batch_page(store: Store, runs_dir: Path, run_id: str, key: str) -> WorkPage:
     if row is None:
         raise BadInput(f"run {run_id} has no item {key}")
     item = ItemRow.from_row(row)
-    if item.feature_id is not None:  # a build's item: named as its feature is
-        label = f"feature #{item.feature_id}"
-    else:
-        label = f"batch {item.number}" if item.number is not None else item.key
+    label = item_label(item)
     attempts = [_attempt(store, runs_dir, a.number, a, []) for a in store.attempts(item_id=item.id)]
     rows = store.db.execute(
         "SELECT ts, run_id, kind, payload_json FROM events WHERE run_id = ? AND kind IN"
