@@ -1,4 +1,10 @@
-"""``nightcrew run`` options end to end on the real CLI and nightcrew.sim."""
+"""``nightcrew run``'s options and the loop's user-visible behaviour, through the
+real command line in-process (tests/unit/run_cli.py): real git, real pytest
+gates, the real store; the agent is the fake backend, running the same Bash
+the nightcrew.sim scenarios of tests/integration scripted.
+
+Moved from tests/integration/test_run_options.py and test_run_messages.py:
+none of them tests the Claude Code CLI's seam, only the loop."""
 
 from __future__ import annotations
 
@@ -7,28 +13,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SimStarter
 from tests.integration.support import (
     MODEL,
     add_function,
     git,
     make_project,
-    nightcrew_env,
     plan_text,
-    run_nightcrew,
-    script,
-    status,
-    work_turns,
 )
+from tests.unit.run_cli import Agent, Cli, Turns
 
 pytestmark = pytest.mark.cli
 
 
-def sub(n: int, total: int) -> dict[str, object]:
-    return script(
+def sub(n: int, total: int) -> Turns:
+    return Turns(
         f"b{n}",
         [f"Batch {n} of {total}"],
-        work_turns(add_function(f"f{n}", str(n), f"calc.f{n}(0, 0) == {n}")),
+        add_function(f"f{n}", str(n), f"calc.f{n}(0, 0) == {n}"),
     )
 
 
@@ -41,12 +42,19 @@ def attempts(root: Path) -> list[tuple[int, str, str | None]]:
     return [(r[0], r[1], r[2]) for r in rows]
 
 
-def test_no_commit_leaves_changes_in_the_tree(tmp_path: Path, sim_env: SimStarter) -> None:
-    root = make_project(tmp_path / "p", plan_text(["A", "B"]))
-    _, sim = sim_env({"scripts": [sub(1, 2), sub(2, 2)]})
-    env = nightcrew_env(sim)
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    def make(root: Path, *turns: Turns) -> Cli:
+        return Cli(root, Agent(*turns), monkeypatch, capsys)
 
-    result = run_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL, "--no-commit")
+    return make
+
+
+def test_no_commit_leaves_changes_in_the_tree(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    root = make_project(tmp_path / "p", plan_text(["A", "B"]))
+    run = cli(root, sub(1, 2), sub(2, 2))
+
+    result = run("run", "PLAN.md", "--model", MODEL, "--no-commit")
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert git(root, "log", "--format=%s").splitlines() == ["initial"]
@@ -58,49 +66,40 @@ def test_no_commit_leaves_changes_in_the_tree(tmp_path: Path, sim_env: SimStarte
         "calc.py",
         "tests/test_calc.py",
     ]
-    assert [b["commit"] for b in status(root, env)["batches"]] == [None, None]
+    assert [b["commit"] for b in run.status()["batches"]] == [None, None]
 
 
-def test_batch_range_then_resume_runs_only_what_is_left(
-    tmp_path: Path, sim_env: SimStarter
-) -> None:
+def test_batch_range_then_resume_runs_only_what_is_left(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
     root = make_project(tmp_path / "p", plan_text(["A", "B", "C"]))
-    _, sim = sim_env({"scripts": [sub(1, 3), sub(2, 3), sub(3, 3)]})
-    env = nightcrew_env(sim)
+    run = cli(root, sub(1, 3), sub(2, 3), sub(3, 3))
 
-    first = run_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL, "--end-batch", "2")
+    first = run("run", "PLAN.md", "--model", MODEL, "--end-batch", "2")
 
     assert first.returncode == 0, first.stdout + first.stderr
-    assert [b["state"] for b in status(root, env)["batches"]] == ["passed", "passed", "pending"]
+    assert [b["state"] for b in run.status()["batches"]] == ["passed", "passed", "pending"]
 
-    second = run_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL, "--resume")
+    second = run("run", "PLAN.md", "--model", MODEL, "--resume")
 
     assert second.returncode == 0, second.stdout + second.stderr
     assert "batch 1 already passed" in second.stdout
     assert [n for n, _, _ in attempts(root)] == [1, 2, 3]  # 1 and 2 were not redone
     assert git(root, "log", "--format=%s").splitlines()[0] == "Batch 3: C"
 
-    third = run_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL, "--resume")
+    third = run("run", "PLAN.md", "--model", MODEL, "--resume")
 
     assert third.returncode == 0
     assert "nothing to resume" in third.stdout + third.stderr
     assert len(attempts(root)) == 3
 
 
-def test_resume_reruns_a_passed_batch_whose_text_changed(
-    tmp_path: Path, sim_env: SimStarter
-) -> None:
+def test_resume_reruns_a_passed_batch_whose_text_changed(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
     root = make_project(tmp_path / "p", plan_text(["A", "B"]))
-    _, sim = sim_env({"scripts": [sub(1, 2), sub(2, 2)]})
-    env = nightcrew_env(sim)
-    assert (
-        run_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL, "--end-batch", "1").returncode
-        == 0
-    )
+    run = cli(root, sub(1, 2), sub(2, 2))
+    assert run("run", "PLAN.md", "--model", MODEL, "--end-batch", "1").returncode == 0
     plan = root / "PLAN.md"
     plan.write_text(plan.read_text().replace("### Task 1: A", "### Task 1: A, but better"))
 
-    result = run_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL, "--resume")
+    result = run("run", "PLAN.md", "--model", MODEL, "--resume")
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "PLAN.md changed since run" in result.stdout
@@ -108,13 +107,12 @@ def test_resume_reruns_a_passed_batch_whose_text_changed(
     assert [n for n, _, _ in attempts(root)] == [1, 1, 2]
 
 
-def test_secrets_are_never_committed(tmp_path: Path, sim_env: SimStarter) -> None:
+def test_secrets_are_never_committed(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
     root = make_project(tmp_path / "p", plan_text(["Config"]))
     leak = "printf 'API_KEY=sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123\\n' > .env"
-    _, sim = sim_env({"scripts": [script("leak", ["Batch 1 of 1"], work_turns(leak))]})
-    env = nightcrew_env(sim)
+    run = cli(root, Turns("leak", ["Batch 1 of 1"], leak))
 
-    result = run_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL, "--max-retries", "0")
+    result = run("run", "PLAN.md", "--model", MODEL, "--max-retries", "0")
 
     assert result.returncode == 1, result.stdout + result.stderr
     assert "refusing to commit .env" in result.stdout
@@ -122,54 +120,55 @@ def test_secrets_are_never_committed(tmp_path: Path, sim_env: SimStarter) -> Non
     assert ".env" not in git(root, "ls-files")
 
 
-def test_gates_from_config_and_command_line(tmp_path: Path, sim_env: SimStarter) -> None:
+def test_gates_from_config_and_command_line(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
     root = make_project(tmp_path / "p", plan_text(["A"]))
     (root / "nightcrew.toml").write_text(
         f'model = "{MODEL}"\ngates = ["grep -q never-there calc.py"]\nmax_retries = 0\n'
     )
     git(root, "add", "nightcrew.toml")
     git(root, "commit", "-qm", "config")
-    _, sim = sim_env({"scripts": [sub(1, 1)]})
-    env = nightcrew_env(sim)
+    run = cli(root, sub(1, 1))
 
-    failing = run_nightcrew(root, env, "run", "PLAN.md")  # the config's gate fails
+    failing = run("run", "PLAN.md")  # the config's gate fails
 
     assert failing.returncode == 1, failing.stdout + failing.stderr
     assert "gate 1: grep -q never-there calc.py: FAILED" in failing.stdout
     with sqlite3.connect(root / ".nightcrew" / "nightcrew.db") as conn:
         digest = conn.execute("SELECT digest FROM attempts").fetchone()[0]
     assert "grep -q never-there calc.py" in digest
+    assert {r.model for r in run.agent.backend.requests} == {MODEL}  # the config's model
 
-    passing = run_nightcrew(root, env, "run", "PLAN.md", "--resume", "--gate", "grep -q f1 calc.py")
+    passing = run("run", "PLAN.md", "--resume", "--gate", "grep -q f1 calc.py")
 
     assert passing.returncode == 0, passing.stdout + passing.stderr
-    assert status(root, env)["batches"][0]["state"] == "passed"
+    assert run.status()["batches"][0]["state"] == "passed"
 
 
-def test_empty_batch_is_skipped_with_a_warning(tmp_path: Path, sim_env: SimStarter) -> None:
+def test_empty_batch_is_skipped_with_a_warning(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
     plan = "# Plan\n\n## Batch 1: Nothing here\n\n## Batch 2: Real\n\n### Task 1: do it\n"
     root = make_project(tmp_path / "p", plan)
-    server, sim = sim_env({"scripts": [sub(2, 2)]})
-    env = nightcrew_env(sim)
+    run = cli(root, sub(2, 2))
 
-    result = run_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL)
+    result = run("run", "PLAN.md", "--model", MODEL)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "batch 1 is empty: skipped" in result.stdout
-    assert [b["state"] for b in status(root, env)["batches"]] == ["skipped", "passed"]
-    assert {r.script for r in server.requests} == {"b2"}  # no tokens spent on the empty batch
+    assert [b["state"] for b in run.status()["batches"]] == ["skipped", "passed"]
+    assert run.agent.answered == ["b2"]  # no tokens spent on the empty batch
 
 
 def test_an_unwritable_usage_registry_costs_a_warning_not_the_run(
-    tmp_path: Path, sim_env: SimStarter
+    tmp_path: Path,
+    cli,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     root = make_project(tmp_path / "p", plan_text(["A"]))
-    _, sim = sim_env({"scripts": [sub(1, 1)]})
+    run = cli(root, sub(1, 1))
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the user data dir should be\n")
-    env = {**nightcrew_env(sim), "NIGHTCREW_HOME": str(blocker)}
+    monkeypatch.setenv("NIGHTCREW_HOME", str(blocker))
 
-    result = run_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL)
+    result = run("run", "PLAN.md", "--model", MODEL)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "could not add this project to the usage registry" in result.stdout
