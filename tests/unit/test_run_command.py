@@ -174,3 +174,88 @@ def test_an_unwritable_usage_registry_costs_a_warning_not_the_run(
     assert "could not add this project to the usage registry" in result.stdout
     assert git(root, "log", "--format=%s").splitlines()[0] == "Batch 1: A"
     assert blocker.read_text() == "a file where the user data dir should be\n"
+
+
+def untested_project(root: Path, plan: str) -> Path:
+    """A repository with no test runner nightcrew could detect."""
+    root.mkdir(parents=True)
+    (root / "README.md").write_text("notes\n")
+    (root / "PLAN.md").write_text(plan)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "initial")
+    return root
+
+
+def prompts(root: Path) -> list[str]:
+    found = sorted((root / ".nightcrew" / "runs").glob("*/batch-1/attempt-*/prompt.txt"))
+    return [p.read_text() for p in found]
+
+
+def test_a_batch_that_changed_nothing_fails_and_the_retry_is_told_why(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    root = untested_project(tmp_path / "p", "## Batch 1: Write notes\n\nAdd notes.txt.\n")
+    run = cli(
+        root,
+        Turns("retry", ["Batch 1 of 1", "the agent changed nothing"], "echo hello > notes.txt"),
+        # The first attempt only touches the plan, which is not a change.
+        Turns("idle", ["Batch 1 of 1"], "echo '- [x] done' >> PLAN.md"),
+    )
+
+    result = run("run", "PLAN.md", "--model", MODEL)
+
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "gate changes: FAILED — the agent changed nothing" in out
+    data = run.status()
+    assert data["batches"][0]["state"] == "passed"
+    assert data["batches"][0]["attempts"] == 2
+    assert run.agent.answered == ["idle", "retry"]
+    first, second = prompts(root)
+    assert "the agent changed nothing" not in first
+    assert "the agent changed nothing" in second
+    assert (root / "notes.txt").read_text() == "hello\n"
+
+
+def test_a_no_change_ok_batch_passes_without_a_change(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    plan = "## Batch 1: Check the notes\n\nno-change-ok\n\nRead README.md.\n"
+    root = untested_project(tmp_path / "p", plan)
+    run = cli(root, Turns("idle", ["Batch 1 of 1"]))
+
+    result = run("run", "PLAN.md", "--model", MODEL)
+
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "gate changes" not in out
+    assert [b["state"] for b in run.status()["batches"]] == ["passed"]
+
+
+def test_with_a_gate_command_an_unchanged_batch_is_judged_by_the_gate(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    root = untested_project(tmp_path / "p", "## Batch 1: Check\n\nLook.\n")
+    run = cli(root, Turns("idle", ["Batch 1 of 1"]))
+
+    result = run("run", "PLAN.md", "--model", MODEL, "--gate", "true")
+
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "gate changes" not in out
+    assert "tests: " not in out  # --gate replaces the tests gate: no detection line
+    assert [b["state"] for b in run.status()["batches"]] == ["passed"]
+
+
+def test_stuck_after_a_resume_names_the_attempts_as_the_log_and_status_do(
+    tmp_path: Path,
+    cli,  # type: ignore[no-untyped-def]
+) -> None:
+    root = untested_project(tmp_path / "p", "## Batch 1: Hard\n\nMake the gate pass.\n")
+    run = cli(root, Turns("b1", ["Batch 1 of 1"], "echo x >> n.txt"))
+    args = ("run", "PLAN.md", "--model", MODEL, "--gate", "echo never; exit 1")
+    first = run(*args, "--on-failure", "stop")
+    assert first.returncode != 0, first.stdout + first.stderr
+
+    again = run(*args, "--resume")
+
+    out = again.stdout + again.stderr
+    assert "'Hard': attempt 2 with" in out
+    assert "'Hard': attempt 3 with" in out
+    assert "stuck: attempts 2 and 3 failed the same way" in out
+    assert run.status()["batches"][0]["attempts"] == 3
