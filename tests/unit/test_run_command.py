@@ -20,7 +20,7 @@ from tests.integration.support import (
     make_project,
     plan_text,
 )
-from tests.unit.run_cli import Agent, Cli, Turns
+from tests.unit.run_cli import Agent, Cli, MakeCli, Turns
 
 pytestmark = pytest.mark.cli
 
@@ -43,14 +43,14 @@ def attempts(root: Path) -> list[tuple[int, str, str | None]]:
 
 
 @pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> MakeCli:
     def make(root: Path, *turns: Turns) -> Cli:
         return Cli(root, Agent(*turns), monkeypatch, capsys)
 
     return make
 
 
-def test_no_commit_leaves_changes_in_the_tree(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_no_commit_leaves_changes_in_the_tree(tmp_path: Path, cli: MakeCli) -> None:
     root = make_project(tmp_path / "p", plan_text(["A", "B"]))
     run = cli(root, sub(1, 2), sub(2, 2))
 
@@ -69,7 +69,7 @@ def test_no_commit_leaves_changes_in_the_tree(tmp_path: Path, cli) -> None:  # t
     assert [b["commit"] for b in run.status()["batches"]] == [None, None]
 
 
-def test_batch_range_then_resume_runs_only_what_is_left(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_batch_range_then_resume_runs_only_what_is_left(tmp_path: Path, cli: MakeCli) -> None:
     root = make_project(tmp_path / "p", plan_text(["A", "B", "C"]))
     run = cli(root, sub(1, 3), sub(2, 3), sub(3, 3))
 
@@ -92,7 +92,7 @@ def test_batch_range_then_resume_runs_only_what_is_left(tmp_path: Path, cli) -> 
     assert len(attempts(root)) == 3
 
 
-def test_resume_reruns_a_passed_batch_whose_text_changed(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_resume_reruns_a_passed_batch_whose_text_changed(tmp_path: Path, cli: MakeCli) -> None:
     root = make_project(tmp_path / "p", plan_text(["A", "B"]))
     run = cli(root, sub(1, 2), sub(2, 2))
     assert run("run", "PLAN.md", "--model", MODEL, "--end-batch", "1").returncode == 0
@@ -107,7 +107,7 @@ def test_resume_reruns_a_passed_batch_whose_text_changed(tmp_path: Path, cli) ->
     assert [n for n, _, _ in attempts(root)] == [1, 1, 2]
 
 
-def test_secrets_are_never_committed(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_secrets_are_never_committed(tmp_path: Path, cli: MakeCli) -> None:
     root = make_project(tmp_path / "p", plan_text(["Config"]))
     leak = "printf 'API_KEY=sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123\\n' > .env"
     run = cli(root, Turns("leak", ["Batch 1 of 1"], leak))
@@ -120,7 +120,7 @@ def test_secrets_are_never_committed(tmp_path: Path, cli) -> None:  # type: igno
     assert ".env" not in git(root, "ls-files")
 
 
-def test_gates_from_config_and_command_line(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_gates_from_config_and_command_line(tmp_path: Path, cli: MakeCli) -> None:
     root = make_project(tmp_path / "p", plan_text(["A"]))
     (root / "nightcrew.toml").write_text(
         f'model = "{MODEL}"\ngates = ["grep -q never-there calc.py"]\nmax_retries = 0\n'
@@ -144,7 +144,7 @@ def test_gates_from_config_and_command_line(tmp_path: Path, cli) -> None:  # typ
     assert run.status()["batches"][0]["state"] == "passed"
 
 
-def test_empty_batch_is_skipped_with_a_warning(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_empty_batch_is_skipped_with_a_warning(tmp_path: Path, cli: MakeCli) -> None:
     plan = "# Plan\n\n## Batch 1: Nothing here\n\n## Batch 2: Real\n\n### Task 1: do it\n"
     root = make_project(tmp_path / "p", plan)
     run = cli(root, sub(2, 2))
@@ -159,7 +159,7 @@ def test_empty_batch_is_skipped_with_a_warning(tmp_path: Path, cli) -> None:  # 
 
 def test_an_unwritable_usage_registry_costs_a_warning_not_the_run(
     tmp_path: Path,
-    cli,  # type: ignore[no-untyped-def]
+    cli: MakeCli,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     root = make_project(tmp_path / "p", plan_text(["A"]))
@@ -192,7 +192,9 @@ def prompts(root: Path) -> list[str]:
     return [p.read_text() for p in found]
 
 
-def test_a_batch_that_changed_nothing_fails_and_the_retry_is_told_why(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_a_batch_that_changed_nothing_fails_and_the_retry_is_told_why(
+    tmp_path: Path, cli: MakeCli
+) -> None:
     root = untested_project(tmp_path / "p", "## Batch 1: Write notes\n\nAdd notes.txt.\n")
     run = cli(
         root,
@@ -216,7 +218,7 @@ def test_a_batch_that_changed_nothing_fails_and_the_retry_is_told_why(tmp_path: 
     assert (root / "notes.txt").read_text() == "hello\n"
 
 
-def test_a_no_change_ok_batch_passes_without_a_change(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_a_no_change_ok_batch_passes_without_a_change(tmp_path: Path, cli: MakeCli) -> None:
     plan = "## Batch 1: Check the notes\n\nno-change-ok\n\nRead README.md.\n"
     root = untested_project(tmp_path / "p", plan)
     run = cli(root, Turns("idle", ["Batch 1 of 1"]))
@@ -229,7 +231,9 @@ def test_a_no_change_ok_batch_passes_without_a_change(tmp_path: Path, cli) -> No
     assert [b["state"] for b in run.status()["batches"]] == ["passed"]
 
 
-def test_with_a_gate_command_an_unchanged_batch_is_judged_by_the_gate(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_with_a_gate_command_an_unchanged_batch_is_judged_by_the_gate(
+    tmp_path: Path, cli: MakeCli
+) -> None:
     root = untested_project(tmp_path / "p", "## Batch 1: Check\n\nLook.\n")
     run = cli(root, Turns("idle", ["Batch 1 of 1"]))
 
@@ -244,7 +248,7 @@ def test_with_a_gate_command_an_unchanged_batch_is_judged_by_the_gate(tmp_path: 
 
 def test_stuck_after_a_resume_names_the_attempts_as_the_log_and_status_do(
     tmp_path: Path,
-    cli,  # type: ignore[no-untyped-def]
+    cli: MakeCli,
 ) -> None:
     root = untested_project(tmp_path / "p", "## Batch 1: Hard\n\nMake the gate pass.\n")
     run = cli(root, Turns("b1", ["Batch 1 of 1"], "echo x >> n.txt"))

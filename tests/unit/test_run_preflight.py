@@ -23,7 +23,7 @@ from tests.integration.support import (
     make_project,
     plan_text,
 )
-from tests.unit.run_cli import Agent, Cli, Turns
+from tests.unit.run_cli import Agent, Cli, MakeCli, Turns
 
 pytestmark = pytest.mark.cli
 
@@ -40,14 +40,14 @@ SUB = Turns("b1", ["Batch 1 of"], add_function("sub", "a - b", "calc.sub(5, 3) =
 
 
 @pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> MakeCli:
     def make(root: Path, *turns: Turns) -> Cli:
         return Cli(root, Agent(*turns), monkeypatch, capsys)
 
     return make
 
 
-def test_dirty_tree_is_refused_before_any_agent(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_dirty_tree_is_refused_before_any_agent(tmp_path: Path, cli: MakeCli) -> None:
     root = make_project(tmp_path / "proj", plan_text(["Subtraction"]))
     (root / "calc.py").write_text((root / "calc.py").read_text() + "# my work in progress\n")
     (root / "NOTES.md").write_text("mine\n")
@@ -66,7 +66,7 @@ def test_dirty_tree_is_refused_before_any_agent(tmp_path: Path, cli) -> None:  #
     assert "# my work in progress" in (root / "calc.py").read_text()
 
 
-def test_allow_dirty_commits_only_what_the_attempt_changed(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_allow_dirty_commits_only_what_the_attempt_changed(tmp_path: Path, cli: MakeCli) -> None:
     root = make_project(tmp_path / "proj", plan_text(["Subtraction"]))
     pyproject = root / "pyproject.toml"
     pyproject.write_text(pyproject.read_text() + "# trying something\n")
@@ -89,7 +89,7 @@ def test_allow_dirty_commits_only_what_the_attempt_changed(tmp_path: Path, cli) 
     )
 
 
-def test_untracked_secret_is_refused_before_spending(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_untracked_secret_is_refused_before_spending(tmp_path: Path, cli: MakeCli) -> None:
     root = make_project(tmp_path / "proj", plan_text(["Subtraction"]))
     (root / ".env").write_text("API_TOKEN=abc\n")
     run = cli(root, SUB)
@@ -115,7 +115,7 @@ def costly(n: int, name: str, value: str) -> Turns:
     )
 
 
-def test_unfinished_run_is_refused_and_new_abandons_it(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_unfinished_run_is_refused_and_new_abandons_it(tmp_path: Path, cli: MakeCli) -> None:
     root = make_project(tmp_path / "proj", plan_text(["One", "Two"]))
     run = cli(root, costly(1, "one", "1"), costly(2, "two", "2"))
     stopped = run("run", "PLAN.md", "--model", MODEL, "--max-budget-usd", "0.9")
@@ -143,7 +143,7 @@ def test_unfinished_run_is_refused_and_new_abandons_it(tmp_path: Path, cli) -> N
     assert "nothing to resume" in resumed.stdout + resumed.stderr
 
 
-def test_dry_run_shows_what_would_run_and_starts_nothing(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_dry_run_shows_what_would_run_and_starts_nothing(tmp_path: Path, cli: MakeCli) -> None:
     root = make_project(tmp_path / "proj", plan_text(["One", "Two"]))
     run = cli(root, SUB)
 
@@ -166,7 +166,7 @@ def test_dry_run_shows_what_would_run_and_starts_nothing(tmp_path: Path, cli) ->
     assert "NOTES.md (untracked)" in refused.stderr
 
 
-def test_dry_run_shows_each_batch_as_the_run_would_treat_it(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_dry_run_shows_each_batch_as_the_run_would_treat_it(tmp_path: Path, cli: MakeCli) -> None:
     plan = (
         "# Plan\n\n## Batch 1: Notes\n\n### Task 1: write notes\n\n"
         "## Batch 2: CRITICAL Migrate\n\nno-change-ok\n\n### Task 1: migrate\n\n"
@@ -194,7 +194,7 @@ def test_dry_run_shows_each_batch_as_the_run_would_treat_it(tmp_path: Path, cli)
 
 def test_the_abandoned_patch_holds_the_attempts_work_not_the_users_files(
     tmp_path: Path,
-    cli,  # type: ignore[no-untyped-def]
+    cli: MakeCli,
 ) -> None:
     root = make_project(tmp_path / "proj", plan_text(["Broken"]))
     pyproject = root / "pyproject.toml"
