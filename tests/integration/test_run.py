@@ -45,6 +45,7 @@ def _gates_without_this_venvs_pytest_plugins(monkeypatch: pytest.MonkeyPatch) ->
     plugins (xdist, playwright): loading them costs ~2 CPU-s per gate run."""
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
 
+
 THREE = ["Subtraction", "Multiplication", "Division"]
 
 
