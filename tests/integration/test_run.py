@@ -38,6 +38,14 @@ from tests.integration.support import (
 
 pytestmark = pytest.mark.cli
 
+
+@pytest.fixture(autouse=True)
+def _gates_without_this_venvs_pytest_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gates run the test project's pytest, which needs none of this venv's
+    plugins (xdist, playwright): loading them costs ~2 CPU-s per gate run."""
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+
 THREE = ["Subtraction", "Multiplication", "Division"]
 
 
@@ -246,9 +254,13 @@ def test_hung_agent_is_killed_at_the_timeout(tmp_path: Path, sim_env: SimStarter
         assert not alive(int(pidfile.read_text()))
 
 
-def test_orchestrator_killed_mid_batch_resumes_without_orphans(
+def test_orchestrator_killed_mid_batch_shows_crashed_and_resumes_without_orphans(
     tmp_path: Path, sim_env: SimStarter
 ) -> None:
+    """One SIGKILLed orchestrator, three things a person sees afterwards: status
+    says the run crashed (its pid is gone); the resume reaps the agent it left
+    running; and the resume removes the half-written temp files of that agent's
+    tree (what an Edit cut short by the kill leaves) before batch 2 runs again."""
     root = make_project(tmp_path / "proj", plan_text(["One", "Two"]))
     pidfile, marker = tmp_path / "tool.pid", tmp_path / "hung-once"
     two = hang_command(pidfile, marker) + "\n" + add_function("two", "2", "calc.two(0, 0) == 2")
@@ -268,17 +280,40 @@ def test_orchestrator_killed_mid_batch_resumes_without_orphans(
     first = start_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL)
     try:
         wait_for(pidfile.exists, what="batch 2's agent to start its hanging command")
-        first.kill()  # SIGKILL: no chance to clean up
+        assert status(root, env)["run"]["state"] == "running"
+        first.kill()  # SIGKILL: no chance to clean up; the store still says running
         first.communicate()
     finally:
         kill_quietly(first.pid)
     tool_pid = int(pidfile.read_text())
     assert alive(tool_pid)  # the agent outlived its orchestrator
 
+    data = status(root, env)
+    text = run_nightcrew(root, env, "status")
+
+    assert data["run"]["state"] == "crashed"
+    assert data["run"]["state_note"] == f"pid {first.pid} is gone"
+    assert f"crashed (pid {first.pid} is gone)" in text.stdout
+
+    with db(root) as conn:
+        (agent_pid,) = conn.execute(
+            "SELECT a.agent_pid FROM attempts a JOIN work_items i ON i.id = a.item_id"
+            " WHERE i.number = 2"
+        ).fetchone()
+    assert agent_pid and alive(agent_pid)
+    # What an Edit cut short by the kill leaves: <file>.tmp.<writer pid>.<hex>, written by
+    # the CLI itself (the stored pid) or by a process of its tree.
+    own = f"calc.py.tmp.{agent_pid}.1a2b3c4d5e6f"
+    child = f"tests/test_calc.py.tmp.{tool_pid}.0f0f0f0f0f0f"
+    for rel in (own, child):
+        (root / rel).write_text("half written\n")
+
     result = run_nightcrew(root, env, "run", "PLAN.md", "--resume", "--model", MODEL)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert not alive(tool_pid)  # reaped on resume
+    assert f"removed the crashed agent's unfinished write(s): {own}, {child}" in result.stdout
+    assert not (root / own).exists() and not (root / child).exists()
     data = status(root, env)
     assert [b["state"] for b in data["batches"]] == ["passed", "passed"]
     assert data["batches"][0]["attempts"] == 1  # batch 1 was not redone
@@ -296,6 +331,7 @@ def test_orchestrator_killed_mid_batch_resumes_without_orphans(
         "Batch 1: One",
         "initial",
     ]
+    assert git(root, "status", "--porcelain") == ""
 
 
 def test_second_run_is_refused_and_ctrl_c_stops_the_first(
@@ -361,33 +397,6 @@ def test_hangup_stops_the_agent_and_saves_the_run(tmp_path: Path, sim_env: SimSt
     data = status(root, env)
     assert data["run"]["state"] == "interrupted"
     assert data["batches"][0]["state"] == "pending"
-
-
-def test_status_shows_a_run_whose_orchestrator_died_as_crashed(
-    tmp_path: Path, sim_env: SimStarter
-) -> None:
-    root = make_project(tmp_path / "proj", plan_text(["Hang"]))
-    pidfile = tmp_path / "tool.pid"
-    _, sim = sim_env(
-        {"scripts": [script("hang", ["Batch 1 of 1"], work_turns(hang_command(pidfile)))]}
-    )
-    env = nightcrew_env(sim)
-    first = start_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL)
-    try:
-        wait_for(pidfile.exists, what="the agent to start its hanging command")
-        assert status(root, env)["run"]["state"] == "running"
-        first.kill()  # SIGKILL: the store still says running
-        first.communicate()
-    finally:
-        kill_quietly(first.pid)
-        kill_quietly(int(pidfile.read_text()))
-
-    data = status(root, env)
-    text = run_nightcrew(root, env, "status")
-
-    assert data["run"]["state"] == "crashed"
-    assert data["run"]["state_note"] == f"pid {first.pid} is gone"
-    assert f"crashed (pid {first.pid} is gone)" in text.stdout
 
 
 def test_item_budget_warns_at_80_percent_then_stops_naming_itself(
