@@ -21,6 +21,14 @@ def _nightcrew_home(
 
 
 @pytest.fixture(autouse=True)
+def _gates_without_this_venvs_pytest_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gates of the tests' toy projects run pytest from this venv, whose
+    plugins (xdist, playwright, timeout, ...) they need none of: loading them
+    costs ~1.6 CPU-s per gate run, and the suite runs hundreds."""
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+
+@pytest.fixture(autouse=True)
 def _forget_stop_signals() -> Iterator[None]:
     """The first stopping signal is kept process-wide (engine/signals.py), and
     a run's orchestrator forgets it when it starts; tests that drive lanes or

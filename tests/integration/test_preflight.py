@@ -25,13 +25,6 @@ from tests.integration.support import (
 pytestmark = pytest.mark.cli
 
 
-@pytest.fixture(autouse=True)
-def _gates_without_this_venvs_pytest_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The gates run the test project's pytest, which needs none of this venv's
-    plugins (xdist, playwright): loading them costs ~2 CPU-s per gate run."""
-    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
-
-
 def test_killed_agents_temp_file_is_removed_and_never_committed(
     tmp_path: Path, sim_env: SimStarter
 ) -> None:
