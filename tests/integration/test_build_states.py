@@ -1,10 +1,9 @@
-"""What a build says about itself afterwards: its state matches its exit code,
-it speaks of features (not batches or a plan), and its forecast uses the costs
-Claude Code reported."""
+"""What a build says about itself afterwards: its state matches its exit code
+and it speaks of features (not batches or a plan). Its status and forecast
+after a feature passed are in tests/unit/test_build_cli.py."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -13,16 +12,10 @@ import pytest
 from tests.conftest import SimStarter
 from tests.integration.support import (
     MODEL,
-    USAGE_DONE,
-    USAGE_TOOL,
-    add_function,
-    cost_of,
     make_project,
     nightcrew_env,
     run_nightcrew,
-    script,
     status,
-    work_turns,
 )
 
 pytestmark = pytest.mark.cli
@@ -76,43 +69,3 @@ def test_a_build_with_nothing_ready_exits_0_succeeds_and_says_build(
     assert "succeeded" in shown.stdout and "nightcrew build summary" in shown.stdout
     assert "Feature" in shown.stdout and "Batch" not in shown.stdout
     assert "backlog" not in shown.stdout.splitlines()[0]  # not "(backlog)" as if a plan
-
-
-def test_a_builds_status_and_forecast_speak_of_features_with_reported_costs(
-    tmp_path: Path, sim_env: SimStarter
-) -> None:
-    root = make_project(tmp_path / "proj", "")
-    _, sim = sim_env(
-        {
-            "scripts": [
-                script(
-                    "f1",
-                    ["# Feature #1 "],
-                    work_turns(add_function("sub", "a - b", "calc.sub(5, 3) == 2")),
-                )
-            ]
-        }
-    )
-    env = nightcrew_env(sim)
-    one = add(root, env, "Subtraction", "--accept", check("calc.sub(5, 3) == 2"))
-    add(root, env, "Power", "--accept", check("calc.pow(2, 3) == 8"))
-    add(root, env, "Cube", "--accept", check("calc.cube(2) == 8"))
-
-    result = run_nightcrew(root, env, "build", "--model", MODEL, "--max-features", "1")
-    assert result.returncode == 0, result.stdout + result.stderr
-
-    data = status(root, env)
-    assert data["run"]["kind"] == "build"
-    (feature,) = data["features"]
-    assert feature["id"] == one and feature["name"] == "Subtraction"
-    assert feature["state"] == "passed"
-
-    reported = cost_of(USAGE_TOOL, USAGE_DONE)
-    forecast = run_nightcrew(root, env, "usage", "--forecast")
-    assert forecast.returncode == 0, forecast.stderr
-    line = " ".join(forecast.stdout.split())
-    assert line.startswith("build ") and "2 features left: about $" in line, line
-    assert "from 1 passed feature" in line and "unknown" not in line and "batch" not in line
-    as_json = json.loads(run_nightcrew(root, env, "usage", "--forecast", "--json").stdout)
-    assert as_json["kind"] == "build" and (as_json["passed"], as_json["left"]) == (1, 2)
-    assert as_json["forecast"]["cost_median"] == pytest.approx(2 * reported, abs=1e-6)

@@ -426,3 +426,37 @@ def test_a_features_rule_tries_haiku_first_and_climbs_to_sonnet_when_stuck(
     (routed,) = nc.events("routing")
     assert routed["item"] == "feature #1" and routed["rule"] == "docs"
     assert routed["why"].startswith("rule 'docs' matched: category docs")
+
+
+# ---- moved from tests/integration/test_build_states.py ---------------------------
+
+
+def test_a_builds_status_and_forecast_speak_of_features_with_reported_costs(
+    tmp_path: Path, nightcrew: Starter
+) -> None:
+    root = make_project(tmp_path / "proj", "")
+    nc = nightcrew(root, adds("sub", "a - b", "calc.sub(5, 3) == 2"))
+    one = nc.add("Subtraction", "--accept", check("calc.sub(5, 3) == 2"))
+    nc.add("Power", "--accept", check("calc.pow(2, 3) == 8"))
+    nc.add("Cube", "--accept", check("calc.cube(2) == 8"))
+
+    result = nc("build", "--model", MODEL, "--max-features", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    shown = nc("status", "--json")
+    assert shown.returncode == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    assert data["run"]["kind"] == "build"
+    (feature,) = data["features"]
+    assert feature["id"] == one and feature["name"] == "Subtraction"
+    assert feature["state"] == "passed"
+
+    forecast = nc("usage", "--forecast")
+    assert forecast.returncode == 0, forecast.stderr
+    line = " ".join(forecast.stdout.split())
+    assert line.startswith("build ") and "2 features left: about $" in line, line
+    assert "from 1 passed feature" in line and "unknown" not in line and "batch" not in line
+    as_json = json.loads(nc("usage", "--forecast", "--json").stdout)
+    assert as_json["kind"] == "build" and (as_json["passed"], as_json["left"]) == (1, 2)
+    # The forecast is made of the cost the agent reported for the passed feature.
+    assert as_json["forecast"]["cost_median"] == pytest.approx(2 * float(COST), abs=1e-6)
