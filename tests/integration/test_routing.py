@@ -25,14 +25,6 @@ from tests.integration.support import (
 pytestmark = pytest.mark.cli
 
 
-@pytest.fixture(autouse=True)
-def _quick_project_tests(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The sample project's tests (a gate, run on this venv's python) start
-    without the dev plugins installed here (xdist, playwright, ...): 0.4 CPU-s
-    a run instead of 2. The project needs none of them."""
-    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
-
-
 HAIKU = "claude-haiku-4-5"
 OPUS = "claude-opus-4-5"
 

@@ -91,9 +91,6 @@ class Nightcrew:
         for name, value in GIT_ENV.items():
             monkeypatch.setenv(name, value)
         monkeypatch.delenv("NIGHTCREW_DEBUG", raising=False)
-        # The project's tests (a gate) run on this venv's python: without its
-        # dev plugins (xdist, playwright, ...) they start in 0.4 CPU-s, not 2.
-        monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
         monkeypatch.setattr(agent_choice, "agent_backend", lambda settings, root: backend)
 
     def __call__(self, *args: str) -> Result:
