@@ -457,3 +457,46 @@ def test_a_builds_status_and_forecast_speak_of_features_with_reported_costs(
     assert as_json["kind"] == "build" and (as_json["passed"], as_json["left"]) == (1, 2)
     # The forecast is made of the cost the agent reported for the passed feature.
     assert as_json["forecast"]["cost_median"] == pytest.approx(2 * float(COST), abs=1e-6)
+
+
+def test_an_answered_question_reaches_the_next_attempt_and_the_build_finishes(
+    tmp_path: Path, nightcrew: Starter
+) -> None:
+    """The second half of tests/integration/test_build.py's asks-a-person test
+    (whose first build keeps the real CLI calling the MCP tool): `backlog
+    answer`, then a build whose agent reads the answer and passes the feature."""
+    root = make_project(tmp_path / "proj", "")
+    sub = adds("sub", "a - b", "calc.sub(5, 3) == 2")
+    mul = adds("mul", "a * b", "calc.mul(3, 4) == 12")
+
+    def session(request: AgentRequest) -> Script:
+        if feature_number(request) == 2:
+            return mul(request)
+        if "Answer: no rounding" in request.prompt:  # with the answer, the agent builds it
+            return sub(request)
+        [ask] = [t for t in request.harness_tools if t.name == "request_human_input"]
+
+        async def asks() -> None:
+            reply = await ask.call({"question": "Should sub round to integers?"})
+            assert not reply.is_error, reply.text
+
+        return Script(after=asks)
+
+    nc = nightcrew(root, session)
+    one = nc.add("Subtraction", "--accept", check("calc.sub(5, 3) == 2"))
+    two = nc.add("Multiplication", "--accept", check("calc.mul(3, 4) == 12"))
+    first = nc("build", "--model", MODEL)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "1 of 2 features passed, 1 waiting for a person (#1)" in first.stdout
+    assert nc.backlog()[one]["state"] == "needs_input"
+
+    answered = nc("backlog", "answer", str(one), "no rounding")
+    assert answered.returncode == 0, answered.stderr
+    second = nc("build", "--model", MODEL)
+
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "the backlog is done: 2 of 2 features passed" in second.stdout
+    prompts = [r.prompt for r in nc.backend.requests if feature_number(r) == one]
+    assert len(prompts) == 2 and "Answer: no rounding" in prompts[1]
+    assert [f["state"] for f in nc.backlog().values()] == ["passed", "passed"]
+    assert two in nc.backlog()
