@@ -16,36 +16,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 
-from nightcrew.core.errors import BadInput
+from nightcrew.server.feature_page import feature_or_404, item_or_404
 from nightcrew.server.project_page import SSE_HEADERS, project_root
-from nightcrew.server.projects import evidence_dir, open_store, store_of
+from nightcrew.server.projects import store_of
 from nightcrew.server.render import Renderer
 from nightcrew.server.stream import FRAGMENTS_EVERY_S, Watch, follow, message
 from nightcrew.store.records import Store
 from nightcrew.views.project_overview import project_key
 from nightcrew.views.work_live import feature_signature, item_signature
-from nightcrew.views.work_page import WorkPage, batch_page, feature_page
+from nightcrew.views.work_page import WorkPage
 
 router = APIRouter()
-
-
-def _feature(root: Path, feature_id: int) -> WorkPage:
-    with open_store(root) as store:
-        try:
-            return feature_page(store, evidence_dir(root), feature_id)
-        except BadInput as exc:
-            raise HTTPException(404, str(exc)) from None
-
-
-def _item(root: Path, run_id: str, item_key: str) -> WorkPage:
-    with open_store(root) as store:
-        try:
-            return batch_page(store, evidence_dir(root), run_id, item_key)
-        except BadInput as exc:
-            raise HTTPException(404, str(exc)) from None
 
 
 def _live(request: Request, root: Path, work: WorkPage) -> HTMLResponse:
@@ -69,13 +53,13 @@ def _stream(root: Path, signature: Callable[[Store], str], sig: str) -> Streamin
 def feature_live(key: str, feature_id: int, request: Request) -> HTMLResponse:
     """The live part of the feature page, fetched when its stream says so."""
     root = project_root(key)
-    return _live(request, root, _feature(root, feature_id))
+    return _live(request, root, feature_or_404(root, feature_id))
 
 
 @router.get("/p/{key}/features/{feature_id}/events")
 async def feature_events(key: str, feature_id: int, sig: str = "") -> StreamingResponse:
     root = project_root(key)
-    _feature(root, feature_id)  # 404 for a feature that is not there
+    feature_or_404(root, feature_id)  # 404 for a feature that is not there
     return _stream(root, lambda store: feature_signature(store, feature_id), sig)
 
 
@@ -83,13 +67,13 @@ async def feature_events(key: str, feature_id: int, sig: str = "") -> StreamingR
 def item_live(key: str, run_id: str, item_key: str, request: Request) -> HTMLResponse:
     """The live part of a work item's page, fetched when its stream says so."""
     root = project_root(key)
-    return _live(request, root, _item(root, run_id, item_key))
+    return _live(request, root, item_or_404(root, run_id, item_key))
 
 
 @router.get("/p/{key}/runs/{run_id}/items/{item_key}/events")
 async def item_events(key: str, run_id: str, item_key: str, sig: str = "") -> StreamingResponse:
     root = project_root(key)
-    _item(root, run_id, item_key)  # 404 for an item that is not there
+    item_or_404(root, run_id, item_key)  # 404 for an item that is not there
     return _stream(root, lambda store: item_signature(store, run_id, item_key), sig)
 
 

@@ -27,7 +27,8 @@ from nightcrew.views.work_page import WorkPage, batch_page, feature_page
 router = APIRouter()
 
 
-def _feature(root: Path, feature_id: int) -> WorkPage:
+def feature_or_404(root: Path, feature_id: int) -> WorkPage:
+    """The feature's page, or a 404 with the store's one line."""
     with open_store(root) as store:
         try:
             return feature_page(store, evidence_dir(root), feature_id)
@@ -35,7 +36,8 @@ def _feature(root: Path, feature_id: int) -> WorkPage:
             raise HTTPException(404, str(exc)) from None
 
 
-def _item(root: Path, run_id: str, item_key: str) -> WorkPage:
+def item_or_404(root: Path, run_id: str, item_key: str) -> WorkPage:
+    """A run's work item's page, or a 404 with the store's one line."""
     with open_store(root) as store:
         try:
             return batch_page(store, evidence_dir(root), run_id, item_key)
@@ -60,12 +62,12 @@ def feature_html(key: str, feature_id: int, request: Request) -> HTMLResponse:
     with open_store(root) as store:
         sig = feature_signature(store, feature_id)
     live = f"/p/{project_key(root)}/features/{feature_id}"
-    return _page(request, root, _feature(root, feature_id), live, sig)
+    return _page(request, root, feature_or_404(root, feature_id), live, sig)
 
 
 @router.get("/api/p/{key}/features/{feature_id}")
 def feature_json(key: str, feature_id: int) -> JSONResponse:
-    return JSONResponse(_feature(project_root(key), feature_id).as_json())
+    return JSONResponse(feature_or_404(project_root(key), feature_id).as_json())
 
 
 @router.get("/p/{key}/runs/{run_id}/items/{item_key}", response_class=HTMLResponse)
@@ -75,12 +77,12 @@ def item_html(key: str, run_id: str, item_key: str, request: Request) -> HTMLRes
     with open_store(root) as store:
         sig = item_signature(store, run_id, item_key)
     live = f"/p/{project_key(root)}/runs/{quote(run_id)}/items/{quote(item_key)}"
-    return _page(request, root, _item(root, run_id, item_key), live, sig)
+    return _page(request, root, item_or_404(root, run_id, item_key), live, sig)
 
 
 @router.get("/api/p/{key}/runs/{run_id}/items/{item_key}")
 def item_json(key: str, run_id: str, item_key: str) -> JSONResponse:
-    return JSONResponse(_item(project_root(key), run_id, item_key).as_json())
+    return JSONResponse(item_or_404(project_root(key), run_id, item_key).as_json())
 
 
 @router.post("/p/{key}/features/{feature_id}/review", response_class=HTMLResponse)
@@ -101,7 +103,7 @@ def review_comment(
             comment = Reviews(store).add(feature_id, attempt, file=file, line=line, text=text)
         except BadInput as exc:
             raise HTTPException(400, str(exc)) from None
-    work = _feature(root, feature_id)
+    work = feature_or_404(root, feature_id)
     renderer: Renderer = request.app.state.renderer
     values = {"key": project_key(root), "work": work}
     return HTMLResponse(
