@@ -238,3 +238,36 @@ def hang_command(pidfile: Path, marker: Path | None = None) -> str:
     if marker is None:
         return hang
     return f"if [ ! -e {marker} ]; then touch {marker}; {hang}; fi"
+
+
+HAIKU = "claude-haiku-4-5"
+OPUS = "claude-opus-4-5"
+
+# A plan with a small batch and a critical one, and the routing rules that
+# send each to its own models (the real-CLI and the in-process routing tests).
+ROUTING_PLAN = """# Plan
+
+## Batch 1: Small
+
+### Task 1: Add f1
+
+## Batch 2: CRITICAL migration
+
+**Files:**
+- Create: `migrate.py`
+- Modify: `calc.py`
+
+### Task 1: Add f2
+"""
+
+ROUTING_RULES = f"""[[routing]]
+name = "careful"
+critical = true
+models = ["{OPUS}"]
+
+[[routing]]
+name = "quick"
+kind = "batch"
+max_chars = 200
+models = ["{HAIKU}", "{MODEL}"]
+"""

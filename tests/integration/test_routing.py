@@ -12,7 +12,9 @@ import pytest
 
 from tests.conftest import SimStarter
 from tests.integration.support import (
+    HAIKU,
     MODEL,
+    OPUS,
     add_function,
     git,
     make_project,
@@ -21,39 +23,10 @@ from tests.integration.support import (
     script,
     work_turns,
 )
+from tests.integration.support import ROUTING_PLAN as PLAN
+from tests.integration.support import ROUTING_RULES as RULES
 
 pytestmark = pytest.mark.cli
-
-
-HAIKU = "claude-haiku-4-5"
-OPUS = "claude-opus-4-5"
-
-PLAN = """# Plan
-
-## Batch 1: Small
-
-### Task 1: Add f1
-
-## Batch 2: CRITICAL migration
-
-**Files:**
-- Create: `migrate.py`
-- Modify: `calc.py`
-
-### Task 1: Add f2
-"""
-
-RULES = f"""[[routing]]
-name = "careful"
-critical = true
-models = ["{OPUS}"]
-
-[[routing]]
-name = "quick"
-kind = "batch"
-max_chars = 200
-models = ["{HAIKU}", "{MODEL}"]
-"""
 
 
 def works(n: int, total: int, model: str | None = None) -> dict[str, Any]:

@@ -24,13 +24,13 @@ import pytest
 from nightcrew.agents.base import AgentRequest, Capabilities, Text
 from nightcrew.core.usage import ModelUsage, TokenCounts
 from nightcrew.testing import FakeBackend, Script, success, usage
-from tests.integration.support import GIT_ENV, git, make_project
+from tests.integration.support import GIT_ENV, HAIKU, OPUS, git, make_project
+from tests.integration.support import ROUTING_PLAN as PLAN
+from tests.integration.support import ROUTING_RULES as RULES
 
 pytestmark = pytest.mark.timeout(120)
 
 MODEL = "claude-sonnet-4-5"
-HAIKU = "claude-haiku-4-5"
-OPUS = "claude-opus-4-5"
 COST = Decimal("0.0123")  # what each session's agent reports it cost
 
 
@@ -334,34 +334,6 @@ def works(request: AgentRequest) -> Script:
     """Batch ``n`` adds f<n> and its test."""
     n = batch_number(request)
     return adds(f"f{n}", str(n), f"calc.f{n}(0, 0) == {n}")(request)
-
-
-PLAN = """# Plan
-
-## Batch 1: Small
-
-### Task 1: Add f1
-
-## Batch 2: CRITICAL migration
-
-**Files:**
-- Create: `migrate.py`
-- Modify: `calc.py`
-
-### Task 1: Add f2
-"""
-
-RULES = f"""[[routing]]
-name = "careful"
-critical = true
-models = ["{OPUS}"]
-
-[[routing]]
-name = "quick"
-kind = "batch"
-max_chars = 200
-models = ["{HAIKU}", "{MODEL}"]
-"""
 
 
 def test_a_stuck_batch_climbs_its_rules_chain(tmp_path: Path, nightcrew: Starter) -> None:
