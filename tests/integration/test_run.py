@@ -72,12 +72,16 @@ def db(root: Path) -> sqlite3.Connection:
 
 def test_three_batches_pass_with_one_commit_each(tmp_path: Path, sim_env: SimStarter) -> None:
     root = make_project(tmp_path / "proj", plan_text(THREE))
-    _, sim = sim_env(three_batch_scenario())
+    server, sim = sim_env(three_batch_scenario())
     env = nightcrew_env(sim)
 
     result = run_nightcrew(root, env, "run", "PLAN.md", "--model", MODEL)
 
     assert result.returncode == 0, result.stdout + result.stderr
+    # The agent works under Claude Code's own system prompt (its tool, coding and
+    # safety instructions), as with `claude -p`, not the SDK's minimal one (235 chars).
+    assert all(len(r.system_prompt) > 5000 for r in server.requests)
+    assert all("software engineering" in r.system_prompt for r in server.requests)
     assert result.stdout.count("nightcrew run summary") == 1  # the summary is shown once
     assert result.stdout.count("every batch passed") == 1
     subjects = git(root, "log", "--format=%s").splitlines()

@@ -53,6 +53,7 @@ class SimRequest:
     stream: bool
     status: int
     cwd: str | None
+    system_prompt: str = ""  # the system prompt's text blocks, joined by blank lines
 
 
 # --- reading requests -----------------------------------------------------------------------
@@ -90,14 +91,19 @@ def messages_by_role(body: dict[str, Any], role: str) -> list[dict[str, Any]]:
     return [m for m in messages if isinstance(m, dict) and m.get("role") == role]
 
 
-def find_cwd(body: dict[str, Any]) -> str | None:
-    """The agent's working directory as the CLI told the model, or None if absent."""
-    texts: list[str] = []
+def system_texts(body: dict[str, Any]) -> list[str]:
+    """The text blocks of the request's system prompt."""
     system = body.get("system")
     if isinstance(system, str):
-        texts.append(system)
-    elif isinstance(system, list):
-        texts.extend(b["text"] for b in system if isinstance(b, dict) and "text" in b)
+        return [system]
+    if isinstance(system, list):
+        return [b["text"] for b in system if isinstance(b, dict) and isinstance(b.get("text"), str)]
+    return []
+
+
+def find_cwd(body: dict[str, Any]) -> str | None:
+    """The agent's working directory as the CLI told the model, or None if absent."""
+    texts = system_texts(body)
     for message in messages_by_role(body, "user")[:1]:
         texts.extend(_content_texts(message.get("content")))
     for text in texts:
@@ -446,6 +452,7 @@ class SimServer:
             stream=stream,
             status=reply.status,
             cwd=cwd,
+            system_prompt="\n\n".join(system_texts(body)),
         )
         with self._lock:
             self._records.append(record)

@@ -289,6 +289,10 @@ class ClaudeBackend:
             servers[HARNESS_SERVER] = sdk_server(HARNESS_SERVER, request.harness_tools)
             allowed += allowed_names(HARNESS_SERVER, request.harness_tools)
         options = ClaudeAgentOptions(
+            # Claude Code's own system prompt (tool use, coding and safety
+            # instructions, the working directory and git state): without it
+            # the SDK sends a minimal one, unlike `claude -p`.
+            system_prompt={"type": "preset", "preset": "claude_code"},
             cwd=str(request.cwd),
             model=request.model,
             fallback_model=request.fallback_model,
