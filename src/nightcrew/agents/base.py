@@ -216,7 +216,11 @@ class AgentBackend(Protocol):
 
     ``default_allowed_tools`` are the agent's own tool names it may use
     without asking when the config names none; ``tool_name`` is what the agent
-    calls a harness tool (``create_features``), for prompts that name it."""
+    calls a harness tool (``create_features``), for prompts that name it.
+
+    A backend may also have ``prepare()``: slow one-time set-up (importing its
+    SDK) that the orchestrator runs in a thread while the run starts, so the
+    first agent does not stall every lane's event loop with it."""
 
     name: str
     capabilities: Capabilities

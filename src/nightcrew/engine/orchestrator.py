@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,9 +114,22 @@ class Orchestrator:
     def _execute(self, store: Store, crashed: list[str]) -> RunResult:
         raise NotImplementedError
 
+    def _prepare_backend(self) -> threading.Thread | None:
+        """Start the backend's one-time set-up (``prepare``) in a thread: it
+        runs while the lock is taken, the store opened and the baseline tests
+        run, instead of stalling the event loop when the first agent starts."""
+        prepare = getattr(self.backend, "prepare", None)
+        if prepare is None:
+            return None
+        thread = threading.Thread(target=prepare, name="nightcrew-agent-prepare")
+        thread.start()
+        return thread
+
     def execute(self) -> RunResult:
+        preparing: threading.Thread | None = None
         try:
             self._check()
+            preparing = self._prepare_backend()
             gitops.ensure_excluded(self.project.root)
             with ProjectLock(self.project.lock_path):
                 stop_signals.reset()
@@ -149,6 +163,8 @@ class Orchestrator:
                     store.close()
         finally:
             self.reporter.close()
+            if preparing is not None:
+                preparing.join()
 
     def _latest(self, store: Store) -> RunRow | None:
         """The run a new one would repeat: the latest of this plan, or build."""

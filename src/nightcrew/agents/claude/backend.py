@@ -255,7 +255,14 @@ class ClaudeBackend:
     def tool_name(self, tool: str) -> str:
         return mcp_tool_name(HARNESS_SERVER, tool)
 
+    def prepare(self) -> None:
+        """Import the SDK (about a second of CPU: it brings ``mcp`` and its
+        models). Safe in any thread, and instant once done."""
+        import claude_agent_sdk  # noqa: F401
+
     async def run(self, request: AgentRequest) -> AsyncIterator[AgentEvent]:
+        # Off the event loop: the other lanes' agents stream on meanwhile.
+        await asyncio.to_thread(self.prepare)
         from claude_agent_sdk import ClaudeAgentOptions, McpServerConfig, query
 
         # The SDK logs "Fatal error in message reader … Check stderr output for
