@@ -314,3 +314,94 @@ def test_denied_tool_calls_are_counted_and_the_session_goes_on(
     assert outcome.end == "finished"
     assert denied in seen
     assert (outcome.tool_calls, outcome.tool_denials) == (2, 1)
+
+
+# ---- start-up turns: at most as many agents loading at once as there are CPUs ---------
+
+
+class GatedBackend:
+    """An agent whose session begins only when the test says so; it records
+    when it was launched."""
+
+    name = "gated"
+    default_allowed_tools: tuple[str, ...] = ()
+
+    def __init__(self, label: str, log: list[str]) -> None:
+        self.label = label
+        self.log = log
+        self.begin = asyncio.Event()
+
+    def tool_name(self, tool: str) -> str:
+        return tool
+
+    async def run(self, request: AgentRequest) -> AsyncIterator[AgentEvent]:
+        self.log.append(f"{self.label} launched")
+        await self.begin.wait()  # loading, before its first model request
+        yield SessionStarted(f"sess-{self.label}", SONNET)
+        self.log.append(f"{self.label} session")
+        yield finished()
+
+
+def test_an_agent_is_launched_only_when_one_starting_before_it_has_begun_its_session(
+    tmp_path: Path,
+) -> None:
+    log: list[str] = []
+    one, two = GatedBackend("one", log), GatedBackend("two", log)
+
+    async def both() -> list[AgentOutcome]:
+        starting = asyncio.Semaphore(1)  # a machine with one CPU
+
+        def run(backend: GatedBackend) -> asyncio.Task[AgentOutcome]:
+            return asyncio.create_task(
+                drive_agent(
+                    backend,  # type: ignore[arg-type]
+                    AgentRequest(prompt="go", cwd=tmp_path, model=SONNET),
+                    timeout_s=30,
+                    pricer=Pricer(),
+                    budget_left_usd=None,
+                    on_event=lambda event, live: None,
+                    handle_signals=False,
+                    starting=starting,
+                )
+            )
+
+        first, second = run(one), run(two)
+        while log != ["one launched"]:
+            await asyncio.sleep(0)
+        for _ in range(50):  # "two" gets every chance to launch: it must not
+            await asyncio.sleep(0)
+        assert log == ["one launched"]
+        one.begin.set()
+        two.begin.set()
+        return [await first, await second]
+
+    outcomes = asyncio.run(both())
+
+    assert log == ["one launched", "one session", "two launched", "two session"]
+    assert [o.end for o in outcomes] == ["finished", "finished"]
+
+
+def test_an_agent_stopped_while_waiting_for_its_turn_to_start_is_never_launched(
+    tmp_path: Path,
+) -> None:
+    log: list[str] = []
+    waiting = GatedBackend("waiting", log)
+
+    async def blocked() -> AgentOutcome:
+        starting = asyncio.Semaphore(1)
+        await starting.acquire()  # another agent is loading and never gets going
+        return await drive_agent(
+            waiting,  # type: ignore[arg-type]
+            AgentRequest(prompt="go", cwd=tmp_path, model=SONNET),
+            timeout_s=0.05,
+            pricer=Pricer(),
+            budget_left_usd=None,
+            on_event=lambda event, live: None,
+            handle_signals=False,
+            starting=starting,
+        )
+
+    outcome = asyncio.run(blocked())
+
+    assert outcome.end == "timed_out"
+    assert log == []  # nothing was launched, so nothing is left to stop

@@ -141,13 +141,15 @@ async def drive_agent(
     handle_signals: bool = True,
     watch: stop_signals.StopWatch | None = None,
     over_budget: Callable[[Decimal], bool] | None = None,
+    starting: asyncio.Semaphore | None = None,
 ) -> AgentOutcome:
     """Run the agent to the end of its session or until stopped. With a
     ``watch`` (the scheduler's), the run's signal handling stops this agent;
     without one, ``handle_signals`` installs handlers for this session only.
     ``over_budget`` is asked with the live cost at every response: it sees the
     run's other attempts in flight, which ``budget_left_usd`` (fixed when the
-    attempt started) cannot."""
+    attempt started) cannot. ``starting`` (shared by the lanes) is held from
+    the agent's launch until its session has begun (engine/slots.py)."""
     loop = asyncio.get_running_loop()
     stopper = Stopper()
     live = LiveUsage(pricer)
@@ -168,37 +170,57 @@ async def drive_agent(
     watched = watch.add(lambda: stopper.stop("cancelled")) if watch is not None else None
     timer = loop.call_later(timeout_s, stopper.stop, "timed_out")
 
+    launched = asyncio.Event()  # the agent was launched (it had its turn to start)
+
     async def consume() -> None:
-        async for event in backend.run(request):
-            if isinstance(event, ProcessStarted):
-                stopper.attach(event.pid)
-            elif isinstance(event, SessionStarted):
+        # Held from the launch until the agent's first event after its process
+        # started (its session has begun): it is loaded and waits on the model.
+        held = starting is not None and await starting.acquire()
+        launched.set()
+        try:
+            async for event in backend.run(request):
+                if held and not isinstance(event, ProcessStarted):
+                    assert starting is not None
+                    starting.release()
+                    held = False
+                on_agent_event(event)
+        finally:
+            if held:
+                assert starting is not None
+                starting.release()
+
+    def on_agent_event(event: AgentEvent) -> None:
+        if isinstance(event, ProcessStarted):
+            stopper.attach(event.pid)
+        elif isinstance(event, SessionStarted):
+            seen.session_id = event.session_id
+        elif isinstance(event, ToolCall):
+            seen.tool_calls += 1
+        elif isinstance(event, ToolDenied):
+            seen.tool_denials += 1
+        elif isinstance(event, Text):
+            seen.last_text = event.text
+        elif isinstance(event, Usage):
+            live.update(event)
+            if event.model and event.model not in seen.models:
+                seen.models.append(event.model)
+            own = budget_left_usd is not None and live.cost_usd >= budget_left_usd
+            if own or (over_budget is not None and over_budget(live.cost_usd)):
+                stopper.stop("over_budget")
+        elif isinstance(event, Finished):
+            seen.finished = event
+            if event.session_id:
                 seen.session_id = event.session_id
-            elif isinstance(event, ToolCall):
-                seen.tool_calls += 1
-            elif isinstance(event, ToolDenied):
-                seen.tool_denials += 1
-            elif isinstance(event, Text):
-                seen.last_text = event.text
-            elif isinstance(event, Usage):
-                live.update(event)
-                if event.model and event.model not in seen.models:
-                    seen.models.append(event.model)
-                own = budget_left_usd is not None and live.cost_usd >= budget_left_usd
-                if own or (over_budget is not None and over_budget(live.cost_usd)):
-                    stopper.stop("over_budget")
-            elif isinstance(event, Finished):
-                seen.finished = event
-                if event.session_id:
-                    seen.session_id = event.session_id
-            on_event(event, live)
+        on_event(event, live)
 
     task = asyncio.create_task(consume())
     waiter = asyncio.create_task(stopper.event.wait())
     crashed: BaseException | None = None
     try:
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        if not task.done():
+        if not task.done() and not launched.is_set():
+            task.cancel()  # stopped while waiting for its turn to start: nothing ran
+        elif not task.done():
             try:
                 await asyncio.wait_for(asyncio.shield(task), STOP_DRAIN_S)
             except TimeoutError:

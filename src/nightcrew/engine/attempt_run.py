@@ -312,6 +312,7 @@ async def _attempt_once(
         on_event=Recorder(ctx, attempt, item_spent, guard),
         watch=ctx.watch,
         over_budget=lambda live: guard.exceeded(live) is not None,
+        starting=ctx.slot.starting if ctx.slot is not None else None,
     )
     cost, source = record_final(ctx, attempt, outcome, ctx.pricer)
     ctx.ledger.settle(attempt.id, item.id, cost)

@@ -32,7 +32,7 @@ from typing import Generic, Protocol, TypeVar
 
 from nightcrew.engine.controls import Controls
 from nightcrew.engine.signals import StopWatch
-from nightcrew.engine.slots import AgentSlot
+from nightcrew.engine.slots import AgentSlot, starting_pool
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -91,9 +91,10 @@ class Scheduler(Generic[T, O]):
         changed = asyncio.Condition()
         busy = [0]
         pool = asyncio.Semaphore(self.agents or self.lanes)
+        starting = starting_pool()
 
         async def lane(number: int) -> None:
-            slot = self.slots[number] = AgentSlot(pool)
+            slot = self.slots[number] = AgentSlot(pool, starting)
             try:
                 await claiming(number, slot)
             finally:
