@@ -70,6 +70,8 @@ class Settings(BaseModel):
     # a branch of its own afterwards.
     parallel: int = Field(default=1, ge=1, le=16)
     merge: Literal["rebase", "merge", "squash"] = "rebase"
+    # How many landings waiting together the merge queue checks in one run.
+    merge_batch: int = Field(default=4, ge=1, le=32)
     branch_per_feature: bool = False
     # Shell commands that make a fresh worktree runnable (copy .env, install
     # dependencies), run in it before its first attempt.

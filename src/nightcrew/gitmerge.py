@@ -75,6 +75,11 @@ def remove_worktree(root: Path, path: Path) -> None:
         gitops._git(root, "worktree", "prune")
 
 
+def checkout_detached(path: Path, sha: str) -> None:
+    """Put the worktree at ``path`` on ``sha``, on no branch."""
+    gitops._git(path, "checkout", "-q", "--detach", sha)
+
+
 def unmerged_files(path: Path) -> tuple[str, ...]:
     done = gitops._git(path, "diff", "--name-only", "-z", "--diff-filter=U")
     return tuple(sorted(set(gitops._z_list(gitops._stdout(done)))))

@@ -152,6 +152,10 @@ CASES: list[tuple[Event, list[Line]]] = [
                     gate_seconds=2.5),
      [("feature #7 landed on main (0123456789): merged result checked"
        " (merge 0.1 s, checks 2.5 s)", "info")]),
+    (ev.MergeLanded(item="feature #7", branch="main", sha="0123456789abcdef", merge_seconds=0.04,
+                    gate_seconds=1.5, checked_with=("feature #5", "feature #9")),
+     [("feature #7 landed on main (0123456789): merged result checked together with"
+       " feature #5, feature #9 (merge 0.0 s, checks 1.5 s)", "info")]),
     (ev.MergeLanded(item="feature #7", branch="main", sha="0123456789abcdef", merge_seconds=0.02,
                     gate_seconds=0.0, checks_reused=True),
      [("feature #7 landed on main (0123456789): the tree its lane's checks passed on,"

@@ -16,7 +16,7 @@ import pytest
 
 from nightcrew import proc
 from nightcrew.engine import gates as gates_mod
-from nightcrew.engine.merge_queue import Landing, MergeQueue
+from nightcrew.engine.merge_queue import Landed, Landing, MergeQueue
 
 
 @pytest.fixture(autouse=True)
@@ -66,7 +66,7 @@ def check(expr: str) -> gates_mod.GateSpec:
     return gates_mod.command_gate(1, f"{sys.executable} -c 'import cart; assert {expr}'")
 
 
-def queue(root: Path) -> MergeQueue:
+def queue(root: Path, batch: int = 1) -> MergeQueue:
     return MergeQueue(
         root,
         "main",
@@ -74,6 +74,7 @@ def queue(root: Path) -> MergeQueue:
         scratch=root / ".nightcrew" / "worktrees",
         gate_timeout=60,
         run_id="r1",
+        batch=batch,
     )
 
 
@@ -279,3 +280,133 @@ def test_a_merge_commit_of_the_checked_tree_is_not_checked_again(
     assert landed.outcome == "landed" and landed.checks_reused and not marker.exists()
     assert landed.head != tip and tree(repo, "main") == tree(repo, tip)
     assert git(repo, "rev-parse", "main^2") == tip  # a merge commit, as merge = "merge" makes
+
+
+# ---- landings waiting together are checked together -----------------------------------
+
+
+def counting(counter: Path) -> gates_mod.GateSpec:
+    """The project's gate: passes, and adds a line to ``counter`` each time it runs."""
+    return gates_mod.command_gate(1, f"echo ran >> {counter}")
+
+
+def own(root: Path, name: str, expr: str, counter: Path, tip: str, base: str) -> Landing:
+    """A landing with one acceptance command of its own (``expr`` about the
+    merged tree, python), then the project's counting gate."""
+    accept = gates_mod.acceptance_gate(1, f"{sys.executable} -c 'import cart; assert {expr}'")
+    return replace(landing(root, name, tip, base, accept, counting(counter)), own_gates=1)
+
+
+def land_all(q: MergeQueue, landings: list[Landing]) -> list[Landed]:
+    async def together() -> list[Landed]:
+        return list(await asyncio.gather(*(q.land(x) for x in landings)))
+
+    return asyncio.run(together())
+
+
+def test_landings_waiting_together_are_checked_once_and_land_one_commit_each(
+    repo: Path, tmp_path: Path
+) -> None:
+    counter = tmp_path / "runs"
+    names = ("one", "two", "three", "four")
+    tips = {n: feature_branch(repo, n, f"{n}.py", f"NAME = {n!r}\n") for n in names}
+    q = queue(repo, batch=4)
+
+    landed = land_all(q, [own(repo, n, "True", counter, *tips[n]) for n in names])
+
+    assert [x.outcome for x in landed] == ["landed"] * 4
+    # "one" found the queue free and went alone; the three that waited meanwhile, together.
+    assert counter.read_text().splitlines() == ["ran", "ran"]
+    assert landed[0].checked_with == ()
+    assert landed[2].checked_with == ("feature two", "feature four")
+    log = git(repo, "log", "--format=%s", "main").splitlines()
+    assert log == ["feat: four", "feat: three", "feat: two", "feat: one", "initial"]
+    assert [x.head for x in landed[1:]] == [git(repo, "rev-parse", f"main~{k}") for k in (2, 1, 0)]
+    # Every feature's acceptance command ran, named after its feature; the gate once.
+    names_run = [r.name.split(":")[0] for r in landed[1].results]
+    assert names_run == [
+        "feature two › acceptance 1",
+        "feature three › acceptance 1",
+        "feature four › acceptance 1",
+        "gate 1",
+    ]
+    for name in ("two", "three", "four"):
+        evidence = repo / ".nightcrew" / "evidence" / name
+        note = (evidence / "checked-together.txt").read_text()
+        assert "feature two" in note and "feature four" in note and "passed" in note
+        logs = sorted(p.name.split("-1-")[0] for p in evidence.glob("*.log"))
+        assert logs == [
+            "feature-four-acceptance",
+            "feature-three-acceptance",
+            "feature-two-acceptance",
+            "gate",
+        ]
+    assert all(r.output_path and r.output_path.parent.name == "three" for r in landed[2].results)
+    assert "fast-forwarded" in landed[3].checkout and landed[1].checkout == ""
+    assert q.waiting == []
+    assert "merge-" not in git(repo, "worktree", "list")
+
+
+def test_a_group_that_fails_is_split_until_the_feature_that_fails_goes_back_alone(
+    repo: Path, tmp_path: Path
+) -> None:
+    counter = tmp_path / "runs"
+    double = feature_branch(
+        repo, "double", "cart.py", "def total(items):\n    return 2 * sum(items)\n"
+    )
+    a, b, c = (feature_branch(repo, n, f"{n}.py", f"N = {n!r}\n") for n in ("a", "b", "c"))
+    q = queue(repo, batch=4)
+    # "b" passed on its own base, where total([1]) == 1; once "double" lands it is 2.
+    landed = land_all(
+        q,
+        [
+            own(repo, "double", "True", counter, *double),
+            own(repo, "a", "True", counter, *a),
+            own(repo, "b", "cart.total([1]) == 1", counter, *b),
+            own(repo, "c", "True", counter, *c),
+        ],
+    )
+
+    assert [x.outcome for x in landed] == ["landed", "landed", "failed", "landed"]
+    log = git(repo, "log", "--format=%s", "main").splitlines()
+    assert log == ["feat: c", "feat: a", "feat: double", "initial"]  # "b" never reached it
+    rejected = landed[2]
+    assert rejected.digest is not None and "acceptance 1" in rejected.digest
+    assert "feature b ›" not in rejected.digest  # judged alone, under its own names
+    assert rejected.merged_since == ("feat: double", "feat: a")
+    # double alone; {a, b, c} failed; a alone; {b, c} failed; b alone (failed); c alone.
+    assert len(counter.read_text().splitlines()) == 6
+    failed_note = repo / ".nightcrew" / "evidence" / "b" / "failed-in-a-group-of-3"
+    assert "checks failed" in (failed_note / "checked-together.txt").read_text()
+    assert (repo / ".nightcrew" / "evidence" / "b" / "failed-in-a-group-of-2").is_dir()
+
+
+def test_a_landing_that_conflicts_with_one_ahead_in_its_group_goes_alone_after_it(
+    repo: Path, tmp_path: Path
+) -> None:
+    counter = tmp_path / "runs"
+    first = feature_branch(repo, "first", "first.py", "N = 0\n")
+    plus = feature_branch(repo, "plus", "cart.py", "def total(items):\n    return sum(items) + 1\n")
+    minus = feature_branch(
+        repo, "minus", "cart.py", "def total(items):\n    return sum(items) - 1\n"
+    )
+    other = feature_branch(repo, "other", "other.py", "N = 1\n")
+    q = queue(repo, batch=4)
+
+    landed = land_all(
+        q,
+        [
+            own(repo, "first", "True", counter, *first),
+            own(repo, "plus", "True", counter, *plus),
+            own(repo, "minus", "True", counter, *minus),
+            own(repo, "other", "True", counter, *other),
+        ],
+    )
+
+    assert [x.outcome for x in landed] == ["landed", "landed", "conflict", "landed"]
+    assert landed[1].checked_with == ("feature other",)
+    assert landed[2].conflicts == ("cart.py",)
+    assert landed[2].merged_since == ("feat: first", "feat: plus", "feat: other")
+    log = git(repo, "log", "--format=%s", "main").splitlines()
+    assert log == ["feat: other", "feat: plus", "feat: first", "initial"]
+    assert len(counter.read_text().splitlines()) == 2  # "minus" never got to its checks

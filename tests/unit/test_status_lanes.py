@@ -150,7 +150,7 @@ class Build:
             ev.MergeQueued(run_id=self.run.id, lane=lane, item=f"feature #{feature}", ahead=0)
         )
 
-    def landed(self, feature: int, lane: int, sha: str) -> None:
+    def landed(self, feature: int, lane: int, sha: str, checked_with: tuple[str, ...] = ()) -> None:
         self.emit(
             ev.MergeLanded(
                 run_id=self.run.id,
@@ -160,6 +160,7 @@ class Build:
                 sha=sha,
                 merge_seconds=0.42,
                 gate_seconds=3.14,
+                checked_with=checked_with,
             )
         )
 
@@ -259,6 +260,7 @@ def test_while_the_build_runs_each_lane_says_what_it_is_doing(project: Path) -> 
             "gate_seconds": 3.1,
             "landed_at": data["landed"][0]["landed_at"],
             "checks_reused": False,
+            "checked_with": [],
         }
     ]
     assert data["worktrees"] == []
@@ -290,7 +292,8 @@ def test_after_the_build_lanes_landings_and_worktrees_are_shown(project: Path) -
         b.claim(feature, lane)
         attempt = b.attempt(feature, lane)
         b.queued(feature, lane)
-        b.landed(feature, lane, str(feature) * 40)
+        # The two waited in the queue together: checked in one run.
+        b.landed(feature, lane, str(feature) * 40, (f"feature #{3 - feature}",))
         b.finish(attempt, AttemptState.PASSED, "0.30")
         b.store.set_item_state(b.items[feature].id, ItemState.PASSED, commit_sha="x" * 40)
     b.claim(3, 1)
@@ -311,11 +314,13 @@ def test_after_the_build_lanes_landings_and_worktrees_are_shown(project: Path) -
     ]
     assert data["merge_queue"] == []
     assert [(r["feature_id"], r["sha"]) for r in data["landed"]] == [(2, "2" * 40), (1, "1" * 40)]
+    assert [r["checked_with"] for r in data["landed"]] == [["feature #1"], ["feature #2"]]
     assert [(w["feature_id"], w["state"]) for w in data["worktrees"]] == [(3, "pending")]
 
     text = status()
     assert "merge queue" not in text
     assert text.index("landed #2 Signup") < text.index("landed #1 Login")
+    assert "(merge 0.4 s, checks 3.1 s with feature #1)" in text
     assert "worktrees\n" in text and "1 worktree(s)" in text
 
 

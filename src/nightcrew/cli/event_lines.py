@@ -85,8 +85,9 @@ def _landed(e: ev.MergeLanded) -> list[Line]:
             f" on, not checked again (merge {e.merge_seconds:.1f} s)"
         )
     else:
+        together = f" together with {', '.join(e.checked_with)}" if e.checked_with else ""
         line = (
-            f"{e.item} landed on {e.branch} ({e.sha[:10]}): merged result checked"
+            f"{e.item} landed on {e.branch} ({e.sha[:10]}): merged result checked{together}"
             f" (merge {e.merge_seconds:.1f} s, checks {e.gate_seconds:.1f} s)"
         )
     out: list[Line] = [(line, "info")]

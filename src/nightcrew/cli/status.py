@@ -167,6 +167,7 @@ def _print_lanes(console: Console, view: LanesView) -> None:
             "checks: its lane's, same tree"
             if landed.checks_reused
             else f"checks {landed.gate_seconds:.1f} s"
+            + (f" with {', '.join(landed.checked_with)}" if landed.checked_with else "")
         )
         console.print(
             f"landed {_named(landed.item, landed.feature_id, landed.title)}"

@@ -735,6 +735,9 @@ class MergeLanded(Event):
     # The checks were not run again: the merged result's tree is the one they
     # passed on in the lane (as when nothing landed since the feature's base).
     checks_reused: bool = False
+    # The other features put on the branch with this one and checked in the
+    # same run (the merge queue checks the landings waiting together at once).
+    checked_with: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

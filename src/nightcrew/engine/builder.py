@@ -395,6 +395,7 @@ class Builder(Orchestrator):
             scratch=state_dir / WORKTREES,
             gate_timeout=self.settings.gate_timeout,
             run_id=run_id,
+            batch=self.settings.merge_batch,
         )
         return Lanes(root, state_dir, queue, self.lane_count)
 

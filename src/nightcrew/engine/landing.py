@@ -105,6 +105,7 @@ async def land(
             baseline=baseline,
             env={**os.environ, **ctx.lane_env} if ctx.lane_env else None,
             checked_tree=result.checked_tree,
+            own_gates=len(work.job.extra_gates),
         )
     )
     if landed.outcome == "landed":
@@ -120,6 +121,7 @@ async def land(
                 gate_seconds=landed.gate_seconds,
                 checkout=landed.checkout,
                 checks_reused=landed.checks_reused,
+                checked_with=landed.checked_with,
             )
         )
         landed_result = replace(committed, commit=landed.head)

@@ -107,6 +107,7 @@ class LandedRow:
     gate_seconds: float  # the checks of the merged result
     landed_at: str
     checks_reused: bool = False  # its tree was the lane's checked one: not checked again
+    checked_with: tuple[str, ...] = ()  # the others checked in the same run
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -120,6 +121,7 @@ class LandedRow:
             "gate_seconds": _round(self.gate_seconds),
             "landed_at": self.landed_at,
             "checks_reused": self.checks_reused,
+            "checked_with": list(self.checked_with),
         }
 
 
@@ -322,6 +324,7 @@ def _landed(e: dict[str, Any], item: ItemRow | None) -> LandedRow:
         gate_seconds=float(p.get("gate_seconds", 0.0)),
         landed_at=e["ts"],
         checks_reused=bool(p.get("checks_reused", False)),
+        checked_with=tuple(str(i) for i in p.get("checked_with") or ()),
     )
 
 
