@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from markupsafe import escape
 
 from nightcrew import paths
+from nightcrew.core import events as ev
 from nightcrew.core.states import AttemptState, ItemState
 from nightcrew.project import Project
 from nightcrew.server.app import create_app
@@ -231,3 +232,26 @@ def test_a_build_that_ends_at_once_is_refused_with_its_last_line(
     )
     log = (shop.root / ".nightcrew" / "dashboard-build.log").read_text()
     assert "not inside a git repository" in log
+
+
+def test_a_landing_checked_with_others_names_them_on_the_project_page(
+    client: TestClient, shop: Seeded
+) -> None:
+    shop.claim(1, 1)
+    shop.finish(shop.attempt(1, 1), AttemptState.PASSED, "0.10")
+    shop.emit(
+        ev.MergeLanded(
+            run_id=shop.run.id,
+            lane=1,
+            item="feature #1",
+            branch="main",
+            sha="1" * 40,
+            merge_seconds=0.1,
+            gate_seconds=2.5,
+            checked_with=("feature #2", "feature #3"),
+        )
+    )
+
+    page = client.get(url(shop, "")).text
+
+    assert "checks 2.5 s with feature #2, feature #3" in page
