@@ -410,3 +410,35 @@ def test_a_landing_that_conflicts_with_one_ahead_in_its_group_goes_alone_after_i
     log = git(repo, "log", "--format=%s", "main").splitlines()
     assert log == ["feat: other", "feat: plus", "feat: first", "initial"]
     assert len(counter.read_text().splitlines()) == 2  # "minus" never got to its checks
+
+
+def test_the_group_is_checked_on_its_merged_result_when_its_last_landing_conflicts(
+    repo: Path, tmp_path: Path
+) -> None:
+    counter = tmp_path / "runs"
+    first = feature_branch(repo, "first", "first.py", "N = 0\n")
+    plus = feature_branch(repo, "plus", "cart.py", "def total(items):\n    return sum(items) + 1\n")
+    other = feature_branch(repo, "other", "other.py", "N = 1\n")
+    minus = feature_branch(
+        repo, "minus", "cart.py", "def total(items):\n    return sum(items) - 1\n"
+    )
+    q = queue(repo, batch=4)
+    # Each checks its own change is there: the checks must run on plus + other,
+    # not on the tree of "minus", whose rebase was given up.
+    has_other = '__import__("other").N == 1'
+
+    landed = land_all(
+        q,
+        [
+            own(repo, "first", "True", counter, *first),
+            own(repo, "plus", "cart.total([1]) == 2", counter, *plus),
+            own(repo, "other", has_other, counter, *other),
+            own(repo, "minus", "True", counter, *minus),
+        ],
+    )
+
+    assert [x.outcome for x in landed] == ["landed", "landed", "landed", "conflict"]
+    assert landed[1].checked_with == ("feature other",)
+    assert len(counter.read_text().splitlines()) == 2  # "first" alone, then the group once
+    log = git(repo, "log", "--format=%s", "main").splitlines()
+    assert log == ["feat: other", "feat: plus", "feat: first", "initial"]

@@ -233,6 +233,8 @@ class MergeQueue:
                     members.append((n, landing, merged))
                 if len(members) < 2:  # nothing to check together
                     return {}, [(n, landing) for n, landing in group]
+                if alone:  # a given-up rebase leaves the worktree at that feature's tip
+                    gitmerge.checkout_detached(path, merged)
                 merge_seconds = time.monotonic() - started
                 landings = [landing for _, landing, _ in members]
                 items = [landing.item for landing in landings]
