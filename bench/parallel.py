@@ -182,6 +182,7 @@ class Run:
     unscripted: int = 0  # requests the sim answered with its fallback
     sim_cpu: float = 0.0  # this process's CPU during the build: the sim's threads
     reused: int = 0  # landings whose checks were not run again (checks_reused)
+    grouped: int = 0  # landings checked in one run with others (checked_with)
     breakdown: cpu_breakdown.Breakdown | None = None  # with --perf
 
 
@@ -298,6 +299,7 @@ def run_once(
         unscripted=unscripted,
         sim_cpu=sim_cpu,
         reused=sum(1 for p in landings if p.get("checks_reused")),
+        grouped=sum(1 for p in landings if p.get("checked_with")),
         breakdown=breakdown,
     )
 
@@ -377,7 +379,8 @@ def report(runs: Sequence[Run], lanes: Sequence[int], features: int) -> None:
             f" its checks median {statistics.median(checks) * 1000:.0f} ms,"
             f" busy {sum(merges) + sum(checks):.1f} s in all;"
             f" {sum(r.reused for r in by_n[n])} landed on the tree their lane had checked"
-            " (checks not run again)"
+            f" (checks not run again), {sum(r.grouped for r in by_n[n])} checked together"
+            " with others (merge_batch)"
         )
     loads = [x for r in runs for x in (r.load_before, r.load_after)]
     print(f"load average (1 min) around the runs: {min(loads):.2f}\u2013{max(loads):.2f}")
