@@ -342,6 +342,21 @@ class GatedBackend:
         yield finished()
 
 
+async def drive_gated(
+    backend: GatedBackend, cwd: Path, starting: asyncio.Semaphore, timeout_s: float = 30
+) -> AgentOutcome:
+    return await drive_agent(
+        backend,  # type: ignore[arg-type]
+        AgentRequest(prompt="go", cwd=cwd, model=SONNET),
+        timeout_s=timeout_s,
+        pricer=Pricer(),
+        budget_left_usd=None,
+        on_event=lambda event, live: None,
+        handle_signals=False,
+        starting=starting,
+    )
+
+
 def test_an_agent_is_launched_only_when_one_starting_before_it_has_begun_its_session(
     tmp_path: Path,
 ) -> None:
@@ -351,21 +366,8 @@ def test_an_agent_is_launched_only_when_one_starting_before_it_has_begun_its_ses
     async def both() -> list[AgentOutcome]:
         starting = asyncio.Semaphore(1)  # a machine with one CPU
 
-        def run(backend: GatedBackend) -> asyncio.Task[AgentOutcome]:
-            return asyncio.create_task(
-                drive_agent(
-                    backend,  # type: ignore[arg-type]
-                    AgentRequest(prompt="go", cwd=tmp_path, model=SONNET),
-                    timeout_s=30,
-                    pricer=Pricer(),
-                    budget_left_usd=None,
-                    on_event=lambda event, live: None,
-                    handle_signals=False,
-                    starting=starting,
-                )
-            )
-
-        first, second = run(one), run(two)
+        first = asyncio.create_task(drive_gated(one, tmp_path, starting))
+        second = asyncio.create_task(drive_gated(two, tmp_path, starting))
         while log != ["one launched"]:
             await asyncio.sleep(0)
         for _ in range(50):  # "two" gets every chance to launch: it must not
@@ -390,16 +392,7 @@ def test_an_agent_stopped_while_waiting_for_its_turn_to_start_is_never_launched(
     async def blocked() -> AgentOutcome:
         starting = asyncio.Semaphore(1)
         await starting.acquire()  # another agent is loading and never gets going
-        return await drive_agent(
-            waiting,  # type: ignore[arg-type]
-            AgentRequest(prompt="go", cwd=tmp_path, model=SONNET),
-            timeout_s=0.05,
-            pricer=Pricer(),
-            budget_left_usd=None,
-            on_event=lambda event, live: None,
-            handle_signals=False,
-            starting=starting,
-        )
+        return await drive_gated(waiting, tmp_path, starting, timeout_s=0.05)
 
     outcome = asyncio.run(blocked())
 
