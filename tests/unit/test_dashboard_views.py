@@ -203,3 +203,29 @@ def test_a_running_attempt_leaves_a_features_cost_at_what_the_finished_ones_cost
     running_only = Seeded.build(tmp_path / "docs", ["Search"], config={"parallel": 1})
     running_only.attempt(1, None)
     assert feature_page(running_only.store, tmp_path / "runs", 1).finished == []  # shown "—"
+
+
+def test_the_feed_warns_of_a_conflict_left_for_a_person_not_of_one_the_agent_resolved(
+    tmp_path: Path,
+) -> None:
+    from nightcrew.core import events as ev
+    from nightcrew.server import activity
+
+    build = Seeded.build(tmp_path / "shop", ["Cart", "Tax"], config={"parallel": 2})
+    for item, by in (("feature #1", "agent"), ("feature #2", "person")):
+        build.emit(
+            ev.MergeConflicted(
+                run_id=build.run.id,
+                lane=1,
+                item=item,
+                branch="main",
+                files=("cart.py",),
+                resolved_by=by,
+            )
+        )
+
+    levels = {
+        row.item: row.level for row in activity.latest(build.store) if row.kind == "merge_conflict"
+    }
+
+    assert levels == {"feature #1": "info", "feature #2": "warn"}

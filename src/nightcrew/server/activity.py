@@ -170,4 +170,6 @@ def _level(kind: str, payload: dict[str, Any]) -> str:
         return "warn"
     if kind == "run_finished" and payload.get("state") not in (None, "succeeded"):
         return "warn"
+    if kind == "merge_conflict" and payload.get("resolved_by") == "agent":
+        return "info"  # the agent resolved it: nothing for a person to do
     return _LEVELS.get(kind, "info")
