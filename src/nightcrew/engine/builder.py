@@ -215,6 +215,7 @@ class Builder(Orchestrator):
         try:
             baseline = None
             if backlog.ready():
+                self._start_preparing()
                 with self._check_tree() as tree:
                     baseline = self._baseline(
                         store,

@@ -95,6 +95,7 @@ class Orchestrator:
         # The engine reports to the run's bus; the watcher given here (the
         # console) is its subscriber, and the store is attached once open.
         self.bus = Bus()
+        self._preparing: threading.Thread | None = None  # the backend's prepare()
         self.bus.subscribe(reporter.emit, name="the console", close=reporter.close)
         self.reporter: Reporter = self.bus
         self.register = register
@@ -114,22 +115,20 @@ class Orchestrator:
     def _execute(self, store: Store, crashed: list[str]) -> RunResult:
         raise NotImplementedError
 
-    def _prepare_backend(self) -> threading.Thread | None:
-        """Start the backend's one-time set-up (``prepare``) in a thread: it
-        runs while the lock is taken, the store opened and the baseline tests
-        run, instead of stalling the event loop when the first agent starts."""
+    def _start_preparing(self) -> None:
+        """Start the backend's one-time set-up (``prepare``) in a thread, once
+        the run has work for an agent: it runs while the baseline tests run,
+        instead of stalling the event loop when the first agent starts. A run
+        that ends before (nothing to do, bad input) never pays for it."""
         prepare = getattr(self.backend, "prepare", None)
-        if prepare is None:
-            return None
-        thread = threading.Thread(target=prepare, name="nightcrew-agent-prepare")
-        thread.start()
-        return thread
+        if prepare is None or self._preparing is not None:
+            return
+        self._preparing = threading.Thread(target=prepare, name="nightcrew-agent-prepare")
+        self._preparing.start()
 
     def execute(self) -> RunResult:
-        preparing: threading.Thread | None = None
         try:
             self._check()
-            preparing = self._prepare_backend()
             gitops.ensure_excluded(self.project.root)
             with ProjectLock(self.project.lock_path):
                 stop_signals.reset()
@@ -163,8 +162,8 @@ class Orchestrator:
                     store.close()
         finally:
             self.reporter.close()
-            if preparing is not None:
-                preparing.join()
+            if self._preparing is not None:
+                self._preparing.join()
 
     def _latest(self, store: Store) -> RunRow | None:
         """The run a new one would repeat: the latest of this plan, or build."""

@@ -273,6 +273,7 @@ class Runner(Orchestrator):
         try:
             baseline = None
             if todo:
+                self._start_preparing()
                 baseline = self._baseline(
                     store,
                     run.id,
