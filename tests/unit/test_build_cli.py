@@ -472,3 +472,21 @@ def test_an_answered_question_reaches_the_next_attempt_and_the_build_finishes(
     assert len(prompts) == 2 and "Answer: no rounding" in prompts[1]
     assert [f["state"] for f in nc.backlog().values()] == ["passed", "passed"]
     assert two in nc.backlog()
+
+
+def test_the_agents_set_up_runs_once_there_is_work_and_never_for_nothing_to_do(
+    tmp_path: Path, nightcrew: Starter
+) -> None:
+    root = make_project(tmp_path / "proj", "")
+    nc = nightcrew(root, adds("sub", "a - b", "calc.sub(5, 3) == 2"))
+    prepared: list[str] = []
+    nc.backend.prepare = lambda: prepared.append("prepared")  # type: ignore[attr-defined]
+
+    nc.add("Subtraction", "--accept", check("calc.sub(5, 3) == 2"))
+    assert nc("build", "--model", MODEL).returncode == 0
+    assert prepared == ["prepared"]  # once, for the build that had a feature to work on
+
+    done = nc("build", "--model", MODEL)
+
+    assert done.returncode == 0 and "the backlog is done" in done.stdout
+    assert prepared == ["prepared"]  # the SDK's import is not paid for nothing to do
