@@ -59,20 +59,24 @@ def add_detached(root: Path, path: Path, sha: str) -> None:
     at that path is removed first). Serialised with the other lanes' git."""
     with shared_git(root):
         clear_stale_locks(root)
-        remove_worktree(root, path)
+        if path.exists():
+            remove_worktree(root, path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        gitops._git(root, "worktree", "add", "-q", "--detach", str(path), sha)
+        # --force: a worktree registered at this path whose files are gone (a
+        # crash between removing them and pruning) is taken over, not refused.
+        gitops._git(root, "worktree", "add", "-q", "--force", "--detach", str(path), sha)
 
 
 def remove_worktree(root: Path, path: Path) -> None:
     """Remove the worktree at ``path`` (its files too); a missing one is fine."""
     with shared_git(root):
-        gitops._git(root, "worktree", "remove", "--force", str(path), ok_codes=(0, 128))
+        done = gitops._git(root, "worktree", "remove", "--force", str(path), ok_codes=(0, 128))
         if path.exists():
             import shutil  # noqa: PLC0415 - rarely needed
 
             shutil.rmtree(path, ignore_errors=True)
-        gitops._git(root, "worktree", "prune")
+        if done.exit_code != 0:  # not a worktree git knew of as it is: forget stale entries
+            gitops._git(root, "worktree", "prune")
 
 
 def checkout_detached(path: Path, sha: str) -> None:
