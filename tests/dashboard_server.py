@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from tests.line_process import sigint_state
+
 START_S = 60.0  # a loaded 2-core machine can take a while to import FastAPI
 
 
@@ -26,6 +28,7 @@ class Server:
     process: subprocess.Popen[str]
     url: str  # as printed, with the token
     lines: list[str] = field(default_factory=list)
+    sigint: str = ""  # how it took SIGINT once it had started (for a failure's message)
 
     @property
     def base(self) -> str:
@@ -72,6 +75,7 @@ def serving(*args: str, env: dict[str, str] | None = None) -> Iterator[Server]:
         first = lines.get(timeout=START_S)
         assert first is not None and first.startswith("nightcrew dashboard: "), first
         server = Server(process, first.removeprefix("nightcrew dashboard: "))
+        server.sigint = f"{sigint_state(process.pid)}; this one: {sigint_state(os.getpid())}"
         yield server
     finally:
         if process.poll() is None:

@@ -14,6 +14,21 @@ from pathlib import Path
 TIMEOUT_S = 60  # generous: a follower polls the store four times a second
 
 
+def sigint_state(pid: int) -> str:
+    """How process ``pid`` takes SIGINT (Ctrl-C), from /proc: for the message of a
+    test whose child did not end on Ctrl-C (a child started with SIGINT ignored
+    keeps it ignored: Python then installs no KeyboardInterrupt handler)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return f"process {pid}: gone"
+    masks = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    bit = 1 << (2 - 1)  # SIGINT is 2
+    kinds = (("ignored", "SigIgn"), ("blocked", "SigBlk"), ("caught", "SigCgt"))
+    said = [name for name, key in kinds if int(masks.get(key, "0"), 16) & bit]
+    return f"process {pid}: SIGINT {', '.join(said) or 'default'}"
+
+
 class LineProcess:
     """``python -m nightcrew ARGS`` in ``root``; ``what`` names it in a failure."""
 
@@ -45,7 +60,11 @@ class LineProcess:
 
     def end(self) -> tuple[int, str]:
         """Its exit code and what it said on stderr, once it has exited."""
-        code = self.process.wait(timeout=TIMEOUT_S)
+        try:
+            code = self.process.wait(timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            state = f"{sigint_state(self.process.pid)}; this one: {sigint_state(os.getpid())}"
+            raise AssertionError(f"the {self.what} did not exit ({state})") from None
         self._reader.join(timeout=TIMEOUT_S)
         assert self.process.stdout is not None and self.process.stderr is not None
         err = self.process.stderr.read()

@@ -32,7 +32,7 @@ def test_the_printed_url_opens_the_dashboard_and_ctrl_c_stops_it(tmp_path: Path)
             project = client.get(f"/p/{project_key(build.root)}/")
             assert project.status_code == 200 and "<title>shop · nightcrew</title>" in project.text
         assert httpx.get(server.base + "/").status_code == 401  # a client without it
-    assert server.process.returncode == 130
+    assert server.process.returncode == 130, server.sigint
 
 
 def test_the_stream_resumes_after_last_event_id_and_follows_another_process(

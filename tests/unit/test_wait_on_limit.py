@@ -5,6 +5,7 @@ nothing here waits on a wall clock."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -205,6 +206,8 @@ def test_ctrl_c_during_the_wait_interrupts_the_run(tmp_path: Path) -> None:
     assert code == ExitCode.INTERRUPTED
     assert "--resume" in message
     assert len(backend.requests) == 1
+    # the caller gets its own Ctrl-C handling back (not the closed event loop's)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     store = Store.open(proj.store_path)
     try:
         run_row = store.run(latest(store))

@@ -65,15 +65,18 @@ class Scheduler(Generic[T, O]):
 
     def run(self) -> list[O]:
         """Run every lane to the end, in one event loop; signal handling is
-        installed for the whole of it and the caller's comes back after."""
-        return asyncio.run(self._main())
+        installed for the whole of it and the caller's comes back after.
 
-    async def _main(self) -> list[O]:
-        self.watch.install(asyncio.get_running_loop())
-        try:
-            await self._lanes()
-        finally:
-            self.watch.restore()
+        The watch is installed around the loop's run, not inside it: asyncio
+        then installs no SIGINT handler of its own, and a KeyboardInterrupt
+        raised in a lane (which leaves the loop before the lanes' ``finally``
+        blocks run) still gives the caller back exactly the handlers it had."""
+        with asyncio.Runner() as runner:
+            self.watch.install(runner.get_loop())
+            try:
+                runner.run(self._lanes())
+            finally:
+                self.watch.restore()
         return self.outcomes
 
     async def _lanes(self) -> None:
