@@ -10,7 +10,7 @@ time per landing, gates left out (target <= 150 ms).
 
     .venv/bin/python bench/parallel.py [--repeat K] [--features M] [--delay S]
                                        [--lanes 1,2,4] [--pytest-plugins] [--perf]
-                                       [--keep DIR]
+                                       [--floor] [--keep DIR]
 
 See bench/README.md for the method. Exit 0 whatever the times (this is a
 measurement, not a test); exit 1 when a build failed, did not pass every
@@ -320,6 +320,28 @@ real Claude Code CLI against nightcrew.sim, every model answer after {delay:g} s
 """
 
 
+def floor_report(walls: Mapping[int, Sequence[float]], builds: Mapping[int, float]) -> None:
+    """The floor's speedups (the work alone, bench/parallel_floor.py) beside the
+    builds': what share of the speedup the work allows nightcrew gets, and
+    whether a target is within reach at all on this machine."""
+    floor = {n: statistics.median(ws) for n, ws in walls.items()}
+    print()
+    print("the floor: the same work with no harness (bench/parallel_floor.py), same rounds")
+    print(f"{'N':>3} {'wall s':>8} {'speedup':>8}  nightcrew's, and its share of the floor's")
+    for n, wall in floor.items():
+        speedup = floor[1] / wall
+        ours = builds[1] / builds[n]
+        share = f"{ours:.2f}\u00d7 of {speedup:.2f}\u00d7 ({ours / speedup:.0%})"
+        print(f"{n:>3} {wall:>8.1f} {speedup:>7.2f}\u00d7  {share if n > 1 else ''}")
+    for n, wall in floor.items():
+        goal = SPEEDUP_TARGET * n
+        if 1 < n <= 4 and floor[1] / wall < goal:
+            print(
+                f"target \u2265{goal:.1f}\u00d7 at N={n}: out of reach on this machine at this"
+                f" delay (the work alone gives {floor[1] / wall:.2f}\u00d7)"
+            )
+
+
 def report(runs: Sequence[Run], lanes: Sequence[int], features: int) -> None:
     by_n = {n: [r for r in runs if r.lanes == n] for n in lanes}
     walls = {n: statistics.median(r.wall for r in rs) for n, rs in by_n.items()}
@@ -447,6 +469,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="record each build with `perf record` and print its CPU by kind of process",
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="after each build, the same work with no harness (bench/parallel_floor.py)",
+    )
     parser.add_argument("--keep", type=Path, metavar="DIR", help="keep the projects in DIR")
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.features < 1:
@@ -474,6 +501,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         workdir = Path(tempfile.mkdtemp(prefix="nightcrew-bench-"))
     runs: list[Run] = []
+    floors: dict[int, list[float]] = {n: [] for n in args.lanes}
     try:
         for k in range(1, args.repeat + 1):
             for n in args.lanes:
@@ -491,6 +519,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f" (load {one.load_before:.2f} \u2192 {one.load_after:.2f})",
                     flush=True,
                 )
+                if args.floor:
+                    import parallel_floor  # noqa: PLC0415 - it imports this module
+
+                    wall, cpu = parallel_floor.run_once(
+                        workdir / f"round{k}-n{n}-floor", n, args.features, args.delay
+                    )
+                    floors[n].append(wall)
+                    print(f"round {k}, N={n}, the floor: {wall:.1f} s, {cpu:.1f} CPU-s", flush=True)
     except RunFailed as exc:
         print(f"parallel: the run failed: {exc}", file=sys.stderr)
         return 1
@@ -500,6 +536,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     report(runs, args.lanes, args.features)
+    if args.floor:
+        builds = {n: statistics.median(r.wall for r in runs if r.lanes == n) for n in args.lanes}
+        floor_report(floors, builds)
     return 0
 
 
