@@ -259,3 +259,36 @@ def test_the_live_panel_says_paused_in_its_header_until_resumed() -> None:
         assert header(live) == "nightcrew lanes"
     finally:
         live.close()
+
+
+def test_the_live_lanes_panel_shows_which_landings_the_queue_is_checking() -> None:
+    from nightcrew.cli.display import LiveReporter
+    from nightcrew.core import events as ev
+
+    def queue_line(live: LiveReporter) -> str:
+        panel = io.StringIO()
+        Console(file=panel, width=120, color_system=None).print(live._render())
+        return next(ln for ln in panel.getvalue().splitlines() if "merge queue:" in ln).strip()
+
+    live = LiveReporter(
+        Console(file=io.StringIO(), width=120, color_system=None), clock=lambda: 0.0
+    )
+    try:
+        for lane in (1, 2):
+            live.progress(ProgressSnapshot(run_id="r1", lane=lane, batch_number=lane, title="x"))
+        for n in (3, 4, 5):
+            live.emit(ev.MergeQueued(run_id="r1", lane=1, item=f"feature #{n}", ahead=0))
+        assert queue_line(live) == "merge queue: feature #3, feature #4, feature #5"
+        live.emit(ev.MergeChecking(run_id="r1", items=("feature #3", "feature #4")))
+        assert queue_line(live) == (
+            "merge queue: checking feature #3, feature #4 · waiting feature #5"
+        )
+        live.emit(
+            ev.MergeLanded(
+                run_id="r1", item="feature #3", branch="main", sha="a" * 40,
+                merge_seconds=0.1, gate_seconds=1.0,
+            )
+        )  # fmt: skip
+        assert queue_line(live) == "merge queue: checking feature #4 · waiting feature #5"
+    finally:
+        live.close()

@@ -66,7 +66,7 @@ def check(expr: str) -> gates_mod.GateSpec:
     return gates_mod.command_gate(1, f"{sys.executable} -c 'import cart; assert {expr}'")
 
 
-def queue(root: Path, batch: int = 1) -> MergeQueue:
+def queue(root: Path, batch: int = 1, taken: list[tuple[str, ...]] | None = None) -> MergeQueue:
     return MergeQueue(
         root,
         "main",
@@ -75,6 +75,7 @@ def queue(root: Path, batch: int = 1) -> MergeQueue:
         gate_timeout=60,
         run_id="r1",
         batch=batch,
+        on_take=None if taken is None else taken.append,
     )
 
 
@@ -310,13 +311,15 @@ def test_landings_waiting_together_are_checked_once_and_land_one_commit_each(
     counter = tmp_path / "runs"
     names = ("one", "two", "three", "four")
     tips = {n: feature_branch(repo, n, f"{n}.py", f"NAME = {n!r}\n") for n in names}
-    q = queue(repo, batch=4)
+    taken: list[tuple[str, ...]] = []
+    q = queue(repo, batch=4, taken=taken)
 
     landed = land_all(q, [own(repo, n, "True", counter, *tips[n]) for n in names])
 
     assert [x.outcome for x in landed] == ["landed"] * 4
     # "one" found the queue free and went alone; the three that waited meanwhile, together.
     assert counter.read_text().splitlines() == ["ran", "ran"]
+    assert taken == [("feature one",), ("feature two", "feature three", "feature four")]
     assert landed[0].checked_with == ()
     assert landed[2].checked_with == ("feature two", "feature four")
     log = git(repo, "log", "--format=%s", "main").splitlines()

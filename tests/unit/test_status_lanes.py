@@ -273,6 +273,38 @@ def test_while_the_build_runs_each_lane_says_what_it_is_doing(project: Path) -> 
     assert f"landed #4 Avatars as {'4' * 10} on main (merge 0.4 s, checks 3.1 s)" in text
 
 
+def test_every_landing_the_queue_checks_together_is_landing_the_rest_wait(project: Path) -> None:
+    b = Build.start(project, pid=os.getpid())
+    for feature in (1, 2, 3, 5):
+        b.claim(feature, feature)
+        b.agent_done(b.attempt(feature, feature))
+    b.queued(1, 1)
+    b.emit(ev.MergeChecking(run_id=b.run.id, items=("feature #1",)))
+    b.emit(
+        ev.MergeRejected(
+            run_id=b.run.id, lane=1, item="feature #1", branch="main", failed=("tests",)
+        )
+    )
+    b.queued(3, 3)
+    b.queued(2, 2)
+    b.emit(ev.MergeChecking(run_id=b.run.id, items=("feature #3", "feature #2")))
+    b.queued(5, 5)  # came while the group was checked: waits for the next turn
+    b.queued(1, 1)  # back after its rejection: waits too
+    try:
+        checking = lanes_view(b.store, b.run.id).merge_queue
+        b.landed(3, 3, "3" * 40, checked_with=("feature #2",))  # #2 is still being landed
+        after = lanes_view(b.store, b.run.id).merge_queue
+    finally:
+        b.store.close()
+
+    assert [(q.feature_id, q.landing) for q in checking] == [
+        (3, True), (2, True), (5, False), (1, False),
+    ]  # fmt: skip
+    assert [(q.feature_id, q.landing) for q in after] == [(2, True), (5, False), (1, False)]
+    text = status()
+    assert "merge queue: #2 Signup (landing, lane 2), #5" in text
+
+
 def test_the_elapsed_time_is_the_current_attempts(project: Path) -> None:
     b = busy_build(project)
     running = b.store.attempts(item_id=b.items[1].id)[-1]

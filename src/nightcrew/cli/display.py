@@ -136,7 +136,8 @@ class LiveReporter:
         self._events = EventPrinter(self)
         self.snapshot: ProgressSnapshot | None = None  # the latest, whatever its lane
         self.lanes: dict[int, ProgressSnapshot] = {}  # with several lanes, each one's
-        self.queue: list[str] = []  # items waiting for the merge queue, first is landing
+        self.queue: list[str] = []  # items in the merge queue, in the order they came
+        self.checking: set[str] = set()  # those of them the queue is landing now
         self.paused: str | None = None  # "paused by NAME": a person paused the run
         self._last_failures: dict[int, int] = {}
         self.live = Live(
@@ -193,7 +194,12 @@ class LiveReporter:
         if idle:  # a build has two lanes per agent: the spare ones are one line
             rows.append(Text(f"  idle: lane {', '.join(idle)}", style="dim"))
         if self.queue:
-            rows.append(Text("  merge queue: " + ", ".join(self.queue), style="magenta"))
+            now = [item for item in self.queue if item in self.checking]
+            later = [item for item in self.queue if item not in self.checking]
+            line = ", ".join(later)  # none taken yet (between two turns): the line as it is
+            if now:
+                line = f"checking {', '.join(now)}" + (f" · waiting {line}" if later else "")
+            rows.append(Text(f"  merge queue: {line}", style="magenta"))
         if latest is not None:
             t = latest.run_tokens
             rows.append(
@@ -220,11 +226,12 @@ class LiveReporter:
             self.paused = None
         if isinstance(event, ev.MergeQueued):
             self.queue.append(event.item)
-        elif (
-            isinstance(event, ev.MergeLanded | ev.MergeRejected | ev.MergeConflicted)
-            and event.item in self.queue
-        ):
-            self.queue.remove(event.item)
+        elif isinstance(event, ev.MergeChecking):
+            self.checking.update(event.items)
+        elif isinstance(event, ev.MergeLanded | ev.MergeRejected | ev.MergeConflicted):
+            self.checking.discard(event.item)
+            if event.item in self.queue:
+                self.queue.remove(event.item)
         self._events(event)
 
     def note(self, message: str, level: Level = "info") -> None:

@@ -324,6 +324,12 @@ _RENDER: dict[type[Event], Callable[[Any, ProgressSnapshot | None], list[Line]]]
             + (f" ({e.ahead} ahead)" if e.ahead else "")
         )
     ),
+    ev.MergeChecking: _one(
+        lambda e: (
+            f"merge queue: checking {', '.join(e.items)}"
+            + (" together" if len(e.items) > 1 else "")
+        )
+    ),
     ev.MergeLanded: _plain(_landed),
     ev.BranchKept: _one(lambda e: f"{e.item} passed on its own branch {e.branch} ({e.sha[:10]})"),
     ev.MergeRejected: _plain(_rejected),

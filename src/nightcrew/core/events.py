@@ -722,6 +722,16 @@ class MergeQueued(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class MergeChecking(Event):
+    """The merge queue takes these landings now, in this order: it puts them on
+    the integration head and checks the result (in one run when there are
+    several). Each is settled by its own landed, rejected or conflict event."""
+
+    kind = "merge_checking"
+    items: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
 class MergeLanded(Event):
     """The merged result passed its checks and the integration branch advanced."""
 

@@ -397,6 +397,7 @@ class Builder(Orchestrator):
             gate_timeout=self.settings.gate_timeout,
             run_id=run_id,
             batch=self.settings.merge_batch,
+            on_take=lambda items: self.reporter.emit(ev.MergeChecking(run_id=run_id, items=items)),
         )
         return Lanes(root, state_dir, queue, self.lane_count)
 

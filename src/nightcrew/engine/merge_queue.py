@@ -37,7 +37,7 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -120,6 +120,7 @@ class MergeQueue:
         gate_timeout: float,
         run_id: str,
         batch: int = 1,
+        on_take: Callable[[tuple[str, ...]], None] | None = None,
     ) -> None:
         self.root = root
         self.branch = branch
@@ -132,6 +133,9 @@ class MergeQueue:
         self.side_branch: str | None = None  # set when the user's checkout refused
         self._lock = asyncio.Lock()
         self._pending: list[_Waiter] = []  # not yet taken, oldest first
+        # Told the items of each group the queue takes, as it takes them (on
+        # the event loop's thread): the builder emits MergeChecking.
+        self._on_take = on_take
 
     def head(self) -> str:
         sha = gitmerge.rev_parse(self.root, f"refs/heads/{self.branch}")
@@ -154,6 +158,8 @@ class MergeQueue:
                 while not waiter.done.is_set():
                     group = self._pending[: self.batch]
                     del self._pending[: len(group)]
+                    if self._on_take is not None:
+                        self._on_take(tuple(w.landing.item for w in group))
                     work = asyncio.ensure_future(
                         asyncio.to_thread(self._land_group, [w.landing for w in group])
                     )

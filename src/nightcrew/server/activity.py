@@ -30,6 +30,7 @@ _DETAIL = {
     "feature_rejected": "reason",
     "item_waits": "reason",
     "merge_rejected": "failed",
+    "merge_checking": "items",
     "merge_conflict": "files",
     "worktree_ready": "branch",
     "branch_kept": "branch",

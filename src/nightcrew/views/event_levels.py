@@ -79,6 +79,7 @@ LEVELS: dict[str, LevelRule] = {
     "worktree_ready": LevelRule(_INFO),
     "item_waits": LevelRule(_INFO),
     "merge_queued": LevelRule(_INFO),
+    "merge_checking": LevelRule(_INFO),
     "merge_landed": LevelRule(_INFO),
     "merge_rejected": LevelRule(_WARN),
     "merge_conflict": LevelRule(_WARN, "resolved_by", {"agent": _INFO}),

@@ -5,8 +5,8 @@ The build may be running in another process, so everything is read from the
 store: the attempts (the lane each ran on; a running one has no
 ``finished_at``, and its ``agent_seconds`` is stored once its agent is done,
 before its gates), the items, and the lane events the build keeps
-(``worktree_ready``, ``merge_queued``, ``merge_landed``, ``merge_rejected``,
-``merge_conflict``, each with its lane). A build with one lane working in
+(``worktree_ready``, ``merge_queued``, ``merge_checking``, ``merge_landed``,
+``merge_rejected``, ``merge_conflict``, each with its lane). A build with one lane working in
 place has no lanes here.
 """
 
@@ -34,8 +34,9 @@ STOPPED = "stopped"  # the build stopped or died with the lane's feature unfinis
 IDLE = "idle"
 
 _QUEUED = "merge_queued"
+_CHECKING = "merge_checking"
 _SETTLED = frozenset({"merge_landed", "merge_rejected", "merge_conflict"})
-_KINDS = ("worktree_ready", _QUEUED, *sorted(_SETTLED))
+_KINDS = ("worktree_ready", _QUEUED, _CHECKING, *sorted(_SETTLED))
 LAST_LANDINGS = 5
 
 
@@ -80,7 +81,7 @@ class QueuedRow:
     title: str
     lane: int
     queued_at: str
-    landing: bool  # first in line while the build runs: being merged and checked now
+    landing: bool  # taken by the queue while the build runs: being merged and checked now
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -153,6 +154,9 @@ def lanes_view(store: Store, run_id: str, *, now: datetime | None = None) -> Lan
         return LanesView((), (), ())
 
     waiting: dict[str, dict[str, Any]] = {}  # label → its queued event, not yet settled
+    # Taken by the queue and not settled yet: being landed now. None: the build
+    # kept no merge_checking events (made before them): the first in line is.
+    checking: set[str] | None = None
     landed: list[dict[str, Any]] = []
     ready: dict[int, dict[str, Any]] = {}  # lane → its latest worktree_ready
     for e in events:
@@ -162,8 +166,12 @@ def lanes_view(store: Store, run_id: str, *, now: datetime | None = None) -> Lan
         elif e["kind"] == _QUEUED:
             waiting.pop(label, None)  # queued again: back at the end of the line
             waiting[label] = e
+        elif e["kind"] == _CHECKING:
+            checking = (checking or set()) | {str(i) for i in e["payload"].get("items", ())}
         else:
             waiting.pop(label, None)
+            if checking is not None:
+                checking.discard(label)
             if e["kind"] == "merge_landed":
                 landed.append(e)
     landed_labels = {str(e["payload"].get("item")) for e in landed}
@@ -203,7 +211,11 @@ def lanes_view(store: Store, run_id: str, *, now: datetime | None = None) -> Lan
             )
         )
     queue = tuple(
-        _queued(e, by_label.get(label), landing=live and n == 0)
+        _queued(
+            e,
+            by_label.get(label),
+            landing=live and (n == 0 if checking is None else label in checking),
+        )
         for n, (label, e) in enumerate(waiting.items())
     )
     last = tuple(
