@@ -281,7 +281,7 @@ def test_the_live_lanes_panel_shows_which_landings_the_queue_is_checking() -> No
         assert queue_line(live) == "merge queue: feature #3, feature #4, feature #5"
         live.emit(ev.MergeChecking(run_id="r1", items=("feature #3", "feature #4")))
         assert queue_line(live) == (
-            "merge queue: checking feature #3, feature #4 · waiting feature #5"
+            "merge queue: landing feature #3, feature #4 · waiting feature #5"
         )
         live.emit(
             ev.MergeLanded(
@@ -289,6 +289,6 @@ def test_the_live_lanes_panel_shows_which_landings_the_queue_is_checking() -> No
                 merge_seconds=0.1, gate_seconds=1.0,
             )
         )  # fmt: skip
-        assert queue_line(live) == "merge queue: checking feature #4 · waiting feature #5"
+        assert queue_line(live) == "merge queue: landing feature #4 · waiting feature #5"
     finally:
         live.close()

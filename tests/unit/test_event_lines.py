@@ -148,9 +148,9 @@ CASES: list[tuple[Event, list[Line]]] = [
      [("feature #7: new worktree /p/.nightcrew/worktrees/7-cart on nightcrew/7-cart", "info")]),
     (ev.MergeQueued(item="feature #7", ahead=2),
      [("feature #7 passed in its worktree: merge queue (2 ahead)", "info")]),
-    (ev.MergeChecking(items=("feature #7",)), [("merge queue: checking feature #7", "info")]),
+    (ev.MergeChecking(items=("feature #7",)), [("merge queue: landing feature #7", "info")]),
     (ev.MergeChecking(items=("feature #7", "feature #9")),
-     [("merge queue: checking feature #7, feature #9 together", "info")]),
+     [("merge queue: landing feature #7, feature #9 together", "info")]),
     (ev.MergeLanded(item="feature #7", branch="main", sha="0123456789abcdef", merge_seconds=0.12,
                     gate_seconds=2.5),
      [("feature #7 landed on main (0123456789): merged result checked"

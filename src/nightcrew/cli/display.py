@@ -198,7 +198,7 @@ class LiveReporter:
             later = [item for item in self.queue if item not in self.checking]
             line = ", ".join(later)  # none taken yet (between two turns): the line as it is
             if now:
-                line = f"checking {', '.join(now)}" + (f" · waiting {line}" if later else "")
+                line = f"landing {', '.join(now)}" + (f" · waiting {line}" if later else "")
             rows.append(Text(f"  merge queue: {line}", style="magenta"))
         if latest is not None:
             t = latest.run_tokens

@@ -326,8 +326,7 @@ _RENDER: dict[type[Event], Callable[[Any, ProgressSnapshot | None], list[Line]]]
     ),
     ev.MergeChecking: _one(
         lambda e: (
-            f"merge queue: checking {', '.join(e.items)}"
-            + (" together" if len(e.items) > 1 else "")
+            f"merge queue: landing {', '.join(e.items)}" + (" together" if len(e.items) > 1 else "")
         )
     ),
     ev.MergeLanded: _plain(_landed),
