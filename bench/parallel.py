@@ -2,11 +2,15 @@
 
 Builds a backlog of M independent features (default 8) with the real
 ``nightcrew`` executable and the real Claude Code CLI against ``nightcrew.sim``,
-whose every scripted answer waits ``--delay`` seconds (default 2.0), so agent
-time dominates as it does with a real model. Runs N = 1, 2 and 4 lanes, each
-on a fresh copy of the project and a fresh sim, and prints the wall time per
-N, the speedup over one lane (target >= 0.8 x N) and the merge queue's own
-time per landing, gates left out (target <= 150 ms).
+whose every scripted answer waits ``--delay`` seconds (default 2.0, the Lanes
+issue's example). Runs N = 1, 2 and 4 lanes, each on a fresh copy of the
+project and a fresh sim, and prints the wall time per N, the speedup over one
+lane (target >= 0.8 x N) and the merge queue's own time per landing, gates
+left out (target <= 150 ms). On two cores, 2 s answers do not let agent time
+dominate: the CLIs, tests and git of four lanes need more CPU than the model
+time they overlap. ``--floor`` measures what the work itself allows (the same
+work with no harness, parallel_floor.py); ``--delay 10`` is a regime where
+model time dominates, as with a real model (see bench/README.md).
 
     .venv/bin/python bench/parallel.py [--repeat K] [--features M] [--delay S]
                                        [--lanes 1,2,4] [--pytest-plugins] [--perf]
