@@ -229,3 +229,30 @@ def test_the_feed_warns_of_a_conflict_left_for_a_person_not_of_one_the_agent_res
     }
 
     assert levels == {"feature #1": "info", "feature #2": "warn"}
+
+
+def test_the_feed_colours_each_event_as_the_log_does(tmp_path: Path) -> None:
+    from nightcrew.core import events as ev
+    from nightcrew.server import activity
+    from nightcrew.views.event_log import LogFilter, read_log
+
+    build = Seeded.build(tmp_path / "shop", ["Cart", "Tax"], config={"parallel": 2})
+    run = build.run.id
+    build.emit(ev.ItemFailed(run_id=run, lane=1, item="feature #1", reason="the tests fail"))
+    build.emit(
+        ev.QuestionAsked(run_id=run, lane=2, feature=2, item="feature #2", question="Which tax?")
+    )
+    build.emit(
+        ev.BudgetStop(
+            run_id=run, budget="run", name="max_usd", limit_usd=Decimal(1), spent_usd=Decimal(2)
+        )
+    )
+
+    feed = {row.kind: row.level for row in activity.latest(build.store)}
+    log = read_log(
+        build.store, LogFilter(run_id=run, level="debug"), render=lambda e: e.kind
+    ).entries
+    logged = {entry.kind: entry.level for entry in log}
+
+    assert (feed["item_failed"], feed["question"], feed["budget_stop"]) == ("error", "warn", "warn")
+    assert {kind: logged[kind] for kind in feed} == feed

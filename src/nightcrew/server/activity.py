@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nightcrew.store.records import Store
+from nightcrew.views.event_levels import level_of
 from nightcrew.views.live import tool_line
 
 QUIET = frozenset({"usage_seen"})  # shown by the cost badge, not as lines
@@ -40,16 +41,6 @@ _DETAIL = {
     "routing": "why",
     "left_alone": "paths",
 }
-_LEVELS = {
-    "tool_denied": "warn",
-    "tool_error": "warn",
-    "merge_rejected": "warn",
-    "merge_conflict": "warn",
-    "budget_warning": "warn",
-    "usage_limit_wait": "warn",
-    "feature_rejected": "warn",
-    "crash_recovered": "error",
-}
 
 
 @dataclass(frozen=True)
@@ -60,7 +51,7 @@ class ActivityRow:
     lane: int
     item: str  # "feature #3", or "" when the event names none
     detail: str
-    level: str  # info | warn | error: how the line is coloured
+    level: str  # debug | info | warn | error (views/event_levels.py): its colour
     page: str = ""  # its item's page under the project's URL, "" when it names none
 
 
@@ -125,7 +116,7 @@ def _row(r: Any) -> ActivityRow:
         lane=int(payload.get("lane", 0) or 0),
         item=item,
         detail=_detail(kind, payload),
-        level=_level(kind, payload),
+        level=level_of(kind, payload),
         page=_page(item, feature_id, run_id, key),
     )
 
@@ -164,13 +155,3 @@ def _detail(kind: str, payload: dict[str, Any]) -> str:
         value = ", ".join(str(v) for v in value)
     text = " ".join(str(value).split())
     return text if len(text) <= _DETAIL_WIDTH else text[: _DETAIL_WIDTH - 1] + "…"
-
-
-def _level(kind: str, payload: dict[str, Any]) -> str:
-    if kind == "decision" and payload.get("action") in ("stop", "stuck", "skip"):
-        return "warn"
-    if kind == "run_finished" and payload.get("state") not in (None, "succeeded"):
-        return "warn"
-    if kind == "merge_conflict" and payload.get("resolved_by") == "agent":
-        return "info"  # the agent resolved it: nothing for a person to do
-    return _LEVELS.get(kind, "info")
