@@ -128,9 +128,11 @@ def test_the_feature_stream_speaks_only_when_what_the_page_shows_moved(
         moved = tick()
         assert len(moved) == 1 and moved[0].startswith("event: feature\n")
         shop.tool(attempt, "Bash", command="pytest -q")  # an agent at work: nothing shown moved
-        shop.response(attempt, "0.0100")
+        shop.response(attempt, "0.0004")  # still 2 cents so far
         shop.finish(other, AttemptState.PASSED, "0.0500")
         assert tick() == []
+        shop.response(attempt, "0.0100")  # 3 cents so far: the page shows its cost so far
+        assert len(tick()) == 1
         shop.store.record_gate(
             attempt.id, name="tests", command="pytest -q", passed=False, duration_s=1.0,
             exit_code=1, timed_out=False, tests_passed=2, tests_failed=1, failed_ids=[],
@@ -187,3 +189,24 @@ def test_a_run_items_page_is_live_as_a_features_is(
     assert live.status_code == 200 and "Attempt 1" in live.text and 'id="work-cost"' in live.text
     missing = http.get(f"/p/{key}/runs/{run}/items/nope/events")
     assert missing.status_code == 404 and missing.text == f"run {run} has no item nope\n"
+
+
+def test_a_running_attempt_shows_what_its_responses_cost_so_far(
+    tmp_path: Path, client: tuple[TestClient, str]
+) -> None:
+    http, _ = client
+    shop = Seeded.build(tmp_path / "docs", ["Search", "Tags"], config={"parallel": 2})
+    search, tags = shop.attempt(1, None), shop.attempt(2, None)
+    shop.response(search, "0.0125")
+    shop.response(search, "0.0100")
+    shop.response(tags, "0.0100")
+    shop.response(tags, None)  # a model with no known price
+    key = project_key(shop.root)
+
+    data = http.get(f"/api/p/{key}/features/1").json()
+    assert data["attempts"][0]["cost_usd"] == "0.0225" and data["attempts"][0]["cost_so_far"]
+    assert data["cost_usd"] == "0"  # the finished attempts': none yet
+    assert '<dd class="attempt-cost">$0.0225 so far</dd>' in http.get(f"/p/{key}/features/1").text
+    other = http.get(f"/api/p/{key}/features/2").json()["attempts"][0]
+    assert other["cost_usd"] is None and not other["cost_so_far"]
+    assert '<dd class="attempt-cost">unknown</dd>' in http.get(f"/p/{key}/features/2").text

@@ -144,3 +144,20 @@ def project_spend(
         if is_recent:
             recent += usd
     return total, recent
+
+
+def responses_cost(store: Store, attempt_id: int) -> tuple[Decimal | None, bool]:
+    """What attempt ``attempt_id``'s responses have been priced at so far (a
+    running attempt's cost has no column yet): the known costs added up (None
+    when none is known) and whether some response's cost is unknown."""
+    cost: Decimal | None = None
+    unknown = False
+    for (usd,) in store.db.execute(
+        "SELECT cost_usd FROM usage_records WHERE attempt_id = ? AND kind = 'response'",
+        (attempt_id,),
+    ):
+        if usd is None:
+            unknown = True
+        else:
+            cost = Decimal(usd) if cost is None else cost + Decimal(usd)
+    return cost, unknown

@@ -20,7 +20,7 @@ from typing import Any
 from nightcrew.core.states import AttemptState, ItemState, RunState
 from nightcrew.engine.liveness import orchestrator_gone
 from nightcrew.store.records import AttemptRow, ItemRow, Store
-from nightcrew.store.usage_query import parse_ts
+from nightcrew.store.usage_query import parse_ts, responses_cost
 
 # What a lane is doing, as a person reads it.
 AGENT = "agent"
@@ -300,14 +300,10 @@ def _cost(store: Store, item: ItemRow) -> tuple[Decimal | None, bool]:
     for attempt_id, _, _, finished in attempts:
         if finished is not None:
             continue
-        for (usd,) in store.db.execute(
-            "SELECT cost_usd FROM usage_records WHERE attempt_id = ? AND kind = 'response'",
-            (attempt_id,),
-        ):
-            if usd is None:
-                unknown = True
-            else:
-                cost = Decimal(usd) if cost is None else cost + Decimal(usd)
+        so_far, some_unknown = responses_cost(store, attempt_id)
+        unknown = unknown or some_unknown
+        if so_far is not None:
+            cost = so_far if cost is None else cost + so_far
     return cost, unknown
 
 

@@ -1,9 +1,10 @@
 """What a feature page shows changes only with these: the feature's state
 and text, its attempts (one added, one ended), their gate results, a
-decision about it, a review comment. :func:`feature_signature` reads them
-in one query, so the page's stream can tell the page to fetch it again
-only when something it shows moved, and never for the usage rows and
-tool calls a working agent writes several times a second."""
+decision about it, a review comment, and a running attempt's cost so far in
+whole cents (or a response of unknown price). :func:`feature_signature`
+reads them in one query, so the page's stream can tell the page to fetch it
+again only when something it shows moved: at most once a cent spent, never
+for each usage row and tool call a working agent writes."""
 
 from __future__ import annotations
 
@@ -25,7 +26,12 @@ SELECT f.state || ':' || f.version || ':' || f.attempts || ':' || ifnull(f.updat
      WHERE r.feature_id = f.id),
   (SELECT ifnull(max(e.id), 0) FROM events e WHERE e.kind IN (SELECT value FROM json_each(?))
      AND (json_extract(e.payload_json, '$.feature') = f.id
-          OR json_extract(e.payload_json, '$.item') = 'feature #' || f.id))
+          OR json_extract(e.payload_json, '$.item') = 'feature #' || f.id)),
+  (SELECT CAST(ifnull(sum(CAST(u.cost_usd AS REAL)), 0) * 100 AS INTEGER) || ':'
+          || ifnull(sum(u.cost_usd IS NULL), 0)
+     FROM usage_records u JOIN attempts a ON a.id = u.attempt_id
+     JOIN work_items w ON w.id = a.item_id
+     WHERE w.feature_id = f.id AND a.state = 'running' AND u.kind = 'response')
 FROM features f WHERE f.id = ?
 """
 

@@ -23,6 +23,7 @@ from nightcrew.store.migrations import DECISION_KINDS
 from nightcrew.store.records import Store
 from nightcrew.store.reviews import REVIEWABLE, ReviewComment, Reviews, feature_attempts
 from nightcrew.store.rows import AttemptRow, GateRow, ItemRow
+from nightcrew.store.usage_query import responses_cost
 from nightcrew.views.attempts import attempt_seconds
 from nightcrew.views.diffs import DiffFile, parse_patch
 
@@ -64,6 +65,10 @@ class AttemptView:
     prompt_file: str | None  # relative to runs/
     reviewable: bool
     comments: list[ReviewComment] = field(default_factory=list)
+    # Running: ``cost_usd`` is what its responses have been priced at so far
+    # (None: none yet). A running attempt with a response of unknown price has
+    # ``cost_usd`` None and this False: its cost is unknown.
+    cost_so_far: bool = False
 
     def comments_on(self, path: str, line: int | None) -> list[ReviewComment]:
         return [c for c in self.comments if c.file == path and c.line == line]
@@ -85,6 +90,7 @@ class AttemptView:
                 "total": self.tokens.total,
             },
             "cost_usd": None if self.cost_usd is None else str(self.cost_usd),
+            "cost_so_far": self.cost_so_far,
             "reason": self.reason,
             "commit": self.commit_sha,
             "base": self.base_sha,
@@ -265,6 +271,9 @@ def _attempt(
     store: Store, runs_dir: Path, number: int, a: AttemptRow, comments: list[ReviewComment]
 ) -> AttemptView:
     evidence = Path(a.evidence_dir) if a.evidence_dir else None
+    # A running attempt has no cost yet: its responses' so far (unknown when one is).
+    running = a.state == AttemptState.RUNNING
+    so_far, unknown = responses_cost(store, a.id) if running else (None, False)
     diff = prompt = prompt_file = None
     if evidence is not None:
         diff = _read(evidence / CHANGES_PATCH)
@@ -285,7 +294,7 @@ def _attempt(
         state=str(a.state),
         seconds=attempt_seconds(a) if a.finished_at else None,
         tokens=store.attempt_tokens(a.id),
-        cost_usd=a.cost_usd,
+        cost_usd=so_far if running and not unknown else a.cost_usd,
         reason=a.exit_reason,
         commit_sha=a.commit_sha,
         base_sha=a.base_sha,
@@ -295,6 +304,7 @@ def _attempt(
         prompt_file=prompt_file,
         reviewable=a.state in REVIEWABLE and diff is not None,
         comments=comments,
+        cost_so_far=running and not unknown,
     )
 
 
