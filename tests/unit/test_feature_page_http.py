@@ -205,8 +205,12 @@ def test_a_running_attempt_shows_what_its_responses_cost_so_far(
 
     data = http.get(f"/api/p/{key}/features/1").json()
     assert data["attempts"][0]["cost_usd"] == "0.0225" and data["attempts"][0]["cost_so_far"]
-    assert data["cost_usd"] == "0"  # the finished attempts': none yet
-    assert '<dd class="attempt-cost">$0.0225 so far</dd>' in http.get(f"/p/{key}/features/1").text
-    other = http.get(f"/api/p/{key}/features/2").json()["attempts"][0]
-    assert other["cost_usd"] is None and not other["cost_so_far"]
-    assert '<dd class="attempt-cost">unknown</dd>' in http.get(f"/p/{key}/features/2").text
+    assert (data["cost_usd"], data["spent_usd"]) == ("0", "0.0225")  # none finished yet
+    page = http.get(f"/p/{key}/features/1").text
+    assert '<dd class="attempt-cost">$0.0225 so far</dd>' in page
+    assert 'a running one so far">$0.0225</span>' in page  # the header's badge too
+    other = http.get(f"/api/p/{key}/features/2").json()
+    assert other["attempts"][0]["cost_usd"] is None and not other["attempts"][0]["cost_so_far"]
+    assert other["spent_usd"] is None
+    page = http.get(f"/p/{key}/features/2").text
+    assert '<dd class="attempt-cost">unknown</dd>' in page and "badge unknown" in page

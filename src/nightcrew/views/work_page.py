@@ -165,8 +165,21 @@ class WorkPage:
             total += attempt.cost_usd
         return total
 
+    @property
+    def spent_usd(self) -> Decimal | None:
+        """What its attempts have cost, a running one's so far; None when any
+        cost is unknown. A running attempt not priced yet adds nothing."""
+        total = Decimal(0)
+        for attempt in self.attempts:
+            if attempt.cost_usd is not None:
+                total += attempt.cost_usd
+            elif not attempt.cost_so_far:
+                return None
+        return total
+
     def as_json(self) -> dict[str, Any]:
         cost = self.cost_usd
+        spent = self.spent_usd
         return {
             "kind": self.kind,
             "label": self.label,
@@ -177,6 +190,7 @@ class WorkPage:
             "steps": list(self.steps),
             "acceptance": list(self.acceptance),
             "cost_usd": None if cost is None else str(cost),
+            "spent_usd": None if spent is None else str(spent),
             "attempts": [a.as_json() for a in self.attempts],
             "decisions": [{"ts": d.ts, "run": d.run_id, "text": d.text} for d in self.decisions],
             "drafts": [_comment_json(c) for c in self.drafts],
