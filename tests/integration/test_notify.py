@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from decimal import Decimal
 from pathlib import Path
 
@@ -214,6 +215,7 @@ def test_a_crash_is_told_before_its_error_reaches_the_person(
         raise RuntimeError(f"the disk is {MARKUP}")
 
     monkeypatch.setattr(Builder, "execute", broken)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # its crash report, not in /tmp
     with Listener() as listener:
         monkeypatch.setattr(sys, "argv", ["nightcrew", "build", "--notify", listener.url("/c")])
         with pytest.raises(SystemExit) as exited:
@@ -225,6 +227,8 @@ def test_a_crash_is_told_before_its_error_reaches_the_person(
     assert posts[0]["type"] == "failure"
     assert f"The build crashed: RuntimeError: the disk is {MARKUP}" in posts[0]["message"]
     assert "nightcrew: internal error: RuntimeError" in capsys.readouterr().err
+    [report] = tmp_path.glob("nightcrew-crash-*.txt")  # the traceback, for a bug report
+    assert "RuntimeError: the disk is" in report.read_text()
 
 
 def test_backlog_init_tells_its_finish_and_its_budget_stop_as_a_build_does(
@@ -300,6 +304,7 @@ def test_a_backlog_init_crash_is_told(
         raise RuntimeError("the disk is full")
 
     monkeypatch.setattr(Initializer, "execute", broken)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # its crash report, not in /tmp
     with Listener() as listener:
         argv = ["nightcrew", "backlog", "init", "SPEC.md", "--notify", listener.url("/c")]
         monkeypatch.setattr(sys, "argv", argv)
