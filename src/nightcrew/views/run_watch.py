@@ -23,6 +23,7 @@ from nightcrew.core.usage import TokenCounts
 from nightcrew.engine.liveness import orchestrator_gone
 from nightcrew.engine.recording import describe_tool
 from nightcrew.store.records import RunRow, Store
+from nightcrew.store.usage_query import responses_cost
 from nightcrew.views.lanes import AGENT, LandedRow, LaneRow, QueuedRow, in_place_row, lanes_view
 
 _DONE = frozenset({ItemState.PASSED, ItemState.FAILED, ItemState.SKIPPED, ItemState.BLOCKED})
@@ -132,12 +133,8 @@ def _in_flight(store: Store, attempt_ids: list[int]) -> tuple[Decimal | None, bo
     total: Decimal | None = None
     unknown = False
     for attempt_id in attempt_ids:
-        for (usd,) in store.db.execute(
-            "SELECT cost_usd FROM usage_records WHERE attempt_id = ? AND kind = 'response'",
-            (attempt_id,),
-        ):
-            if usd is None:
-                unknown = True
-            else:
-                total = Decimal(usd) if total is None else total + Decimal(usd)
+        so_far, some_unknown = responses_cost(store, attempt_id)
+        unknown = unknown or some_unknown
+        if so_far is not None:
+            total = so_far if total is None else total + so_far
     return total, unknown
